@@ -1,0 +1,30 @@
+# isola — the two commands a newcomer needs:
+#   make demo   run isola's main job (installs what is missing first)
+#   make test   run the whole test suite (unit and end-to-end; needs root)
+SHELL := /bin/bash
+export CARGO_TERM_COLOR ?= never
+CACHE ?= /var/cache/isola
+
+.PHONY: demo test setup build root check bench
+
+root:
+	@if [ "$$(id -u)" != 0 ]; then echo "make: isola's demo and tests need root (containers, mounts, cgroups); run with sudo" >&2; exit 1; fi
+
+setup: root
+	@scripts/setup.sh
+
+build: setup
+	cargo build --release --workspace --bins
+
+demo: build
+	@scripts/demo.sh
+
+check:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: setup check
+	cargo nextest run --workspace --no-fail-fast
+
+bench: build
+	@bench/run.sh

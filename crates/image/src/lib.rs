@@ -1,0 +1,1 @@
+//! image: placeholder, filled in by its issue.

@@ -1,0 +1,1 @@
+//! proto: placeholder, filled in by its issue.

@@ -1,0 +1,87 @@
+//! Test fixtures shared by isola's end-to-end tests. Everything here is real:
+//! the rootfs is Debian's `busybox-static` binary with its applet links.
+//! Nothing in this crate is used outside tests.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where Debian's busybox-static puts its binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Writes a minimal busybox root filesystem into `dir` (which must exist):
+/// `/bin/busybox`, a link per applet, `/etc/passwd` and `/etc/group`
+/// with root and nobody, and the empty directories a container expects.
+pub fn write_busybox_rootfs(dir: &Path) {
+    assert!(
+        Path::new(BUSYBOX).exists(),
+        "{BUSYBOX} is missing: install Debian's busybox-static (make test does)"
+    );
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root", "var", "home"] {
+        fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    fs::copy(BUSYBOX, dir.join("bin/busybox")).unwrap();
+    let out = Command::new(BUSYBOX).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        let link = dir.join("bin").join(applet);
+        if applet != "busybox" && !link.exists() {
+            symlink("busybox", &link).unwrap();
+        }
+    }
+    fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+}
+
+/// A temporary OCI bundle: `rootfs/` holding busybox and a `config.json`
+/// made by the caller. Removed on drop.
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+}
+
+impl Bundle {
+    /// A bundle with a busybox rootfs and the given config.json value.
+    pub fn new(config: &serde_json::Value) -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("isola-bundle-")
+            .tempdir()
+            .unwrap();
+        let rootfs = dir.path().join("rootfs");
+        fs::create_dir(&rootfs).unwrap();
+        write_busybox_rootfs(&rootfs);
+        let b = Bundle { dir };
+        b.write_config(config);
+        b
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    pub fn write_config(&self, config: &serde_json::Value) {
+        fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(config).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+/// A unique, short name for a container, cgroup or image in one test run.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

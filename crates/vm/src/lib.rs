@@ -1,0 +1,1 @@
+//! vm: placeholder, filled in by its issue.
