@@ -1,1 +1,22 @@
-//! runtime: placeholder, filled in by its issue.
+//! runtime: turns an OCI runtime bundle (config.json + rootfs) into a running,
+//! isolated process, and manages it afterwards (state, kill, pause, exec, delete).
+//!
+//! It must not know about images, VMs or any command line: the `isola-runtime`
+//! binary, the engine's process backend and the guest agent all call it.
+//!
+//! Processes are made with fork(2): call [`Container::create`] and
+//! [`Container::exec`] from a process that has not started other threads yet
+//! (or accept that only the calling thread exists in the child).
+//!
+//! Public contract (other crates are written against it; change it only with care):
+//! - [`CreateOptions`] / [`Container::create`]: parse and validate the bundle, fork the
+//!   container init into its namespaces, set up rootfs, mounts, devices, cgroups, run the
+//!   createRuntime/createContainer hooks, and leave the init blocked until `start`.
+//!   Returns once the container is in state `created`. The caller is the init's parent.
+//! - [`Container::load`] / [`Container::list`]: read state from `<root>/<id>/state.json`.
+//! - [`Container::start`], [`Container::kill`], [`Container::pause`], [`Container::resume`],
+//!   [`Container::delete`], [`Container::processes`], [`Container::exec`],
+//!   [`Container::oci_state`] (the runtime-spec state JSON).
+
+pub mod cgroups;
+pub mod seccomp;

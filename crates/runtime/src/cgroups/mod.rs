@@ -1,0 +1,1 @@
+//! cgroups: placeholder; owned by the cgroups work (see lib.rs).

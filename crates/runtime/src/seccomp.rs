@@ -1,0 +1,1 @@
+//! seccomp: placeholder; owned by the seccomp work (see lib.rs).
