@@ -1,1 +1,69 @@
-fn main() {}
+//! isola: the docker-like command line. A thin layer: it parses arguments,
+//! calls the `engine` and `image` libraries, and prints results. Each group
+//! of commands lives in its own module, flattened into one command list.
+
+mod containers;
+mod images;
+mod registry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Global options shared by every command.
+#[derive(Debug, Parser)]
+#[command(name = "isola", version, about = "Run OCI containers under process or VM isolation")]
+pub struct Cli {
+    /// State and storage root.
+    #[arg(long, env = "ISOLA_ROOT", default_value = "/var/lib/isola", global = true)]
+    pub root: PathBuf,
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, env = "ISOLA_LOG", default_value = "warn", global = true)]
+    pub log_level: String,
+    /// Raise the log level to debug.
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    #[command(flatten)]
+    Containers(containers::ContainerCommand),
+    #[command(flatten)]
+    Images(images::ImageCommand),
+    #[command(flatten)]
+    Registry(registry::RegistryCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let result = match cli.command {
+        Command::Containers(c) => c.run(&cli.root),
+        Command::Images(c) => c.run(&cli.root),
+        Command::Registry(c) => c.run(&cli.root),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            // One line: the whole chain, outermost first.
+            let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+            eprintln!("isola: {}", chain.join(": "));
+            ExitCode::from(125)
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let level = if cli.verbose { "debug" } else { cli.log_level.as_str() };
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}

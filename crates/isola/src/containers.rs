@@ -1,0 +1,13 @@
+//! placeholder: the containers commands; owned by their issue's work.
+
+use std::path::Path;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ContainerCommand {}
+
+impl ContainerCommand {
+    /// Runs the command; returns the process exit code.
+    pub fn run(self, _root: &Path) -> anyhow::Result<u8> {
+        match self {}
+    }
+}
