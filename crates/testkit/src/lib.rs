@@ -18,7 +18,9 @@ pub fn write_busybox_rootfs(dir: &Path) {
         Path::new(BUSYBOX).exists(),
         "{BUSYBOX} is missing: install Debian's busybox-static (make test does)"
     );
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root", "var", "home"] {
+    for d in [
+        "bin", "etc", "proc", "sys", "dev", "tmp", "root", "var", "home",
+    ] {
         fs::create_dir_all(dir.join(d)).unwrap();
     }
     fs::copy(BUSYBOX, dir.join("bin/busybox")).unwrap();
@@ -85,3 +87,8 @@ pub fn unique_name(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+mod oci;
+pub use oci::{
+    busybox_layer_tar, host_arch, oci_layout, sha256_digest, tar_dir, write_oci_layout, LayoutImage,
+};
