@@ -1,1 +1,18 @@
-//! engine: placeholder, filled in by its issue.
+//! engine: isola's container engine. It owns the container store (records,
+//! state, logs under `<root>/containers`), the lifecycle (create, start, stop,
+//! remove), the per-container monitor process, and the choice of isolation.
+//! Everything above it (the `isola` CLI) is mode-blind: it talks to a
+//! [`backend::Backend`] chosen from the container's isolation mode. It must not
+//! parse command lines or print for users; the CLI does that.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod ids;
+pub mod isolation;
+pub mod mounts;
+pub mod security;
+pub mod spec;
+pub mod state;
+pub mod store;
+pub mod units;
+pub mod user;

@@ -1,0 +1,264 @@
+//! state: what the engine records about one container. [`ContainerConfig`] is
+//! what the user asked for (fixed at create, except the name); [`ContainerState`]
+//! is what happened since (written by the CLI and by the monitor). Both are
+//! plain serde types; the store owns how they reach the disk.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::isolation::Isolation;
+use crate::units::{human_duration, RestartPolicy};
+
+/// The network a container gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Its own network namespace with only a loopback interface.
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// A mount as `inspect` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountPoint {
+    /// "bind" or "tmpfs".
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub source: String,
+    pub destination: String,
+    #[serde(rename = "RW")]
+    pub rw: bool,
+    /// Extra mount options (tmpfs size/mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+/// Resource limits applied through cgroups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Limits {
+    /// Bytes.
+    pub memory: Option<u64>,
+    /// CFS quota in microseconds per 100 ms period.
+    pub cpu_quota: Option<u64>,
+    pub pids_limit: Option<i64>,
+}
+
+/// What the user asked for, resolved against the image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    pub id: String,
+    pub name: String,
+    pub created: DateTime<Utc>,
+    /// The image reference as the user typed it.
+    pub image: String,
+    /// The image's id (config digest).
+    pub image_id: String,
+    pub isolation: Isolation,
+    /// The process: args, env, working directory, user as typed.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub hostname: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub auto_remove: bool,
+    pub restart_policy: RestartPolicy,
+    pub network: NetworkMode,
+    pub read_only: bool,
+    pub mounts: Vec<MountPoint>,
+    pub limits: Limits,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    /// The image store's snapshot key holding this container's rootfs.
+    pub snapshot_key: String,
+    /// The snapshot's root filesystem path.
+    pub rootfs: PathBuf,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Lifecycle states, docker's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Whether a process may be alive (the states `stop`/`rm -f` must act on).
+    pub fn is_active(&self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "created" => Status::Created,
+            "running" => Status::Running,
+            "paused" => Status::Paused,
+            "restarting" => Status::Restarting,
+            "exited" => Status::Exited,
+            "dead" => Status::Dead,
+            _ => {
+                return Err(format!(
+                    "invalid status {s:?}: expected created, running, paused, restarting, exited or dead"
+                ))
+            }
+        })
+    }
+}
+
+/// A process identity that survives pid reuse: the pid and its start time
+/// (field 22 of /proc/<pid>/stat, in clock ticks since boot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProcessId {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+/// What happened to the container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerState {
+    pub status: Status,
+    /// The container's init process on the host (process mode) or the backend's
+    /// main process (vm mode).
+    pub init: Option<ProcessId>,
+    /// The monitor process that owns the container's stdio and waits for it.
+    pub monitor: Option<ProcessId>,
+    pub exit_code: Option<i32>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub restart_count: u32,
+    /// Set by `stop`: the restart policy must not bring the container back.
+    pub stopped_by_user: bool,
+    /// Why the last start failed or why the exit code is unknown.
+    pub error: Option<String>,
+}
+
+impl ContainerState {
+    pub fn new() -> ContainerState {
+        ContainerState {
+            status: Status::Created,
+            init: None,
+            monitor: None,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            restart_count: 0,
+            stopped_by_user: false,
+            error: None,
+        }
+    }
+
+    /// The STATUS column of `ps`, docker's wording.
+    pub fn describe(&self, now: DateTime<Utc>) -> String {
+        let ago = |t: Option<DateTime<Utc>>| t.map(|t| human_duration(now - t)).unwrap_or_default();
+        match self.status {
+            Status::Created => "Created".into(),
+            Status::Running => format!("Up {}", ago(self.started_at)),
+            Status::Paused => format!("Up {} (Paused)", ago(self.started_at)),
+            Status::Restarting => format!(
+                "Restarting ({}) {} ago",
+                self.exit_code.unwrap_or(0),
+                ago(self.finished_at)
+            ),
+            Status::Exited => format!(
+                "Exited ({}) {} ago",
+                self.exit_code.unwrap_or(-1),
+                ago(self.finished_at)
+            ),
+            Status::Dead => "Dead".into(),
+        }
+    }
+}
+
+impl Default for ContainerState {
+    fn default() -> Self {
+        ContainerState::new()
+    }
+}
+
+/// The start time of a live (non-zombie) process, for [`ProcessId`].
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // rest starts at field 3 (state); starttime is field 22.
+    if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+impl ProcessId {
+    /// Identifies the live process `pid`.
+    pub fn of(pid: i32) -> Option<ProcessId> {
+        process_start_time(pid).map(|start_time| ProcessId { pid, start_time })
+    }
+
+    /// Whether this very process (not a later one with the same pid) still runs.
+    pub fn is_alive(&self) -> bool {
+        process_start_time(self.pid) == Some(self.start_time)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_alive_and_identified() {
+        let me = ProcessId::of(std::process::id() as i32).unwrap();
+        assert!(me.is_alive());
+        let other = ProcessId {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(!other.is_alive());
+    }
+
+    #[test]
+    fn status_column() {
+        let now = Utc::now();
+        let mut s = ContainerState::new();
+        assert_eq!(s.describe(now), "Created");
+        s.status = Status::Exited;
+        s.exit_code = Some(7);
+        s.finished_at = Some(now - chrono::TimeDelta::seconds(2));
+        assert_eq!(s.describe(now), "Exited (7) 2 seconds ago");
+        s.status = Status::Running;
+        s.started_at = Some(now - chrono::TimeDelta::seconds(3));
+        assert_eq!(s.describe(now), "Up 3 seconds");
+    }
+}

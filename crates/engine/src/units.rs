@@ -1,0 +1,259 @@
+//! units: parsing of the flag values users type (`--memory 512m`, `--cpus 1.5`,
+//! `--restart on-failure:3`) and docker's human-readable durations
+//! ("Up 3 seconds", "2 hours ago"). Pure functions; no I/O.
+
+use serde::{Deserialize, Serialize};
+
+/// An invalid flag value, with the flag, the value and what is accepted.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ValueError {
+    #[error("invalid --memory value {value:?}: expected a number with an optional unit b, k, m or g (e.g. 512m)")]
+    Memory { value: String },
+    #[error("invalid --memory value {value:?}: the minimum memory limit is 6MB")]
+    MemoryTooSmall { value: String },
+    #[error("invalid --cpus value {value:?}: expected a number between 0.01 and {host_cpus} (the CPUs this host has)")]
+    Cpus { value: String, host_cpus: usize },
+    #[error("invalid --pids-limit value {value:?}: expected an integer (0 or -1 for no limit)")]
+    Pids { value: String },
+    #[error("invalid --restart value {value:?}: expected no, always, unless-stopped or on-failure[:max-retries]")]
+    Restart { value: String },
+}
+
+/// Parses a byte size the way docker does (`RAMInBytes`): a decimal number, an
+/// optional unit k/m/g/t/p (binary multiples), an optional `i` and `b`.
+pub fn parse_bytes(value: &str) -> Option<u64> {
+    let v = value.trim().to_ascii_lowercase();
+    let num_end = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(num_end);
+    let n: f64 = num.parse().ok()?;
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let unit = unit.trim_start();
+    let unit = unit.strip_suffix('b').unwrap_or(unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        "p" => 1 << 50,
+        _ => return None,
+    };
+    Some((n * mult as f64) as u64)
+}
+
+/// `--memory`: at least 6 MiB, as docker requires.
+pub fn parse_memory(value: &str) -> Result<u64, ValueError> {
+    let bytes = parse_bytes(value).ok_or_else(|| ValueError::Memory {
+        value: value.into(),
+    })?;
+    if bytes < 6 * 1024 * 1024 {
+        return Err(ValueError::MemoryTooSmall {
+            value: value.into(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// The CFS period isola uses with `--cpus` (docker's).
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// `--cpus`: a positive decimal no larger than the host's CPU count; returns
+/// the CFS quota in microseconds per [`CPU_PERIOD_US`].
+pub fn parse_cpus(value: &str, host_cpus: usize) -> Result<u64, ValueError> {
+    let err = || ValueError::Cpus {
+        value: value.into(),
+        host_cpus,
+    };
+    let n: f64 = value.trim().parse().map_err(|_| err())?;
+    if !n.is_finite() || n < 0.01 || n > host_cpus as f64 {
+        return Err(err());
+    }
+    Ok((n * CPU_PERIOD_US as f64).round() as u64)
+}
+
+/// `--pids-limit`: `None` for no limit (0 or negative, as docker).
+pub fn parse_pids_limit(value: &str) -> Result<Option<i64>, ValueError> {
+    let n: i64 = value.trim().parse().map_err(|_| ValueError::Pids {
+        value: value.into(),
+    })?;
+    Ok((n > 0).then_some(n))
+}
+
+/// What the monitor does when the container's main process exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "Name", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    Always,
+    UnlessStopped,
+    OnFailure {
+        /// 0 = no limit.
+        #[serde(rename = "MaximumRetryCount")]
+        max_retries: u32,
+    },
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = ValueError;
+    fn from_str(value: &str) -> Result<Self, ValueError> {
+        let err = || ValueError::Restart {
+            value: value.into(),
+        };
+        let (name, count) = match value.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (value, None),
+        };
+        match (name, count) {
+            ("no" | "", None) => Ok(RestartPolicy::No),
+            ("always", None) => Ok(RestartPolicy::Always),
+            ("unless-stopped", None) => Ok(RestartPolicy::UnlessStopped),
+            ("on-failure", None) => Ok(RestartPolicy::OnFailure { max_retries: 0 }),
+            ("on-failure", Some(c)) => Ok(RestartPolicy::OnFailure {
+                max_retries: c.parse().map_err(|_| err())?,
+            }),
+            _ => Err(err()),
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// Whether to restart after an exit with `code`, having restarted
+    /// `restarts` times already; `stopped_by_user` is set by `isola stop`.
+    pub fn should_restart(&self, code: i32, restarts: u32, stopped_by_user: bool) -> bool {
+        if stopped_by_user {
+            return false;
+        }
+        match *self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+            RestartPolicy::OnFailure { max_retries } => {
+                code != 0 && (max_retries == 0 || restarts < max_retries)
+            }
+        }
+    }
+}
+
+/// docker's `HumanDuration`: "Less than a second", "3 seconds", "About a minute",
+/// "5 minutes", "About an hour", "3 hours", "2 days", "3 weeks", "4 months", "2 years".
+pub fn human_duration(d: chrono::TimeDelta) -> String {
+    let secs = d.num_seconds().max(0);
+    let hours = secs / 3600;
+    match secs {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s / 60 == 1 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
+    }
+}
+
+/// docker's `BytesSize` for `stats`: "1.5MiB", "512KiB", "2GiB".
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{:.4}", v)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .chars()
+            .take(5)
+            .collect::<String>()
+            .trim_end_matches('.')
+            .to_string()
+            + UNITS[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_values() {
+        assert_eq!(parse_memory("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_memory("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_memory("8388608").unwrap(), 8 << 20);
+        assert!(matches!(
+            parse_memory("10q"),
+            Err(ValueError::Memory { .. })
+        ));
+        assert!(matches!(
+            parse_memory("1k"),
+            Err(ValueError::MemoryTooSmall { .. })
+        ));
+        assert!(parse_memory("").is_err());
+        assert!(parse_memory("-5m").is_err());
+    }
+
+    #[test]
+    fn cpus_values() {
+        assert_eq!(parse_cpus("1.5", 2).unwrap(), 150_000);
+        assert_eq!(parse_cpus("0.5", 2).unwrap(), 50_000);
+        assert!(parse_cpus("-1", 2).is_err());
+        assert!(parse_cpus("0", 2).is_err());
+        assert!(parse_cpus("3", 2).is_err());
+        assert!(parse_cpus("x", 2).is_err());
+    }
+
+    #[test]
+    fn pids_values() {
+        assert_eq!(parse_pids_limit("100").unwrap(), Some(100));
+        assert_eq!(parse_pids_limit("-1").unwrap(), None);
+        assert!(parse_pids_limit("lots").is_err());
+    }
+
+    #[test]
+    fn restart_policies() {
+        assert_eq!("no".parse::<RestartPolicy>().unwrap(), RestartPolicy::No);
+        assert_eq!(
+            "on-failure:3".parse::<RestartPolicy>().unwrap(),
+            RestartPolicy::OnFailure { max_retries: 3 }
+        );
+        assert!("sometimes".parse::<RestartPolicy>().is_err());
+        assert!("always:2".parse::<RestartPolicy>().is_err());
+        let p = RestartPolicy::OnFailure { max_retries: 2 };
+        assert!(p.should_restart(1, 1, false));
+        assert!(!p.should_restart(1, 2, false));
+        assert!(!p.should_restart(0, 0, false));
+        assert!(!RestartPolicy::Always.should_restart(0, 0, true));
+    }
+
+    #[test]
+    fn durations_read_like_docker() {
+        let s = chrono::TimeDelta::seconds;
+        assert_eq!(human_duration(s(0)), "Less than a second");
+        assert_eq!(human_duration(s(3)), "3 seconds");
+        assert_eq!(human_duration(s(70)), "About a minute");
+        assert_eq!(human_duration(s(300)), "5 minutes");
+        assert_eq!(human_duration(s(3700)), "About an hour");
+        assert_eq!(human_duration(s(3 * 86400)), "3 days");
+    }
+
+    #[test]
+    fn bytes_read_like_docker() {
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(1536 * 1024), "1.5MiB");
+        assert_eq!(human_bytes(2 << 30), "2GiB");
+    }
+}
