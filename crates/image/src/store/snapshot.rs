@@ -1,0 +1,402 @@
+//! Snapshots: a container's root filesystem made from an image. An
+//! overlayfs mount (the image's layer dirs as lowerdirs, top first, with a
+//! private upper and work dir), or a plain copy of the layers where
+//! overlayfs is unavailable (or `ISOLA_SNAPSHOTTER=copy`). Each snapshot
+//! records its image id and layers so that `rmi` refuses and garbage
+//! collection keeps those layers.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, DirBuilder, Permissions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{mknod, Mode, SFlag};
+use serde::{Deserialize, Serialize};
+
+use super::records::Image;
+use super::{write_atomic, Error, Store};
+
+/// Environment variable forcing the copy driver (`copy`) or overlay (`overlay`).
+pub const SNAPSHOTTER_ENV: &str = "ISOLA_SNAPSHOTTER";
+
+/// A container's root filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub key: String,
+    /// The directory to use as the container's rootfs.
+    pub rootfs: PathBuf,
+    pub image_id: String,
+    pub driver: SnapshotDriver,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotDriver {
+    Overlay,
+    Copy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SnapshotRecord {
+    key: String,
+    image_id: String,
+    layers: Vec<String>,
+    driver: SnapshotDriver,
+}
+
+impl Store {
+    fn snapshot_dir(&self, key: &str) -> Result<PathBuf, Error> {
+        let valid = !key.is_empty()
+            && key.len() <= 128
+            && key != "."
+            && key != ".."
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !valid {
+            return Err(Error::InvalidSnapshotKey(key.to_string()));
+        }
+        Ok(self.root.join("snapshots").join(key))
+    }
+
+    /// Makes the root filesystem for container `key` from `image`.
+    pub fn create_snapshot(&self, image: &Image, key: &str) -> Result<Snapshot, Error> {
+        let dir = self.snapshot_dir(key)?;
+        let _lock = self.meta_lock()?;
+        for diff_id in &image.layers {
+            if self.read_layer_info(diff_id)?.is_none() {
+                return Err(Error::MissingBlob {
+                    digest: diff_id.clone(),
+                    what: format!("unpacked layer of image {}", image.id),
+                });
+            }
+        }
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::SnapshotExists(key.to_string()))
+            }
+            Err(e) => return Err(Error::io("creating", &dir, e)),
+        }
+        let result = self.build_snapshot(image, key, &dir);
+        if result.is_err() {
+            let _ = umount2(&dir.join("rootfs"), MntFlags::MNT_DETACH);
+            let _ = fs::remove_dir_all(&dir);
+        }
+        result
+    }
+
+    fn build_snapshot(&self, image: &Image, key: &str, dir: &Path) -> Result<Snapshot, Error> {
+        let rootfs = dir.join("rootfs");
+        for d in ["rootfs", "upper", "work"] {
+            let p = dir.join(d);
+            DirBuilder::new()
+                .mode(0o755)
+                .create(&p)
+                .map_err(|e| Error::io("creating", &p, e))?;
+        }
+        let forced = std::env::var(SNAPSHOTTER_ENV).ok();
+        let mut driver = SnapshotDriver::Overlay;
+        if forced.as_deref() == Some("copy") {
+            driver = SnapshotDriver::Copy;
+        } else if let Err(e) = self.mount_overlay(key, &image.layers, dir) {
+            let unavailable = matches!(
+                e,
+                Error::Mount {
+                    source: nix::Error::ENODEV | nix::Error::EINVAL | nix::Error::EPERM,
+                    ..
+                }
+            );
+            if !unavailable || forced.as_deref() == Some("overlay") {
+                return Err(e);
+            }
+            tracing::warn!(key, error = %e, "overlayfs unavailable; copying the image layers instead");
+            driver = SnapshotDriver::Copy;
+        }
+        if driver == SnapshotDriver::Copy {
+            for diff_id in &image.layers {
+                let layer = self.layer_dir(diff_id)?.join("diff");
+                copy_layer(&layer, &rootfs).map_err(|(path, source)| Error::SnapshotCopy {
+                    key: key.to_string(),
+                    layer: diff_id.clone(),
+                    path,
+                    source,
+                })?;
+            }
+        }
+        let rec = SnapshotRecord {
+            key: key.to_string(),
+            image_id: image.id.clone(),
+            layers: image.layers.clone(),
+            driver,
+        };
+        write_atomic(
+            &dir.join("snapshot.json"),
+            &serde_json::to_vec_pretty(&rec).expect("snapshot records serialize"),
+        )?;
+        Ok(Snapshot {
+            key: key.to_string(),
+            rootfs,
+            image_id: image.id.clone(),
+            driver,
+        })
+    }
+
+    fn mount_overlay(&self, key: &str, layers: &[String], dir: &Path) -> Result<(), Error> {
+        let mut lowers = Vec::new();
+        for diff_id in layers.iter().rev() {
+            lowers.push(self.layer_dir(diff_id)?.join("diff").display().to_string());
+        }
+        if lowers.is_empty() {
+            // overlayfs needs a lowerdir; an image without layers gets an empty one.
+            let empty = dir.join("empty");
+            fs::create_dir_all(&empty).map_err(|e| Error::io("creating", &empty, e))?;
+            lowers.push(empty.display().to_string());
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lowers.join(":"),
+            dir.join("upper").display(),
+            dir.join("work").display()
+        );
+        let target = dir.join("rootfs");
+        mount(
+            Some("overlay"),
+            &target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|source| Error::Mount {
+            key: key.to_string(),
+            target,
+            source,
+        })
+    }
+
+    fn read_snapshot(&self, key: &str) -> Result<SnapshotRecord, Error> {
+        let path = self.snapshot_dir(key)?.join("snapshot.json");
+        match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::BadJson {
+                what: "snapshot record",
+                digest: key.to_string(),
+                source,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::SnapshotNotFound(key.to_string()))
+            }
+            Err(e) => Err(Error::io("reading", path, e)),
+        }
+    }
+
+    /// An existing snapshot; remounts its overlay if it is not mounted
+    /// (after a reboot, say).
+    pub fn snapshot(&self, key: &str) -> Result<Snapshot, Error> {
+        let rec = self.read_snapshot(key)?;
+        let dir = self.snapshot_dir(key)?;
+        let rootfs = dir.join("rootfs");
+        if rec.driver == SnapshotDriver::Overlay && !is_mountpoint(&rootfs, &dir)? {
+            self.mount_overlay(key, &rec.layers, &dir)?;
+        }
+        Ok(Snapshot {
+            key: rec.key,
+            rootfs,
+            image_id: rec.image_id,
+            driver: rec.driver,
+        })
+    }
+
+    /// Every snapshot's key.
+    pub fn snapshots(&self) -> Result<Vec<String>, Error> {
+        let dir = self.root.join("snapshots");
+        let mut keys = Vec::new();
+        for e in fs::read_dir(&dir).map_err(|e| Error::io("listing", &dir, e))? {
+            let e = e.map_err(|e| Error::io("listing", &dir, e))?;
+            if let Some(k) = e.file_name().to_str() {
+                if e.path().join("snapshot.json").is_file() {
+                    keys.push(k.to_string());
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Unmounts (lazily if busy) and deletes the snapshot.
+    pub fn remove_snapshot(&self, key: &str) -> Result<(), Error> {
+        let dir = self.snapshot_dir(key)?;
+        if !dir.exists() {
+            return Err(Error::SnapshotNotFound(key.to_string()));
+        }
+        let rootfs = dir.join("rootfs");
+        if rootfs.exists() && is_mountpoint(&rootfs, &dir)? {
+            match umount2(&rootfs, MntFlags::empty()) {
+                Ok(()) => {}
+                Err(nix::Error::EBUSY) => {
+                    umount2(&rootfs, MntFlags::MNT_DETACH).map_err(|source| Error::Unmount {
+                        target: rootfs.clone(),
+                        source,
+                    })?
+                }
+                Err(nix::Error::EINVAL) => {}
+                Err(source) => {
+                    return Err(Error::Unmount {
+                        target: rootfs,
+                        source,
+                    })
+                }
+            }
+        }
+        let _lock = self.meta_lock()?;
+        fs::remove_dir_all(&dir).map_err(|e| Error::io("removing", &dir, e))
+    }
+
+    /// Keys of the snapshots made from image `id`.
+    pub(crate) fn snapshots_using(&self, id: &str) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        for key in self.snapshots()? {
+            if self.read_snapshot(&key)?.image_id == id {
+                out.push(key);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Diff ids of every layer some snapshot uses.
+    pub(crate) fn snapshot_layers(&self) -> Result<BTreeSet<String>, Error> {
+        let mut out = BTreeSet::new();
+        for key in self.snapshots()? {
+            out.extend(self.read_snapshot(&key)?.layers);
+        }
+        Ok(out)
+    }
+}
+
+/// True when `path` is a mount point (its device differs from its parent's).
+fn is_mountpoint(path: &Path, parent: &Path) -> Result<bool, Error> {
+    let a = fs::symlink_metadata(path).map_err(|e| Error::io("checking", path, e))?;
+    let b = fs::symlink_metadata(parent).map_err(|e| Error::io("checking", parent, e))?;
+    Ok(a.dev() != b.dev())
+}
+
+fn is_whiteout(m: &fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+/// Applies one overlay-format layer dir onto `dest`, the way overlayfs
+/// would show it: whiteouts delete, opaque dirs hide what was below.
+fn copy_layer(layer: &Path, dest: &Path) -> Result<(), (PathBuf, io::Error)> {
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    copy_dir(layer, dest, &mut links)
+}
+
+fn copy_dir(
+    src: &Path,
+    dest: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<(), (PathBuf, io::Error)> {
+    let ctx = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| (p, e)
+    };
+    let mut entries: Vec<_> = fs::read_dir(src)
+        .map_err(ctx(src))?
+        .collect::<Result<_, _>>()
+        .map_err(ctx(src))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let from = e.path();
+        let to = dest.join(e.file_name());
+        let meta = fs::symlink_metadata(&from).map_err(ctx(&from))?;
+        let existing = fs::symlink_metadata(&to).ok();
+        if is_whiteout(&meta) {
+            if let Some(m) = existing {
+                if m.is_dir() {
+                    fs::remove_dir_all(&to).map_err(ctx(&to))?;
+                } else {
+                    fs::remove_file(&to).map_err(ctx(&to))?;
+                }
+            }
+            continue;
+        }
+        if meta.is_dir() {
+            let opaque = xattr::get(&from, "trusted.overlay.opaque")
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some(b"y");
+            match existing {
+                Some(m) if m.is_dir() && opaque => {
+                    fs::remove_dir_all(&to).map_err(ctx(&to))?;
+                    fs::create_dir(&to).map_err(ctx(&to))?;
+                }
+                Some(m) if m.is_dir() => {}
+                Some(_) => {
+                    fs::remove_file(&to).map_err(ctx(&to))?;
+                    fs::create_dir(&to).map_err(ctx(&to))?;
+                }
+                None => fs::create_dir(&to).map_err(ctx(&to))?,
+            }
+            copy_dir(&from, &to, links)?;
+            copy_meta(&from, &to, &meta).map_err(ctx(&to))?;
+            continue;
+        }
+        if let Some(m) = existing {
+            if m.is_dir() {
+                fs::remove_dir_all(&to).map_err(ctx(&to))?;
+            } else {
+                fs::remove_file(&to).map_err(ctx(&to))?;
+            }
+        }
+        let ft = meta.file_type();
+        if meta.nlink() > 1 && !ft.is_symlink() {
+            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                fs::hard_link(first, &to).map_err(ctx(&to))?;
+                continue;
+            }
+            links.insert((meta.dev(), meta.ino()), to.clone());
+        }
+        if ft.is_symlink() {
+            let target = fs::read_link(&from).map_err(ctx(&from))?;
+            std::os::unix::fs::symlink(target, &to).map_err(ctx(&to))?;
+        } else if ft.is_file() {
+            fs::copy(&from, &to).map_err(ctx(&to))?;
+        } else {
+            let kind = SFlag::from_bits_truncate(meta.mode() & SFlag::S_IFMT.bits());
+            mknod(
+                &to,
+                kind,
+                Mode::from_bits_truncate(meta.mode() & 0o7777),
+                meta.rdev(),
+            )
+            .map_err(|e| (to.clone(), io::Error::from_raw_os_error(e as i32)))?;
+        }
+        copy_meta(&from, &to, &meta).map_err(ctx(&to))?;
+    }
+    Ok(())
+}
+
+fn copy_meta(from: &Path, to: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()))?;
+    if let Ok(names) = xattr::list(from) {
+        for name in names {
+            let key = name.to_string_lossy();
+            if key.starts_with("trusted.overlay.") {
+                continue;
+            }
+            if let Ok(Some(v)) = xattr::get(from, &name) {
+                if let Err(e) = xattr::set(to, &name, &v) {
+                    tracing::debug!(path = %to.display(), key = %key, error = %e, "xattr not copied");
+                }
+            }
+        }
+    }
+    if !meta.file_type().is_symlink() {
+        fs::set_permissions(to, Permissions::from_mode(meta.mode() & 0o7777))?;
+    }
+    let mtime = filetime::FileTime::from_last_modification_time(meta);
+    filetime::set_symlink_file_times(to, mtime, mtime)
+}

@@ -1,0 +1,472 @@
+//! Layer unpacking: a layer tar (gzip, zstd or plain, told apart by magic
+//! bytes) into one directory laid out for overlayfs. Owns the safety rules:
+//! every entry lands inside the directory or the layer is rejected.
+//!
+//! - Paths are cleaned component by component: absolute paths and `..` are
+//!   rejected, never rewritten. Each parent component must be a real
+//!   directory created by this layer: a symlink parent is rejected, so a
+//!   symlink is never followed while writing. Files are created with
+//!   `O_CREAT|O_EXCL|O_NOFOLLOW`. The directory is fresh and private to
+//!   the caller, so checks and writes cannot race with anyone else.
+//! - Whiteouts become overlayfs whiteouts: `.wh.<name>` a 0/0 character
+//!   device, `.wh..wh..opq` the `trusted.overlay.opaque=y` xattr.
+//! - Hardlink targets must be earlier entries of this layer.
+//! - Ownership, modes (after chown, which clears set-id bits), mtimes
+//!   (directories last) and xattrs are applied; `security.*` xattrs that the
+//!   kernel refuses are skipped, and `trusted.overlay.*` from the tar is
+//!   dropped: only this module decides overlay metadata.
+//!
+//! The diff id (sha256 of the uncompressed stream) is computed on the way.
+//! This module does not clean up on failure: the store unpacks into a temp
+//! dir and deletes it.
+
+use std::ffi::OsStr;
+use std::fs::{self, DirBuilder, OpenOptions, Permissions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use filetime::FileTime;
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use tar::EntryType;
+
+use crate::digest::DigestingReader;
+
+/// Why a layer could not be unpacked. The store wraps it with the layer digest.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("reading the layer stream failed (truncated or corrupt)")]
+    Stream {
+        #[source]
+        source: io::Error,
+    },
+    #[error("entry \"{entry}\": reading its content failed (truncated or corrupt stream)")]
+    EntryStream {
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("entry \"{entry}\" rejected: {reason}")]
+    Rejected { entry: String, reason: String },
+    #[error("entry \"{entry}\": {op}")]
+    Io {
+        entry: String,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The result of unpacking one layer.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// sha256 of the uncompressed tar stream.
+    pub diff_id: String,
+    /// Length of the uncompressed tar stream.
+    pub diff_size: u64,
+    /// Sum of regular file sizes.
+    pub size: u64,
+}
+
+/// Compression of a layer, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn sniff(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// The OCI layer media type for this compression.
+    pub fn layer_media_type(self) -> &'static str {
+        match self {
+            Compression::None => crate::manifest::OCI_LAYER,
+            Compression::Gzip => crate::manifest::OCI_LAYER_GZIP,
+            Compression::Zstd => crate::manifest::OCI_LAYER_ZSTD,
+        }
+    }
+}
+
+/// Wraps `reader` in the decompressor its magic bytes call for.
+pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let mut buf = BufReader::with_capacity(256 * 1024, reader);
+    let kind = Compression::sniff(buf.fill_buf()?);
+    let r: Box<dyn Read + 'a> = match kind {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buf)?),
+        Compression::None => Box::new(buf),
+    };
+    Ok((kind, r))
+}
+
+/// Unpacks the layer `blob` into the empty directory `dest`.
+pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, UnpackError> {
+    let (_, stream) = decompress(blob).map_err(|source| UnpackError::Stream { source })?;
+    let mut archive = tar::Archive::new(DigestingReader::new(stream));
+    let mut dirs: Vec<(PathBuf, u32, FileTime)> = Vec::new();
+    let mut size = 0u64;
+    for entry in archive
+        .entries()
+        .map_err(|source| UnpackError::Stream { source })?
+    {
+        let mut entry = entry.map_err(|source| UnpackError::Stream { source })?;
+        let raw = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw).into_owned();
+        let reject = |reason: String| UnpackError::Rejected {
+            entry: name.clone(),
+            reason,
+        };
+        let Some(rel) = clean_path(&raw).map_err(reject)? else {
+            continue; // the layer root itself ("./")
+        };
+        let file_name = rel
+            .file_name()
+            .expect("cleaned paths end in a name")
+            .as_bytes();
+        let parent = ensure_parent(dest, &rel, &name)?;
+
+        if let Some(wh) = file_name.strip_prefix(b".wh.") {
+            whiteout(&parent, wh, &name)?;
+            continue;
+        }
+        let path = parent.join(OsStr::from_bytes(file_name));
+        let io_err = |op: &'static str| {
+            let entry = name.clone();
+            move |source| UnpackError::Io { entry, op, source }
+        };
+        let header = entry.header().clone();
+        let kind = header.entry_type();
+        let mode = header.mode().map_err(io_err("reading its mode"))? & 0o7777;
+        let mtime = FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0);
+        let xattrs = pax_xattrs(&mut entry);
+
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                remove_existing(&path, false).map_err(io_err("replacing an earlier entry"))?;
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                    .open(&path)
+                    .map_err(io_err("creating the file"))?;
+                copy_entry(&mut entry, &mut file, &name)?;
+                size += header.size().unwrap_or(0);
+            }
+            EntryType::Directory => {
+                if !remove_existing(&path, true).map_err(io_err("replacing an earlier entry"))? {
+                    DirBuilder::new()
+                        .mode(0o755)
+                        .create(&path)
+                        .map_err(io_err("creating the directory"))?;
+                }
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| reject("symlink without a target".to_string()))?
+                    .into_owned();
+                remove_existing(&path, false).map_err(io_err("replacing an earlier entry"))?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path)
+                    .map_err(io_err("creating the symlink"))?;
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| reject("hardlink without a target".to_string()))?
+                    .into_owned();
+                let target_name = String::from_utf8_lossy(&target).into_owned();
+                let rel_target = clean_path(&target)
+                    .map_err(|r| {
+                        reject(format!(
+                            "hardlink target \"{target_name}\" is outside the layer: {r}"
+                        ))
+                    })?
+                    .ok_or_else(|| reject("hardlink to the layer root".to_string()))?;
+                let target_path = existing_inside(dest, &rel_target)
+                    .map_err(|r| reject(format!("hardlink target \"{target_name}\": {r}")))?;
+                if target_path != path {
+                    remove_existing(&path, false).map_err(io_err("replacing an earlier entry"))?;
+                    // link(2) does not follow a symlink target on Linux.
+                    fs::hard_link(&target_path, &path).map_err(io_err("creating the hardlink"))?;
+                }
+                continue; // a hardlink shares its target's metadata
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let (sflag, dev) = match kind {
+                    EntryType::Fifo => (SFlag::S_IFIFO, 0),
+                    _ => {
+                        let major = header.device_major().ok().flatten().unwrap_or(0);
+                        let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                        let f = if kind == EntryType::Char {
+                            SFlag::S_IFCHR
+                        } else {
+                            SFlag::S_IFBLK
+                        };
+                        (f, makedev(major.into(), minor.into()))
+                    }
+                };
+                remove_existing(&path, false).map_err(io_err("replacing an earlier entry"))?;
+                mknod(&path, sflag, Mode::from_bits_truncate(mode), dev)
+                    .map_err(|e| io::Error::from_raw_os_error(e as i32))
+                    .map_err(io_err("creating the device node or fifo"))?;
+            }
+            EntryType::XGlobalHeader | EntryType::XHeader => continue,
+            other => {
+                return Err(reject(format!(
+                    "unsupported entry type {:?}",
+                    other.as_byte() as char
+                )));
+            }
+        }
+
+        let uid = header.uid().unwrap_or(0) as u32;
+        let gid = header.gid().unwrap_or(0) as u32;
+        std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+            .map_err(io_err("setting its owner"))?;
+        for (key, value) in xattrs {
+            set_xattr(&path, &key, &value, &name)?;
+        }
+        if kind == EntryType::Directory {
+            dirs.push((path, mode, mtime));
+            continue;
+        }
+        if kind != EntryType::Symlink {
+            fs::set_permissions(&path, Permissions::from_mode(mode))
+                .map_err(io_err("setting its mode"))?;
+        }
+        filetime::set_symlink_file_times(&path, mtime, mtime)
+            .map_err(io_err("setting its mtime"))?;
+    }
+    // Directories last: their mode may forbid writing, and creating
+    // children changes their mtime.
+    for (path, mode, mtime) in dirs.into_iter().rev() {
+        let entry = path
+            .strip_prefix(dest)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let io_err = |op: &'static str| {
+            let entry = entry.clone();
+            move |source| UnpackError::Io { entry, op, source }
+        };
+        fs::set_permissions(&path, Permissions::from_mode(mode))
+            .map_err(io_err("setting its mode"))?;
+        filetime::set_symlink_file_times(&path, mtime, mtime)
+            .map_err(io_err("setting its mtime"))?;
+    }
+    let (diff_id, diff_size) = archive
+        .into_inner()
+        .finish()
+        .map_err(|source| UnpackError::Stream { source })?;
+    Ok(Unpacked {
+        diff_id,
+        diff_size,
+        size,
+    })
+}
+
+/// The relative path of an entry: `./` and `.` components dropped; `None`
+/// for the root. Absolute paths and `..` are errors.
+pub(crate) fn clean_path(raw: &[u8]) -> Result<Option<PathBuf>, String> {
+    let mut out = PathBuf::new();
+    for c in Path::new(OsStr::from_bytes(raw)).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("absolute path: it would land outside the layer directory".to_string())
+            }
+            Component::ParentDir => {
+                return Err(
+                    "path contains \"..\": it would land outside the layer directory".to_string(),
+                )
+            }
+        }
+    }
+    Ok((!out.as_os_str().is_empty()).then_some(out))
+}
+
+/// Makes sure every parent component of `rel` is a real directory inside
+/// `dest` (creating missing ones); returns the parent's full path.
+fn ensure_parent(dest: &Path, rel: &Path, entry: &str) -> Result<PathBuf, UnpackError> {
+    let mut cur = dest.to_path_buf();
+    let Some(parent) = rel.parent() else {
+        return Ok(cur);
+    };
+    for c in parent.components() {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(UnpackError::Rejected {
+                    entry: entry.to_string(),
+                    reason: format!(
+                        "its parent \"{}\" is a symlink: writing through it could land outside the layer directory",
+                        cur.strip_prefix(dest).unwrap_or(&cur).display()
+                    ),
+                })
+            }
+            Ok(_) => {
+                return Err(UnpackError::Rejected {
+                    entry: entry.to_string(),
+                    reason: format!(
+                        "its parent \"{}\" is not a directory",
+                        cur.strip_prefix(dest).unwrap_or(&cur).display()
+                    ),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                DirBuilder::new()
+                    .mode(0o755)
+                    .create(&cur)
+                    .map_err(|source| UnpackError::Io {
+                        entry: entry.to_string(),
+                        op: "creating a parent directory",
+                        source,
+                    })?;
+            }
+            Err(source) => {
+                return Err(UnpackError::Io {
+                    entry: entry.to_string(),
+                    op: "checking a parent directory",
+                    source,
+                })
+            }
+        }
+    }
+    Ok(cur)
+}
+
+/// The full path of an existing non-directory `rel` inside `dest` reached
+/// through real directories only.
+fn existing_inside(dest: &Path, rel: &Path) -> Result<PathBuf, String> {
+    let mut cur = dest.to_path_buf();
+    let comps: Vec<_> = rel.components().collect();
+    for (i, c) in comps.iter().enumerate() {
+        cur.push(c);
+        let last = i + 1 == comps.len();
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if !last && m.is_dir() => {}
+            Ok(m) if !last && m.file_type().is_symlink() => {
+                return Err(
+                    "it goes through a symlink, which could lead outside the layer directory"
+                        .into(),
+                )
+            }
+            Ok(_) if !last => return Err("a parent is not a directory".into()),
+            Ok(m) if m.is_dir() => return Err("it is a directory".into()),
+            Ok(_) => {}
+            Err(_) => return Err("it is not an earlier entry of this layer".into()),
+        }
+    }
+    Ok(cur)
+}
+
+/// Removes whatever is at `path`; with `keep_dir`, an existing directory
+/// stays (returns true).
+fn remove_existing(path: &Path, keep_dir: bool) -> io::Result<bool> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() && keep_dir => Ok(true),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map(|_| false),
+        Ok(_) => fs::remove_file(path).map(|_| false),
+    }
+}
+
+/// Records a whiteout the overlayfs way.
+fn whiteout(parent: &Path, wh: &[u8], entry: &str) -> Result<(), UnpackError> {
+    let io_err = |op: &'static str| {
+        let entry = entry.to_string();
+        move |source| UnpackError::Io { entry, op, source }
+    };
+    if wh == b".wh..opq" {
+        return xattr::set(parent, "trusted.overlay.opaque", b"y").map_err(io_err(
+            "marking the directory opaque (trusted.overlay.opaque)",
+        ));
+    }
+    if wh.starts_with(b".wh.") || wh.is_empty() {
+        // Other `.wh..wh.` names are aufs bookkeeping (hardlink dirs): skip.
+        return Ok(());
+    }
+    let target = parent.join(OsStr::from_bytes(wh));
+    remove_existing(&target, false).map_err(io_err("replacing an earlier entry"))?;
+    mknod(&target, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
+        .map_err(|e| io::Error::from_raw_os_error(e as i32))
+        .map_err(io_err("creating the whiteout device"))
+}
+
+fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(Some(exts)) = entry.pax_extensions() {
+        for ext in exts.flatten() {
+            if let Ok(key) = ext.key() {
+                if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                    out.push((name.to_string(), ext.value_bytes().to_vec()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn set_xattr(path: &Path, key: &str, value: &[u8], entry: &str) -> Result<(), UnpackError> {
+    if key.starts_with("trusted.overlay.") {
+        tracing::debug!(entry, key, "dropping overlay xattr from the layer tar");
+        return Ok(());
+    }
+    match xattr::set(path, key, value) {
+        Ok(()) => Ok(()),
+        Err(e) if key.starts_with("security.") => {
+            tracing::debug!(entry, key, error = %e, "skipping security xattr");
+            Ok(())
+        }
+        Err(e) if e.raw_os_error() == Some(nix::libc::EOPNOTSUPP) => {
+            tracing::warn!(
+                entry,
+                key,
+                "the filesystem does not support this xattr; skipped"
+            );
+            Ok(())
+        }
+        Err(source) => Err(UnpackError::Io {
+            entry: entry.to_string(),
+            op: "setting an xattr",
+            source,
+        }),
+    }
+}
+
+fn copy_entry(from: &mut dyn Read, to: &mut fs::File, entry: &str) -> Result<(), UnpackError> {
+    let mut buf = vec![0u8; 128 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(UnpackError::EntryStream {
+                    entry: entry.to_string(),
+                    source,
+                })
+            }
+        };
+        to.write_all(&buf[..n]).map_err(|source| UnpackError::Io {
+            entry: entry.to_string(),
+            op: "writing the file",
+            source,
+        })?;
+    }
+}
