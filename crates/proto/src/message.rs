@@ -1,0 +1,133 @@
+//! message: the control calls and their answers, carried as JSON in
+//! Request/Response frames, and the small types stdio frames use.
+//! Versioned by [`PROTOCOL_VERSION`]; `Hello` checks it first thing.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change; the host refuses an agent that differs.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A host → guest control call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// First call on a connection: answered by [`Response::Hello`].
+    Hello { version: u32 },
+    /// Create a container from an OCI spec (config.json) whose rootfs is at
+    /// `rootfs` inside the guest (the 9p share). Its init's stdio becomes `stream`.
+    /// Answered by [`Response::Created`] once the container is in state `created`.
+    CreateContainer {
+        id: String,
+        spec: Box<oci_spec::runtime::Spec>,
+        rootfs: String,
+        terminal: bool,
+        stream: u32,
+    },
+    /// Release the created container's init.
+    Start { container: String },
+    /// Run another process in a running container; its stdio becomes `stream`.
+    /// Answered by [`Response::Executed`].
+    Exec {
+        container: String,
+        process: Box<oci_spec::runtime::Process>,
+        terminal: bool,
+        stream: u32,
+    },
+    /// Send `signal` to the process of `stream` if given, else to the
+    /// container's init, or with `all` to every process of the container.
+    Signal {
+        container: String,
+        stream: Option<u32>,
+        signal: i32,
+        all: bool,
+    },
+    /// Answered by [`Response::Exit`] when the process of `stream` has exited
+    /// (at once if it already has).
+    Wait { stream: u32 },
+    /// The container's processes, as the guest sees them: [`Response::Processes`].
+    Top { container: String },
+    /// The container's cgroup figures inside the guest: [`Response::Stats`].
+    Stats { container: String },
+    /// Sync filesystems and power the VM off (after answering Ok).
+    Shutdown,
+}
+
+/// A guest → host answer, one per request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    Hello {
+        version: u32,
+        kernel_release: String,
+    },
+    Ok,
+    /// `pid` is the container init's pid in the guest.
+    Created {
+        pid: i32,
+    },
+    Executed {
+        pid: i32,
+    },
+    Exit {
+        code: i32,
+    },
+    Processes {
+        processes: Vec<ProcessInfo>,
+    },
+    Stats {
+        stats: ContainerStats,
+    },
+    /// The call failed; `message` is the whole error chain, one cause per `: `.
+    Error {
+        message: String,
+    },
+}
+
+/// One process in the guest, as `top` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub uid: u32,
+    /// Command line, arguments joined by spaces (the comm in brackets for kernel threads).
+    pub command: String,
+}
+
+/// Resource figures of one container inside the guest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    pub cpu_usage_ns: u64,
+    pub memory_usage_bytes: u64,
+    pub memory_limit_bytes: Option<u64>,
+    pub pids_current: u64,
+    /// The guest's MemTotal and MemAvailable (/proc/meminfo), in bytes.
+    pub guest_memory_total_bytes: u64,
+    pub guest_memory_available_bytes: u64,
+}
+
+/// Terminal size carried by a Resize frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// Which stdio stream an Eof frame closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StdioFd {
+    Stdin = 0,
+    Stdout = 1,
+    Stderr = 2,
+}
+
+impl StdioFd {
+    pub fn from_byte(b: u8) -> Option<StdioFd> {
+        match b {
+            0 => Some(StdioFd::Stdin),
+            1 => Some(StdioFd::Stdout),
+            2 => Some(StdioFd::Stderr),
+            _ => None,
+        }
+    }
+}
