@@ -20,3 +20,38 @@
 
 pub mod cgroups;
 pub mod seccomp;
+
+mod cgroupfs;
+mod console;
+mod container;
+mod create;
+mod devices;
+pub mod error;
+mod exec;
+pub mod hooks;
+mod init;
+mod mounts;
+mod process;
+mod rootfs;
+pub mod spec;
+mod state;
+mod sync;
+mod sys;
+
+pub use container::{
+    Console, Container, CreateOptions, Created, ExecOptions, Executed, Status, Stdio3,
+};
+pub use error::{chain as error_chain, Error};
+pub use spec::SpecError;
+
+impl Container {
+    /// Runs `process` in this container (joins its namespaces and cgroup);
+    /// the caller becomes its parent and must reap it.
+    pub fn exec(
+        &self,
+        process: &oci_spec::runtime::Process,
+        opts: ExecOptions,
+    ) -> Result<Executed, Error> {
+        exec::exec(self, process, opts)
+    }
+}

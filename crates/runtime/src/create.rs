@@ -1,0 +1,339 @@
+//! create: the parent's side of `create`: check the bundle, claim the state
+//! directory, set up the cgroup, fork the children and answer them (id maps,
+//! hooks), then record the `created` state. Any failure undoes everything:
+//! process, cgroup, state directory.
+
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{ContainerState as OciStatus, LinuxIdMapping, Spec};
+
+use crate::cgroups::Cgroup;
+use crate::init::{self, InitArgs};
+use crate::state::{self, ContainerState, EXEC_FIFO, SPEC_FILE};
+use crate::sync::{Channel, Message};
+use crate::{hooks, seccomp, spec, sys, Console, Container, CreateOptions, Created, Error};
+
+/// Rejects ids that could escape the state root or confuse tools.
+pub fn validate_id(id: &str) -> Result<(), Error> {
+    let bad = |reason| Error::InvalidId {
+        id: id.to_string(),
+        reason,
+    };
+    if id.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if id.len() > 1024 {
+        return Err(bad("it is longer than 1024 bytes"));
+    }
+    if id == "." || id == ".." {
+        return Err(bad("it is a path component"));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c))
+    {
+        return Err(bad(
+            "only letters, digits, '_', '+', '-' and '.' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// Undoes a half-made container when dropped, unless disarmed.
+struct Undo {
+    dir: PathBuf,
+    cgroup: Option<Cgroup>,
+    pids: Vec<i32>,
+    armed: bool,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for pid in &self.pids {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(*pid), None);
+        }
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("cleanup: {}", crate::error::chain(&e));
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The cgroups path for a container: the spec's, or empty (the cgroups
+/// module then uses its default parent and the id).
+pub fn cgroups_path(spec: &Spec) -> String {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub fn oci_state_json(st: &ContainerState, status: OciStatus) -> String {
+    let mut s = oci_spec::runtime::State::default();
+    s.set_version(oci_spec::runtime::VERSION.to_string());
+    s.set_id(st.id.clone());
+    s.set_status(status);
+    s.set_pid(st.pid);
+    s.set_bundle(st.bundle.clone());
+    s.set_annotations((!st.annotations.is_empty()).then(|| st.annotations.clone()));
+    serde_json::to_string(&s).unwrap_or_default()
+}
+
+fn write_id_map(pid: i32, file: &str, maps: Option<&Vec<LinuxIdMapping>>) -> Result<(), Error> {
+    let text: String = maps
+        .into_iter()
+        .flatten()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+    fs::write(&path, text).map_err(Error::io("write", path))
+}
+
+pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
+    validate_id(&opts.id)?;
+    let spec_err = |source| Error::Spec {
+        bundle: opts.bundle.clone(),
+        source,
+    };
+    let bundle = fs::canonicalize(&opts.bundle).map_err(Error::io("open bundle", &opts.bundle))?;
+    let spec = spec::load(&bundle).map_err(spec_err)?;
+    spec::validate(&spec).map_err(spec_err)?;
+    let rootfs = spec::rootfs(&spec, &bundle).map_err(spec_err)?;
+    let program = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(seccomp::compile)
+        .transpose()
+        .map_err(Error::Seccomp)?;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal && matches!(opts.console, Console::None) {
+        return Err(spec_err(spec::SpecError::Invalid {
+            field: "process.terminal".into(),
+            problem: "is true but no console socket was given (use --console-socket)".into(),
+        }));
+    }
+    let console_socket = match (&opts.console, terminal) {
+        (Console::Socket(p), true) => {
+            Some(
+                UnixStream::connect(p).map_err(|source| Error::ConsoleSocket {
+                    path: p.clone(),
+                    source,
+                })?,
+            )
+        }
+        _ => None,
+    };
+
+    fs::create_dir_all(&opts.root).map_err(Error::io("create state root", &opts.root))?;
+    let dir = opts.root.join(&opts.id);
+    match fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::AlreadyExists {
+                id: opts.id.clone(),
+            })
+        }
+        Err(e) => return Err(Error::io("create", &dir)(e)),
+    }
+    let mut undo = Undo {
+        dir: dir.clone(),
+        cgroup: None,
+        pids: Vec::new(),
+        armed: true,
+    };
+    let _lock = state::lock(&dir)?;
+    let spec_json = serde_json::to_vec(&spec).map_err(|source| Error::StateFile {
+        path: dir.join(SPEC_FILE),
+        source,
+    })?;
+    state::write_atomic(&dir.join(SPEC_FILE), &spec_json)?;
+    let mut st = ContainerState {
+        id: opts.id.clone(),
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        pid: None,
+        pid_start_time: None,
+        created_ns: state::now_ns(),
+        cgroups_path: cgroups_path(&spec),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        paused: false,
+        created: false,
+    };
+    state::write(&dir, &st)?;
+
+    let cgroup = Cgroup::create(&st.cgroups_path, &opts.id).map_err(|source| Error::Cgroup {
+        id: opts.id.clone(),
+        source,
+    })?;
+    undo.cgroup = Some(cgroup);
+    let cgroup = undo.cgroup.as_ref().expect("just set");
+    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cgroup.apply(r).map_err(|source| Error::Cgroup {
+            id: opts.id.clone(),
+            source,
+        })?;
+    }
+
+    let fifo_path = dir.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
+        .map_err(Error::sys(format!("mkfifo {}", fifo_path.display())))?;
+    let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(Error::sys(format!("open {}", fifo_path.display())))?;
+
+    let (parent_chan, child_chan) = Channel::pair()?;
+    let args = InitArgs {
+        spec: &spec,
+        rootfs: &rootfs,
+        bundle: &bundle,
+        fifo_fd: fifo.as_raw_fd(),
+        console_socket: console_socket.as_ref().map(|s| s.as_raw_fd()),
+        console_to_parent: matches!(opts.console, Console::Return),
+        preserve_fds: opts.preserve_fds,
+        seccomp: program.as_ref(),
+        no_pivot,
+    };
+    let stdio = opts.stdio.as_ref().map(|s| {
+        [
+            s.stdin.as_raw_fd(),
+            s.stdout.as_raw_fd(),
+            s.stderr.as_raw_fd(),
+        ]
+    });
+    let child = match sys::fork().map_err(Error::sys("fork"))? {
+        sys::Forked::Child => {
+            drop(parent_chan);
+            if let Some(fds) = stdio {
+                if let Err(e) = init::install_stdio(fds) {
+                    init::fail(&child_chan, &e);
+                }
+            }
+            init::intermediate(&args, &child_chan)
+        }
+        sys::Forked::Parent(pid) => pid,
+    };
+    drop(child_chan);
+    drop(opts.stdio);
+    undo.pids.push(child);
+
+    let r = drive_children(&parent_chan, child, &spec, &mut st, cgroup, &mut undo.pids);
+    let console_master = r?;
+    drop(fifo);
+
+    if let Some(p) = &opts.pid_file {
+        let pid = st.pid.unwrap_or(0);
+        write_pid_file(p, pid)?;
+    }
+    st.created = true;
+    state::write(&dir, &st)?;
+    undo.armed = false;
+    let cgroup = undo.cgroup.take();
+    drop(cgroup);
+    Ok(Created {
+        container: Container::from_state(dir, st),
+        console_master,
+    })
+}
+
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(Error::io("current dir for", path))?
+            .join(path)
+    };
+    state::write_atomic(&abs, pid.to_string().as_bytes())
+}
+
+/// Answers the children until the init reports Ready (or fails).
+fn drive_children(
+    chan: &Channel,
+    intermediate: i32,
+    spec: &Spec,
+    st: &mut ContainerState,
+    cgroup: &Cgroup,
+    pids: &mut Vec<i32>,
+) -> Result<Option<OwnedFd>, Error> {
+    cgroup
+        .add_process(intermediate)
+        .map_err(|source| Error::Cgroup {
+            id: st.id.clone(),
+            source,
+        })?;
+    chan.send(&Message::Continue)?;
+    let linux = spec.linux().as_ref();
+    let mut master = None;
+    loop {
+        let (msg, mut fds) = match chan.recv() {
+            Ok(m) => m,
+            Err(crate::sync::Error::Closed) => {
+                return Err(Error::Setup {
+                    message: "the container's init exited during setup".into(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match msg {
+            Message::WriteIdMaps => {
+                write_id_map(
+                    intermediate,
+                    "uid_map",
+                    linux.and_then(|l| l.uid_mappings().as_ref()),
+                )?;
+                write_id_map(
+                    intermediate,
+                    "gid_map",
+                    linux.and_then(|l| l.gid_mappings().as_ref()),
+                )?;
+                chan.send(&Message::Continue)?;
+            }
+            Message::InitPid(pid) => {
+                pids.push(pid);
+                let _ = waitpid(Pid::from_raw(intermediate), None);
+                pids.retain(|p| *p != intermediate);
+                st.pid = Some(pid);
+                st.pid_start_time = state::proc_stat(pid).map(|s| s.start_time);
+            }
+            Message::RunCreateRuntimeHooks => {
+                let json = oci_state_json(st, OciStatus::Creating);
+                if let Some(h) = spec.hooks().as_ref() {
+                    hooks::run_all("prestart", h.prestart().as_deref().unwrap_or(&[]), &json)?;
+                    hooks::run_all(
+                        "createRuntime",
+                        h.create_runtime().as_deref().unwrap_or(&[]),
+                        &json,
+                    )?;
+                }
+                chan.send(&Message::HookState(oci_state_json(st, OciStatus::Created)))?;
+            }
+            Message::ConsoleMaster => master = fds.pop(),
+            Message::Ready => return Ok(master),
+            Message::Failed(message) => return Err(Error::Setup { message }),
+            other => {
+                return Err(Error::Setup {
+                    message: format!("unexpected message {other:?}"),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! exec: runs another process in a running container: joins all of its
+//! namespaces and its cgroup, then applies the same process setup as the
+//! init (user, capabilities, rlimits, seccomp, terminal). The caller becomes
+//! the new process's parent (CLONE_PARENT) and reaps it.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use nix::fcntl::OFlag;
+use nix::sched::{setns, CloneFlags};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use crate::console::{self, MasterSink};
+use crate::init::{self, SetupError};
+use crate::sync::{Channel, Message};
+use crate::{
+    create, process, seccomp, spec, sys, Console, Container, Error, ExecOptions, Executed, Status,
+};
+
+/// /proc/<pid>/ns names, user first: after joining it, the others (owned
+/// by it) can be joined with its capabilities. mnt is opened first and
+/// joined last would also work; we open all before joining any.
+const NAMESPACES: [(LinuxNamespaceType, &str); 7] = [
+    (LinuxNamespaceType::User, "user"),
+    (LinuxNamespaceType::Ipc, "ipc"),
+    (LinuxNamespaceType::Uts, "uts"),
+    (LinuxNamespaceType::Network, "net"),
+    (LinuxNamespaceType::Pid, "pid"),
+    (LinuxNamespaceType::Cgroup, "cgroup"),
+    (LinuxNamespaceType::Mount, "mnt"),
+];
+
+pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Executed, Error> {
+    let id = c.id().to_string();
+    if !matches!(c.status(), Status::Running | Status::Created) {
+        return Err(Error::NotRunning { id });
+    }
+    spec::validate_process(process, "process").map_err(|source| Error::Spec {
+        bundle: c.bundle().to_path_buf(),
+        source,
+    })?;
+    let cspec = c.spec()?;
+    let program = cspec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(seccomp::compile)
+        .transpose()
+        .map_err(Error::Seccomp)?;
+    let terminal = process.terminal().unwrap_or(false);
+    let console_socket = match (&opts.console, terminal) {
+        (Console::Socket(p), true) => {
+            Some(
+                UnixStream::connect(p).map_err(|source| Error::ConsoleSocket {
+                    path: p.clone(),
+                    source,
+                })?,
+            )
+        }
+        (Console::None, true) => {
+            return Err(Error::Spec {
+                bundle: c.bundle().to_path_buf(),
+                source: spec::SpecError::Invalid {
+                    field: "process.terminal".into(),
+                    problem: "is true but no console socket was given (use --console-socket)"
+                        .into(),
+                },
+            })
+        }
+        _ => None,
+    };
+    let init_pid = c
+        .pid()
+        .ok_or_else(|| Error::NotRunning { id: id.clone() })?;
+    let configured: Vec<LinuxNamespaceType> = cspec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|n| n.typ())
+        .collect();
+    let mut ns_fds: Vec<(LinuxNamespaceType, String, OwnedFd)> = Vec::new();
+    for (t, name) in NAMESPACES {
+        if !configured.contains(&t) {
+            continue;
+        }
+        let path = format!("/proc/{init_pid}/ns/{name}");
+        let fd = nix::fcntl::open(
+            path.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(Error::sys(format!("open {path}")))?;
+        ns_fds.push((t, path, fd));
+    }
+    let cgroup = c.cgroup()?;
+
+    let (parent_chan, child_chan) = Channel::pair()?;
+    let stdio = opts.stdio.as_ref().map(|s| {
+        [
+            s.stdin.as_raw_fd(),
+            s.stdout.as_raw_fd(),
+            s.stderr.as_raw_fd(),
+        ]
+    });
+    let sock = console_socket.as_ref().map(|s| s.as_raw_fd());
+    let to_parent = matches!(opts.console, Console::Return);
+    let child = match sys::fork().map_err(Error::sys("fork"))? {
+        sys::Forked::Child => {
+            drop(parent_chan);
+            let r = (|| -> Result<i32, SetupError> {
+                if let Some(fds) = stdio {
+                    init::install_stdio(fds)?;
+                }
+                match child_chan.recv()?.0 {
+                    Message::Continue => {}
+                    other => {
+                        return Err(SetupError::Invalid {
+                            what: format!("unexpected message {other:?}"),
+                        })
+                    }
+                }
+                for (t, path, fd) in &ns_fds {
+                    setns(fd, CloneFlags::from_bits_truncate(*t as i32))
+                        .map_err(|e| SetupError::path("join namespace", path, e))?;
+                }
+                match sys::fork_with_flags(libc::CLONE_PARENT)
+                    .map_err(|e| SetupError::sys("clone", e))?
+                {
+                    sys::Forked::Parent(pid) => Ok(pid),
+                    sys::Forked::Child => {
+                        let e = exec_child(
+                            process,
+                            &child_chan,
+                            sock,
+                            to_parent,
+                            program.as_ref(),
+                            opts.preserve_fds,
+                        );
+                        init::fail(&child_chan, &e)
+                    }
+                }
+            })();
+            match r {
+                Ok(pid) => {
+                    let _ = child_chan.send(&Message::InitPid(pid));
+                    sys::exit_now(0)
+                }
+                Err(e) => init::fail(&child_chan, &e),
+            }
+        }
+        sys::Forked::Parent(pid) => pid,
+    };
+    drop(child_chan);
+    drop(opts.stdio);
+    drop(console_socket);
+
+    let mut exec_pid = None;
+    let r = (|| -> Result<Option<OwnedFd>, Error> {
+        cgroup.add_process(child).map_err(|source| Error::Cgroup {
+            id: id.clone(),
+            source,
+        })?;
+        parent_chan.send(&Message::Continue)?;
+        let mut master = None;
+        loop {
+            let (msg, mut fds) = match parent_chan.recv() {
+                Ok(m) => m,
+                Err(crate::sync::Error::Closed) => {
+                    return Err(Error::Setup {
+                        message: "the exec'd process exited during setup".into(),
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match msg {
+                Message::InitPid(pid) => {
+                    exec_pid = Some(pid);
+                    let _ = waitpid(Pid::from_raw(child), None);
+                }
+                Message::ConsoleMaster => master = fds.pop(),
+                Message::Ready => return Ok(master),
+                Message::Failed(message) => return Err(Error::Setup { message }),
+                other => {
+                    return Err(Error::Setup {
+                        message: format!("unexpected message {other:?}"),
+                    })
+                }
+            }
+        }
+    })();
+    match r {
+        Ok(console_master) => {
+            let pid = exec_pid.unwrap_or(0);
+            if let Some(p) = &opts.pid_file {
+                create::write_pid_file(p, pid)?;
+            }
+            Ok(Executed {
+                pid,
+                console_master,
+            })
+        }
+        Err(e) => {
+            for p in [Some(child), exec_pid].into_iter().flatten() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(p), None);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The exec'd process after it joined the namespaces; returns only on failure.
+fn exec_child(
+    process: &Process,
+    chan: &Channel,
+    console_socket: Option<i32>,
+    to_parent: bool,
+    program: Option<&seccomp::Program>,
+    preserve_fds: u32,
+) -> SetupError {
+    let r = (|| -> Result<init::Never, SetupError> {
+        nix::unistd::setsid().map_err(|e| SetupError::sys("setsid", e))?;
+        if process.terminal().unwrap_or(false) {
+            let sink = match console_socket {
+                Some(fd) => MasterSink::Socket(fd),
+                None if to_parent => MasterSink::Parent(chan),
+                None => {
+                    return Err(SetupError::Invalid {
+                        what: "process.terminal is true but no console socket was given".into(),
+                    })
+                }
+            };
+            let size = process
+                .console_size()
+                .map(|b| (b.height() as u16, b.width() as u16));
+            console::setup(sink, process.user().uid(), size, false)?;
+        }
+        if let Some(fd) = console_socket {
+            let _ = nix::unistd::close(fd);
+        }
+        process::apply_limits(process)?;
+        process::apply_user_and_caps(process)?;
+        process::apply_misc(process)?;
+        let exe = process::resolve_executable(process)?;
+        let env = process::environment(process);
+        chan.send(&Message::Ready)?;
+        init::finish_exec(program, preserve_fds, &exe, process, &env)
+    })();
+    match r {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}

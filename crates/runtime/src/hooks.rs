@@ -1,0 +1,130 @@
+//! hooks: runs OCI lifecycle hooks (a program, its args and env, the
+//! container's state JSON on stdin, an optional timeout). Which hooks run
+//! when, and in which namespace, is decided by the callers.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{kind} hook {path}: start")]
+    Spawn {
+        kind: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{kind} hook {path}: exited with {status}{}", stderr_suffix(.stderr))]
+    Failed {
+        kind: &'static str,
+        path: PathBuf,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("{kind} hook {path}: killed after its timeout of {seconds}s")]
+    Timeout {
+        kind: &'static str,
+        path: PathBuf,
+        seconds: i64,
+    },
+    #[error("{kind} hook {path}: wait")]
+    Wait {
+        kind: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn stderr_suffix(s: &str) -> String {
+    let s = s.trim();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(" ({s})")
+    }
+}
+
+/// Runs `hooks` in order; stops at the first failure.
+pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &str) -> Result<(), Error> {
+    for h in hooks {
+        run(kind, h, state_json)?;
+    }
+    Ok(())
+}
+
+/// Runs one hook to completion.
+pub fn run(kind: &'static str, hook: &Hook, state_json: &str) -> Result<(), Error> {
+    let path = hook.path().clone();
+    let mut cmd = Command::new(&path);
+    if let Some(args) = hook.args() {
+        if let Some((arg0, rest)) = args.split_first() {
+            cmd.arg0(arg0).args(rest);
+        }
+    }
+    cmd.env_clear();
+    for kv in hook.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+        kind,
+        path: path.clone(),
+        source,
+    })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine: ignore EPIPE.
+        let _ = stdin.write_all(state_json.as_bytes());
+    }
+    let deadline = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => {}
+            Err(source) => {
+                return Err(Error::Wait {
+                    kind,
+                    path: path.clone(),
+                    source,
+                })
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Timeout {
+                kind,
+                path,
+                seconds: hook.timeout().unwrap_or(0),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if !status.success() {
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut stderr);
+        }
+        stderr.truncate(400);
+        return Err(Error::Failed {
+            kind,
+            path,
+            status,
+            stderr,
+        });
+    }
+    Ok(())
+}

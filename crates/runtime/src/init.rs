@@ -1,0 +1,360 @@
+//! init: what runs in the forked children while a container is created.
+//! The intermediate child joins and unshares namespaces and clones the
+//! container's init (CLONE_PARENT: the init becomes the caller's child);
+//! the init sets up the rootfs and process, reports `Ready`, blocks on
+//! exec.fifo until `start`, and execs. Errors go back over the sync channel
+//! as one line; these functions never return.
+
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::console::{self, MasterSink};
+use crate::sync::{Channel, Message};
+use crate::{hooks, process, rootfs, seccomp, sys};
+
+/// A failure inside a forked child, with the path or operation it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{op} {path}")]
+    Path {
+        op: String,
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("{op}")]
+    Sys {
+        op: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{op} {cap}")]
+    Capability {
+        op: &'static str,
+        cap: String,
+        #[source]
+        source: caps::errors::CapsError,
+    },
+    #[error("{what}")]
+    Invalid { what: String },
+    #[error("executable file not found or not executable: {path}")]
+    NotExecutable { path: PathBuf },
+    #[error(transparent)]
+    Hook(#[from] hooks::Error),
+    #[error("seccomp")]
+    Seccomp(#[source] seccomp::Error),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::Error),
+}
+
+impl SetupError {
+    pub fn path(op: impl Into<String>, path: impl AsRef<Path>, source: Errno) -> SetupError {
+        SetupError::Path {
+            op: op.into(),
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+    pub fn mount(what: &str, dest: &Path, source: Errno) -> SetupError {
+        SetupError::Path {
+            op: format!("mount {what} on"),
+            path: dest.to_path_buf(),
+            source,
+        }
+    }
+    pub fn sys(op: impl Into<String>, source: Errno) -> SetupError {
+        SetupError::Sys {
+            op: op.into(),
+            source,
+        }
+    }
+    pub fn caps(
+        op: &'static str,
+        cap: &caps::Capability,
+        source: caps::errors::CapsError,
+    ) -> SetupError {
+        SetupError::Capability {
+            op,
+            cap: cap.to_string(),
+            source,
+        }
+    }
+    pub fn caps_set(op: &'static str, source: caps::errors::CapsError) -> SetupError {
+        SetupError::Capability {
+            op,
+            cap: "set".into(),
+            source,
+        }
+    }
+}
+
+/// Everything the children need; they are forks, so references to the
+/// parent's memory stay valid in them.
+pub struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    /// O_PATH fd of exec.fifo, reopened for writing through /proc/self/fd.
+    pub fifo_fd: RawFd,
+    pub console_socket: Option<RawFd>,
+    pub console_to_parent: bool,
+    pub preserve_fds: u32,
+    pub seccomp: Option<&'a seccomp::Program>,
+    pub no_pivot: bool,
+}
+
+/// Reports `err` to the parent and exits.
+pub fn fail(chan: &Channel, err: &SetupError) -> ! {
+    let _ = chan.send(&Message::Failed(crate::error::chain(err)));
+    sys::exit_now(1)
+}
+
+fn wait_continue(chan: &Channel) -> Result<(), SetupError> {
+    match chan.recv()?.0 {
+        Message::Continue => Ok(()),
+        other => Err(SetupError::Invalid {
+            what: format!("unexpected message from the runtime: {other:?}"),
+        }),
+    }
+}
+
+fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
+    CloneFlags::from_bits_truncate(t as i32)
+}
+
+/// Joins namespaces given by path (user first), unshares the new ones
+/// (user first, then the rest, which the new user namespace then owns).
+/// Returns after the unshare; the caller forks the init next.
+pub fn enter_namespaces(spec: &Spec, chan: &Channel) -> Result<(), SetupError> {
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    // Open all paths first: joining a mount namespace changes what paths mean.
+    let mut joins = Vec::new();
+    for ns in &namespaces {
+        if let Some(p) = ns.path() {
+            let fd = nix::fcntl::open(p, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(|e| SetupError::path("open namespace", p, e))?;
+            joins.push((ns.typ(), p.clone(), fd));
+        }
+    }
+    joins.sort_by_key(|(t, _, _)| (*t != LinuxNamespaceType::User) as u8);
+    for (t, p, fd) in &joins {
+        setns(fd, clone_flag(*t))
+            .map_err(|e| SetupError::path(format!("join {t} namespace"), p, e))?;
+    }
+    let new: Vec<_> = namespaces
+        .iter()
+        .filter(|n| n.path().is_none())
+        .map(|n| n.typ())
+        .collect();
+    if new.contains(&LinuxNamespaceType::User) {
+        unshare(CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| SetupError::sys("unshare user namespace", e))?;
+        chan.send(&Message::WriteIdMaps)?;
+        wait_continue(chan)?;
+        let root_u = nix::unistd::Uid::from_raw(0);
+        let root_g = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(root_g, root_g, root_g)
+            .map_err(|e| SetupError::sys("setgid(0) in the user namespace", e))?;
+        nix::unistd::setresuid(root_u, root_u, root_u)
+            .map_err(|e| SetupError::sys("setuid(0) in the user namespace", e))?;
+    }
+    let mut flags = CloneFlags::empty();
+    for t in new.iter().filter(|t| **t != LinuxNamespaceType::User) {
+        flags |= clone_flag(*t);
+    }
+    unshare(flags).map_err(|e| SetupError::sys(format!("unshare namespaces {:?}", new), e))
+}
+
+/// Places the caller-provided stdio on 0, 1, 2 (in whatever order they were).
+pub fn install_stdio(fds: [RawFd; 3]) -> Result<(), SetupError> {
+    let mut tmp = [0; 3];
+    for (i, fd) in fds.iter().enumerate() {
+        tmp[i] = sys::dup_above(*fd, 100).map_err(|e| SetupError::sys("dup stdio", e))?;
+    }
+    for (i, fd) in tmp.iter().enumerate() {
+        sys::dup2(*fd, i as RawFd).map_err(|e| SetupError::sys(format!("dup2 onto fd {i}"), e))?;
+        let _ = nix::unistd::close(*fd);
+    }
+    Ok(())
+}
+
+/// The intermediate child of create. Never returns.
+pub fn intermediate(args: &InitArgs<'_>, chan: &Channel) -> ! {
+    let r = (|| -> Result<i32, SetupError> {
+        wait_continue(chan)?; // the parent has put us into the cgroup
+        enter_namespaces(args.spec, chan)?;
+        match sys::fork_with_flags(libc::CLONE_PARENT)
+            .map_err(|e| SetupError::sys("clone the container init", e))?
+        {
+            sys::Forked::Child => container_init(args, chan),
+            sys::Forked::Parent(pid) => Ok(pid),
+        }
+    })();
+    match r {
+        Ok(pid) => {
+            let _ = chan.send(&Message::InitPid(pid));
+            sys::exit_now(0)
+        }
+        Err(e) => fail(chan, &e),
+    }
+}
+
+/// The container's init (pid 1 of a new pid namespace). Never returns.
+fn container_init(args: &InitArgs<'_>, chan: &Channel) -> ! {
+    match init_steps(args, chan) {
+        Ok(never) => match never {},
+        Err(e) => fail(chan, &e),
+    }
+}
+
+/// A result type for code that only returns on failure.
+pub enum Never {}
+
+fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> {
+    let spec = args.spec;
+    let process = spec.process().as_ref().expect("validated");
+    nix::unistd::setsid().map_err(|e| SetupError::sys("setsid", e))?;
+
+    let _root = rootfs::prepare(spec, args.rootfs, args.bundle)?;
+
+    // prestart and createRuntime hooks run in the runtime's namespaces.
+    chan.send(&Message::RunCreateRuntimeHooks)?;
+    let state_json = match chan.recv()?.0 {
+        Message::HookState(s) => s,
+        other => {
+            return Err(SetupError::Invalid {
+                what: format!("unexpected message from the runtime: {other:?}"),
+            })
+        }
+    };
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().as_ref())
+    {
+        nix::unistd::chdir(args.rootfs).map_err(|e| SetupError::path("chdir", args.rootfs, e))?;
+        hooks::run_all("createContainer", h, &state_json)?;
+    }
+
+    rootfs::pivot(args.rootfs, args.no_pivot)?;
+
+    if process.terminal().unwrap_or(false) {
+        let sink = match (args.console_socket, args.console_to_parent) {
+            (Some(fd), _) => MasterSink::Socket(fd),
+            (None, true) => MasterSink::Parent(chan),
+            (None, false) => return Err(SetupError::Invalid {
+                what: "process.terminal is true but no console socket was given (--console-socket)"
+                    .into(),
+            }),
+        };
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        console::setup(sink, process.user().uid(), size, true)?;
+    }
+    if let Some(fd) = args.console_socket {
+        let _ = nix::unistd::close(fd);
+    }
+
+    rootfs::finalize(spec)?;
+    let linux = spec.linux().as_ref();
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h)
+            .map_err(|e| SetupError::sys(format!("sethostname({h:?})"), e))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        sys::set_domainname(d).map_err(|e| SetupError::sys(format!("setdomainname({d:?})"), e))?;
+    }
+    for (k, v) in linux
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&path, v).map_err(|e| SetupError::Io {
+            op: "write sysctl",
+            path: path.clone(),
+            source: e,
+        })?;
+    }
+    if let Some(p) = linux.and_then(|l| l.readonly_paths().as_ref()) {
+        rootfs::readonly_paths(p)?;
+    }
+    if let Some(p) = linux.and_then(|l| l.masked_paths().as_ref()) {
+        rootfs::mask_paths(p)?;
+    }
+
+    process::apply_limits(process)?;
+    process::apply_user_and_caps(process)?;
+    process::apply_misc(process)?;
+    let exe = process::resolve_executable(process)?;
+    let env = process::environment(process);
+
+    chan.send(&Message::Ready)?;
+
+    // Block until `start` opens the fifo for reading.
+    let fifo = format!("/proc/self/fd/{}", args.fifo_fd);
+    let w = nix::fcntl::open(
+        fifo.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| SetupError::path("open", "exec.fifo", e))?;
+    nix::unistd::write(&w, b"0").map_err(|e| SetupError::path("write", "exec.fifo", e))?;
+    drop(w);
+    let _ = nix::unistd::close(args.fifo_fd);
+
+    // From here the parent is gone: failures go to the container's stderr.
+    let r = (|| -> Result<Never, SetupError> {
+        if let Some(h) = spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().as_ref())
+        {
+            hooks::run_all(
+                "startContainer",
+                h,
+                &state_json.replace("\"created\"", "\"running\""),
+            )?;
+        }
+        finish_exec(args.seccomp, args.preserve_fds, &exe, process, &env)
+    })();
+    match r {
+        Ok(never) => match never {},
+        Err(e) => eprintln!("isola-runtime: container init: {}", crate::error::chain(&e)),
+    }
+    sys::exit_now(127)
+}
+
+/// The last steps before execve, shared with exec: seccomp, fd hygiene.
+pub fn finish_exec(
+    program: Option<&seccomp::Program>,
+    preserve_fds: u32,
+    exe: &Path,
+    process: &oci_spec::runtime::Process,
+    env: &[std::ffi::CString],
+) -> Result<Never, SetupError> {
+    sys::cloexec_from(3 + preserve_fds as RawFd)
+        .map_err(|e| SetupError::sys("mark fds close-on-exec", e))?;
+    if let Some(p) = program {
+        seccomp::install(p).map_err(SetupError::Seccomp)?;
+    }
+    Err(process::exec(exe, process, env))
+}

@@ -1,0 +1,303 @@
+//! mounts: performs the OCI `mounts` list inside the container's new mount
+//! namespace, before pivot_root. Destinations are opened with openat2
+//! RESOLVE_IN_ROOT under the rootfs and mounted through /proc/self/fd, so a
+//! symlink in the rootfs can never redirect a mount onto the host.
+
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Mount;
+
+use crate::init::SetupError;
+use crate::sys;
+
+/// Mount flags and the remaining filesystem-specific data of an OCI mount.
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    pub flags: MsFlags,
+    /// Propagation changes applied after the mount (MS_SHARED, MS_SLAVE, ...).
+    pub propagation: Vec<MsFlags>,
+    pub data: Vec<String>,
+}
+
+impl MountOptions {
+    pub fn data(&self) -> Option<String> {
+        (!self.data.is_empty()).then(|| self.data.join(","))
+    }
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+}
+
+/// Parses OCI/fstab mount options the way runc does.
+pub fn parse_options(opts: &[String]) -> MountOptions {
+    let mut o = MountOptions {
+        flags: MsFlags::empty(),
+        propagation: Vec::new(),
+        data: Vec::new(),
+    };
+    for opt in opts {
+        let (clear, flag) = match opt.as_str() {
+            "defaults" => (false, MsFlags::empty()),
+            "ro" => (false, MsFlags::MS_RDONLY),
+            "rw" => (true, MsFlags::MS_RDONLY),
+            "suid" => (true, MsFlags::MS_NOSUID),
+            "nosuid" => (false, MsFlags::MS_NOSUID),
+            "dev" => (true, MsFlags::MS_NODEV),
+            "nodev" => (false, MsFlags::MS_NODEV),
+            "exec" => (true, MsFlags::MS_NOEXEC),
+            "noexec" => (false, MsFlags::MS_NOEXEC),
+            "sync" => (false, MsFlags::MS_SYNCHRONOUS),
+            "async" => (true, MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (false, MsFlags::MS_DIRSYNC),
+            "remount" => (false, MsFlags::MS_REMOUNT),
+            "mand" => (false, MsFlags::MS_MANDLOCK),
+            "nomand" => (true, MsFlags::MS_MANDLOCK),
+            "atime" => (true, MsFlags::MS_NOATIME),
+            "noatime" => (false, MsFlags::MS_NOATIME),
+            "diratime" => (true, MsFlags::MS_NODIRATIME),
+            "nodiratime" => (false, MsFlags::MS_NODIRATIME),
+            "bind" => (false, MsFlags::MS_BIND),
+            "rbind" => (false, MsFlags::MS_BIND | MsFlags::MS_REC),
+            "relatime" => (false, MsFlags::MS_RELATIME),
+            "norelatime" => (true, MsFlags::MS_RELATIME),
+            "strictatime" => (false, MsFlags::MS_STRICTATIME),
+            "nostrictatime" => (true, MsFlags::MS_STRICTATIME),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
+                o.propagation
+                    .push(propagation_flag(opt).unwrap_or(MsFlags::empty()));
+                continue;
+            }
+            // Options other runtimes understand that change nothing here.
+            "tmpcopyup" | "rro" | "rrw" | "idmap" | "ridmap" => continue,
+            _ => {
+                o.data.push(opt.clone());
+                continue;
+            }
+        };
+        if clear {
+            o.flags.remove(flag);
+        } else {
+            o.flags.insert(flag);
+        }
+    }
+    o
+}
+
+/// The flags of a propagation name ("rslave", "private", ...).
+pub fn propagation_flag(name: &str) -> Option<MsFlags> {
+    Some(match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// The path through which mount(2) reaches an opened fd.
+pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Opens (creating it and its parents when missing) `path` inside `root`,
+/// as a directory or as an empty file. Never leaves `root`.
+pub fn open_or_create_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    as_dir: bool,
+) -> Result<OwnedFd, SetupError> {
+    match sys::open_in_root(root, path, libc::O_PATH) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(SetupError::path("open inside the rootfs", path, e)),
+    }
+    let mut cur = sys::open_in_root(root, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(|e| SetupError::path("open the rootfs", path, e))?;
+    let comps: Vec<_> = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    let mut sofar = PathBuf::from("/");
+    for (i, c) in comps.iter().enumerate() {
+        sofar.push(c);
+        let last = i + 1 == comps.len();
+        match sys::open_in_root(root, &sofar, libc::O_PATH) {
+            Ok(fd) => {
+                cur = fd;
+                continue;
+            }
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(SetupError::path("open inside the rootfs", &sofar, e)),
+        }
+        if last && !as_dir {
+            let f = nix::fcntl::openat(
+                &cur,
+                c.as_os_str(),
+                OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                Mode::from_bits_truncate(0o644),
+            )
+            .map_err(|e| SetupError::path("create mount point", &sofar, e))?;
+            let _ = nix::unistd::close(f);
+        } else {
+            match nix::sys::stat::mkdirat(&cur, c.as_os_str(), Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(SetupError::path("create directory", &sofar, e)),
+            }
+        }
+        cur = sys::open_in_root(root, &sofar, libc::O_PATH)
+            .map_err(|e| SetupError::path("open inside the rootfs", &sofar, e))?;
+    }
+    Ok(cur)
+}
+
+/// Mounts one OCI mount under the rootfs (`root` is an fd of the rootfs).
+pub fn mount_one(
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    bundle: &Path,
+    new_cgroupns: bool,
+) -> Result<(), SetupError> {
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = m.destination();
+    if opts.is_bind() || typ == "bind" {
+        return mount_bind(root, m, bundle, &opts);
+    }
+    if typ == "cgroup" || typ == "cgroup2" {
+        return crate::cgroupfs::mount(root, dest, &opts, new_cgroupns);
+    }
+    let target = open_or_create_in_root(root, dest, true)?;
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+    let data = opts.data();
+    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    mount(
+        Some(&source),
+        &fd_path(target.as_fd()),
+        Some(typ),
+        flags,
+        data.as_deref(),
+    )
+    .map_err(|e| SetupError::mount(typ, dest, e))?;
+    apply_propagation(target.as_fd(), dest, &opts)
+}
+
+fn mount_bind(
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    bundle: &Path,
+    opts: &MountOptions,
+) -> Result<(), SetupError> {
+    let dest = m.destination();
+    let source = m.source().as_ref().ok_or_else(|| SetupError::Invalid {
+        what: format!("bind mount on {} has no source", dest.display()),
+    })?;
+    let source = bundle.join(source);
+    let meta = fs::metadata(&source).map_err(|e| SetupError::Io {
+        op: "bind mount source",
+        path: source.clone(),
+        source: e,
+    })?;
+    let target = open_or_create_in_root(root, dest, meta.is_dir())?;
+    let tpath = fd_path(target.as_fd());
+    let rec = opts.flags & MsFlags::MS_REC;
+    mount(
+        Some(&source),
+        &tpath,
+        None::<&str>,
+        MsFlags::MS_BIND | rec,
+        None::<&str>,
+    )
+    .map_err(|e| SetupError::mount("bind", dest, e))?;
+    let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount_bind(&tpath, dest, extra)?;
+    }
+    apply_propagation(target.as_fd(), dest, opts)
+}
+
+/// Remounts a bind mount with `flags` (ro, nosuid, ...), keeping the flags
+/// the kernel locks (those of the source mount) so it works in a user namespace.
+pub fn remount_bind(target: &Path, shown: &Path, flags: MsFlags) -> Result<(), SetupError> {
+    let locked = nix::sys::statvfs::statvfs(target)
+        .map(|s| {
+            use nix::sys::statvfs::FsFlags;
+            let f = s.flags();
+            let mut m = MsFlags::empty();
+            for (a, b) in [
+                (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+                (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+                (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+                (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+                (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+                (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+            ] {
+                if f.contains(a) {
+                    m |= b;
+                }
+            }
+            m
+        })
+        .unwrap_or(MsFlags::empty());
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked,
+        None::<&str>,
+    )
+    .map_err(|e| SetupError::mount("remount", shown, e))
+}
+
+fn apply_propagation(
+    target: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &MountOptions,
+) -> Result<(), SetupError> {
+    for p in &opts.propagation {
+        mount(
+            None::<&str>,
+            &fd_path(target),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .map_err(|e| SetupError::mount("set propagation of", dest, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_split_into_flags_and_data() {
+        let o = parse_options(&[
+            "nosuid".into(),
+            "rbind".into(),
+            "ro".into(),
+            "mode=755".into(),
+            "rslave".into(),
+            "size=65536k".into(),
+        ]);
+        assert!(o.flags.contains(
+            MsFlags::MS_NOSUID | MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
+        ));
+        assert_eq!(o.data().as_deref(), Some("mode=755,size=65536k"));
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert!(!parse_options(&["ro".into(), "rw".into()])
+            .flags
+            .contains(MsFlags::MS_RDONLY));
+    }
+}

@@ -1,0 +1,230 @@
+//! rootfs: turns the bundle's rootfs into the container's "/" inside the new
+//! mount namespace: propagation, the rootfs bind, the OCI mounts, /dev,
+//! pivot_root, then what must happen after it (read-only root, masked and
+//! read-only paths). Only called in the container's init process.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::init::SetupError;
+use crate::mounts::{self, fd_path, open_or_create_in_root, remount_bind};
+use crate::{devices, sys};
+
+/// Everything before pivot_root that needs the host's view: propagation,
+/// rootfs bind, mounts, devices. Returns an fd of the rootfs.
+pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<OwnedFd, SetupError> {
+    // Nothing we mount may propagate back to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| SetupError::mount("make / a recursive slave", Path::new("/"), e))?;
+    // pivot_root needs the new root to be a mount point.
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| SetupError::mount("bind the rootfs onto itself", rootfs, e))?;
+    let root: OwnedFd = File::open(rootfs)
+        .map_err(|e| SetupError::Io {
+            op: "open rootfs",
+            path: rootfs.to_path_buf(),
+            source: e,
+        })?
+        .into();
+
+    let linux = spec.linux().as_ref();
+    let namespaces = linux
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let new_ns = |t| {
+        namespaces
+            .iter()
+            .any(|n| n.typ() == t && n.path().is_none())
+    };
+    let new_cgroupns = new_ns(LinuxNamespaceType::Cgroup);
+    let userns = namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User);
+
+    let mut dev_is_bind = false;
+    for m in spec.mounts().iter().flatten() {
+        if m.destination() == Path::new("/dev") {
+            let o = mounts::parse_options(m.options().as_deref().unwrap_or(&[]));
+            dev_is_bind = o.is_bind() || m.typ().as_deref() == Some("bind");
+        }
+        mounts::mount_one(root.as_fd(), m, bundle, new_cgroupns)?;
+    }
+
+    if !dev_is_bind {
+        for d in devices::default_devices() {
+            devices::create(root.as_fd(), &d, userns)?;
+        }
+        devices::create_links(root.as_fd())?;
+    }
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        devices::create(root.as_fd(), &devices::from_spec(d), userns)?;
+    }
+
+    // The process's cwd must exist; create it as root like runc does.
+    if let Some(p) = spec.process() {
+        open_or_create_in_root(root.as_fd(), p.cwd(), true)?;
+    }
+    Ok(root)
+}
+
+/// Makes the rootfs "/" with pivot_root, detaching the old root. With
+/// `no_pivot` (for ramfs roots where pivot_root fails) it moves the rootfs
+/// over "/" and chroots instead.
+pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), SetupError> {
+    if no_pivot {
+        nix::unistd::chdir(rootfs).map_err(|e| SetupError::path("chdir", rootfs, e))?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(|e| SetupError::mount("move the rootfs over", Path::new("/"), e))?;
+        nix::unistd::chroot(".").map_err(|e| SetupError::path("chroot", rootfs, e))?;
+        return nix::unistd::chdir("/").map_err(|e| SetupError::path("chdir", "/", e));
+    }
+    let old = File::open("/").map_err(|e| SetupError::Io {
+        op: "open",
+        path: "/".into(),
+        source: e,
+    })?;
+    let new = File::open(rootfs).map_err(|e| SetupError::Io {
+        op: "open",
+        path: rootfs.into(),
+        source: e,
+    })?;
+    nix::unistd::fchdir(&new).map_err(|e| SetupError::path("chdir", rootfs, e))?;
+    sys::pivot_root_dot().map_err(|e| SetupError::path("pivot_root to", rootfs, e))?;
+    // The old root is now stacked under "."; detach it without letting the
+    // unmount propagate anywhere.
+    nix::unistd::fchdir(&old).map_err(|e| SetupError::path("chdir", "old root", e))?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| SetupError::mount("make old root a slave", Path::new("/"), e))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| SetupError::path("detach the old root", "/", e))?;
+    nix::unistd::chdir("/").map_err(|e| SetupError::path("chdir", "/", e))
+}
+
+/// After pivot_root: root propagation, read-only root.
+pub fn finalize(spec: &Spec) -> Result<(), SetupError> {
+    let linux = spec.linux().as_ref();
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        let flags = mounts::propagation_flag(p).ok_or_else(|| SetupError::Invalid {
+            what: format!("linux.rootfsPropagation {p:?} is not a propagation mode"),
+        })?;
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .map_err(|e| SetupError::mount("set propagation of", Path::new("/"), e))?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        remount_bind(Path::new("/"), Path::new("/"), MsFlags::MS_RDONLY)?;
+    }
+    Ok(())
+}
+
+/// maskedPaths: /dev/null over files, an empty read-only tmpfs over directories.
+pub fn mask_paths(paths: &[String]) -> Result<(), SetupError> {
+    let root = File::open("/").map_err(|e| SetupError::Io {
+        op: "open",
+        path: "/".into(),
+        source: e,
+    })?;
+    for p in paths {
+        let path = Path::new(p);
+        let fd = match sys::open_in_root(root.as_fd(), path, libc::O_PATH) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(SetupError::path("open masked path", path, e)),
+        };
+        let is_dir = nix::sys::stat::fstat(&fd)
+            .map(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .unwrap_or(false);
+        let target = fd_path(fd.as_fd());
+        let r = if is_dir {
+            mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+        } else {
+            mount(
+                Some("/dev/null"),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+        };
+        r.map_err(|e| SetupError::mount("mask", path, e))?;
+    }
+    Ok(())
+}
+
+/// readonlyPaths: bind each onto itself, then remount read-only.
+pub fn readonly_paths(paths: &[String]) -> Result<(), SetupError> {
+    let root = File::open("/").map_err(|e| SetupError::Io {
+        op: "open",
+        path: "/".into(),
+        source: e,
+    })?;
+    for p in paths {
+        let path = Path::new(p);
+        let fd = match sys::open_in_root(root.as_fd(), path, libc::O_PATH) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(SetupError::path("open read-only path", path, e)),
+        };
+        let target = fd_path(fd.as_fd());
+        mount(
+            Some(&target),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| SetupError::mount("bind", path, e))?;
+        // Reopen: the fd points below the new mount.
+        let fd = sys::open_in_root(root.as_fd(), path, libc::O_PATH)
+            .map_err(|e| SetupError::path("open read-only path", path, e))?;
+        remount_bind(
+            &fd_path(fd.as_fd()),
+            path,
+            MsFlags::MS_RDONLY | MsFlags::MS_REC,
+        )?;
+    }
+    Ok(())
+}

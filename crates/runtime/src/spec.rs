@@ -1,0 +1,239 @@
+//! spec: reads a bundle's config.json and checks it before anything is
+//! created, so that a bad bundle fails with an error that names the field and
+//! leaves nothing behind. It does not touch the system.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+/// What is wrong with a bundle's configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parse {path} at field `{field}`")]
+    Parse {
+        path: PathBuf,
+        field: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("field `{field}` {problem}")]
+    Invalid { field: String, problem: String },
+    #[error("root filesystem {path} (field `root.path`)")]
+    Rootfs {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn invalid(field: impl Into<String>, problem: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Reads `<bundle>/config.json`.
+pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
+    let path = bundle.join("config.json");
+    let data = std::fs::read(&path).map_err(|source| SpecError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    parse(&data, &path)
+}
+
+/// Parses config.json text; errors name the JSON path of the bad field.
+pub fn parse(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
+    let de = &mut serde_json::Deserializer::from_slice(data);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        SpecError::Parse {
+            path: path.to_path_buf(),
+            field: if field.is_empty() { ".".into() } else { field },
+            source: e.into_inner(),
+        }
+    })
+}
+
+/// The absolute rootfs path: `root.path`, relative to the bundle if relative.
+pub fn rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "is missing"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(invalid("root.path", "is empty"));
+    }
+    let p = bundle.join(root.path());
+    let canon = std::fs::canonicalize(&p).map_err(|source| SpecError::Rootfs {
+        path: p.clone(),
+        source,
+    })?;
+    if !canon.is_dir() {
+        return Err(SpecError::Rootfs {
+            path: p,
+            source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+        });
+    }
+    Ok(canon)
+}
+
+/// Checks what the runtime needs beyond the JSON schema, for a container's
+/// init process (`for_exec` = false) or an exec'd one.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process", "is missing"))?;
+    validate_process(process, "process")?;
+
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let d = m.destination();
+        if d.as_os_str().is_empty() {
+            return Err(invalid(format!("mounts[{i}].destination"), "is empty"));
+        }
+        if !d.is_absolute() {
+            return Err(invalid(
+                format!("mounts[{i}].destination"),
+                format!("{} is not an absolute path", d.display()),
+            ));
+        }
+    }
+
+    let linux = spec.linux().as_ref();
+    let namespaces: Vec<_> = linux
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let mut seen = HashSet::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        if ns.typ() == LinuxNamespaceType::Time {
+            return Err(invalid(
+                format!("linux.namespaces[{i}].type"),
+                "\"time\" is not supported",
+            ));
+        }
+        if !seen.insert(ns.typ() as u32) {
+            return Err(invalid(
+                format!("linux.namespaces[{i}].type"),
+                format!("{} is listed twice", ns.typ()),
+            ));
+        }
+        if let Some(p) = ns.path() {
+            if !p.exists() {
+                return Err(invalid(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("{} does not exist", p.display()),
+                ));
+            }
+        }
+    }
+    let new_ns = |t: LinuxNamespaceType| {
+        namespaces
+            .iter()
+            .any(|n| n.typ() == t && n.path().is_none())
+    };
+    let has_ns = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has_ns(LinuxNamespaceType::Uts)
+    {
+        return Err(invalid(
+            "hostname",
+            "needs a UTS namespace in linux.namespaces",
+        ));
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
+        && !has_ns(LinuxNamespaceType::Uts)
+    {
+        return Err(invalid(
+            "domainname",
+            "needs a UTS namespace in linux.namespaces",
+        ));
+    }
+    if !has_ns(LinuxNamespaceType::Mount) {
+        return Err(invalid(
+            "linux.namespaces",
+            "has no mount namespace: isola-runtime needs one to set up the root filesystem",
+        ));
+    }
+    if let Some(l) = linux {
+        let maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+        if new_ns(LinuxNamespaceType::User) && !maps {
+            return Err(invalid(
+                "linux.uidMappings",
+                "is empty but a new user namespace is requested",
+            ));
+        }
+        if maps && !new_ns(LinuxNamespaceType::User) {
+            return Err(invalid(
+                "linux.uidMappings",
+                "is set but no new user namespace is requested",
+            ));
+        }
+        for (i, d) in l.devices().iter().flatten().enumerate() {
+            if !d.path().is_absolute() {
+                return Err(invalid(
+                    format!("linux.devices[{i}].path"),
+                    "must be an absolute path",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a process (the init's, or one given to exec).
+pub fn validate_process(
+    process: &oci_spec::runtime::Process,
+    field: &str,
+) -> Result<(), SpecError> {
+    match process.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => return Err(invalid(format!("{field}.args"), "is empty")),
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid(
+            format!("{field}.cwd"),
+            format!("{:?} is not an absolute path", process.cwd()),
+        ));
+    }
+    for (i, e) in process.env().iter().flatten().enumerate() {
+        if !e.contains('=') {
+            return Err(invalid(
+                format!("{field}.env[{i}]"),
+                format!("{e:?} is not KEY=VALUE"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_names_the_field() {
+        let json =
+            br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"},{"type":"bogus"}]}}"#;
+        let err = parse(json, Path::new("config.json")).unwrap_err();
+        assert!(
+            err.to_string().contains("linux.namespaces[1].type"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_args_is_invalid() {
+        let json = br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":[],"cwd":"/","user":{"uid":0,"gid":0}},"linux":{"namespaces":[{"type":"mount"}]}}"#;
+        let spec = parse(json, Path::new("config.json")).unwrap();
+        let err = validate(&spec).unwrap_err();
+        assert!(err.to_string().contains("process.args"), "{err}");
+    }
+}

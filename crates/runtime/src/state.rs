@@ -1,0 +1,134 @@
+//! state: the on-disk record of a container, `<root>/<id>/state.json`, and
+//! what /proc says about its init. Writes are atomic (temp, fsync, rename)
+//! and made under an flock on the container's directory. It decides nothing
+//! about lifecycle: container.rs does.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+pub const STATE_FILE: &str = "state.json";
+pub const SPEC_FILE: &str = "config.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// What the runtime remembers about one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// Host pid of the container's init, once known.
+    pub pid: Option<i32>,
+    /// Start time of `pid` (clock ticks after boot, /proc/<pid>/stat field 22):
+    /// tells a live init from a new process that reused its pid.
+    pub pid_start_time: Option<u64>,
+    /// Creation time, nanoseconds since the epoch.
+    pub created_ns: u128,
+    /// The cgroups path given to `Cgroup::create`.
+    pub cgroups_path: String,
+    pub annotations: HashMap<String, String>,
+    /// Set by pause, cleared by resume.
+    pub paused: bool,
+    /// Set once create finished (the init waits on exec.fifo).
+    pub created: bool,
+}
+
+impl ContainerState {
+    pub fn created_time(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.created_ns as u64)
+    }
+}
+
+pub fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Reads `<dir>/state.json`.
+pub fn read(dir: &Path) -> Result<ContainerState, Error> {
+    let path = dir.join(STATE_FILE);
+    let data = fs::read(&path).map_err(Error::io("read", &path))?;
+    serde_json::from_slice(&data).map_err(|source| Error::StateFile { path, source })
+}
+
+/// Writes `<dir>/state.json` atomically.
+pub fn write(dir: &Path, state: &ContainerState) -> Result<(), Error> {
+    let data = serde_json::to_vec_pretty(state).map_err(|source| Error::StateFile {
+        path: dir.join(STATE_FILE),
+        source,
+    })?;
+    write_atomic(&dir.join(STATE_FILE), &data)
+}
+
+/// Writes a file atomically: temp file in the same directory, fsync, rename,
+/// fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+    f.write_all(data).map_err(Error::io("write", &tmp))?;
+    f.sync_all().map_err(Error::io("fsync", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(Error::io("rename onto", path))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// An exclusive flock on a container's directory, released on drop.
+pub struct Lock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+pub fn lock(dir: &Path) -> Result<Lock, Error> {
+    let mut file = File::open(dir).map_err(Error::io("open", dir))?;
+    loop {
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive) {
+            Ok(l) => return Ok(Lock { _lock: l }),
+            Err((f, nix::errno::Errno::EINTR)) => file = f,
+            Err((_, e)) => return Err(Error::sys(format!("flock {}", dir.display()))(e)),
+        }
+    }
+}
+
+/// What /proc/<pid>/stat says about a process.
+pub struct ProcStat {
+    /// One letter: R, S, D, Z, T, ...
+    pub state: char,
+    pub start_time: u64,
+}
+
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &s[s.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Whether `pid` is still the process that was recorded (same start time)
+/// and has not exited (a zombie counts as exited).
+pub fn is_alive(pid: i32, start_time: Option<u64>) -> bool {
+    match proc_stat(pid) {
+        Some(st) => {
+            st.state != 'Z' && st.state != 'X' && start_time.is_none_or(|t| t == st.start_time)
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,219 @@
+//! sys: the raw system calls that neither nix nor std wrap (clone with
+//! CLONE_PARENT, openat2, pivot_root on ".", fd passing over SCM_RIGHTS).
+//! Every `unsafe` block of the runtime outside cgroups/seccomp lives here;
+//! nothing in this module knows about containers.
+
+use std::ffi::CString;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+
+/// Result of [`fork_with_flags`].
+pub enum Forked {
+    Parent(i32),
+    Child,
+}
+
+/// fork(2) with extra clone flags (only ones that keep fork's semantics, e.g.
+/// CLONE_PARENT so the new process becomes a sibling of the caller).
+///
+/// std and nix only offer a plain fork; CLONE_PARENT needs the raw syscall.
+/// Call it only from a single-threaded process (the runtime's own children).
+pub fn fork_with_flags(flags: libc::c_int) -> Result<Forked, Errno> {
+    // SAFETY: clone with a NULL stack behaves like fork: the child continues on
+    // a copy of the caller's stack. The caller is single-threaded (documented),
+    // so no lock can be held by a thread that does not exist in the child.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as i32)),
+    }
+}
+
+/// Plain fork(2).
+pub fn fork() -> Result<Forked, Errno> {
+    // SAFETY: the child only runs the runtime's own setup code and then
+    // execve(2)s or exits; glibc's fork makes malloc usable in the child.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw())),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// struct open_how of openat2(2) (libc's is non-exhaustive).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// openat2(2) with RESOLVE_IN_ROOT: opens `path` as if `root` were "/", so
+/// symlinks and ".." can never lead outside `root`. nix has no openat2.
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> Result<OwnedFd, Errno> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let cpath = CString::new(rel.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    loop {
+        // SAFETY: `how` and `cpath` outlive the call; the size passed is the
+        // size of the struct we pass.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                cpath.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if ret >= 0 {
+            // SAFETY: the kernel just gave us this descriptor; we own it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) });
+        }
+        let e = Errno::last();
+        if e != Errno::EAGAIN && e != Errno::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// pivot_root(".", "."): the trick runc uses to avoid a put_old directory.
+pub fn pivot_root_dot() -> Result<(), Errno> {
+    nix::unistd::pivot_root(".", ".")
+}
+
+/// Sends `data` and `fds` (SCM_RIGHTS) on a unix socket.
+pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> Result<(), Errno> {
+    let iov = [IoSlice::new(data)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+    sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None)?;
+    Ok(())
+}
+
+/// Receives one message (up to `buf.len()` bytes) and the fds passed with it.
+pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            for fd in raw {
+                // SAFETY: SCM_RIGHTS installed these descriptors in our table
+                // just now; nobody else owns them.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Ok((msg.bytes, fds))
+}
+
+/// setdomainname(2); nix only wraps sethostname.
+pub fn set_domainname(name: &str) -> Result<(), Errno> {
+    // SAFETY: the pointer and length describe `name`'s bytes.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets or clears FD_CLOEXEC on every descriptor >= `from` except `keep`,
+/// so that exactly 0..from (stdio plus preserved fds) survive execve.
+pub fn cloexec_from(from: RawFd) -> Result<(), Errno> {
+    let dir = std::fs::read_dir("/proc/self/fd").map_err(|_| Errno::EBADF)?;
+    let fds: Vec<RawFd> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd >= from {
+            // Errors (EBADF for the read_dir fd itself, already closed) are expected.
+            // SAFETY: F_SETFD on a number only sets a flag; a closed fd gives EBADF.
+            let _ = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+    Ok(())
+}
+
+/// Makes the calling process the controlling-terminal owner of `fd` (TIOCSCTTY).
+pub fn set_controlling_terminal(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an int argument and touches no memory of ours.
+    let ret = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets the window size of a terminal (TIOCSWINSZ).
+pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> Result<(), Errno> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize struct that lives across the call.
+    let ret = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+    Errno::result(ret).map(drop)
+}
+
+/// prctl(PR_SET_KEEPCAPS / PR_SET_NO_NEW_PRIVS / PR_CAP_AMBIENT_RAISE ...) with int arguments.
+pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: the options used by the runtime take integer arguments only.
+    let ret = unsafe {
+        libc::prctl(
+            option,
+            arg2,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Exits the calling (forked) process at once, without running destructors
+/// or atexit handlers that belong to the parent's copy of the program.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// dup2(2) on raw numbers: nix's wants an OwnedFd for the target, but the
+/// targets here (0, 1, 2) are not owned by any Rust object.
+pub fn dup2(old: RawFd, new: RawFd) -> Result<(), Errno> {
+    // SAFETY: dup2 only manipulates the descriptor table.
+    let ret = unsafe { libc::dup2(old, new) };
+    Errno::result(ret).map(drop)
+}
+
+/// F_DUPFD_CLOEXEC: duplicates `fd` to a number >= `min`.
+pub fn dup_above(fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
+    // SAFETY: fcntl F_DUPFD_CLOEXEC takes an int and touches no memory.
+    let ret = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    Errno::result(ret)
+}
