@@ -1,0 +1,120 @@
+//! guest: prepares the utility VM as PID 1 must — the kernel filesystems,
+//! cgroups, loopback, the container rootfs shared from the host over
+//! virtio-9p — and finds the virtio-serial port the host listens on.
+//! It must not serve the protocol or start containers.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::mount::{mount, MsFlags};
+
+use crate::sys;
+
+/// Where the host's rootfs share (9p tag [`ROOTFS_TAG`]) is mounted.
+pub const ROOTFS_MOUNT: &str = "/run/isola/rootfs";
+/// The 9p mount tag the host gives the rootfs share.
+pub const ROOTFS_TAG: &str = "rootfs";
+/// Name of the virtio-serial port (QEMU `virtserialport,name=`).
+pub const PORT_NAME: &str = "isola.agent";
+
+/// Mounts what the guest and the in-guest runtime need.
+pub fn setup() -> Result<()> {
+    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_fs("proc", "/proc", "proc", nodev, None)?;
+    mount_fs("sysfs", "/sys", "sysfs", nodev, None)?;
+    // devtmpfs may be mounted by the kernel already (CONFIG_DEVTMPFS_MOUNT
+    // does not apply to an initramfs root, but be tolerant).
+    if !Path::new("/dev/null").exists() {
+        mount_fs(
+            "devtmpfs",
+            "/dev",
+            "devtmpfs",
+            MsFlags::MS_NOSUID,
+            Some("mode=0755"),
+        )?;
+    }
+    mount_fs(
+        "devpts",
+        "/dev/pts",
+        "devpts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?;
+    if !Path::new("/dev/ptmx").exists() {
+        std::os::unix::fs::symlink("pts/ptmx", "/dev/ptmx").context("link /dev/ptmx")?;
+    }
+    mount_fs("shm", "/dev/shm", "tmpfs", nodev, Some("mode=1777"))?;
+    mount_fs(
+        "tmpfs",
+        "/tmp",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    mount_fs(
+        "tmpfs",
+        "/run",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )?;
+    // cgroup v2: one tree, every controller the guest kernel has; the runtime
+    // enables them down to each container's group.
+    mount_fs("cgroup2", "/sys/fs/cgroup", "cgroup2", nodev, None)?;
+    if let Err(e) = sys::interface_up("lo") {
+        eprintln!("isola-agent: cannot bring up lo: {e}");
+    }
+    mount_fs(
+        ROOTFS_TAG,
+        ROOTFS_MOUNT,
+        "9p",
+        MsFlags::empty(),
+        Some("trans=virtio,version=9p2000.L,cache=mmap,msize=524288"),
+    )?;
+    Ok(())
+}
+
+fn mount_fs(
+    src: &str,
+    target: &str,
+    fstype: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    fs::create_dir_all(target).with_context(|| format!("create {target}"))?;
+    mount(Some(src), target, Some(fstype), flags, data)
+        .with_context(|| format!("mount {fstype} on {target}"))
+}
+
+/// The /dev node of the virtio-serial port named [`PORT_NAME`], found through
+/// /sys/class/virtio-ports/*/name (there is no udev to make the by-name link).
+/// Waits up to `timeout` for the device to probe.
+pub fn find_port(timeout: Duration) -> Result<PathBuf> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(entries) = fs::read_dir("/sys/class/virtio-ports") {
+            for entry in entries.flatten() {
+                let name = fs::read_to_string(entry.path().join("name")).unwrap_or_default();
+                if name.trim() == PORT_NAME {
+                    let dev = Path::new("/dev").join(entry.file_name());
+                    if dev.exists() {
+                        return Ok(dev);
+                    }
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("no virtio-serial port named {PORT_NAME} appeared within {timeout:?} (is QEMU started with -device virtserialport,name={PORT_NAME}?)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The guest kernel's release (uname -r), for the Hello answer.
+pub fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

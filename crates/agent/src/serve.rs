@@ -1,0 +1,422 @@
+//! serve: the agent's single-threaded event loop over the host channel, the
+//! processes' stdio and SIGCHLD. It decodes requests, dispatches them to
+//! containers.rs, pumps stdio both ways and reports exits. Single-threaded on
+//! purpose: the runtime forks, and a fork from a threaded process is fragile.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use proto::{Decoder, Frame, Kind, Request, Response, StdioFd, WindowSize, PROTOCOL_VERSION};
+
+use crate::containers::Containers;
+use crate::procs::{self, Proc, ProcTable};
+use crate::{guest, top};
+
+/// How long the VM stays up after the main process exited if the host never
+/// says Shutdown (it may be gone): long enough to collect the exit code.
+const MAIN_EXIT_GRACE: Duration = Duration::from_secs(10);
+/// Poll interval while the host end of the port is not connected (the port
+/// reports POLLHUP continuously then, so it cannot stay in the poll set).
+const HUP_BACKOFF_MS: i32 = 20;
+
+pub struct Agent {
+    port: File,
+    decoder: Decoder,
+    sigchld: File,
+    procs: ProcTable,
+    containers: Containers,
+    /// Streams whose process is a container's init.
+    main_streams: Vec<u32>,
+    power_off_at: Option<Instant>,
+    host_gone: bool,
+}
+
+enum Token {
+    Port,
+    Sigchld,
+    Stdout(u32),
+    Stderr(u32),
+    Stdin(u32),
+}
+
+impl Agent {
+    pub fn new(port: File, sigchld: OwnedFd) -> Agent {
+        Agent {
+            port,
+            decoder: Decoder::new(),
+            sigchld: File::from(sigchld),
+            procs: ProcTable::default(),
+            containers: Containers::default(),
+            main_streams: Vec::new(),
+            power_off_at: None,
+            host_gone: false,
+        }
+    }
+
+    /// Serves until it is time to power off.
+    pub fn run(&mut self) -> Result<()> {
+        loop {
+            if self.power_off_at.is_some_and(|t| Instant::now() >= t) {
+                return Ok(());
+            }
+            let (mut fds, tokens) = self.poll_set();
+            let mut timeout = self.power_off_at.map_or(-1, |t| {
+                t.saturating_duration_since(Instant::now()).as_millis() as i32 + 1
+            });
+            if self.host_gone {
+                timeout = if timeout < 0 {
+                    HUP_BACKOFF_MS
+                } else {
+                    timeout.min(HUP_BACKOFF_MS)
+                };
+            }
+            crate::sys::poll(&mut fds, timeout).context("poll")?;
+            self.host_gone = false;
+            for (fd, token) in fds.iter().zip(tokens) {
+                if fd.revents == 0 {
+                    continue;
+                }
+                match token {
+                    Token::Port => self.on_port(fd.revents)?,
+                    Token::Sigchld => self.on_sigchld()?,
+                    Token::Stdout(s) => self.pump_output(s, StdioFd::Stdout)?,
+                    Token::Stderr(s) => self.pump_output(s, StdioFd::Stderr)?,
+                    Token::Stdin(s) => {
+                        if let Some(p) = self.procs.by_stream.get_mut(&s) {
+                            p.flush_stdin();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll_set(&self) -> (Vec<libc::pollfd>, Vec<Token>) {
+        let pfd = |fd: i32, events: i16| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let mut fds = vec![pfd(self.sigchld.as_raw_fd(), libc::POLLIN)];
+        let mut tokens = vec![Token::Sigchld];
+        if !self.host_gone {
+            fds.push(pfd(self.port.as_raw_fd(), libc::POLLIN));
+            tokens.push(Token::Port);
+        }
+        for (&s, p) in &self.procs.by_stream {
+            if let Some(f) = &p.stdout {
+                fds.push(pfd(f.as_raw_fd(), libc::POLLIN));
+                tokens.push(Token::Stdout(s));
+            }
+            if let Some(f) = &p.stderr {
+                fds.push(pfd(f.as_raw_fd(), libc::POLLIN));
+                tokens.push(Token::Stderr(s));
+            }
+            if let (Some(f), false) = (&p.stdin, p.stdin_buf.is_empty()) {
+                fds.push(pfd(f.as_raw_fd(), libc::POLLOUT));
+                tokens.push(Token::Stdin(s));
+            }
+        }
+        (fds, tokens)
+    }
+
+    fn send(&mut self, frame: Frame) -> Result<()> {
+        self.port
+            .write_all(&frame.encode())
+            .context("write to the host channel")
+    }
+
+    fn respond(&mut self, id: u32, resp: &Response) -> Result<()> {
+        self.send(Frame::json(Kind::Response, id, resp))
+    }
+
+    fn on_port(&mut self, revents: i16) -> Result<()> {
+        if revents & libc::POLLIN == 0 {
+            // POLLHUP alone: the host end is not connected (yet, or any more).
+            self.host_gone = true;
+            return Ok(());
+        }
+        let mut buf = vec![0u8; 256 * 1024];
+        let n = match self.port.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e).context("read the host channel"),
+        };
+        if n == 0 {
+            self.host_gone = true;
+            return Ok(());
+        }
+        self.decoder.push(&buf[..n]);
+        while let Some(frame) = self
+            .decoder
+            .next_frame()
+            .context("decode a frame from the host")?
+        {
+            self.on_frame(frame)?;
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<()> {
+        match frame.kind {
+            Kind::Request => {
+                let req: Request = match frame.parse("request") {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let message = format!("{:#}", anyhow::Error::new(e));
+                        return self.respond(frame.id, &Response::Error { message });
+                    }
+                };
+                self.on_request(frame.id, req)
+            }
+            Kind::Stdin => {
+                if let Some(p) = self.procs.by_stream.get_mut(&frame.id) {
+                    p.stdin_buf.extend_from_slice(&frame.payload);
+                    p.flush_stdin();
+                }
+                Ok(())
+            }
+            Kind::Eof => {
+                if let Some(p) = self.procs.by_stream.get_mut(&frame.id) {
+                    p.stdin_eof = true;
+                    p.flush_stdin();
+                }
+                Ok(())
+            }
+            Kind::Resize => {
+                if let (Some(p), Ok(ws)) = (
+                    self.procs.by_stream.get(&frame.id),
+                    frame.parse::<WindowSize>("window size"),
+                ) {
+                    let _ = p.resize(ws.rows, ws.cols);
+                }
+                Ok(())
+            }
+            // Guest → host kinds arriving here are a confused host: ignore.
+            Kind::Response | Kind::Stdout | Kind::Stderr | Kind::Exit => Ok(()),
+        }
+    }
+
+    fn on_request(&mut self, id: u32, req: Request) -> Result<()> {
+        let result = match req {
+            Request::Hello { .. } => Ok(Response::Hello {
+                version: PROTOCOL_VERSION,
+                kernel_release: guest::kernel_release(),
+            }),
+            Request::CreateContainer {
+                id: cid,
+                spec,
+                rootfs,
+                terminal,
+                stream,
+            } => self
+                .containers
+                .create(&cid, *spec, &rootfs, terminal)
+                .map(|p| {
+                    let pid = p.pid;
+                    self.procs.by_stream.insert(stream, p);
+                    self.main_streams.push(stream);
+                    Response::Created { pid }
+                }),
+            Request::Start { container } => {
+                self.containers.start(&container).map(|()| Response::Ok)
+            }
+            Request::Exec {
+                container,
+                process,
+                terminal,
+                stream,
+            } => self
+                .containers
+                .exec(&container, *process, terminal)
+                .map(|p| {
+                    let pid = p.pid;
+                    self.procs.by_stream.insert(stream, p);
+                    Response::Executed { pid }
+                }),
+            Request::Signal {
+                container,
+                stream,
+                signal,
+                all,
+            } => self
+                .signal(&container, stream, signal, all)
+                .map(|()| Response::Ok),
+            Request::Wait { stream } => match self.procs.by_stream.get_mut(&stream) {
+                Some(p) => match p.exit {
+                    Some(code) => Ok(Response::Exit { code }),
+                    None => {
+                        p.waiters.push(id);
+                        return Ok(());
+                    }
+                },
+                None => Err(anyhow::anyhow!("no process on stream {stream}")),
+            },
+            Request::Top { container } => {
+                self.containers
+                    .pids(&container)
+                    .map(|pids| Response::Processes {
+                        processes: top::describe(&pids),
+                    })
+            }
+            Request::Stats { container } => {
+                self.containers
+                    .cgroup_stats(&container)
+                    .map(|cg| Response::Stats {
+                        stats: top::stats(cg),
+                    })
+            }
+            Request::Shutdown => {
+                self.power_off_at = Some(Instant::now());
+                Ok(Response::Ok)
+            }
+        };
+        let resp = result.unwrap_or_else(|e| Response::Error {
+            message: format!("{e:#}"),
+        });
+        self.respond(id, &resp)
+    }
+
+    fn signal(&self, container: &str, stream: Option<u32>, signal: i32, all: bool) -> Result<()> {
+        match stream {
+            Some(s) => {
+                let p = self
+                    .procs
+                    .by_stream
+                    .get(&s)
+                    .with_context(|| format!("no process on stream {s}"))?;
+                if p.exit.is_some() {
+                    anyhow::bail!("the process on stream {s} has exited");
+                }
+                let sig = nix::sys::signal::Signal::try_from(signal)
+                    .with_context(|| format!("invalid signal {signal}"))?;
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid), sig)
+                    .with_context(|| format!("kill {} with {sig}", p.pid))
+            }
+            None => self.containers.kill(container, signal, all),
+        }
+    }
+
+    /// Sends what is ready on one output; at its end, an Eof frame.
+    fn pump_output(&mut self, stream: u32, which: StdioFd) -> Result<()> {
+        let Some(p) = self.procs.by_stream.get_mut(&stream) else {
+            return Ok(());
+        };
+        let slot = match which {
+            StdioFd::Stderr => &mut p.stderr,
+            _ => &mut p.stdout,
+        };
+        let Some(f) = slot.as_mut() else {
+            return Ok(());
+        };
+        match procs::read_ready(f) {
+            None => Ok(()),
+            Some(data) if data.is_empty() => {
+                *slot = None;
+                self.send(Frame::new(Kind::Eof, stream, vec![which as u8]))
+            }
+            Some(data) => {
+                let kind = if which == StdioFd::Stderr {
+                    Kind::Stderr
+                } else {
+                    Kind::Stdout
+                };
+                self.send(Frame::new(kind, stream, data))
+            }
+        }
+    }
+
+    /// Reaps every exited child; for a tracked process, drains its output,
+    /// then reports the exit (Eof frames, Exit frame, pending Waits).
+    fn on_sigchld(&mut self) -> Result<()> {
+        let mut sink = [0u8; 64];
+        while matches!(self.sigchld.read(&mut sink), Ok(n) if n > 0) {}
+        loop {
+            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => return Ok(()),
+                Ok(s) => s,
+            };
+            let Some((pid, code)) = procs::exit_code(status) else {
+                continue;
+            };
+            if let Some(stream) = self.procs.stream_of(pid) {
+                self.finish(stream, code)?;
+            }
+        }
+    }
+
+    fn finish(&mut self, stream: u32, code: i32) -> Result<()> {
+        // The process is gone, so everything it wrote is in the pipe already.
+        for which in [StdioFd::Stdout, StdioFd::Stderr] {
+            loop {
+                let open = self
+                    .procs
+                    .by_stream
+                    .get(&stream)
+                    .is_some_and(|p: &Proc| match which {
+                        StdioFd::Stderr => p.stderr.is_some(),
+                        _ => p.stdout.is_some(),
+                    });
+                if !open {
+                    break;
+                }
+                let before = self.pending_output(stream, which);
+                self.pump_output(stream, which)?;
+                if !before {
+                    // Nothing more now: a descendant may still hold the pipe;
+                    // the process itself is done, so report its end here.
+                    let p = self
+                        .procs
+                        .by_stream
+                        .get_mut(&stream)
+                        .expect("checked above");
+                    match which {
+                        StdioFd::Stderr => p.stderr = None,
+                        _ => p.stdout = None,
+                    }
+                    self.send(Frame::new(Kind::Eof, stream, vec![which as u8]))?;
+                    break;
+                }
+            }
+        }
+        let waiters = match self.procs.by_stream.get_mut(&stream) {
+            Some(p) => {
+                p.exit = Some(code);
+                p.stdin = None;
+                p.pty = None;
+                std::mem::take(&mut p.waiters)
+            }
+            None => Vec::new(),
+        };
+        self.send(Frame::exit(stream, code))?;
+        for w in waiters {
+            self.respond(w, &Response::Exit { code })?;
+        }
+        if self.main_streams.contains(&stream) && self.power_off_at.is_none() {
+            self.power_off_at = Some(Instant::now() + MAIN_EXIT_GRACE);
+        }
+        Ok(())
+    }
+
+    /// Whether the output has bytes (or its end) ready to read now.
+    fn pending_output(&self, stream: u32, which: StdioFd) -> bool {
+        let Some(p) = self.procs.by_stream.get(&stream) else {
+            return false;
+        };
+        let f = match which {
+            StdioFd::Stderr => p.stderr.as_ref(),
+            _ => p.stdout.as_ref(),
+        };
+        let Some(f) = f else { return false };
+        let mut fds = [libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        matches!(crate::sys::poll(&mut fds, 0), Ok(1))
+    }
+}

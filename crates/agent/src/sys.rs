@@ -1,0 +1,107 @@
+//! sys: the agent's few raw syscalls that nix does not wrap with the features
+//! the workspace enables (reboot, interface flags, poll over raw fds, the
+//! SIGCHLD self-pipe, terminal size). Every unsafe block of the agent is here.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Powers the VM off (QEMU exits: the kernel has `reboot=t`, QEMU `-no-reboot`).
+pub fn power_off() -> io::Error {
+    // SAFETY: sync and reboot take no pointers; reboot only returns on failure.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_POWER_OFF);
+    }
+    io::Error::last_os_error()
+}
+
+/// Sets IFF_UP on the interface `name` (loopback here; there is no `ip` in the guest).
+pub fn interface_up(name: &str) -> io::Result<()> {
+    // SAFETY: socket() takes no pointers; the fd is owned right after.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req
+        .ifr_name
+        .iter_mut()
+        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: req is a valid ifreq that outlives the call; SIOCGIFFLAGS fills ifru_flags.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS just wrote the flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: as above; SIOCSIFFLAGS reads the flags.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// poll(2) over raw descriptors; EINTR counts as "nothing ready".
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe `fds`, which outlives the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(err);
+    }
+    Ok(n as usize)
+}
+
+static SIGCHLD_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_sigchld(_: libc::c_int) {
+    let fd = SIGCHLD_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; the byte is a static. A full
+        // pipe (EAGAIN) is fine: the loop is woken already.
+        unsafe { libc::write(fd, b"c".as_ptr().cast(), 1) };
+    }
+}
+
+/// Makes SIGCHLD write a byte to a non-blocking pipe and returns its read end,
+/// so the poll loop wakes when a child exits (no signal mask games that the
+/// container processes would inherit).
+pub fn sigchld_pipe() -> io::Result<OwnedFd> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+        .map_err(io::Error::from)?;
+    SIGCHLD_PIPE.store(w.as_raw_fd(), Ordering::Relaxed);
+    std::mem::forget(w); // lives as long as the agent
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(on_sigchld),
+        nix::sys::signal::SaFlags::SA_RESTART | nix::sys::signal::SaFlags::SA_NOCLDSTOP,
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler only calls write(2), which is async-signal-safe.
+    unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGCHLD, &action) }
+        .map_err(io::Error::from)?;
+    Ok(r)
+}
+
+/// Sets a terminal's size (the pty master of a `terminal: true` process).
+pub fn set_window_size(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: ws is a valid winsize that outlives the call.
+    if unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
