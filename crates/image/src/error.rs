@@ -68,15 +68,11 @@ pub enum Error {
     Unpack {
         layer: String,
         #[source]
-        source: UnpackError,
+        source: Box<UnpackError>,
     },
 
-    #[error("layer {layer} unpacked to diff id {actual}, but the image config says {expected}; layer discarded")]
-    DiffIdMismatch {
-        layer: String,
-        expected: String,
-        actual: String,
-    },
+    #[error("{0}")]
+    DiffIdMismatch(Box<DiffIdMismatch>),
 
     #[error("image {image} is in use by snapshot(s) {snapshots} (remove the containers first, or force)")]
     InUse { image: String, snapshots: String },
@@ -108,10 +104,9 @@ pub enum Error {
         source: nix::Error,
     },
 
-    #[error("copying layer {layer} into snapshot \"{key}\" at {path}")]
+    #[error("copying the image layers into snapshot \"{key}\" at {path}")]
     SnapshotCopy {
         key: String,
-        layer: String,
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -149,6 +144,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// A layer whose content does not match the diff id its image config lists.
+#[derive(Debug, thiserror::Error)]
+#[error("layer {layer} unpacked to diff id {actual}, but the image config says {expected}; layer discarded")]
+pub struct DiffIdMismatch {
+    pub layer: String,
+    pub expected: String,
+    pub actual: String,
 }
 
 impl Error {

@@ -17,6 +17,6 @@ pub mod store;
 pub mod unpack;
 
 pub use defaults::{runtime_defaults, Overrides, ProcessDefaults};
-pub use error::Error;
+pub use error::{DiffIdMismatch, Error};
 pub use reference::{Reference, ReferenceError};
 pub use store::{Image, PruneReport, Snapshot, SnapshotDriver, Store};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::records::{Image, ImageRecord};
 use super::{write_atomic, Error, Store};
 use crate::digest;
+use crate::error::DiffIdMismatch;
 use crate::manifest::Manifest;
 use crate::reference::Reference;
 use crate::unpack;
@@ -32,10 +33,30 @@ impl Store {
     /// one). Unpacks each layer once, shared by every image using it, and
     /// checks it against the config's diff ids. Tags the image `name` if
     /// given (moving the tag from an older image).
+    /// Records `name@manifest_digest` as a repo digest (as a pull does).
     pub fn commit_image(
         &self,
         manifest_digest: &str,
         name: Option<&Reference>,
+    ) -> Result<Image, Error> {
+        self.commit(manifest_digest, name, true)
+    }
+
+    /// [`Store::commit_image`] for images that did not come from a
+    /// registry (load, import): no repo digest is recorded.
+    pub(crate) fn commit_local(
+        &self,
+        manifest_digest: &str,
+        name: Option<&Reference>,
+    ) -> Result<Image, Error> {
+        self.commit(manifest_digest, name, false)
+    }
+
+    fn commit(
+        &self,
+        manifest_digest: &str,
+        name: Option<&Reference>,
+        repo_digest: bool,
     ) -> Result<Image, Error> {
         let manifest = self.read_manifest(manifest_digest)?;
         let config_bytes = self.read_blob(
@@ -100,9 +121,9 @@ impl Store {
             rec.size = size;
             let mut tags = self.read_tags()?;
             if let Some(name) = name {
-                let repo_digest = format!("{}@{}", name.name(), manifest_digest);
-                if !rec.repo_digests.contains(&repo_digest) {
-                    rec.repo_digests.push(repo_digest);
+                let rd = format!("{}@{}", name.name(), manifest_digest);
+                if repo_digest && !rec.repo_digests.contains(&rd) {
+                    rec.repo_digests.push(rd);
                 }
                 if name.tag.is_some() {
                     tags.insert(name.without_digest().to_string(), id.clone());
@@ -190,14 +211,14 @@ impl Store {
         let mut file = File::open(&path).map_err(|e| Error::io("opening layer blob", &path, e))?;
         let unpacked = unpack::unpack_layer(&mut file, &diff).map_err(|source| Error::Unpack {
             layer: blob.to_string(),
-            source,
+            source: Box::new(source),
         })?;
         if unpacked.diff_id != diff_id {
-            return Err(Error::DiffIdMismatch {
+            return Err(Error::DiffIdMismatch(Box::new(DiffIdMismatch {
                 layer: blob.to_string(),
                 expected: diff_id.to_string(),
                 actual: unpacked.diff_id,
-            });
+            })));
         }
         let info = LayerInfo {
             diff_id: diff_id.to_string(),

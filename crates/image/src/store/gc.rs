@@ -10,7 +10,6 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use super::records::ImageRecord;
 use super::{Error, Store};
 use crate::digest;
 use crate::reference::Reference;
@@ -31,10 +30,21 @@ pub struct PruneReport {
 }
 
 impl Store {
-    /// Deletes unreferenced content. With `only`, just the blobs and layers
-    /// of that (already deleted) record; otherwise everything unreferenced.
-    /// Call with the metadata lock held.
-    pub(crate) fn collect_garbage(&self, only: Option<&ImageRecord>) -> Result<PruneReport, Error> {
+    /// Deletes the given blobs unless an image record references them:
+    /// clean-up after a failed load or import.
+    pub(crate) fn discard_blobs(&self, digests: &[String]) -> Result<(), Error> {
+        let _lock = self.meta_lock()?;
+        self.collect_garbage(Some((digests.to_vec(), Vec::new())))?;
+        Ok(())
+    }
+
+    /// Deletes unreferenced content. With `only`, just those blobs and
+    /// layers (e.g. of a record just deleted); otherwise everything
+    /// unreferenced. Call with the metadata lock held.
+    pub(crate) fn collect_garbage(
+        &self,
+        only: Option<(Vec<String>, Vec<String>)>,
+    ) -> Result<PruneReport, Error> {
         let records = self.all_records()?;
         let mut blobs_in_use = BTreeSet::new();
         let mut layers_in_use = BTreeSet::new();
@@ -47,11 +57,7 @@ impl Store {
         layers_in_use.extend(self.snapshot_layers()?);
 
         let (blob_candidates, layer_candidates): (Vec<String>, Vec<String>) = match only {
-            Some(rec) => {
-                let mut b = vec![rec.id.clone(), rec.manifest_digest.clone()];
-                b.extend(rec.layer_blobs.iter().cloned());
-                (b, rec.layers.clone())
-            }
+            Some(candidates) => candidates,
             None => (self.list_hex("blobs/sha256")?, self.list_hex("layers")?),
         };
 

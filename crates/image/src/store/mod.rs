@@ -151,7 +151,9 @@ impl Store {
         })
     }
 
-    fn spool(
+    /// Streams `reader` into a temp file under `tmp/`; returns it with its
+    /// digest and size. Nothing is in the store until [`Store::persist_blob`].
+    pub(crate) fn spool(
         &self,
         reader: &mut dyn Read,
     ) -> Result<(tempfile::NamedTempFile, String, u64), Error> {
@@ -172,7 +174,13 @@ impl Store {
         Ok((tmp, digest, size))
     }
 
-    fn persist_blob(&self, tmp: tempfile::NamedTempFile, digest: &str) -> Result<PathBuf, Error> {
+    /// Fsyncs a spooled temp file and renames it to blob `digest` (already
+    /// computed by [`Store::spool`]).
+    pub(crate) fn persist_blob(
+        &self,
+        tmp: tempfile::NamedTempFile,
+        digest: &str,
+    ) -> Result<PathBuf, Error> {
         let path = self.blob_path(digest);
         tmp.as_file()
             .sync_all()
@@ -181,33 +189,6 @@ impl Store {
         tmp.persist(&path)
             .map_err(|e| Error::io("renaming a temp file to", &path, e.error))?;
         Ok(path)
-    }
-
-    /// Moves an already complete file (on the store's filesystem) into the
-    /// store after checking its digest: no second copy of big layer files.
-    pub(crate) fn adopt_file(
-        &self,
-        file: &Path,
-        expected_digest: Option<&str>,
-    ) -> Result<String, Error> {
-        let f = File::open(file).map_err(|e| Error::io("opening", file, e))?;
-        let (actual, _) = DigestingReader::new(f)
-            .finish()
-            .map_err(|e| Error::io("reading", file, e))?;
-        if let Some(expected) = expected_digest {
-            digest::hex_of(expected)?;
-            if expected != actual {
-                return Err(Error::DigestMismatch {
-                    expected: expected.to_string(),
-                    actual,
-                });
-            }
-        }
-        if !self.has_blob(&actual) {
-            let dest = self.blob_path(&actual);
-            fs::rename(file, &dest).map_err(|e| Error::io("renaming into the store", file, e))?;
-        }
-        Ok(actual)
     }
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {

@@ -312,7 +312,12 @@ impl Store {
         }
         self.delete_record(&rec.id)?;
         lines.push(format!("Deleted: {}", rec.id));
-        for layer in self.collect_garbage(Some(&rec))?.deleted_layers {
+        let mut blobs = vec![rec.id.clone(), rec.manifest_digest.clone()];
+        blobs.extend(rec.layer_blobs.iter().cloned());
+        for layer in self
+            .collect_garbage(Some((blobs, rec.layers.clone())))?
+            .deleted_layers
+        {
             lines.push(format!("Deleted: {layer}"));
         }
         Ok(lines)

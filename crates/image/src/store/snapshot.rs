@@ -120,7 +120,6 @@ impl Store {
                 let layer = self.layer_dir(diff_id)?.join("diff");
                 copy_layer(&layer, &rootfs).map_err(|(path, source)| Error::SnapshotCopy {
                     key: key.to_string(),
-                    layer: diff_id.clone(),
                     path,
                     source,
                 })?;
