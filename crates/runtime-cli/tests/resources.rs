@@ -1,0 +1,384 @@
+//! End-to-end: cgroup limits, seccomp and pause/resume through the real
+//! `isola-runtime` binary on a busybox bundle, checked from inside the
+//! container and from the host's cgroup files. Needs root (as `make test`).
+//! Every container gets its own --root and a cgroupsPath under /isola-e2e/,
+//! and is force-deleted when its test ends, whatever happened.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use testkit::{unique_name, Bundle};
+
+const BIN: &str = env!("CARGO_BIN_EXE_isola-runtime");
+
+/// One --root directory; deletes every container it ran on drop.
+struct Runtime {
+    root: tempfile::TempDir,
+    ids: RefCell<Vec<String>>,
+}
+
+impl Runtime {
+    fn new() -> Runtime {
+        Runtime {
+            root: tempfile::Builder::new()
+                .prefix("isola-e2e-root-")
+                .tempdir()
+                .unwrap(),
+            ids: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--root").arg(self.root.path()).args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// `run` in the foreground; returns its output once the container exited.
+    fn run(&self, bundle: &Bundle, id: &str) -> Output {
+        self.ids.borrow_mut().push(id.to_string());
+        let bundle = bundle.path();
+        self.cmd(&["run", "--bundle", bundle.to_str().unwrap(), id])
+            .output()
+            .unwrap()
+    }
+
+    /// `run -d`: returns once the container is running.
+    fn run_detached(&self, bundle: &Bundle, id: &str) {
+        self.ids.borrow_mut().push(id.to_string());
+        let bundle = bundle.path();
+        let (status, stderr) =
+            self.detached(&["run", "-d", "--bundle", bundle.to_str().unwrap(), id]);
+        assert!(status.success(), "run -d: {stderr}");
+    }
+
+    /// `create`: returns its exit status and stderr.
+    fn create(&self, bundle: &Bundle, id: &str) -> (ExitStatus, String) {
+        self.ids.borrow_mut().push(id.to_string());
+        let bundle = bundle.path();
+        self.detached(&["create", "--bundle", bundle.to_str().unwrap(), id])
+    }
+
+    /// A command that leaves a container process behind, which inherits its
+    /// stdio: stderr goes to a file, as a pipe would stay open (and a reader
+    /// wait) until that container ends.
+    fn detached(&self, args: &[&str]) -> (ExitStatus, String) {
+        let err = tempfile::NamedTempFile::new().unwrap();
+        let status = self
+            .cmd(args)
+            .stdout(Stdio::null())
+            .stderr(err.reopen().unwrap())
+            .status()
+            .unwrap();
+        (status, std::fs::read_to_string(err.path()).unwrap())
+    }
+
+    /// A command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "isola-runtime {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn status(&self, id: &str) -> String {
+        let state: Value = serde_json::from_str(&self.ok(&["state", id])).unwrap();
+        state["status"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self
+                .cmd(&["delete", "--force", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// `isola-runtime spec`'s config (runc's defaults: readonly rootfs, pid,
+/// mount, cgroup, ... namespaces, a cgroup mount at /sys/fs/cgroup), made
+/// to run `sh -c script` without a terminal in cgroup `/isola-e2e/<id>`.
+fn config(script: &str, id: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["spec", "--bundle"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "spec: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+    config["process"]["terminal"] = json!(false);
+    config["process"]["args"] = json!(["sh", "-c", script]);
+    config["linux"]["cgroupsPath"] = json!(cgroups_path(id));
+    config
+}
+
+fn cgroups_path(id: &str) -> String {
+    format!("/isola-e2e/{id}")
+}
+
+/// cgroup v1 here; a v2 host has one tree.
+fn is_v1() -> bool {
+    Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists()
+}
+
+/// The container's cgroup directory for `controller`, as the host sees it.
+fn host_cgroup(controller: &str, id: &str) -> PathBuf {
+    let rel = cgroups_path(id);
+    let rel = rel.trim_start_matches('/');
+    if is_v1() {
+        Path::new("/sys/fs/cgroup").join(controller).join(rel)
+    } else {
+        Path::new("/sys/fs/cgroup").join(rel)
+    }
+}
+
+/// Every directory the container's cgroup could have, in any hierarchy.
+fn any_cgroup_dir_left(id: &str) -> Vec<PathBuf> {
+    let rel = cgroups_path(id);
+    let rel = rel.trim_start_matches('/');
+    let mut left: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join(rel))
+        .filter(|p| p.exists())
+        .collect();
+    let unified = Path::new("/sys/fs/cgroup").join(rel);
+    if unified.exists() {
+        left.push(unified);
+    }
+    left
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn memory_limit_is_visible_inside_and_enforced() {
+    let rt = Runtime::new();
+    let id = unique_name("mem");
+    let mut cfg = config(
+        // `tail` keeps all of a newline-less input in memory: 200 MiB, over the 32 MiB limit.
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
+         head -c 200m /dev/zero | tail -n 1 >/dev/null && echo survived; echo done",
+        &id,
+    );
+    cfg["linux"]["resources"]["memory"] = json!({"limit": 33554432, "swap": 33554432});
+    let bundle = Bundle::new(&cfg);
+    let out = rt.run(&bundle, &id);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        text(&out.stderr)
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("33554432"),
+        "limit as seen inside: {stdout}"
+    );
+    assert!(
+        !stdout.contains("survived"),
+        "allocating 200 MiB under a 32 MiB limit succeeded"
+    );
+    assert!(stdout.contains("done"), "{stdout}");
+}
+
+#[test]
+fn limits_are_written_to_the_container_cgroup_and_removed_on_delete() {
+    let rt = Runtime::new();
+    let id = unique_name("lim");
+    let mut cfg = config("true", &id);
+    cfg["linux"]["resources"]["memory"] = json!({"limit": 67108864, "reservation": 33554432});
+    cfg["linux"]["resources"]["pids"] = json!({"limit": 42});
+    cfg["linux"]["resources"]["cpu"] = json!({"shares": 512, "quota": 20000, "period": 100000});
+    let bundle = Bundle::new(&cfg);
+    let (status, stderr) = rt.create(&bundle, &id);
+    assert!(status.success(), "create: {stderr}");
+
+    let read = |controller: &str, file: &str| {
+        let path = host_cgroup(controller, &id).join(file);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_string()
+    };
+    if is_v1() {
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read("memory", "memory.soft_limit_in_bytes"), "33554432");
+        assert_eq!(read("pids", "pids.max"), "42");
+        assert_eq!(read("cpu", "cpu.shares"), "512");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "20000");
+        // The created (not yet started) init is already in the cgroup.
+        let state: Value = serde_json::from_str(&rt.ok(&["state", &id])).unwrap();
+        let pid = state["pid"].as_i64().unwrap().to_string();
+        assert!(read("memory", "cgroup.procs").lines().any(|l| l == pid));
+    } else {
+        assert_eq!(read("", "memory.max"), "67108864");
+        assert_eq!(read("", "pids.max"), "42");
+        assert_eq!(read("", "cpu.max"), "20000 100000");
+    }
+
+    rt.ok(&["delete", "--force", &id]);
+    assert_eq!(any_cgroup_dir_left(&id), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb() {
+    let rt = Runtime::new();
+    let id = unique_name("pids");
+    // The inner shell starts sleeps until fork fails (busybox sh then exits);
+    // the outer one (PID 1) reports with builtins only, as no fork is left.
+    let bomb = "i=0; while [ $i -lt 100 ]; do sleep 100 & i=$((i+1)); echo started $i; done";
+    let script = format!(
+        "sh -c '{bomb}'; \
+         f=/sys/fs/cgroup/pids/pids.max; [ -e $f ] || f=/sys/fs/cgroup/pids.max; \
+         read max < $f; echo max $max"
+    );
+    let mut cfg = config(&script, &id);
+    cfg["linux"]["resources"]["pids"] = json!({"limit": 10});
+    let bundle = Bundle::new(&cfg);
+    let out = rt.run(&bundle, &id);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    let started: u32 = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("started "))
+        .filter_map(|n| n.parse().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(stdout.contains("max 10"), "pids.max inside: {stdout}");
+    // 10 tasks: the two shells and at most 8 sleeps.
+    assert!(
+        (1..=8).contains(&started),
+        "started {started} sleeps\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("can't fork"),
+        "the fork bomb was not stopped: {stderr}"
+    );
+}
+
+#[test]
+fn seccomp_denied_syscall_returns_the_configured_errno() {
+    let rt = Runtime::new();
+    let script = "mkdir /dev/shm/made && echo made";
+
+    // Control: without the filter, mkdir on the tmpfs works.
+    let id = unique_name("sc-ctl");
+    let bundle = Bundle::new(&config(script, &id));
+    let out = rt.run(&bundle, &id);
+    assert_eq!(text(&out.stdout).trim(), "made", "{}", text(&out.stderr));
+
+    let id = unique_name("sc");
+    let mut cfg = config(script, &id);
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    });
+    let bundle = Bundle::new(&cfg);
+    let out = rt.run(&bundle, &id);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!text(&out.stdout).contains("made"));
+    assert!(
+        stderr.contains("can't create directory '/dev/shm/made': Permission denied"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    let rt = Runtime::new();
+    let id = unique_name("pause");
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        "i=0; while true; do i=$((i+1)); echo $i > /out/count; usleep 20000; done",
+        &id,
+    );
+    cfg["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/out", "type": "bind",
+                     "source": out_dir.path(), "options": ["rbind", "rw"]}));
+    let bundle = Bundle::new(&cfg);
+    std::fs::create_dir(bundle.rootfs().join("out")).unwrap();
+    rt.run_detached(&bundle, &id);
+    let count = || -> u64 {
+        std::fs::read_to_string(out_dir.path().join("count"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let advances_past = |n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if count() > n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    };
+    assert!(advances_past(0), "the counter never started");
+    assert_eq!(rt.status(&id), "running");
+
+    rt.ok(&["pause", &id]);
+    assert_eq!(rt.status(&id), "paused");
+    if is_v1() {
+        let state = host_cgroup("freezer", &id).join("freezer.state");
+        assert_eq!(std::fs::read_to_string(state).unwrap().trim(), "FROZEN");
+    }
+    let frozen_at = count();
+    // Frozen tasks cannot run: however long we look, the count stays.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(), frozen_at, "the counter advanced while paused");
+
+    rt.ok(&["resume", &id]);
+    assert_eq!(rt.status(&id), "running");
+    assert!(
+        advances_past(frozen_at),
+        "the counter did not advance after resume"
+    );
+}
+
+#[test]
+fn absent_cgroup_controller_is_a_one_line_error_that_leaves_nothing() {
+    let rt = Runtime::new();
+    let id = unique_name("absent");
+    let mut cfg = config("true", &id);
+    // No host of this kind has the rdma controller (no v1 hierarchy, no v2 controller).
+    cfg["linux"]["resources"]["rdma"] = json!({"mlx5_0": {"hcaHandles": 2, "hcaObjects": 100}});
+    cfg["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+    let bundle = Bundle::new(&cfg);
+    let (status, stderr) = rt.create(&bundle, &id);
+    assert!(!status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("rdma"), "names the controller: {stderr}");
+    assert!(
+        !rt.root.path().join(&id).exists(),
+        "state directory left behind"
+    );
+    assert_eq!(any_cgroup_dir_left(&id), Vec::<PathBuf>::new());
+    let list = rt.ok(&["list", "-q"]);
+    assert!(!list.contains(&id), "{list}");
+}
