@@ -515,6 +515,83 @@ mod tests {
         );
     }
 
+    /// Docker's default profile in shape: ERRNO by default, an allow list
+    /// of ~300 names (some unknown to this libseccomp or arch), three
+    /// architectures, argument rules on personality and clone. It must fit
+    /// the kernel's BPF limit and let a real program run.
+    #[test]
+    fn docker_like_allowlist_runs_a_program() {
+        const ALLOWED: &str = "accept accept4 access adjtimex alarm bind brk capget capset chdir chmod chown \
+            chown32 clock_adjtime clock_getres clock_gettime clock_nanosleep close close_range connect \
+            copy_file_range creat dup dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_pwait \
+            epoll_pwait2 epoll_wait eventfd eventfd2 execve execveat exit exit_group faccessat faccessat2 \
+            fadvise64 fallocate fanotify_mark fchdir fchmod fchmodat fchmodat2 fchown fchownat fcntl fdatasync \
+            fgetxattr flistxattr flock fork fremovexattr fsetxattr fstat fstatfs fsync ftruncate futex \
+            futex_waitv futimesat get_robust_list get_thread_area getcpu getcwd getdents getdents64 getegid \
+            geteuid getgid getgroups getitimer getpeername getpgid getpgrp getpid getppid getpriority \
+            getrandom getresgid getresuid getrlimit getrusage getsid getsockname getsockopt gettid \
+            gettimeofday getuid getxattr inotify_add_watch inotify_init inotify_init1 inotify_rm_watch \
+            io_cancel io_destroy io_getevents io_setup io_submit ioctl ioprio_get ioprio_set kill landlock_add_rule \
+            lchown lgetxattr link linkat listen listxattr llistxattr lremovexattr lseek lsetxattr lstat \
+            madvise membarrier memfd_create mincore mkdir mkdirat mknod mknodat mlock mlock2 mlockall mmap \
+            mprotect mq_open mremap msgctl msgget msgrcv msgsnd msync munlock munmap nanosleep newfstatat \
+            open openat openat2 pause pipe pipe2 poll ppoll prctl pread64 preadv preadv2 prlimit64 pselect6 \
+            pwrite64 pwritev read readahead readlink readlinkat readv recvfrom recvmmsg recvmsg \
+            remap_file_pages removexattr rename renameat renameat2 restart_syscall rmdir rseq rt_sigaction \
+            rt_sigpending rt_sigprocmask rt_sigqueueinfo rt_sigreturn rt_sigsuspend rt_sigtimedwait \
+            rt_tgsigqueueinfo sched_getaffinity sched_getattr sched_getparam sched_get_priority_max \
+            sched_yield seccomp select semctl semget semop send sendfile sendmmsg sendmsg sendto \
+            set_robust_list set_thread_area set_tid_address setfsgid setfsuid setgid setgroups setitimer \
+            setpgid setpriority setregid setresgid setresuid setreuid setrlimit setsid setsockopt setuid \
+            shmat shmctl shmdt shmget shutdown sigaltstack signalfd signalfd4 socket socketpair splice stat \
+            statfs statx symlink symlinkat sync sync_file_range syncfs sysinfo tee tgkill time timer_create \
+            timer_delete timer_getoverrun timer_gettime timer_settime timerfd_create timerfd_gettime \
+            timerfd_settime times tkill truncate ugetrlimit umask uname unlink unlinkat utime utimensat \
+            utimes vfork wait4 waitid write writev arch_prctl modify_ldt not_a_syscall_at_all";
+        let names: Vec<&str> = ALLOWED.split_whitespace().collect();
+        let program = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 1,
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                {"names": names, "action": "SCMP_ACT_ALLOW"},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 2114060288, "op": "SCMP_CMP_MASKED_EQ", "valueTwo": 0}]},
+                {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+            ]
+        })))
+        .unwrap();
+        assert!(
+            program.len() > 100 && program.len() <= MAX_INSTRUCTIONS,
+            "{}",
+            program.len()
+        );
+        let status = in_filtered_child(&program, || {
+            // A real program under the filter: busybox's shell runs a
+            // pipeline (fork, exec, pipes) and exits 0; a namespace-creating
+            // unshare(2) is refused with EPERM as it is not on the list.
+            let args = [
+                c"/bin/busybox".as_ptr(),
+                c"sh".as_ptr(),
+                c"-c".as_ptr(),
+                c"echo ok | grep -q ok && ! unshare -n true 2>/dev/null".as_ptr(),
+                std::ptr::null(),
+            ];
+            // SAFETY: NUL-terminated argv of C strings; execv only returns on error.
+            unsafe { libc::execv(args[0], args.as_ptr()) };
+            42
+        });
+        assert_eq!(
+            status,
+            WaitStatus::Exited(status.pid().unwrap(), 0),
+            "{status:?}"
+        );
+    }
+
     #[test]
     fn unsupported_fields_are_named() {
         let err = compile(&profile(serde_json::json!({
