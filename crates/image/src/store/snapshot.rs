@@ -61,8 +61,33 @@ impl Store {
         Ok(self.root.join("snapshots").join(key))
     }
 
-    /// Makes the root filesystem for container `key` from `image`.
+    /// Makes the root filesystem for container `key` from `image`: an
+    /// overlay mount, or a copy where overlayfs is unavailable.
     pub fn create_snapshot(&self, image: &Image, key: &str) -> Result<Snapshot, Error> {
+        let forced = match std::env::var(SNAPSHOTTER_ENV).as_deref() {
+            Ok("copy") => Some(SnapshotDriver::Copy),
+            Ok("overlay") => Some(SnapshotDriver::Overlay),
+            _ => None,
+        };
+        self.create_snapshot_inner(image, key, forced)
+    }
+
+    /// [`Store::create_snapshot`] with the given driver, no fallback.
+    pub fn create_snapshot_as(
+        &self,
+        image: &Image,
+        key: &str,
+        driver: SnapshotDriver,
+    ) -> Result<Snapshot, Error> {
+        self.create_snapshot_inner(image, key, Some(driver))
+    }
+
+    fn create_snapshot_inner(
+        &self,
+        image: &Image,
+        key: &str,
+        forced: Option<SnapshotDriver>,
+    ) -> Result<Snapshot, Error> {
         let dir = self.snapshot_dir(key)?;
         let _lock = self.meta_lock()?;
         for diff_id in &image.layers {
@@ -80,7 +105,7 @@ impl Store {
             }
             Err(e) => return Err(Error::io("creating", &dir, e)),
         }
-        let result = self.build_snapshot(image, key, &dir);
+        let result = self.build_snapshot(image, key, &dir, forced);
         if result.is_err() {
             let _ = umount2(&dir.join("rootfs"), MntFlags::MNT_DETACH);
             let _ = fs::remove_dir_all(&dir);
@@ -88,7 +113,13 @@ impl Store {
         result
     }
 
-    fn build_snapshot(&self, image: &Image, key: &str, dir: &Path) -> Result<Snapshot, Error> {
+    fn build_snapshot(
+        &self,
+        image: &Image,
+        key: &str,
+        dir: &Path,
+        forced: Option<SnapshotDriver>,
+    ) -> Result<Snapshot, Error> {
         let rootfs = dir.join("rootfs");
         for d in ["rootfs", "upper", "work"] {
             let p = dir.join(d);
@@ -97,9 +128,8 @@ impl Store {
                 .create(&p)
                 .map_err(|e| Error::io("creating", &p, e))?;
         }
-        let forced = std::env::var(SNAPSHOTTER_ENV).ok();
         let mut driver = SnapshotDriver::Overlay;
-        if forced.as_deref() == Some("copy") {
+        if forced == Some(SnapshotDriver::Copy) {
             driver = SnapshotDriver::Copy;
         } else if let Err(e) = self.mount_overlay(key, &image.layers, dir) {
             let unavailable = matches!(
@@ -109,7 +139,7 @@ impl Store {
                     ..
                 }
             );
-            if !unavailable || forced.as_deref() == Some("overlay") {
+            if !unavailable || forced == Some(SnapshotDriver::Overlay) {
                 return Err(e);
             }
             tracing::warn!(key, error = %e, "overlayfs unavailable; copying the image layers instead");
