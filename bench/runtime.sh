@@ -10,11 +10,17 @@
 #   <rt> --root <dir> run --bundle <bundle> <id>   (create, start, wait for exit)
 #   <rt> --root <dir> delete --force <id>          (a no-op error for runc/crun,
 #                                                   whose `run` already deleted)
+#
+# The state roots (--root) are measured in two places (STATE_ON="tmpfs disk"):
+# on a tmpfs, as in a normal deployment (/run is a tmpfs, and runc, crun and
+# containerd keep state there), and on the disk (here /run and /tmp are ext4),
+# where a runtime that fsyncs its state pays for it.
 set -euo pipefail
 
 N=${N:-50}
 WARMUP=${WARMUP:-3}
 read -r -a runtimes <<< "${RUNTIMES:-isola crun runc}"   # a subset, for trying the script out
+read -r -a places <<< "${STATE_ON:-tmpfs disk}"
 repo=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$repo/bench/results/runtime.md}
 
@@ -35,18 +41,25 @@ if [[ " ${runtimes[*]} " == *" isola "* ]]; then
   (cd "$repo" && cargo build --release -q -p runtime-cli)
 fi
 
+binary() { case $1 in isola) echo "$isola" ;; *) echo "$1" ;; esac; }
 work=$(mktemp -d /tmp/isola-bench.XXXXXX)
 cleanup() {
-  for rt in "${runtimes[@]}"; do
-    bin=$(binary "$rt")
-    for id in $("$bin" --root "$work/root-$rt" list -q 2>/dev/null || true); do
-      "$bin" --root "$work/root-$rt" delete --force "$id" >/dev/null 2>&1 || true
+  for place in "${places[@]}"; do
+    for rt in "${runtimes[@]}"; do
+      bin=$(binary "$rt")
+      for id in $("$bin" --root "$work/$place/root-$rt" list -q 2>/dev/null || true); do
+        "$bin" --root "$work/$place/root-$rt" delete --force "$id" >/dev/null 2>&1 || true
+      done
     done
   done
+  if mountpoint -q "$work/tmpfs"; then umount "$work/tmpfs"; fi
   rm -rf "$work"
 }
-binary() { case $1 in isola) echo "$isola" ;; *) echo "$1" ;; esac; }
 trap cleanup EXIT
+for place in "${places[@]}"; do
+  mkdir -p "$work/$place"
+  [ "$place" = tmpfs ] && mount -t tmpfs -o size=64m,mode=700 isola-bench "$work/tmpfs"
+done
 
 # One bundle: busybox-static with its applet links, config from `runc spec`.
 bundle="$work/bundle"
@@ -59,25 +72,27 @@ done
 jq '.process.terminal = false | .process.args = ["true"]' "$bundle/config.json" > "$bundle/config.tmp"
 mv "$bundle/config.tmp" "$bundle/config.json"
 
-# cycle RT ID: prints the cycle's wall time in nanoseconds; fails if `run` does.
+# cycle PLACE RT ID: prints the cycle's wall time in nanoseconds; fails if `run` does.
 cycle() {
   local bin root t0 t1
-  bin=$(binary "$1"); root="$work/root-$1"
+  bin=$(binary "$2"); root="$work/$1/root-$2"
   t0=$(date +%s%N)
-  if ! "$bin" --root "$root" run --bundle "$bundle" "$2" </dev/null >/dev/null 2>>"$work/$1.err"; then
-    echo "bench: $1 run $2 failed:" >&2; tail -n 5 "$work/$1.err" >&2; return 1
+  if ! "$bin" --root "$root" run --bundle "$bundle" "$3" </dev/null >/dev/null 2>>"$work/$2.err"; then
+    echo "bench: $2 run $3 failed:" >&2; tail -n 5 "$work/$2.err" >&2; return 1
   fi
-  "$bin" --root "$root" delete --force "$2" >/dev/null 2>&1 || true
+  "$bin" --root "$root" delete --force "$3" >/dev/null 2>&1 || true
   t1=$(date +%s%N)
   echo $((t1 - t0))
 }
 
-for ((i = 0; i < WARMUP; i++)); do
-  for rt in "${runtimes[@]}"; do cycle "$rt" "warm-$rt-$i" >/dev/null; done
-done
-echo "bench: $N cycles per runtime, interleaved" >&2
-for ((i = 0; i < N; i++)); do
-  for rt in "${runtimes[@]}"; do cycle "$rt" "bench-$rt-$i" >> "$work/$rt.ns"; done
+for place in "${places[@]}"; do
+  for ((i = 0; i < WARMUP; i++)); do
+    for rt in "${runtimes[@]}"; do cycle "$place" "$rt" "warm-$rt-$i" >/dev/null; done
+  done
+  echo "bench: state on $place: $N cycles per runtime, interleaved" >&2
+  for ((i = 0; i < N; i++)); do
+    for rt in "${runtimes[@]}"; do cycle "$place" "$rt" "bench-$rt-$i" >> "$work/$place-$rt.ns"; done
+  done
 done
 
 # stats FILE: "median p90 mean" in ms (nearest-rank percentiles).
@@ -86,26 +101,37 @@ stats() {
     END { m = int((NR + 1) / 2); p = int(NR * 0.9 + 0.999999); if (p < 1) p = 1;
           printf "%.2f %.2f %.2f\n", v[m] / 1e6, v[p] / 1e6, s / NR / 1e6 }'
 }
-crun_median=
-[ -s "$work/crun.ns" ] && read -r crun_median _ _ < <(stats "$work/crun.ns")
+
+table() {
+  local place=$1 crun_median= median p90 mean name ratio
+  [ -s "$work/$place-crun.ns" ] && read -r crun_median _ _ < <(stats "$work/$place-crun.ns")
+  echo "| runtime | median (ms) | p90 (ms) | mean (ms) | median vs crun |"
+  echo "|---|---:|---:|---:|---:|"
+  for rt in "${runtimes[@]}"; do
+    read -r median p90 mean < <(stats "$work/$place-$rt.ns")
+    name=$rt; [ "$rt" = isola ] && name=isola-runtime
+    ratio=n/a
+    [ -n "$crun_median" ] && ratio=$(awk -v a="$median" -v b="$crun_median" 'BEGIN { printf "%.2fx", a / b }')
+    echo "| $name | $median | $p90 | $mean | $ratio |"
+  done
+}
 
 {
   echo "# isola-runtime vs crun vs runc: full container cycle"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo "- machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(free -g | awk '/Mem:/ { print $2 }') GiB, kernel $(uname -r), cgroups $( [ -d /sys/fs/cgroup/cpu ] && echo 'v1 (hybrid)' || echo v2)"
-  echo "- versions: isola-runtime $(git -C "$repo" rev-parse --short HEAD), $(crun --version | head -n1), $(runc --version | head -n1)"
+  echo "- machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(free -g | awk '/Mem:/ { print $2 }') GiB, kernel $(uname -r), cgroups $( [ -d /sys/fs/cgroup/cpu ] && echo 'v1 (hybrid)' || echo v2), load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- versions: isola-runtime $(git -C "$repo" rev-parse --short HEAD) (release build), $(crun --version | head -n1), $(runc --version | head -n1)"
   echo "- command: \`N=$N bench/runtime.sh\` ($N cycles per runtime after $WARMUP warm-up cycles, round-robin)"
   echo "- cycle: \`<rt> --root <dir> run --bundle <busybox bundle> <id>\` (process \`true\`, config from \`runc spec\` with terminal off) then \`<rt> delete --force <id>\`"
-  echo
-  echo "| runtime | median (ms) | p90 (ms) | mean (ms) | median vs crun |"
-  echo "|---|---:|---:|---:|---:|"
-  for rt in "${runtimes[@]}"; do
-    read -r median p90 mean < <(stats "$work/$rt.ns")
-    name=$rt; [ "$rt" = isola ] && name=isola-runtime
-    ratio=n/a
-    [ -n "$crun_median" ] && ratio=$(awk -v a="$median" -v b="$crun_median" 'BEGIN { printf "%.2fx", a / b }')
-    echo "| $name | $median | $p90 | $mean | $ratio |"
+  for place in "${places[@]}"; do
+    echo
+    case $place in
+      tmpfs) echo "## State root on a tmpfs (as /run on a normal host)" ;;
+      disk) echo "## State root on the disk (ext4, as /run and /tmp are on this machine)" ;;
+    esac
+    echo
+    table "$place"
   done
 } > "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
