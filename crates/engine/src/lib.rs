@@ -7,8 +7,12 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod backend;
 pub mod ids;
+pub mod info;
 pub mod isolation;
+pub mod lifecycle;
+pub mod monitor;
 pub mod mounts;
 pub mod security;
 pub mod spec;
@@ -16,3 +20,5 @@ pub mod state;
 pub mod store;
 pub mod units;
 pub mod user;
+
+pub use lifecycle::{CreateRequest, Engine, Error, ExecOptions};

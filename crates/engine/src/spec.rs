@@ -166,7 +166,7 @@ pub fn runtime_config(
     for m in &config.mounts {
         let mut options: Vec<String> = match m.kind.as_str() {
             "tmpfs" => vec!["nosuid".into(), "nodev".into()],
-            _ => vec!["rbind".into(), "rprivate".into()],
+            _ => vec!["rbind".into()],
         };
         if !m.rw {
             options.push("ro".into());
@@ -176,7 +176,7 @@ pub fn runtime_config(
     }
     let etc_ro = if config.read_only { vec!["ro"] } else { vec![] };
     for name in ["hosts", "hostname", "resolv.conf"] {
-        let mut options = vec!["rbind", "rprivate"];
+        let mut options = vec!["rbind"];
         options.extend(etc_ro.iter().copied());
         mounts.push(json!({
             "destination": format!("/etc/{name}"),

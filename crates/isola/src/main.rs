@@ -13,16 +13,25 @@ use clap::{Parser, Subcommand};
 
 /// Global options shared by every command.
 #[derive(Debug, Parser)]
-#[command(name = "isola", version, about = "Run OCI containers under process or VM isolation")]
+#[command(
+    name = "isola",
+    version,
+    about = "Run OCI containers under process or VM isolation"
+)]
 pub struct Cli {
     /// State and storage root.
-    #[arg(long, env = "ISOLA_ROOT", default_value = "/var/lib/isola", global = true)]
+    #[arg(
+        long,
+        env = "ISOLA_ROOT",
+        default_value = "/var/lib/isola",
+        global = true
+    )]
     pub root: PathBuf,
     /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
     #[arg(long, env = "ISOLA_LOG", default_value = "warn", global = true)]
     pub log_level: String,
-    /// Raise the log level to debug.
-    #[arg(short = 'v', long, global = true)]
+    /// Raise the log level to debug (no -v: under run and create, -v is --volume, as in docker).
+    #[arg(long, global = true)]
     pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -58,7 +67,11 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(cli: &Cli) {
-    let level = if cli.verbose { "debug" } else { cli.log_level.as_str() };
+    let level = if cli.verbose {
+        "debug"
+    } else {
+        cli.log_level.as_str()
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()

@@ -1,0 +1,173 @@
+//! backend: the one interface between the engine and an isolation mode.
+//! Everything above it (lifecycle, monitor, CLI) is mode-blind: it calls
+//! [`Backend`] through [`open`]. The process backend (namespaces and cgroups on
+//! the host, over the `runtime` library) is here; the VM backend arrives with
+//! its own issue and plugs into [`open`]. Backends do not touch the engine's
+//! records; they only act on the isolated process.
+
+pub mod process;
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use crate::isolation::Isolation;
+use crate::state::ContainerConfig;
+
+/// Errors from an isolation backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("VM isolation is not available yet in this build of isola: run with --isolation=process (or set default_isolation = \"process\")")]
+    VmUnavailable,
+    #[error("runtime: {op} container {id}")]
+    Runtime {
+        op: &'static str,
+        id: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("container {id} is not running")]
+    NotRunning { id: String },
+    #[error("running {command}")]
+    Command {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{command} failed: {stderr}")]
+    CommandFailed { command: String, stderr: String },
+    #[error("waiting for process {pid}")]
+    Wait {
+        pid: i32,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("reading cgroup statistics of container {id}")]
+    Stats {
+        id: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The container's stdio: three fds the backend makes its 0, 1 and 2, or a
+/// terminal whose master the backend returns.
+#[derive(Debug)]
+pub enum ContainerIo {
+    Pipes {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    Terminal,
+}
+
+/// A created, not yet started container.
+#[derive(Debug)]
+pub struct CreatedContainer {
+    /// The host process the engine waits for: the container init in process
+    /// mode. Its parent is the caller of [`Backend::create`].
+    pub pid: i32,
+    /// The terminal master with [`ContainerIo::Terminal`].
+    pub console: Option<OwnedFd>,
+}
+
+/// A process started by [`Backend::exec`].
+pub struct ExecutedProcess {
+    pub console: Option<OwnedFd>,
+    /// Waits for the process; returns its exit code (128+signal if killed).
+    pub wait: Box<dyn FnOnce() -> Result<i32, BackendError> + Send>,
+}
+
+/// `top`: column titles and one row per process.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Top {
+    pub titles: Vec<String>,
+    pub processes: Vec<Vec<String>>,
+}
+
+/// Resource usage of a container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Usage {
+    /// Total CPU time, nanoseconds.
+    pub cpu_ns: u64,
+    pub memory_bytes: u64,
+    /// The memory limit (the host's memory when unlimited).
+    pub memory_limit: u64,
+    pub pids: u64,
+}
+
+/// Where the engine keeps what a backend needs between calls.
+#[derive(Debug, Clone)]
+pub struct BackendPaths {
+    /// The engine root (`--root`).
+    pub root: PathBuf,
+}
+
+/// One isolation mode. Implementations must be usable from a fresh process
+/// for every call (the CLI and the monitor are separate processes): all state
+/// lives on disk.
+pub trait Backend: Send + Sync {
+    fn isolation(&self) -> Isolation;
+    /// Creates the isolated container from its bundle, init blocked until
+    /// [`Backend::start`]. Must be called before the caller starts threads.
+    fn create(
+        &self,
+        config: &ContainerConfig,
+        bundle: &Path,
+        io: ContainerIo,
+    ) -> Result<CreatedContainer, BackendError>;
+    fn start(&self, id: &str) -> Result<(), BackendError>;
+    fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), BackendError>;
+    fn pause(&self, id: &str) -> Result<(), BackendError>;
+    fn resume(&self, id: &str) -> Result<(), BackendError>;
+    /// Starts `process` in the running container; stdio `None` inherits the
+    /// caller's. The caller becomes responsible for waiting.
+    fn exec(
+        &self,
+        id: &str,
+        process: &oci_spec::runtime::Process,
+        io: Option<ContainerIo>,
+        tty: bool,
+    ) -> Result<ExecutedProcess, BackendError>;
+    /// The container's processes in `ps` form; `ps_args` are extra `ps` options.
+    fn top(&self, id: &str, ps_args: &[String]) -> Result<Top, BackendError>;
+    fn usage(&self, id: &str) -> Result<Usage, BackendError>;
+    /// Removes what the backend holds for the container (runtime state,
+    /// cgroups); `force` kills what still runs. Gone already is not an error.
+    fn delete(&self, id: &str, force: bool) -> Result<(), BackendError>;
+}
+
+/// The backend for `mode`.
+pub fn open(mode: Isolation, paths: &BackendPaths) -> Result<Box<dyn Backend>, BackendError> {
+    match mode {
+        Isolation::Process => Ok(Box::new(process::ProcessBackend::new(paths))),
+        Isolation::Vm => Err(BackendError::VmUnavailable),
+    }
+}
+
+/// The exit code of a wait status, the shell's way: the code, or 128+signal.
+pub fn exit_code(status: nix::sys::wait::WaitStatus) -> Option<i32> {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+/// Waits for a child process; returns its exit code.
+pub fn wait_child(pid: i32) -> Result<i32, BackendError> {
+    loop {
+        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(status) => {
+                if let Some(code) = exit_code(status) {
+                    return Ok(code);
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(source) => return Err(BackendError::Wait { pid, source }),
+        }
+    }
+}

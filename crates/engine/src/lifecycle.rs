@@ -1,0 +1,562 @@
+//! lifecycle: the operations users run on containers, built from the store,
+//! the image store, the monitor and the backend: create, start, stop, kill,
+//! pause, remove, exec, top, stats, and the truth check that keeps `ps`
+//! honest when a monitor has died. Mode-blind: it only talks to
+//! [`crate::backend::Backend`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::backend::{
+    self, Backend, BackendError, BackendPaths, ContainerIo, ExecutedProcess, Top, Usage,
+};
+use crate::isolation::{self, IsolationChoice, IsolationError};
+use crate::monitor::{self, MonitorError, ReadyPipe};
+use crate::mounts::MountError;
+use crate::security::{self, SecurityError};
+use crate::spec::{self, SpecError};
+use crate::state::{ContainerConfig, Limits, MountPoint, NetworkMode, Status};
+use crate::store::{ContainerRecord, ContainerStore, StoreError};
+use crate::units::RestartPolicy;
+use crate::user::{self, UserError};
+
+/// Errors of container operations.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Isolation(#[from] IsolationError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error("image {image:?} not found locally (isola pull it first, or isola load/import it)")]
+    ImageNotFound { image: String },
+    #[error("image store")]
+    Image(#[source] image::Error),
+    #[error("image {image}: {source}")]
+    ImageDefaults {
+        image: String,
+        #[source]
+        source: image::Error,
+    },
+    #[error("creating the root filesystem of container {id}")]
+    Snapshot {
+        id: String,
+        #[source]
+        source: image::Error,
+    },
+    #[error("container {id} is not running")]
+    NotRunning { id: String },
+    #[error("container {id} is already running")]
+    AlreadyRunning { id: String },
+    #[error("container {id} is paused: unpause it first")]
+    Paused { id: String },
+    #[error("container {id} is not paused")]
+    NotPaused { id: String },
+    #[error("cannot remove running container {id}: stop it first or use rm -f")]
+    RemoveRunning { id: String },
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("container {id} did not exit within {seconds} s after SIGKILL")]
+    KillTimeout { id: String, seconds: u64 },
+}
+
+/// What `create`/`run` ask for, flags already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub image: String,
+    pub name: Option<String>,
+    /// Arguments after the image name.
+    pub cmd: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=VALUE` from -e and --env-file.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub auto_remove: bool,
+    pub restart: RestartPolicy,
+    pub network: NetworkMode,
+    pub read_only: bool,
+    pub mounts: Vec<MountPoint>,
+    pub limits: Limits,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub isolation: Option<IsolationChoice>,
+}
+
+/// What `exec` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub detach: bool,
+}
+
+/// The engine over one root.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    root: PathBuf,
+    store: ContainerStore,
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.into(),
+        source,
+    }
+}
+
+/// Removes a stopped container's snapshot and records.
+pub fn remove_resources(
+    root: &Path,
+    store: &ContainerStore,
+    config: &ContainerConfig,
+) -> Result<(), Error> {
+    let images = image::store::Store::open(root).map_err(Error::Image)?;
+    match images.remove_snapshot(&config.snapshot_key) {
+        Ok(()) => {}
+        Err(image::Error::SnapshotNotFound(_)) => {}
+        Err(e) => return Err(Error::Image(e)),
+    }
+    store.remove(&config.id)?;
+    Ok(())
+}
+
+const POLL: Duration = Duration::from_millis(10);
+
+impl Engine {
+    /// Opens the engine at `root` (created if missing; made absolute, since
+    /// monitors run from `/`).
+    pub fn open(root: &Path) -> Result<Engine, Error> {
+        std::fs::create_dir_all(root).map_err(io_err("creating", root))?;
+        let root = std::fs::canonicalize(root).map_err(io_err("resolving", root))?;
+        let store = ContainerStore::open(&root)?;
+        Ok(Engine { root, store })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn store(&self) -> &ContainerStore {
+        &self.store
+    }
+
+    fn paths(&self) -> BackendPaths {
+        BackendPaths {
+            root: self.root.clone(),
+        }
+    }
+
+    /// The backend of a container.
+    pub fn backend(&self, config: &ContainerConfig) -> Result<Box<dyn Backend>, Error> {
+        Ok(backend::open(config.isolation, &self.paths())?)
+    }
+
+    /// Creates a container: validates everything first, then writes the
+    /// record, the snapshot and the bundle; on failure nothing is left.
+    pub fn create(&self, req: &CreateRequest) -> Result<ContainerRecord, Error> {
+        let mode = isolation::resolve(req.isolation.unwrap_or(IsolationChoice::Default))?;
+        backend::open(mode, &self.paths())?;
+        let images = image::store::Store::open(&self.root).map_err(Error::Image)?;
+        let img = match images.resolve(&req.image) {
+            Ok(i) => i,
+            Err(e) if e.is_not_found() => {
+                return Err(Error::ImageNotFound {
+                    image: req.image.clone(),
+                })
+            }
+            Err(e) => return Err(Error::Image(e)),
+        };
+        let (os, arch, variant) = img.platform();
+        isolation::check_platform(mode, (&os, &arch, variant.as_deref()))?;
+        let defaults = image::defaults::runtime_defaults(
+            &img.config,
+            &image::defaults::Overrides {
+                entrypoint: req.entrypoint.clone(),
+                cmd: req.cmd.clone(),
+                env: req.env.clone(),
+                workdir: req.workdir.clone(),
+                user: req.user.clone(),
+            },
+        )
+        .map_err(|source| Error::ImageDefaults {
+            image: req.image.clone(),
+            source,
+        })?;
+        let caps = security::capabilities(&req.cap_add, &req.cap_drop)?;
+        let security = security::security_options(&req.security_opt, &caps)?;
+
+        let record = self
+            .store
+            .create(req.name.as_deref(), |id, name, _dir| ContainerConfig {
+                id: id.into(),
+                name: name.into(),
+                created: Utc::now(),
+                image: req.image.clone(),
+                image_id: img.id.clone(),
+                isolation: mode,
+                args: defaults.args.clone(),
+                env: defaults.env.clone(),
+                working_dir: defaults.cwd.clone(),
+                user: defaults.user.clone(),
+                hostname: match (&req.hostname, req.network) {
+                    (Some(h), _) => h.clone(),
+                    (None, NetworkMode::Host) => nix::unistd::gethostname()
+                        .ok()
+                        .and_then(|h| h.into_string().ok())
+                        .unwrap_or_else(|| crate::ids::short(id).into()),
+                    (None, NetworkMode::None) => crate::ids::short(id).into(),
+                },
+                tty: req.tty,
+                open_stdin: req.open_stdin,
+                auto_remove: req.auto_remove,
+                restart_policy: req.restart,
+                network: req.network,
+                read_only: req.read_only,
+                mounts: req.mounts.clone(),
+                limits: req.limits.clone(),
+                cap_add: req.cap_add.clone(),
+                cap_drop: req.cap_drop.clone(),
+                security_opt: req.security_opt.clone(),
+                snapshot_key: id.into(),
+                rootfs: PathBuf::new(),
+                labels: Default::default(),
+            })?;
+        let mut config = record.config.clone();
+        let mut finish = || -> Result<(), Error> {
+            let snap = images
+                .create_snapshot(&img, &config.snapshot_key)
+                .map_err(|source| Error::Snapshot {
+                    id: config.id.clone(),
+                    source,
+                })?;
+            config.rootfs = snap.rootfs;
+            let user = user::resolve(&config.rootfs, &config.user)?;
+            self.store.write_config(&config)?;
+            spec::write_bundle(&config, &record.dir, &user, &caps, &security)?;
+            Ok(())
+        };
+        if let Err(e) = finish() {
+            let _ = remove_resources(&self.root, &self.store, &record.config);
+            return Err(e);
+        }
+        Ok(ContainerRecord { config, ..record })
+    }
+
+    /// Starts a created or exited container through a new monitor. With
+    /// `attach`, the monitor waits for the caller to connect first.
+    pub fn start(&self, rec: &ContainerRecord, attach: bool) -> Result<ReadyPipe, Error> {
+        let rec = self.refresh(rec.clone())?;
+        match rec.state.status {
+            Status::Running | Status::Restarting => {
+                return Err(Error::AlreadyRunning {
+                    id: rec.config.id.clone(),
+                })
+            }
+            Status::Paused => {
+                return Err(Error::Paused {
+                    id: rec.config.id.clone(),
+                })
+            }
+            _ => {}
+        }
+        self.backend(&rec.config)?;
+        self.store.update_state(&rec.config.id, |s| {
+            s.stopped_by_user = false;
+            s.error = None;
+        })?;
+        Ok(monitor::spawn(&self.root, &rec.config.id, attach)?)
+    }
+
+    /// Re-reads a container and corrects a state nobody is left to record:
+    /// the monitor died and the init is gone too.
+    pub fn refresh(&self, rec: ContainerRecord) -> Result<ContainerRecord, Error> {
+        if !rec.state.status.is_active() {
+            return Ok(rec);
+        }
+        let init_alive = rec.state.init.is_some_and(|p| p.is_alive());
+        let monitor_alive = rec.state.monitor.is_some_and(|p| p.is_alive());
+        if init_alive || monitor_alive {
+            return Ok(rec);
+        }
+        let seen = rec.state.clone();
+        let state = self.store.update_state(&rec.config.id, |s| {
+            if s.status.is_active() && s.init == seen.init && s.monitor == seen.monitor {
+                s.status = Status::Exited;
+                s.exit_code = Some(255);
+                s.finished_at = Some(Utc::now());
+                s.error = Some("the container's monitor died; its exit status is unknown".into());
+                s.init = None;
+                s.monitor = None;
+            }
+        })?;
+        Ok(ContainerRecord { state, ..rec })
+    }
+
+    /// Finds a container by id, id prefix or name, with its true state.
+    pub fn lookup(&self, reference: &str) -> Result<ContainerRecord, Error> {
+        let rec = self.store.lookup(reference)?;
+        self.refresh(rec)
+    }
+
+    /// Every container (newest first), with true states.
+    pub fn list(&self) -> Result<Vec<ContainerRecord>, Error> {
+        let mut out = Vec::new();
+        for rec in self.store.list()? {
+            match self.refresh(rec) {
+                Ok(r) => out.push(r),
+                Err(Error::Store(StoreError::NotFound(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    fn require_running(&self, rec: &ContainerRecord) -> Result<(), Error> {
+        match rec.state.status {
+            Status::Running => Ok(()),
+            Status::Paused => Err(Error::Paused {
+                id: rec.config.id.clone(),
+            }),
+            _ => Err(Error::NotRunning {
+                id: rec.config.id.clone(),
+            }),
+        }
+    }
+
+    /// Sends a signal to the container's main process.
+    pub fn kill(&self, rec: &ContainerRecord, signal: i32) -> Result<(), Error> {
+        if !matches!(rec.state.status, Status::Running | Status::Paused) {
+            return Err(Error::NotRunning {
+                id: rec.config.id.clone(),
+            });
+        }
+        self.backend(&rec.config)?
+            .kill(&rec.config.id, signal, false)?;
+        Ok(())
+    }
+
+    /// Waits until the container is no longer active, up to `timeout`
+    /// (`None`: no limit). Returns the final record, or `None` if it is gone.
+    pub fn wait_inactive(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<ContainerRecord>, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let rec = match self.store.read(id)? {
+                Some(r) => self.refresh(r)?,
+                None => return Ok(None),
+            };
+            if !rec.state.status.is_active() {
+                return Ok(Some(rec));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Some(rec));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// `stop`: SIGTERM, then SIGKILL after `timeout`; the restart policy
+    /// does not bring it back.
+    pub fn stop(&self, rec: &ContainerRecord, timeout: Duration) -> Result<ContainerRecord, Error> {
+        let id = rec.config.id.clone();
+        let state = self.store.update_state(&id, |s| s.stopped_by_user = true)?;
+        if !state.status.is_active() {
+            return Ok(ContainerRecord {
+                state,
+                ..rec.clone()
+            });
+        }
+        let backend = self.backend(&rec.config)?;
+        if state.status == Status::Running {
+            let _ = backend.kill(&id, libc::SIGTERM, false);
+            if let Some(r) = self.wait_inactive(&id, Some(timeout))? {
+                if !r.state.status.is_active() {
+                    return Ok(r);
+                }
+            }
+        }
+        self.kill_and_wait(&*backend, rec)
+    }
+
+    fn kill_and_wait(
+        &self,
+        backend: &dyn Backend,
+        rec: &ContainerRecord,
+    ) -> Result<ContainerRecord, Error> {
+        let id = &rec.config.id;
+        let _ = backend.kill(id, libc::SIGKILL, true);
+        let limit = Duration::from_secs(10);
+        match self.wait_inactive(id, Some(limit))? {
+            Some(r) if r.state.status.is_active() => {
+                // The init may have been reparented to a dead monitor's heir:
+                // signal it directly as a last resort.
+                if let Some(p) = r.state.init.filter(|p| p.is_alive()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p.pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                match self.wait_inactive(id, Some(limit))? {
+                    Some(r) if r.state.status.is_active() => Err(Error::KillTimeout {
+                        id: id.clone(),
+                        seconds: 2 * limit.as_secs(),
+                    }),
+                    Some(r) => Ok(r),
+                    None => Ok(rec.clone()),
+                }
+            }
+            Some(r) => Ok(r),
+            None => Ok(rec.clone()),
+        }
+    }
+
+    pub fn pause(&self, rec: &ContainerRecord) -> Result<(), Error> {
+        self.require_running(rec)?;
+        self.backend(&rec.config)?.pause(&rec.config.id)?;
+        self.store.update_state(&rec.config.id, |s| {
+            if s.status == Status::Running {
+                s.status = Status::Paused
+            }
+        })?;
+        Ok(())
+    }
+
+    pub fn unpause(&self, rec: &ContainerRecord) -> Result<(), Error> {
+        if rec.state.status != Status::Paused {
+            return Err(Error::NotPaused {
+                id: rec.config.id.clone(),
+            });
+        }
+        self.backend(&rec.config)?.resume(&rec.config.id)?;
+        self.store.update_state(&rec.config.id, |s| {
+            if s.status == Status::Paused {
+                s.status = Status::Running
+            }
+        })?;
+        Ok(())
+    }
+
+    /// `rm`: refuses an active container unless `force`, which kills it.
+    pub fn remove(&self, rec: &ContainerRecord, force: bool) -> Result<(), Error> {
+        let id = rec.config.id.clone();
+        let rec = self.refresh(rec.clone())?;
+        let backend = self.backend(&rec.config)?;
+        if rec.state.status.is_active() {
+            if !force {
+                return Err(Error::RemoveRunning { id });
+            }
+            self.store.update_state(&id, |s| s.stopped_by_user = true)?;
+            self.kill_and_wait(&*backend, &rec)?;
+        }
+        backend.delete(&id, true)?;
+        remove_resources(&self.root, &self.store, &rec.config)
+    }
+
+    pub fn rename(&self, rec: &ContainerRecord, new_name: &str) -> Result<(), Error> {
+        Ok(self.store.rename(&rec.config.id, new_name)?)
+    }
+
+    pub fn top(&self, rec: &ContainerRecord, ps_args: &[String]) -> Result<Top, Error> {
+        if !matches!(rec.state.status, Status::Running | Status::Paused) {
+            return Err(Error::NotRunning {
+                id: rec.config.id.clone(),
+            });
+        }
+        Ok(self.backend(&rec.config)?.top(&rec.config.id, ps_args)?)
+    }
+
+    pub fn usage(&self, rec: &ContainerRecord) -> Result<Usage, Error> {
+        if !matches!(rec.state.status, Status::Running | Status::Paused) {
+            return Err(Error::NotRunning {
+                id: rec.config.id.clone(),
+            });
+        }
+        Ok(self.backend(&rec.config)?.usage(&rec.config.id)?)
+    }
+
+    /// Starts a process in a running container. `io` `None` inherits the
+    /// caller's stdio (with `tty`, the caller gets a terminal master).
+    pub fn exec(
+        &self,
+        rec: &ContainerRecord,
+        opts: &ExecOptions,
+        io: Option<ContainerIo>,
+    ) -> Result<ExecutedProcess, Error> {
+        self.require_running(rec)?;
+        let config = &rec.config;
+        let user_spec = opts.user.clone().unwrap_or_else(|| config.user.clone());
+        let user = user::resolve(&config.rootfs, &user_spec)?;
+        let caps = security::capabilities(&config.cap_add, &config.cap_drop)?;
+        let security = security::security_options(&config.security_opt, &caps)?;
+        let process = spec::exec_process(
+            config,
+            &spec::ExecRequest {
+                args: &opts.args,
+                env: &opts.env,
+                user: &user,
+                cwd: opts.workdir.as_deref(),
+                tty: opts.tty,
+            },
+            &caps,
+            &security,
+        );
+        let process: oci_spec::runtime::Process =
+            serde_json::from_value(process).map_err(SpecError::Invalid)?;
+        let io = if opts.tty {
+            Some(ContainerIo::Terminal)
+        } else {
+            io
+        };
+        let backend = self.backend(config)?;
+        Ok(crate::monitor::sys::with_default_sigpipe(|| {
+            backend.exec(&config.id, &process, io, opts.tty)
+        })?)
+    }
+
+    /// `container prune`: removes every stopped container; returns their ids.
+    pub fn prune(&self) -> Result<Vec<String>, Error> {
+        let mut removed = Vec::new();
+        for rec in self.list()? {
+            if matches!(
+                rec.state.status,
+                Status::Exited | Status::Created | Status::Dead
+            ) && rec.state.monitor.is_none_or(|m| !m.is_alive())
+            {
+                self.remove(&rec, false)?;
+                removed.push(rec.config.id);
+            }
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,126 @@
+//! monitor::sys: the few raw system calls the monitor needs that neither std
+//! nor nix wraps: bringing up the loopback interface inside the container's
+//! network namespace, setting a pty's window size, and the SIGPIPE
+//! disposition its children inherit. Every unsafe block of the engine is here.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::sched::{setns, CloneFlags};
+
+/// Brings `lo` up in the network namespace of `pid`, as docker does for a
+/// container without networking. Switches this thread into the namespace only
+/// long enough to open a socket there.
+pub fn loopback_up(pid: i32) -> io::Result<()> {
+    let own = File::open("/proc/thread-self/ns/net")?;
+    let target = File::open(format!("/proc/{pid}/ns/net"))?;
+    setns(&target, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+    // SAFETY: plain socket(2); the result is checked before use.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    let socket_err = io::Error::last_os_error();
+    setns(&own, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+    if raw < 0 {
+        return Err(socket_err);
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads into the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the union member ifru_flags is the one SIOCGIFFLAGS filled.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    }
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets a terminal's window size.
+pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize we own from a valid descriptor.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A terminal's window size, if `fd` is one.
+pub fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    // SAFETY: winsize is plain old data.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes into the winsize we own.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Runs `f` with SIGPIPE at its default disposition, so that processes forked
+/// inside (the container's) do not inherit Rust's "ignore SIGPIPE".
+pub fn with_default_sigpipe<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: changing a signal disposition to SIG_DFL/SIG_IGN has no memory effects.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let r = f();
+    // SAFETY: as above; restores what the Rust runtime set.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    r
+}
+
+/// Makes `cmd` start in its own session with `ready` as its fd 3, the
+/// monitor's readiness pipe.
+pub fn detach_with_ready_fd(cmd: &mut std::process::Command, ready: std::os::fd::RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe calls (dup2, fcntl, setsid).
+    unsafe {
+        cmd.pre_exec(move || {
+            if ready == 3 {
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(ready, 3) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Forks; the parent exits at once, the child goes on (orphaned, so the CLI
+/// that started it never has to reap it).
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: called while the process has a single thread; the child goes on
+    // with a copy of it, the parent only calls _exit.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(()),
+        // SAFETY: _exit ends the process without running destructors, which
+        // belong to the child now.
+        _ => unsafe { libc::_exit(0) },
+    }
+}
+
+/// Takes ownership of a descriptor inherited at a known number (the
+/// readiness pipe that [`super::spawn`] places at fd 3).
+pub fn inherited_fd(fd: i32) -> OwnedFd {
+    // SAFETY: the fd was placed at this number by our parent for this process
+    // alone; nothing else in the process owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

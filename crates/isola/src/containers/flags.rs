@@ -1,0 +1,185 @@
+//! The flags of `run` and `create`, and their conversion into an engine
+//! [`engine::CreateRequest`]. Values are parsed here (not by clap) so that a
+//! bad value is a one-line error with exit code 125, like docker's.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use engine::isolation::IsolationChoice;
+use engine::state::{Limits, NetworkMode};
+use engine::units;
+
+#[derive(Debug, clap::Args)]
+pub struct CreateFlags {
+    /// Keep stdin open (attach it with run, or later with attach).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Name the container (default: a random adjective_noun).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to copy it from here).
+    #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// User: name|uid[:group|gid], resolved in the image's /etc/passwd.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Override the image's entrypoint ("" clears it).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Bind mount a host path: /host:/container[:ro].
+    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    pub volume: Vec<String>,
+    /// Mount: type=bind,source=/a,target=/b[,readonly] or type=tmpfs,target=/t[,tmpfs-size=64m].
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Container host name (default: the short id).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Memory limit, e.g. 512m or 1g.
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// CPU limit as a number of CPUs, e.g. 1.5.
+    #[arg(long, allow_negative_numbers = true)]
+    pub cpus: Option<String>,
+    /// Maximum number of processes (0 or -1: unlimited).
+    #[arg(long, allow_negative_numbers = true)]
+    pub pids_limit: Option<String>,
+    /// Add a capability (e.g. NET_ADMIN, or ALL).
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (e.g. CHOWN, or ALL).
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// no-new-privileges, seccomp=unconfined or seccomp=<profile.json>.
+    #[arg(long)]
+    pub security_opt: Vec<String>,
+    /// Network: none (the default: its own namespace with only loopback) or
+    /// host. Bridge networking comes later.
+    #[arg(long, alias = "net", default_value = "none")]
+    pub network: String,
+    /// Restart policy: no, always, unless-stopped, on-failure[:max-retries].
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Isolation: process, vm (alias hyperv) or default (the host's default: see `isola info`).
+    #[arg(long, default_value = "default")]
+    pub isolation: String,
+    /// The image (name[:tag], or id).
+    pub image: String,
+    /// The command and its arguments (default: the image's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+fn env_from(entry: &str, out: &mut Vec<String>) {
+    if entry.contains('=') {
+        out.push(entry.to_string());
+    } else if let Ok(v) = std::env::var(entry) {
+        out.push(format!("{entry}={v}"));
+    }
+}
+
+impl CreateFlags {
+    /// Parses every value; returns the engine's request.
+    pub fn to_request(&self) -> anyhow::Result<engine::CreateRequest> {
+        let mut env = Vec::new();
+        for file in &self.env_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading env file {}", file.display()))?;
+            for line in text.lines() {
+                let line = line.trim();
+                if !line.is_empty() && !line.starts_with('#') {
+                    env_from(line, &mut env);
+                }
+            }
+        }
+        for e in &self.env {
+            if e.starts_with('=') || e.is_empty() {
+                bail!("invalid environment variable {e:?}: expected KEY=VALUE");
+            }
+            env_from(e, &mut env);
+        }
+        let host_cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let limits = Limits {
+            memory: self
+                .memory
+                .as_deref()
+                .map(units::parse_memory)
+                .transpose()?,
+            cpu_quota: self
+                .cpus
+                .as_deref()
+                .map(|c| units::parse_cpus(c, host_cpus))
+                .transpose()?,
+            pids_limit: match self.pids_limit.as_deref() {
+                Some(p) => units::parse_pids_limit(p)?,
+                None => None,
+            },
+        };
+        let network = match self.network.as_str() {
+            "none" => NetworkMode::None,
+            "host" => NetworkMode::Host,
+            "bridge" | "default" => bail!(
+                "invalid --network {:?}: bridge networking is not available yet; use none or host",
+                self.network
+            ),
+            other => bail!("invalid --network {other:?}: expected none or host"),
+        };
+        let isolation: IsolationChoice = self.isolation.parse()?;
+        let restart: units::RestartPolicy = self.restart.parse()?;
+        if self.rm && restart != units::RestartPolicy::No {
+            bail!("conflicting options: --restart and --rm");
+        }
+        let mut mounts = Vec::new();
+        for v in &self.volume {
+            mounts.push(engine::mounts::parse_volume(v)?);
+        }
+        for m in &self.mount {
+            mounts.push(engine::mounts::parse_mount(m)?);
+        }
+        Ok(engine::CreateRequest {
+            image: self.image.clone(),
+            name: self.name.clone(),
+            cmd: self.command.clone(),
+            entrypoint: self.entrypoint.as_ref().map(|e| {
+                if e.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![e.clone()]
+                }
+            }),
+            env,
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            hostname: self.hostname.clone(),
+            tty: self.tty,
+            open_stdin: self.interactive,
+            auto_remove: self.rm,
+            restart,
+            network,
+            read_only: self.read_only,
+            mounts,
+            limits,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            security_opt: self.security_opt.clone(),
+            isolation: Some(isolation),
+        })
+    }
+}

@@ -1,0 +1,308 @@
+//! `ps` and `inspect`: list containers in docker's table (or JSON lines),
+//! and show one container's configuration and state as JSON.
+
+use anyhow::bail;
+use chrono::Utc;
+use engine::state::Status;
+use engine::store::ContainerRecord;
+use engine::units::human_duration;
+use engine::Engine;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PsArgs {
+    /// Show all containers (default: running ones).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only print container ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Filter: status=<created|running|paused|restarting|exited|dead>, name=<substring>, id=<prefix>, isolation=<mode>.
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Output format: table (default) or json (one object per line).
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Do not truncate ids and commands.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// A Go-template-like path to print instead of JSON, e.g. '{{.State.Pid}}'.
+    #[arg(short, long)]
+    pub format: Option<String>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+fn matches(rec: &ContainerRecord, filters: &[(String, String)]) -> bool {
+    // docker: the same key ORs, different keys AND.
+    let keys: std::collections::BTreeSet<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
+    keys.into_iter().all(|key| {
+        filters
+            .iter()
+            .filter(|(k, _)| k == key)
+            .any(|(_, v)| match key {
+                "status" => rec.state.status.as_str() == v,
+                "name" => rec.config.name.contains(v.as_str()),
+                "id" => rec.config.id.starts_with(v.as_str()),
+                "isolation" => rec.config.isolation.to_string() == *v,
+                _ => false,
+            })
+    })
+}
+
+fn parse_filters(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|f| {
+            let (k, v) = f
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("invalid filter {f:?}: expected key=value"))?;
+            match k {
+                "status" => {
+                    v.parse::<Status>().map_err(anyhow::Error::msg)?;
+                }
+                "name" | "id" | "isolation" => {}
+                _ => bail!("invalid filter {k:?}: isola filters on status, name, id and isolation"),
+            }
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The COMMAND column: the args, quoted, truncated to 20 characters.
+fn command_column(rec: &ContainerRecord, trunc: bool) -> String {
+    let cmd = rec.config.args.join(" ");
+    let cmd = if trunc && cmd.chars().count() > 20 {
+        format!("{}…", cmd.chars().take(19).collect::<String>())
+    } else {
+        cmd
+    };
+    format!("\"{cmd}\"")
+}
+
+/// Prints rows with columns padded to their widest cell (docker's tabwriter).
+pub fn print_table(titles: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = titles.iter().map(|t| t.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let n = cells.len();
+        let mut s = String::new();
+        for (i, c) in cells.into_iter().enumerate() {
+            s.push_str(c);
+            if i + 1 < n {
+                let pad = widths[i] + 3 - c.chars().count();
+                s.push_str(&" ".repeat(pad));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(titles.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
+    let filters = parse_filters(&args.filter)?;
+    let has_status_filter = filters.iter().any(|(k, _)| k == "status");
+    let now = Utc::now();
+    let recs: Vec<ContainerRecord> = engine
+        .list()?
+        .into_iter()
+        .filter(|r| args.all || has_status_filter || r.state.status.is_active())
+        .filter(|r| matches(r, &filters))
+        .collect();
+    if args.quiet {
+        for r in &recs {
+            println!(
+                "{}",
+                if args.no_trunc {
+                    r.config.id.as_str()
+                } else {
+                    engine::ids::short(&r.config.id)
+                }
+            );
+        }
+        return Ok(0);
+    }
+    match args.format.as_str() {
+        "json" | "{{json .}}" => {
+            for r in &recs {
+                let v = json!({
+                    "ID": engine::ids::short(&r.config.id),
+                    "Image": r.config.image,
+                    "Command": command_column(r, false),
+                    "CreatedAt": r.config.created.to_rfc3339(),
+                    "RunningFor": format!("{} ago", human_duration(now - r.config.created)),
+                    "State": r.state.status.as_str(),
+                    "Status": r.state.describe(now),
+                    "Names": r.config.name,
+                    "Isolation": r.config.isolation.to_string(),
+                });
+                println!("{v}");
+            }
+        }
+        "table" => {
+            let rows: Vec<Vec<String>> = recs
+                .iter()
+                .map(|r| {
+                    vec![
+                        if args.no_trunc {
+                            r.config.id.clone()
+                        } else {
+                            engine::ids::short(&r.config.id).to_string()
+                        },
+                        r.config.image.clone(),
+                        command_column(r, !args.no_trunc),
+                        format!("{} ago", human_duration(now - r.config.created)),
+                        r.state.describe(now),
+                        r.config.name.clone(),
+                        r.config.isolation.to_string(),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "CREATED",
+                    "STATUS",
+                    "NAMES",
+                    "ISOLATION",
+                ],
+                &rows,
+            );
+        }
+        other => bail!("invalid --format {other:?}: expected table or json"),
+    }
+    Ok(0)
+}
+
+fn time(t: Option<chrono::DateTime<Utc>>) -> String {
+    t.map(|t| engine::monitor::log::format_time(&t))
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+}
+
+/// docker-shaped inspect JSON of one container.
+pub fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
+    let c = &r.config;
+    let s = &r.state;
+    json!({
+        "Id": c.id,
+        "Created": engine::monitor::log::format_time(&c.created),
+        "Path": c.args.first(),
+        "Args": c.args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": s.status.as_str(),
+            "Running": matches!(s.status, Status::Running | Status::Paused),
+            "Paused": s.status == Status::Paused,
+            "Restarting": s.status == Status::Restarting,
+            "Dead": s.status == Status::Dead,
+            "Pid": s.init.map(|p| p.pid).unwrap_or(0),
+            "ExitCode": s.exit_code.unwrap_or(0),
+            "Error": s.error.clone().unwrap_or_default(),
+            "StartedAt": time(s.started_at),
+            "FinishedAt": time(s.finished_at),
+            "MonitorPid": s.monitor.map(|p| p.pid).unwrap_or(0),
+        },
+        "Image": c.image_id,
+        "ImageName": c.image,
+        "Name": format!("/{}", c.name),
+        "RestartCount": s.restart_count,
+        "Isolation": c.isolation.to_string(),
+        "LogPath": r.dir.join(engine::monitor::log::LOG_FILE),
+        "BundlePath": engine::spec::bundle_dir(&r.dir),
+        "HostsPath": r.dir.join("hosts"),
+        "HostnamePath": r.dir.join("hostname"),
+        "ResolvConfPath": r.dir.join("resolv.conf"),
+        "Mounts": c.mounts,
+        "GraphDriver": { "Data": { "MergedDir": c.rootfs }, "SnapshotKey": c.snapshot_key },
+        "HostConfig": {
+            "Isolation": c.isolation.to_string(),
+            "NetworkMode": match c.network { engine::state::NetworkMode::None => "none", engine::state::NetworkMode::Host => "host" },
+            "Memory": c.limits.memory.unwrap_or(0),
+            "NanoCpus": c.limits.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
+            "PidsLimit": c.limits.pids_limit,
+            "RestartPolicy": c.restart_policy,
+            "AutoRemove": c.auto_remove,
+            "ReadonlyRootfs": c.read_only,
+            "CapAdd": c.cap_add,
+            "CapDrop": c.cap_drop,
+            "SecurityOpt": c.security_opt,
+            "CgroupParent": "/isola",
+        },
+        "Config": {
+            "Hostname": c.hostname,
+            "User": c.user,
+            "Env": c.env,
+            "Cmd": c.args,
+            "Image": c.image,
+            "WorkingDir": c.working_dir,
+            "Tty": c.tty,
+            "OpenStdin": c.open_stdin,
+            "Labels": c.labels,
+        },
+        "Root": engine.root(),
+    })
+}
+
+/// Looks up a `{{.A.B}}` path in a JSON value.
+fn template(format: &str, v: &Value) -> anyhow::Result<String> {
+    let inner = format
+        .trim()
+        .strip_prefix("{{")
+        .and_then(|f| f.strip_suffix("}}"))
+        .map(str::trim)
+        .ok_or_else(|| anyhow::anyhow!("unsupported --format {format:?}: isola supports {{{{.Path.To.Field}}}} and {{{{json .Path}}}}"))?;
+    let (as_json, path) = match inner.strip_prefix("json ") {
+        Some(p) => (true, p.trim()),
+        None => (false, inner),
+    };
+    let mut cur = v;
+    for part in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+    {
+        cur = cur
+            .get(part)
+            .ok_or_else(|| anyhow::anyhow!("template: no field {part:?} in {path}"))?;
+    }
+    Ok(match cur {
+        Value::String(s) if !as_json => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+pub fn inspect(engine: &Engine, args: InspectArgs) -> anyhow::Result<u8> {
+    let mut out = Vec::new();
+    let mut failed = None;
+    for r in &args.containers {
+        match engine.lookup(r) {
+            Ok(rec) => out.push(inspect_json(engine, &rec)),
+            Err(e) => failed = Some(e),
+        }
+    }
+    match &args.format {
+        Some(f) => {
+            for v in &out {
+                println!("{}", template(f, v)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
+    }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(0),
+    }
+}

@@ -1,0 +1,172 @@
+//! `wait`, `stop`, `kill`, `restart`, `pause`/`unpause`, `rm`, `rename` and
+//! `container prune`. Commands on several containers go on past a failure,
+//! print each error on its own line and exit 1, like docker.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use engine::Engine;
+
+use super::run::chain;
+
+#[derive(Debug, clap::Args)]
+pub struct RefsArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// Signal: name (KILL, SIGTERM) or number.
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Kill and remove running containers.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove anonymous volumes too (isola makes none; accepted for docker compatibility).
+    #[arg(short, long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// Runs `op` on each reference; prints the reference on success, the error
+/// on failure; exit code 1 if any failed.
+fn each(
+    refs: &[String],
+    print: bool,
+    mut op: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<u8> {
+    let mut failed = false;
+    for r in refs {
+        match op(r) {
+            Ok(()) if print => println!("{r}"),
+            Ok(()) => {}
+            Err(e) => {
+                eprintln!("isola: {}", chain(&e));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// Parses a signal name or number.
+pub fn parse_signal(s: &str) -> anyhow::Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        bail!("invalid signal {s:?}");
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| anyhow::anyhow!("invalid signal {s:?}"))
+}
+
+pub fn wait(engine: &Engine, args: RefsArgs) -> anyhow::Result<u8> {
+    each(&args.containers, false, |r| {
+        let rec = engine.lookup(r)?;
+        let id = rec.config.id.clone();
+        loop {
+            match engine.wait_inactive(&id, None)? {
+                Some(rec) if rec.state.status == engine::state::Status::Created => {
+                    // Not started yet: docker waits for it to run and exit.
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Some(rec) => {
+                    println!("{}", rec.state.exit_code.unwrap_or(0));
+                    return Ok(());
+                }
+                None => bail!("container {r} was removed while waiting"),
+            }
+        }
+    })
+}
+
+pub fn stop(engine: &Engine, args: StopArgs) -> anyhow::Result<u8> {
+    each(&args.containers, true, |r| {
+        let rec = engine.lookup(r)?;
+        engine.stop(&rec, Duration::from_secs(args.time))?;
+        Ok(())
+    })
+}
+
+pub fn kill(engine: &Engine, args: KillArgs) -> anyhow::Result<u8> {
+    let sig = parse_signal(&args.signal)?;
+    each(&args.containers, true, |r| {
+        let rec = engine.lookup(r)?;
+        engine.kill(&rec, sig)?;
+        Ok(())
+    })
+}
+
+pub fn restart(engine: &Engine, args: StopArgs) -> anyhow::Result<u8> {
+    each(&args.containers, true, |r| {
+        let rec = engine.lookup(r)?;
+        let rec = engine.stop(&rec, Duration::from_secs(args.time))?;
+        let mut ready = engine.start(&rec, false)?;
+        ready.report()?;
+        Ok(())
+    })
+}
+
+pub fn pause(engine: &Engine, args: RefsArgs, pause: bool) -> anyhow::Result<u8> {
+    each(&args.containers, true, |r| {
+        let rec = engine.lookup(r)?;
+        if pause {
+            engine.pause(&rec)?;
+        } else {
+            engine.unpause(&rec)?;
+        }
+        Ok(())
+    })
+}
+
+pub fn rm(engine: &Engine, args: RmArgs) -> anyhow::Result<u8> {
+    each(&args.containers, true, |r| {
+        let rec = engine.lookup(r)?;
+        engine.remove(&rec, args.force)?;
+        Ok(())
+    })
+}
+
+pub fn rename(engine: &Engine, container: &str, new_name: &str) -> anyhow::Result<u8> {
+    let rec = engine.lookup(container)?;
+    engine.rename(&rec, new_name)?;
+    Ok(0)
+}
+
+pub fn prune(engine: &Engine) -> anyhow::Result<u8> {
+    let removed = engine.prune()?;
+    if !removed.is_empty() {
+        println!("Deleted Containers:");
+        for id in &removed {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!("Total reclaimed containers: {}", removed.len());
+    Ok(0)
+}

@@ -1,0 +1,174 @@
+//! `run`, `create` and `start`: make a container, start its monitor, and
+//! either print the id (detached) or attach and exit with the container's
+//! exit code. A container whose start fails under `run` is removed again.
+
+use std::time::Duration;
+
+use engine::monitor::{self, Report};
+use engine::store::ContainerRecord;
+use engine::Engine;
+
+use super::attach;
+use super::flags::CreateFlags;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short, long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub flags: CreateFlags,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Attach stdout/stderr and exit with the container's exit code.
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach stdin too.
+    #[arg(short, long)]
+    pub interactive: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// docker's exit codes for a container that could not run its command:
+/// 127 when the command does not exist, 126 when it cannot be executed.
+pub fn exit_code_for_start_error(message: &str) -> u8 {
+    let m = message.to_ascii_lowercase();
+    if m.contains("no such file") || m.contains("not found") && m.contains("exec") {
+        127
+    } else if m.contains("permission denied") && m.contains("exec") {
+        126
+    } else {
+        125
+    }
+}
+
+/// A start failure: the message, and the exit code to leave with.
+pub fn start_failed(message: String) -> anyhow::Result<u8> {
+    let code = exit_code_for_start_error(&message);
+    eprintln!("isola: {message}");
+    Ok(code)
+}
+
+pub fn create(engine: &Engine, flags: CreateFlags) -> anyhow::Result<u8> {
+    let rec = engine.create(&flags.to_request()?)?;
+    println!("{}", rec.config.id);
+    Ok(0)
+}
+
+pub fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<u8> {
+    let req = args.flags.to_request()?;
+    let rec = engine.create(&req)?;
+    if args.detach {
+        let result = engine
+            .start(&rec, false)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut ready| Ok(ready.report()?));
+        return match result {
+            Ok(_) => {
+                println!("{}", rec.config.id);
+                Ok(0)
+            }
+            Err(e) => {
+                let _ = engine.remove(&rec, true);
+                start_failed(chain(&e))
+            }
+        };
+    }
+    let code = run_attached(engine, &rec, args.flags.interactive, args.flags.tty);
+    if args.flags.rm {
+        // The monitor removes the container; return once it is gone.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while engine.store().container_dir(&rec.config.id).exists()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    code
+}
+
+/// Starts `rec` with its monitor waiting for us, attaches, and returns the
+/// container's exit code. On a start failure the container is removed.
+fn run_attached(
+    engine: &Engine,
+    rec: &ContainerRecord,
+    stdin: bool,
+    tty: bool,
+) -> anyhow::Result<u8> {
+    let setup = || -> anyhow::Result<(std::os::unix::net::UnixStream, monitor::ReadyPipe)> {
+        let mut ready = engine.start(rec, true)?;
+        match ready.report()? {
+            Report::Created => {}
+            Report::Started(_) => {}
+        }
+        let stream = monitor::connect(&rec.dir, &rec.config.id)?;
+        Ok((stream, ready))
+    };
+    let (stream, mut ready) = match setup() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = engine.remove(rec, true);
+            return start_failed(chain(&e));
+        }
+    };
+    if let Err(e) = ready.report() {
+        let _ = engine.remove(rec, true);
+        return start_failed(chain(&anyhow::Error::from(e)));
+    }
+    attach::session(engine, rec, stream, stdin, tty)
+}
+
+pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<u8> {
+    if args.attach || args.interactive {
+        if args.containers.len() != 1 {
+            anyhow::bail!("you cannot start and attach multiple containers at once");
+        }
+        let rec = engine.lookup(&args.containers[0])?;
+        let mut ready = engine.start(&rec, true)?;
+        ready.report()?;
+        let stream = monitor::connect(&rec.dir, &rec.config.id)?;
+        if let Err(e) = ready.report() {
+            return start_failed(chain(&anyhow::Error::from(e)));
+        }
+        return attach::session(
+            engine,
+            &rec,
+            stream,
+            args.interactive && rec.config.open_stdin,
+            rec.config.tty,
+        );
+    }
+    let mut failed = false;
+    for r in &args.containers {
+        let result = engine
+            .lookup(r)
+            .map_err(anyhow::Error::from)
+            .and_then(|rec| {
+                if rec.state.status == engine::state::Status::Running {
+                    return Ok(());
+                }
+                let mut ready = engine.start(&rec, false)?;
+                ready.report()?;
+                Ok(())
+            });
+        match result {
+            Ok(()) => println!("{r}"),
+            Err(e) => {
+                eprintln!("isola: {}", chain(&e));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// An error chain on one line.
+pub fn chain(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}

@@ -1,0 +1,182 @@
+//! Shared helpers of the container end-to-end tests: a fresh isola root with a
+//! real busybox image in its store, a runner for the real `isola` binary, and
+//! the leak checks (mounts, cgroups, processes) every test ends with.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The busybox image as an OCI-layout tar, made once per test binary.
+fn busybox_archive() -> &'static Path {
+    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
+    ARCHIVE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("isola-e2e-busybox-{}", std::process::id()));
+        let layout = dir.join("layout");
+        std::fs::create_dir_all(&layout).unwrap();
+        testkit::oci_layout(&layout, "busybox", "latest");
+        let tar = dir.join("busybox.tar");
+        testkit::tar_dir(&layout, &tar);
+        tar
+    })
+}
+
+/// A temporary isola root holding `busybox:latest`. Removes every container
+/// (rm -f) before deleting the directory.
+pub struct Root {
+    pub dir: tempfile::TempDir,
+}
+
+impl Root {
+    pub fn new() -> Root {
+        let dir = tempfile::Builder::new()
+            .prefix("isola-e2e-")
+            .tempdir()
+            .unwrap();
+        let store = image::store::Store::open(dir.path()).unwrap();
+        let mut f = std::fs::File::open(busybox_archive()).unwrap();
+        let images = image::archive::load(&store, &mut f).unwrap();
+        let reference = image::Reference::parse("busybox:latest").unwrap();
+        store.tag(&images[0].id, &reference).unwrap();
+        Root { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// An `isola --root <root> ...` command.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_isola"));
+        c.arg("--root").arg(self.path()).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs isola; returns the output whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs isola, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "isola {args:?} failed ({:?}): {}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs isola, asserting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "isola {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    }
+
+    /// `run -d`; returns the container id.
+    pub fn run_detached(&self, args: &[&str]) -> String {
+        let mut full = vec!["run", "-d"];
+        full.extend_from_slice(args);
+        self.ok(&full).trim().to_string()
+    }
+
+    /// A field of `inspect` via --format.
+    pub fn inspect(&self, container: &str, path: &str) -> String {
+        self.ok(&["inspect", "--format", &format!("{{{{{path}}}}}"), container])
+            .trim()
+            .to_string()
+    }
+
+    pub fn containers_dir(&self) -> PathBuf {
+        self.path().join("containers")
+    }
+
+    /// Container directories still on disk.
+    pub fn container_dirs(&self) -> Vec<String> {
+        std::fs::read_dir(self.containers_dir())
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Asserts nothing of any container is left: records, runtime state,
+    /// snapshots, mounts under the root, cgroups.
+    pub fn assert_clean(&self) {
+        assert_eq!(
+            self.container_dirs(),
+            Vec::<String>::new(),
+            "container records left"
+        );
+        let runtime: Vec<_> = std::fs::read_dir(self.path().join("runtime"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(runtime.is_empty(), "runtime state left: {runtime:?}");
+        let root = std::fs::canonicalize(self.path()).unwrap();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let ours: Vec<&str> = mounts
+            .lines()
+            .filter(|l| {
+                l.split(' ')
+                    .nth(4)
+                    .is_some_and(|m| Path::new(m).starts_with(&root))
+            })
+            .collect();
+        assert!(ours.is_empty(), "mounts left under the root: {ours:?}");
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        for id in self.container_dirs() {
+            let _ = self.run(&["rm", "-f", &id]);
+        }
+    }
+}
+
+/// Whether the cgroup of container `id` exists in any hierarchy.
+pub fn cgroup_exists(id: &str) -> bool {
+    ["memory", "pids", "cpu", "freezer", "unified", ""]
+        .iter()
+        .any(|h| {
+            Path::new("/sys/fs/cgroup")
+                .join(h)
+                .join("isola")
+                .join(id)
+                .exists()
+        })
+}
+
+/// Host pids whose command line mentions `needle`.
+pub fn host_pids_with(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            if String::from_utf8_lossy(&cmd)
+                .replace('\0', " ")
+                .contains(needle)
+            {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
