@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# VM isolation benchmark: cold start and idle host memory of a container in a
+# utility VM (the vm library through its vm-run example: boot, create, start,
+# exit, power off), against the floor: a bare QEMU boot of the same kernel with
+# a minimal static init that powers off at once (same accelerator, same -m).
+# Runs are interleaved. Writes bench/results/vm.md.
+#
+#   bench/vm.sh            # N=7 start runs, PSS at tb-size 16/32/64/default
+#   N=11 bench/vm.sh
+# Needs: the guest kernel (scripts/guest-kernel.sh), qemu-system-x86, gcc (static libc), cpio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-7}
+MEM=128
+SETTLE=${SETTLE:-10}    # seconds an idle VM runs before its PSS is read
+TB_SIZES=${TB_SIZES:-"16 32 64 default"}
+out=bench/results/vm.md
+work=$(mktemp -d /tmp/isola-bench-vm.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+kernel=$(scripts/guest-kernel.sh)
+echo "bench/vm: kernel $kernel" >&2
+
+echo "bench/vm: building vm-run and the static agent (release)" >&2
+cargo build -q --release -p vm --example vm-run
+LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/x86_64-linux-gnu \
+  RUSTFLAGS="-C target-feature=+crt-static -C strip=debuginfo" \
+  cargo build -q --release -p agent --target x86_64-unknown-linux-gnu
+export ISOLA_AGENT=$PWD/target/x86_64-unknown-linux-gnu/release/agent
+vmrun=target/release/examples/vm-run
+
+# The floor's inits: power off at once, or sleep forever (for idle PSS).
+cat > "$work/off.c" <<'C'
+#include <sys/reboot.h>
+#include <unistd.h>
+int main(void) { sync(); reboot(RB_POWER_OFF); return 0; }
+C
+cat > "$work/idle.c" <<'C'
+#include <unistd.h>
+int main(void) { for (;;) pause(); }
+C
+for i in off idle; do
+  gcc -static -Os -o "$work/$i" "$work/$i.c"
+  mkdir -p "$work/root-$i/dev"
+  cp "$work/$i" "$work/root-$i/init"
+  (cd "$work/root-$i" && mknod -m 600 dev/console c 5 1 && printf 'init\ndev\ndev/console\n' | cpio -o -H newc --quiet > "$work/$i.cpio")
+done
+
+rootfs=$work/rootfs
+mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/proc" "$rootfs/dev" "$rootfs/sys" "$rootfs/tmp"
+cp /bin/busybox "$rootfs/bin/busybox"
+for a in sh true sleep; do ln -sf busybox "$rootfs/bin/$a"; done
+
+accel=tcg
+if [ -e /sys/module/kvm_intel ] || [ -e /sys/module/kvm_amd ]; then [ -w /dev/kvm ] && accel=kvm; fi
+accel_arg() {  # $1: tb size in MiB or "default"
+  if [ "$accel" = kvm ]; then echo "kvm"; elif [ "$1" = default ]; then echo "tcg"; else echo "tcg,tb-size=$1"; fi
+}
+bare() {  # $1: initramfs, $2: tb size; runs in the foreground
+  qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=on -accel "$(accel_arg "$2")" -m ${MEM}M -smp 1 \
+    -nodefaults -no-user-config -nographic -no-reboot -monitor none \
+    -kernel "$kernel" -initrd "$1" \
+    -append "console=ttyS0 panic=-1 reboot=t tsc_early_khz=2000000 quiet" \
+    -serial "file:$work/bare-console.log"
+}
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f", m}'; }
+
+echo "bench/vm: cold start, $N interleaved runs each ($accel)" >&2
+: > "$work/vm.ms"; : > "$work/bare.ms"
+for i in $(seq "$N"); do
+  t=$(now); "$vmrun" --rootfs "$rootfs" --memory $MEM --accel $accel -- true; echo $(( ($(now) - t) / 1000000 )) >> "$work/vm.ms"
+  t=$(now); bare "$work/off.cpio" 32; echo $(( ($(now) - t) / 1000000 )) >> "$work/bare.ms"
+  echo "  run $i: vm $(tail -1 "$work/vm.ms") ms, bare $(tail -1 "$work/bare.ms") ms" >&2
+done
+vm_ms=$(median < "$work/vm.ms"); bare_ms=$(median < "$work/bare.ms")
+ratio=$(awk -v a="$vm_ms" -v b="$bare_ms" 'BEGIN {printf "%.2f", a/b}')
+
+pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
+echo "bench/vm: idle PSS after ${SETTLE}s, guest ${MEM} MiB" >&2
+rows=""
+for tb in $TB_SIZES; do
+  [ "$accel" = kvm ] && [ "$tb" != default ] && continue
+  tbarg=$tb; [ "$tb" = default ] && tbarg=1024   # QEMU's own default for TCG is 1 GiB
+  "$vmrun" --rootfs "$rootfs" --memory $MEM --accel $accel --tb-size "$tbarg" --idle $((SETTLE + 3)) -- sleep 1000 > "$work/vm.pid" &
+  runner=$!
+  bare "$work/idle.cpio" "$tb" & barepid=$!
+  sleep "$SETTLE"
+  qpid=$(cat "$work/vm.pid")
+  vm_pss=$(pss_kib "$qpid"); mon_pss=$(pss_kib "$runner"); bare_pss=$(pss_kib "$barepid")
+  kill "$barepid"; wait "$barepid" 2>/dev/null || true
+  wait "$runner"
+  r=$(awk -v a="$vm_pss" -v b="$bare_pss" 'BEGIN {printf "%.2f", a/b}')
+  r2=$(awk -v a="$vm_pss" -v m="$mon_pss" -v b="$bare_pss" 'BEGIN {printf "%.2f", (a+m)/b}')
+  rows+="| $tb | $((bare_pss / 1024)) | $((vm_pss / 1024)) | $r | $((mon_pss / 1024)) | $r2 |"$'\n'
+  echo "  tb-size $tb: bare $((bare_pss / 1024)) MiB, VM $((vm_pss / 1024)) MiB (+ host process $((mon_pss / 1024)) MiB)" >&2
+done
+
+cat > "$out" <<MD
+# VM isolation benchmark
+
+\`bench/vm.sh\`, $(date -u +%Y-%m-%d), $(nproc) cores shared with other work, accelerator **$accel**
+(\`/dev/kvm\` here is kvm_pvm, which cannot boot a standard guest), guest ${MEM} MiB, 1 vCPU,
+kernel \`$(basename "$(dirname "$kernel")" | cut -c1-12)\` from scripts/guest-kernel.sh, release builds.
+
+## Cold start (N=$N, interleaved, medians)
+
+| what | median ms |
+|---|---|
+| container in a VM: QEMU start, boot, agent, create + start \`true\` in the guest runtime, exit code back, power off (vm-run) | $vm_ms |
+| floor: bare QEMU boot of the same kernel, static init that powers off at once (tb-size 32) | $bare_ms |
+| ratio | **$ratio** (target ≤ 1.30) |
+
+Raw ms, vm: $(paste -sd' ' "$work/vm.ms"); bare: $(paste -sd' ' "$work/bare.ms").
+
+## Idle host memory (PSS from /proc/<pid>/smaps_rollup, after ${SETTLE} s)
+
+| tb-size MiB | bare idle QEMU MiB | VM container's QEMU MiB | ratio | host-side process (vm-run, the monitor's stand-in) MiB | ratio with it |
+|---|---|---|---|---|---|
+$rows
+"default" is QEMU's own TCG default (1 GiB translation cache); isola uses $(grep -o 'DEFAULT_TB_SIZE_MIB: u32 = [0-9]*' crates/vm/src/accel.rs | awk '{print $NF}') MiB (vm::accel::DEFAULT_TB_SIZE_MIB).
+Target: the VM container within 1.15x of the bare QEMU's PSS.
+MD
+echo "bench/vm: wrote $out" >&2
+cat "$out"

@@ -1,0 +1,202 @@
+//! cmdline: the QEMU command line of a utility VM and the VM's sizing rules
+//! (guest memory from the container's limit plus overhead, the host cgroup
+//! limit for the QEMU process). Pure functions, unit-tested without QEMU.
+
+use std::path::Path;
+
+use crate::accel::Accel;
+use crate::Error;
+
+/// Guest memory when the container sets no limit (`isola info` shows it).
+pub const DEFAULT_GUEST_MEMORY_MIB: u64 = 128;
+/// Added to a container's memory limit for the guest kernel, agent and page cache.
+pub const GUEST_OVERHEAD_MIB: u64 = 64;
+/// The smallest container memory limit a VM container accepts.
+pub const MIN_CONTAINER_MEMORY_MIB: u64 = 32;
+/// Added to the guest memory for QEMU itself in the host cgroup (device
+/// emulation, 9p buffers) on top of the TCG translation cache.
+pub const QEMU_HOST_OVERHEAD_MIB: u64 = 192;
+
+/// The kernel command line. `tsc_early_khz` keeps TSC calibration from
+/// hanging under TCG; `panic=-1 reboot=t` with QEMU's `-no-reboot` turn a
+/// guest panic or power-off into QEMU exiting.
+pub const KERNEL_CMDLINE: &str = "console=ttyS0 panic=-1 reboot=t tsc_early_khz=2000000 quiet";
+
+/// Guest memory in MiB for a container memory limit in bytes (None: no limit).
+pub fn guest_memory_mib(container_limit_bytes: Option<u64>) -> Result<u64, Error> {
+    match container_limit_bytes {
+        None => Ok(DEFAULT_GUEST_MEMORY_MIB),
+        Some(bytes) => {
+            let mib = bytes.div_ceil(1 << 20);
+            if mib < MIN_CONTAINER_MEMORY_MIB {
+                return Err(Error::MemoryTooSmall {
+                    requested_mib: mib,
+                    minimum_mib: MIN_CONTAINER_MEMORY_MIB,
+                });
+            }
+            Ok(mib + GUEST_OVERHEAD_MIB)
+        }
+    }
+}
+
+/// vCPUs for a `--cpus` value (fractions round up; at least one).
+pub fn guest_cpus(cpus: Option<f64>) -> u32 {
+    cpus.map_or(1, |c| (c.ceil() as u32).max(1))
+}
+
+/// Memory limit of QEMU's host cgroup, in bytes.
+pub fn host_memory_limit_bytes(guest_memory_mib: u64, accel: Accel) -> u64 {
+    let tb = match accel {
+        Accel::Tcg { tb_size_mib } => u64::from(tb_size_mib),
+        Accel::Kvm => 0,
+    };
+    (guest_memory_mib + tb + QEMU_HOST_OVERHEAD_MIB) << 20
+}
+
+/// The QEMU process name for a container id: `isola-vm-` and the first six
+/// characters of the id (the kernel keeps 15 bytes of a process name).
+pub fn process_name(container_id: &str) -> String {
+    let short: String = container_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(6)
+        .collect();
+    format!("isola-vm-{short}")
+}
+
+/// What one VM's command line is made from.
+pub struct QemuArgs<'a> {
+    pub name: &'a str,
+    pub process_name: &'a str,
+    pub accel: Accel,
+    pub memory_mib: u64,
+    pub cpus: u32,
+    pub kernel: &'a Path,
+    pub initramfs: &'a Path,
+    pub console_log: &'a Path,
+    pub rootfs: &'a Path,
+    pub agent_socket: &'a Path,
+}
+
+/// QEMU option values separate with commas; a literal comma is doubled.
+fn opt(v: &str) -> String {
+    v.replace(',', ",,")
+}
+
+impl QemuArgs<'_> {
+    pub fn to_args(&self) -> Vec<String> {
+        let p = |p: &Path| opt(&p.display().to_string());
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |s: &[&str]| a.extend(s.iter().map(|x| x.to_string()));
+        push(&[
+            "-name",
+            &format!(
+                "guest={},process={}",
+                opt(self.name),
+                opt(self.process_name)
+            ),
+        ]);
+        push(&["-M", "microvm,x-option-roms=off,rtc=on"]);
+        match self.accel {
+            Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+            Accel::Tcg { tb_size_mib } => push(&["-accel", &format!("tcg,tb-size={tb_size_mib}")]),
+        }
+        push(&[
+            "-m",
+            &format!("{}M", self.memory_mib),
+            "-smp",
+            &self.cpus.to_string(),
+        ]);
+        push(&[
+            "-nodefaults",
+            "-no-user-config",
+            "-nographic",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ]);
+        push(&[
+            "-kernel",
+            &p(self.kernel),
+            "-initrd",
+            &p(self.initramfs),
+            "-append",
+            KERNEL_CMDLINE,
+        ]);
+        push(&["-serial", &format!("file:{}", p(self.console_log))]);
+        push(&[
+            "-fsdev",
+            &format!(
+                "local,id=fs0,path={},security_model=passthrough",
+                p(self.rootfs)
+            ),
+            "-device",
+            "virtio-9p-device,fsdev=fs0,mount_tag=rootfs",
+        ]);
+        push(&[
+            "-device",
+            "virtio-serial-device",
+            "-chardev",
+            &format!(
+                "socket,id=agent,path={},server=on,wait=off",
+                p(self.agent_socket)
+            ),
+            "-device",
+            "virtserialport,chardev=agent,name=isola.agent",
+        ]);
+        // Entropy, so the guest's getrandom() does not wait at boot.
+        push(&["-device", "virtio-rng-device"]);
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_is_the_limit_plus_overhead_and_a_minimum_is_enforced() {
+        assert_eq!(guest_memory_mib(None).unwrap(), DEFAULT_GUEST_MEMORY_MIB);
+        assert_eq!(
+            guest_memory_mib(Some(256 << 20)).unwrap(),
+            256 + GUEST_OVERHEAD_MIB
+        );
+        let err = guest_memory_mib(Some(4 << 20)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("minimum of {MIN_CONTAINER_MEMORY_MIB} MiB")),
+            "{err}"
+        );
+        assert_eq!(guest_cpus(None), 1);
+        assert_eq!(guest_cpus(Some(1.5)), 2);
+    }
+
+    #[test]
+    fn the_vm_process_is_named_after_the_container() {
+        assert_eq!(process_name("3f9a2c1b7d"), "isola-vm-3f9a2c");
+        assert!(process_name("3f9a2c1b7d").len() <= 15);
+        let args = QemuArgs {
+            name: "web,1",
+            process_name: "isola-vm-3f9a2c",
+            accel: Accel::Tcg { tb_size_mib: 32 },
+            memory_mib: 128,
+            cpus: 1,
+            kernel: Path::new("/k/bzImage"),
+            initramfs: Path::new("/k/init.cpio"),
+            console_log: Path::new("/run/x/console.log"),
+            rootfs: Path::new("/var/lib/isola/rootfs"),
+            agent_socket: Path::new("/run/x/agent.sock"),
+        }
+        .to_args();
+        let joined = args.join(" ");
+        assert!(
+            joined.contains("-name guest=web,,1,process=isola-vm-3f9a2c"),
+            "{joined}"
+        );
+        assert!(joined.contains("-accel tcg,tb-size=32"), "{joined}");
+        assert!(
+            joined.contains("mount_tag=rootfs") && joined.contains("name=isola.agent"),
+            "{joined}"
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! error: everything the vm library can report. Each variant says what
+//! failed, on what, and (for what a user can fix) how to fix it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no guest kernel found (looked at {}): build it with scripts/guest-kernel.sh (make setup does), or point vm.kernel / --vm-kernel at a bzImage", looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    KernelMissing { looked: Vec<PathBuf> },
+    #[error("guest kernel {path} does not exist (check vm.kernel / --vm-kernel, or build one with scripts/guest-kernel.sh)")]
+    KernelNotFound { path: PathBuf },
+    #[error("QEMU ({binary}) is not installed: apt-get install qemu-system-x86")]
+    QemuMissing { binary: String },
+    #[error("the guest agent binary was not found (looked at {}): build it statically with RUSTFLAGS=\"-C target-feature=+crt-static\" LIBSECCOMP_LINK_TYPE=static cargo build -p agent --target x86_64-unknown-linux-gnu", looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    AgentMissing { looked: Vec<PathBuf> },
+    #[error("the guest agent {path} is not a statically linked ELF ({reason}); rebuild it with RUSTFLAGS=\"-C target-feature=+crt-static\" LIBSECCOMP_LINK_TYPE=static --target x86_64-unknown-linux-gnu")]
+    AgentNotStatic { path: PathBuf, reason: String },
+    #[error("vm.accel = kvm, but KVM is not usable here: {reason} (use vm.accel = auto or tcg)")]
+    KvmUnusable { reason: String },
+    #[error("invalid vm.accel {value:?}: expected auto, kvm or tcg")]
+    InvalidAccel { value: String },
+    #[error("memory limit of {requested_mib} MiB is below the minimum of {minimum_mib} MiB for a VM container")]
+    MemoryTooSmall {
+        requested_mib: u64,
+        minimum_mib: u64,
+    },
+    #[error("cannot {op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start {binary}")]
+    Spawn {
+        binary: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot put QEMU (pid {pid}) in host cgroup {path}")]
+    Cgroup {
+        pid: u32,
+        path: String,
+        #[source]
+        source: runtime::cgroups::Error,
+    },
+    #[error("the VM exited unexpectedly ({status}): see {console}")]
+    VmExited { status: String, console: PathBuf },
+    #[error("the guest agent did not answer within {waited:?}; the VM was killed: see {console}")]
+    BootTimeout { waited: Duration, console: PathBuf },
+    #[error("the guest agent speaks protocol version {guest}, this host {host}: rebuild the agent with this isola")]
+    VersionMismatch { host: u32, guest: u32 },
+    #[error("the guest agent failed to {call}: {message}")]
+    Agent { call: &'static str, message: String },
+    #[error("the guest agent answered {call} with an unexpected {got}")]
+    UnexpectedResponse { call: &'static str, got: String },
+    #[error("the channel to the guest agent broke")]
+    Channel {
+        #[source]
+        source: proto::FrameError,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+}

@@ -1,0 +1,384 @@
+//! vmm: one utility VM's lifetime — writes its initramfs, starts QEMU in its
+//! own host cgroup, connects to the agent (bounded by a boot timeout), and
+//! stops, kills and cleans up after it. Faults (QEMU dying, a guest panic) come
+//! back as [`Error::VmExited`] naming the console log. It must not know about
+//! containers beyond their name and id: the engine drives the agent through
+//! [`Vm::client`].
+
+use std::fs;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::accel::{self, Accel, AccelChoice};
+use crate::client::AgentClient;
+use crate::cmdline::{self, QemuArgs};
+use crate::kernel::{AgentBinary, GuestKernel};
+use crate::{initramfs, Error};
+
+/// How one VM is made. [`VmConfig::new`] fills in the defaults.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    /// The container's name (QEMU `-name guest=`).
+    pub name: String,
+    /// The container's id (the QEMU process is `isola-vm-<first 6>`; the host cgroup
+    /// is `/isola-vm/<id>`).
+    pub id: String,
+    pub kernel: GuestKernel,
+    pub agent: AgentBinary,
+    /// Host directory shared with the guest (9p tag `rootfs`, at /run/isola/rootfs).
+    pub rootfs: PathBuf,
+    /// Per-VM directory: console.log and agent.sock go here (keep it short:
+    /// a unix socket path must fit in 107 bytes).
+    pub run_dir: PathBuf,
+    /// Where the initramfs is cached between VMs.
+    pub cache_dir: PathBuf,
+    pub memory_mib: u64,
+    pub cpus: u32,
+    pub accel: AccelChoice,
+    pub tb_size_mib: u32,
+    /// QEMU binary name or path.
+    pub qemu: String,
+    /// From start to the agent's first answer.
+    pub boot_timeout: Duration,
+    /// Put QEMU in a host cgroup with a memory limit.
+    pub host_cgroup: bool,
+}
+
+/// Where the guest mounts the rootfs share.
+pub const GUEST_ROOTFS: &str = "/run/isola/rootfs";
+
+impl VmConfig {
+    pub fn new(
+        name: &str,
+        id: &str,
+        kernel: GuestKernel,
+        agent: AgentBinary,
+        rootfs: &Path,
+        run_dir: &Path,
+    ) -> VmConfig {
+        VmConfig {
+            name: name.to_string(),
+            id: id.to_string(),
+            kernel,
+            agent,
+            rootfs: rootfs.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+            cache_dir: PathBuf::from(crate::kernel::DEFAULT_CACHE).join("initramfs"),
+            memory_mib: cmdline::DEFAULT_GUEST_MEMORY_MIB,
+            cpus: 1,
+            accel: AccelChoice::Auto,
+            tb_size_mib: accel::DEFAULT_TB_SIZE_MIB,
+            qemu: "qemu-system-x86_64".to_string(),
+            boot_timeout: Duration::from_secs(60),
+            host_cgroup: true,
+        }
+    }
+}
+
+/// A running utility VM. Dropping it kills QEMU and removes what it left.
+pub struct Vm {
+    child: Child,
+    /// Set once the agent socket is connected (always, after `boot` returns).
+    client: Option<AgentClient>,
+    console: PathBuf,
+    socket: PathBuf,
+    cgroup: Option<runtime::cgroups::Cgroup>,
+    process_name: String,
+    kernel_release: String,
+    accel: Accel,
+    status: Option<ExitStatus>,
+}
+
+/// `binary` as a path, looked up in PATH if it has no slash.
+fn find_binary(binary: &str) -> Option<PathBuf> {
+    if binary.contains('/') {
+        return Path::new(binary).is_file().then(|| PathBuf::from(binary));
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(binary))
+        .find(|p| p.is_file())
+}
+
+impl Vm {
+    /// Starts QEMU and waits until the agent answers (at most `boot_timeout`;
+    /// a guest that never answers is killed).
+    pub fn boot(cfg: &VmConfig) -> Result<Vm, Error> {
+        let qemu = find_binary(&cfg.qemu).ok_or_else(|| Error::QemuMissing {
+            binary: cfg.qemu.clone(),
+        })?;
+        let accel = accel::resolve(cfg.accel, cfg.tb_size_mib)?;
+        let initrd = initramfs::cached(&cfg.agent, &cfg.cache_dir)?;
+        fs::create_dir_all(&cfg.run_dir).map_err(Error::io("create", &cfg.run_dir))?;
+        let console = cfg.run_dir.join("console.log");
+        let socket = cfg.run_dir.join("agent.sock");
+        let _ = fs::remove_file(&socket);
+        let process_name = cmdline::process_name(&cfg.id);
+        let args = QemuArgs {
+            name: &cfg.name,
+            process_name: &process_name,
+            accel,
+            memory_mib: cfg.memory_mib,
+            cpus: cfg.cpus,
+            kernel: cfg.kernel.path(),
+            initramfs: &initrd,
+            console_log: &console,
+            rootfs: &cfg.rootfs,
+            agent_socket: &socket,
+        }
+        .to_args();
+        tracing::debug!(qemu = %qemu.display(), ?args, "starting the VM");
+        let stderr_log = cfg.run_dir.join("qemu.log");
+        let stderr = fs::File::create(&stderr_log).map_err(Error::io("create", &stderr_log))?;
+        let child = Command::new(&qemu)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                binary: qemu.display().to_string(),
+                source,
+            })?;
+        let started = Instant::now();
+        let mut vm = Vm {
+            child,
+            client: None,
+            console: console.clone(),
+            socket: socket.clone(),
+            cgroup: None,
+            process_name,
+            kernel_release: String::new(),
+            accel,
+            status: None,
+        };
+        if cfg.host_cgroup {
+            vm.enter_cgroup(
+                &cfg.id,
+                cmdline::host_memory_limit_bytes(cfg.memory_mib, accel),
+            )?;
+        }
+        let stream = vm.connect(&socket, started + cfg.boot_timeout, &stderr_log)?;
+        let client = AgentClient::new(stream, console.clone())?;
+        let left = (started + cfg.boot_timeout).saturating_duration_since(Instant::now());
+        let hello = client.hello(left);
+        vm.client = Some(client);
+        match hello {
+            Ok(release) => vm.kernel_release = release,
+            Err(Error::BootTimeout { .. }) => {
+                vm.kill();
+                return Err(Error::BootTimeout {
+                    waited: cfg.boot_timeout,
+                    console,
+                });
+            }
+            Err(e) => return Err(vm.explain(e)),
+        }
+        tracing::debug!(pid = vm.pid(), elapsed = ?started.elapsed(), "the VM's agent answered");
+        Ok(vm)
+    }
+
+    fn enter_cgroup(&mut self, id: &str, limit: u64) -> Result<(), Error> {
+        let path = format!("/isola-vm/{id}");
+        let pid = self.child.id();
+        let mut memory = oci_spec::runtime::LinuxMemory::default();
+        memory.set_limit(Some(limit as i64));
+        let mut resources = oci_spec::runtime::LinuxResources::default();
+        resources.set_memory(Some(memory));
+        let cg = runtime::cgroups::Cgroup::create_with_resources(&path, id, Some(&resources))
+            .map_err(|source| Error::Cgroup {
+                pid,
+                path: path.clone(),
+                source,
+            })?;
+        let added = cg.add_process(pid as i32);
+        self.cgroup = Some(cg);
+        added.map_err(|source| Error::Cgroup { pid, path, source })
+    }
+
+    /// Connects to QEMU's agent socket once it exists, noticing QEMU dying first.
+    fn connect(
+        &mut self,
+        socket: &Path,
+        deadline: Instant,
+        stderr_log: &Path,
+    ) -> Result<UnixStream, Error> {
+        loop {
+            if let Some(status) = self.try_wait() {
+                let qemu_said = fs::read_to_string(stderr_log).unwrap_or_default();
+                let status = match qemu_said.trim() {
+                    "" => format!("QEMU {status}"),
+                    said => format!("QEMU {status}: {said}"),
+                };
+                self.cleanup();
+                return Err(Error::VmExited {
+                    status,
+                    console: self.console.clone(),
+                });
+            }
+            if let Ok(s) = UnixStream::connect(socket) {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return Err(Error::BootTimeout {
+                    waited: Duration::ZERO,
+                    console: self.console.clone(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Adds QEMU's exit status to a channel error once QEMU has gone.
+    fn explain(&mut self, e: Error) -> Error {
+        if let Error::VmExited { console, .. } = &e {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if let Some(status) = self.try_wait() {
+                    self.cleanup();
+                    return Error::VmExited {
+                        status: format!("QEMU {status}"),
+                        console: console.clone(),
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        e
+    }
+
+    /// The host side of the agent protocol.
+    pub fn client(&self) -> &AgentClient {
+        self.client.as_ref().expect("boot returns a connected VM")
+    }
+
+    /// QEMU's host pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The QEMU process's name on the host (`ps -o comm`).
+    pub fn process_name(&self) -> &str {
+        &self.process_name
+    }
+
+    /// The guest console (kernel messages, agent errors): for `isola inspect`.
+    pub fn console_log(&self) -> &Path {
+        &self.console
+    }
+
+    pub fn guest_kernel_release(&self) -> &str {
+        &self.kernel_release
+    }
+
+    pub fn accel(&self) -> Accel {
+        self.accel
+    }
+
+    /// The host cgroup directories QEMU runs in.
+    pub fn host_cgroup_paths(&self) -> Vec<PathBuf> {
+        self.cgroup.as_ref().map(|c| c.paths()).unwrap_or_default()
+    }
+
+    /// QEMU's exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// Waits up to `timeout` for QEMU to exit by itself.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.try_wait() {
+                self.cleanup();
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Freezes the whole VM (host cgroup freezer, else SIGSTOP).
+    pub fn pause(&self) -> Result<(), Error> {
+        self.signal_or_freeze(true)
+    }
+
+    pub fn resume(&self) -> Result<(), Error> {
+        self.signal_or_freeze(false)
+    }
+
+    fn signal_or_freeze(&self, pause: bool) -> Result<(), Error> {
+        if let Some(cg) = &self.cgroup {
+            let r = if pause { cg.freeze() } else { cg.thaw() };
+            if r.is_ok() {
+                return Ok(());
+            }
+        }
+        let sig = if pause { libc::SIGSTOP } else { libc::SIGCONT };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::try_from(sig).expect("SIGSTOP and SIGCONT are signals"),
+        )
+        .map_err(|e| Error::io("signal", format!("QEMU pid {}", self.child.id()))(e.into()))
+    }
+
+    /// Asks the guest to power off and waits up to `timeout`; kills QEMU if it
+    /// is still there after that. Returns QEMU's exit status.
+    pub fn shutdown(&mut self, timeout: Duration) -> ExitStatus {
+        if self.try_wait().is_none() {
+            if let Some(Err(e)) = self.client.as_ref().map(AgentClient::shutdown) {
+                tracing::debug!(error = %e, "asking the agent to power off");
+            }
+        }
+        match self.wait_timeout(timeout) {
+            Some(s) => s,
+            None => {
+                tracing::warn!(
+                    pid = self.pid(),
+                    "the VM did not power off within {timeout:?}; killing it"
+                );
+                self.kill()
+            }
+        }
+    }
+
+    /// Kills QEMU at once and cleans up.
+    pub fn kill(&mut self) -> ExitStatus {
+        if self.try_wait().is_none() {
+            let _ = self.child.kill();
+        }
+        let status = match self.status {
+            Some(s) => s,
+            None => {
+                let s = self.child.wait().expect("waiting for our own QEMU child");
+                self.status = Some(s);
+                s
+            }
+        };
+        self.cleanup();
+        status
+    }
+
+    /// Removes the socket and the host cgroup (QEMU must be gone).
+    fn cleanup(&mut self) {
+        let _ = fs::remove_file(&self.socket);
+        if let Some(cg) = self.cgroup.take() {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!(error = %e, "removing the VM's host cgroup");
+            }
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,155 @@
+//! Fixtures for the VM tests: the real guest kernel from the cache, the
+//! static agent (built here with the flags it needs), a busybox rootfs and a
+//! minimal OCI spec. Tests that need the kernel skip, saying why, only when
+//! it has not been built (make setup builds it).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub const ID_PREFIX: &str = "vmt";
+
+/// The cached guest kernel, or `None` after printing why the test skips.
+pub fn kernel_or_skip(test: &str) -> Option<vm::GuestKernel> {
+    match vm::GuestKernel::locate(None) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            eprintln!("SKIP {test}: {e}");
+            None
+        }
+    }
+}
+
+/// The statically linked agent, built once per test process (cargo makes
+/// this a no-op when it is fresh).
+pub fn static_agent() -> vm::AgentBinary {
+    static AGENT: OnceLock<PathBuf> = OnceLock::new();
+    let path = AGENT.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "agent",
+                "--target",
+                "x86_64-unknown-linux-gnu",
+            ])
+            .env(
+                "RUSTFLAGS",
+                "-C target-feature=+crt-static -C strip=debuginfo",
+            )
+            .env("LIBSECCOMP_LINK_TYPE", "static")
+            .env("LIBSECCOMP_LIB_PATH", "/usr/lib/x86_64-linux-gnu")
+            .current_dir(&workspace)
+            .status()
+            .expect("run cargo to build the static agent");
+        assert!(status.success(), "building the static agent failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
+        target.join("x86_64-unknown-linux-gnu/debug/agent")
+    });
+    vm::AgentBinary::locate(Some(path)).expect("the static agent")
+}
+
+/// A busybox rootfs with /etc/hosts (so `localhost` resolves).
+pub fn busybox_rootfs() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("isola-vm-rootfs-")
+        .tempdir()
+        .unwrap();
+    testkit::write_busybox_rootfs(dir.path());
+    std::fs::write(
+        dir.path().join("etc/hosts"),
+        "127.0.0.1 localhost\n::1 localhost\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// A VM configuration for tests: TCG or KVM as the host allows, a short run dir.
+pub fn config(kernel: vm::GuestKernel, rootfs: &Path, run_dir: &Path, id: &str) -> vm::VmConfig {
+    let mut cfg = vm::VmConfig::new(id, id, kernel, static_agent(), rootfs, run_dir);
+    cfg.cache_dir = std::env::temp_dir().join("isola-vm-test-initramfs");
+    // Generous: TCG on a shared 2-core machine. Only bounds a broken boot.
+    cfg.boot_timeout = Duration::from_secs(180);
+    cfg
+}
+
+/// A minimal container spec running `args` (CAP_NET_RAW for ping).
+pub fn spec(args: &[&str]) -> oci_spec::runtime::Spec {
+    let caps = [
+        "CAP_AUDIT_WRITE",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_RAW",
+    ];
+    serde_json::from_value(serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "user": {"uid": 0, "gid": 0}, "args": args, "cwd": "/",
+            "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps}
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "isola-vm",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]}
+    }))
+    .unwrap()
+}
+
+/// An OCI process for exec.
+pub fn process(args: &[&str]) -> oci_spec::runtime::Process {
+    spec(args).process().clone().unwrap()
+}
+
+/// Every descendant pid of `root` on the host (from /proc/*/stat).
+pub fn host_descendants(root: u32) -> Vec<(u32, String)> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let comm = stat[stat.find('(').unwrap() + 1..close].to_string();
+        let ppid: u32 = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        parent.insert(pid, (ppid, comm));
+    }
+    let mut out = Vec::new();
+    for (&pid, (_, comm)) in &parent {
+        let mut p = pid;
+        while let Some((pp, _)) = parent.get(&p) {
+            if *pp == root {
+                out.push((pid, comm.clone()));
+                break;
+            }
+            if *pp <= 1 {
+                break;
+            }
+            p = *pp;
+        }
+    }
+    out
+}

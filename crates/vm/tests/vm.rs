@@ -1,0 +1,255 @@
+//! End-to-end: real QEMU (TCG here), the real guest kernel from the cache,
+//! the static agent as /init, a busybox rootfs shared over 9p, and containers
+//! made by the runtime library inside the guest.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use vm::{Error, Output};
+
+fn host_uname_r() -> String {
+    let out = Command::new("uname").arg("-r").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_container_runs_on_the_guest_kernel_and_its_exit_code_comes_back() {
+    let Some(kernel) = kernel_or_skip("guest kernel test") else {
+        return;
+    };
+    let rootfs = busybox_rootfs();
+    let run = tempfile::tempdir().unwrap();
+    let id = testkit::unique_name(ID_PREFIX);
+    let mut vm = vm::Vm::boot(&config(kernel, rootfs.path(), run.path(), &id)).unwrap();
+
+    let spec = spec(&["sh", "-c", "uname -r; echo to-stderr >&2; exit 7"]);
+    let (_pid, io) = vm
+        .client()
+        .create_container(&id, &spec, vm::GUEST_ROOTFS, false)
+        .unwrap();
+    vm.client().start(&id).unwrap();
+    let out = io.collect().unwrap();
+
+    let guest = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(!guest.is_empty());
+    assert_ne!(
+        guest,
+        host_uname_r(),
+        "the container must run on the guest kernel"
+    );
+    assert_eq!(guest, vm.guest_kernel_release());
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), "to-stderr\n");
+    assert_eq!(out.code, 7, "the container's exit code");
+
+    // The main process has exited: the guest powers off when asked, QEMU exits 0.
+    let status = vm.shutdown(Duration::from_secs(60));
+    assert!(status.success(), "QEMU exit status {status}");
+    assert!(!run.path().join("agent.sock").exists());
+}
+
+#[test]
+fn ping_runs_in_the_guest_not_on_the_host_and_top_sees_it() {
+    let Some(kernel) = kernel_or_skip("ping test") else {
+        return;
+    };
+    let rootfs = busybox_rootfs();
+    let run = tempfile::tempdir().unwrap();
+    let id = testkit::unique_name(ID_PREFIX);
+    let mut vm = vm::Vm::boot(&config(kernel, rootfs.path(), run.path(), &id)).unwrap();
+    let client = vm.client().clone();
+
+    let (pid, io) = client
+        .create_container(&id, &spec(&["ping", "localhost"]), vm::GUEST_ROOTFS, false)
+        .unwrap();
+    client.start(&id).unwrap();
+    // Wait for the first reply: the guest ping is running now.
+    let mut seen = String::new();
+    while !seen.contains("bytes from 127.0.0.1") {
+        match io.recv().expect("ping output") {
+            Output::Stdout(d) => seen.push_str(&String::from_utf8_lossy(&d)),
+            other => panic!("ping ended early: {other:?} after {seen:?}"),
+        }
+    }
+
+    // On the host: QEMU is there under the container's name, and no ping
+    // process exists under this test (the guest's ping is not a host process).
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", vm.pid())).unwrap();
+    assert_eq!(comm.trim(), vm.process_name());
+    assert!(vm.process_name().starts_with("isola-vm-"));
+    let ps = Command::new("ps")
+        .args(["-eo", "pid,comm"])
+        .output()
+        .unwrap();
+    let ps = String::from_utf8(ps.stdout).unwrap();
+    assert!(
+        ps.lines().any(|l| l
+            .split_whitespace()
+            .eq([vm.pid().to_string().as_str(), vm.process_name()])),
+        "ps shows the VM worker: {ps}"
+    );
+    let ours = host_descendants(std::process::id());
+    assert!(
+        !ours.iter().any(|(_, c)| c == "ping"),
+        "a host ping exists: {ours:?}"
+    );
+    assert!(ours.iter().any(|(p, _)| *p == vm.pid()));
+
+    // Top lists the guest's pids: the ping is the init we created.
+    let top = client.top(&id).unwrap();
+    assert!(
+        top.iter()
+            .any(|p| p.pid == pid && p.command == "ping localhost"),
+        "top: {top:?}"
+    );
+    let stats = client.stats(&id).unwrap();
+    assert!(stats.guest_memory_total_bytes > 64 << 20, "{stats:?}");
+
+    // A second process in the same container: ping -c 2 completes.
+    let (_, exec) = client
+        .exec(&id, &process(&["ping", "-c", "2", "localhost"]), false)
+        .unwrap();
+    let out = exec.collect().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, 0, "{text}");
+    assert!(text.contains("2 packets received"), "{text}");
+
+    // Signals are delivered inside the guest: the init dies of SIGKILL.
+    client.signal(&id, 9, false).unwrap();
+    assert_eq!(io.wait().unwrap(), 128 + 9);
+    vm.shutdown(Duration::from_secs(60));
+}
+
+#[test]
+fn killing_qemu_gives_a_clear_error_and_leaves_nothing_behind() {
+    let Some(kernel) = kernel_or_skip("QEMU fault test") else {
+        return;
+    };
+    let rootfs = busybox_rootfs();
+    let run = tempfile::tempdir().unwrap();
+    let id = testkit::unique_name(ID_PREFIX);
+    let mut vm = vm::Vm::boot(&config(kernel, rootfs.path(), run.path(), &id)).unwrap();
+    let (_, io) = vm
+        .client()
+        .create_container(&id, &spec(&["sleep", "1000"]), vm::GUEST_ROOTFS, false)
+        .unwrap();
+    vm.client().start(&id).unwrap();
+    let cgroups = vm.host_cgroup_paths();
+    assert!(
+        !cgroups.is_empty() && cgroups.iter().all(|p| p.is_dir()),
+        "{cgroups:?}"
+    );
+    let qemu = vm.pid();
+    let procs = std::fs::read_to_string(
+        cgroups
+            .iter()
+            .find(|p| p.to_string_lossy().contains("memory"))
+            .unwrap()
+            .join("cgroup.procs"),
+    )
+    .unwrap();
+    assert!(
+        procs.lines().any(|l| l == qemu.to_string()),
+        "QEMU is in its host cgroup"
+    );
+
+    Command::new("kill")
+        .args(["-9", &qemu.to_string()])
+        .status()
+        .unwrap();
+
+    let err = io.wait().unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::VmExited { .. }), "{msg}");
+    assert!(msg.contains("the VM exited unexpectedly"), "{msg}");
+    assert!(
+        msg.contains(&run.path().join("console.log").display().to_string()),
+        "{msg}"
+    );
+    let err = vm.client().top(&id).unwrap_err();
+    assert!(
+        err.to_string().contains("the VM exited unexpectedly"),
+        "{err}"
+    );
+
+    let status = vm.kill();
+    assert!(!status.success());
+    drop(vm);
+    assert!(
+        !Path::new(&format!("/proc/{qemu}")).exists(),
+        "QEMU is gone"
+    );
+    assert!(
+        !run.path().join("agent.sock").exists(),
+        "the socket is removed"
+    );
+    assert!(
+        cgroups.iter().all(|p| !p.exists()),
+        "the host cgroup is removed: {cgroups:?}"
+    );
+}
+
+#[test]
+fn a_guest_that_never_answers_is_bounded_and_killed() {
+    let Some(kernel) = kernel_or_skip("boot timeout test") else {
+        return;
+    };
+    let rootfs = busybox_rootfs();
+    let run = tempfile::tempdir().unwrap();
+    let id = testkit::unique_name(ID_PREFIX);
+    let mut cfg = config(kernel, rootfs.path(), run.path(), &id);
+    // busybox (static) as /init boots but never speaks the protocol.
+    cfg.agent = vm::AgentBinary::locate(Some(Path::new("/bin/busybox"))).unwrap();
+    cfg.boot_timeout = Duration::from_secs(5);
+    let err = vm::Vm::boot(&cfg).err().expect("boot must time out");
+    assert!(matches!(err, Error::BootTimeout { .. }), "{err}");
+    assert!(err.to_string().contains("console.log"), "{err}");
+    assert!(!run.path().join("agent.sock").exists());
+    let left = host_descendants(std::process::id());
+    assert!(
+        !left.iter().any(|(_, c)| c.starts_with("isola-vm-")),
+        "QEMU left running: {left:?}"
+    );
+}
+
+#[test]
+fn missing_qemu_and_missing_kernel_say_what_to_install() {
+    let rootfs = busybox_rootfs();
+    let run = tempfile::tempdir().unwrap();
+    let kernel_file = run.path().join("bzImage");
+    std::fs::write(&kernel_file, b"not booted").unwrap();
+    let kernel = vm::GuestKernel::at(&kernel_file).unwrap();
+    let mut cfg = vm::VmConfig::new(
+        "c",
+        "c",
+        kernel,
+        vm::AgentBinary::locate(Some(Path::new("/bin/busybox"))).unwrap(),
+        rootfs.path(),
+        run.path(),
+    );
+    cfg.qemu = "qemu-system-isola-missing".into();
+    let err = vm::Vm::boot(&cfg).err().expect("no such QEMU");
+    assert!(
+        err.to_string().contains("apt-get install qemu-system-x86"),
+        "{err}"
+    );
+
+    // No configured kernel, an empty cache: the error names the fix.
+    let empty = tempfile::tempdir().unwrap();
+    std::env::set_var("ISOLA_CACHE", empty.path());
+    std::env::remove_var("ISOLA_VM_KERNEL");
+    let err = vm::GuestKernel::locate(None).unwrap_err();
+    assert!(
+        err.to_string().contains("run scripts/guest-kernel.sh")
+            || err.to_string().contains("scripts/guest-kernel.sh"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&empty.path().display().to_string()),
+        "{err}"
+    );
+}
