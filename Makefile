@@ -12,6 +12,7 @@ root:
 
 setup: root
 	@scripts/setup.sh
+	@scripts/guest-kernel.sh >/dev/null
 
 build: setup
 	cargo build --release --workspace --bins
