@@ -1,0 +1,304 @@
+//! Shared by the registry tests (included with `#[path]`): a real Debian
+//! `docker-registry` on 127.0.0.1 in a temp dir, images pushed to it with
+//! skopeo (an independent client), and a runner for the real `isola` binary.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ISOLA: &str = env!("CARGO_BIN_EXE_isola");
+
+/// A docker-registry process serving `127.0.0.1:<port>`, killed on drop.
+pub struct Registry {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+/// Basic-auth user and password of [`Registry::start_with_htpasswd`].
+pub const USER: &str = "isola";
+pub const PASSWORD: &str = "s3cret-pw";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Registry {
+    /// An open registry (no auth).
+    pub fn start() -> Registry {
+        Registry::spawn(None)
+    }
+
+    /// A registry that wants HTTP basic auth ([`USER`], [`PASSWORD`]),
+    /// checked against a bcrypt htpasswd file made by apache2-utils.
+    pub fn start_with_htpasswd() -> Registry {
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", USER, PASSWORD])
+            .output()
+            .expect("htpasswd missing: install apache2-utils (scripts/setup.sh does)");
+        assert!(out.status.success(), "htpasswd: {out:?}");
+        Registry::spawn(Some(out.stdout))
+    }
+
+    fn spawn(htpasswd: Option<Vec<u8>>) -> Registry {
+        let dir = tempfile::Builder::new()
+            .prefix("isola-registry-")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some(h) = htpasswd {
+            let path = dir.path().join("htpasswd");
+            fs::write(&path, h).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: isola-test\n    path: {}\n",
+                path.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        fs::write(&config_path, config).unwrap();
+        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry missing: install it (scripts/setup.sh does)");
+        let reg = Registry { port, dir, child };
+        reg.wait_ready();
+        reg
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not start: {}",
+                fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Where the registry keeps blob `digest`'s bytes.
+    pub fn blob_data(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// Pushes `<layout>:<tag>` to `<host>/<repo>` with skopeo (`--all`
+    /// keeps every platform of an index).
+    pub fn push(&self, layout: &Path, tag: &str, repo: &str, creds: Option<(&str, &str)>) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args([
+            "--insecure-policy",
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+        ]);
+        if let Some((u, p)) = creds {
+            cmd.arg(format!("--dest-creds={u}:{p}"));
+        }
+        cmd.arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://{}/{repo}", self.host()));
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo push failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh engine root, removed on drop.
+pub fn engine_root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("isola-root-")
+        .tempdir()
+        .unwrap()
+}
+
+/// Runs `isola --root <root> <args>` with `env`; stdin empty unless given.
+pub fn isola(root: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(ISOLA);
+    cmd.arg("--root").arg(root).args(args);
+    // Keep the host's docker credentials out of the test.
+    cmd.env("DOCKER_CONFIG", root.join("no-docker-config"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "isola failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Asserts failure and returns stderr.
+pub fn fails(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "isola should have failed:\nstdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stderr(&out)
+}
+
+/// A busybox OCI layout tagged `latest` (testkit's writer); returns its
+/// directory and manifest digest.
+pub fn busybox_layout() -> (tempfile::TempDir, String) {
+    let dir = tempfile::Builder::new()
+        .prefix("isola-layout-")
+        .tempdir()
+        .unwrap();
+    let digest = testkit::oci_layout(dir.path(), "busybox", "latest");
+    (dir, digest)
+}
+
+/// Blob files in the engine root's store.
+pub fn store_blobs(root: &Path) -> Vec<String> {
+    let dir = root.join("image/blobs/sha256");
+    let mut v: Vec<String> = fs::read_dir(&dir)
+        .map(|rd| {
+            rd.map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Image records in the engine root's store.
+pub fn store_images(root: &Path) -> usize {
+    fs::read_dir(root.join("image/images"))
+        .map(|rd| rd.count())
+        .unwrap_or(0)
+}
+
+/// The manifest `digest` of the OCI layout at `layout`, as JSON.
+pub fn layout_manifest(layout: &Path, digest: &str) -> serde_json::Value {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+}
+
+/// An OCI layout whose `latest` is an image index with a linux/amd64 and a
+/// linux/arm64 busybox (distinct configs, so distinct manifests). Returns
+/// the directory and the (amd64, arm64) manifest digests.
+pub fn multi_platform_layout() -> (tempfile::TempDir, String, String) {
+    let dir = tempfile::Builder::new()
+        .prefix("isola-layout-")
+        .tempdir()
+        .unwrap();
+    let layer = testkit::busybox_layer_tar();
+    let mut digests = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let mut img = testkit::LayoutImage::new(
+            "multi",
+            arch,
+            vec![layer.clone()],
+            serde_json::json!({ "Cmd": ["sh"], "Env": [format!("BUILT_FOR={arch}")] }),
+        );
+        img.architecture = arch.to_string();
+        digests.push(testkit::write_oci_layout(dir.path(), &img));
+    }
+    let index_path = dir.path().join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
+    let entries: Vec<serde_json::Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            m.as_object_mut().unwrap().remove("annotations");
+            m
+        })
+        .collect();
+    let image_index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    }))
+    .unwrap();
+    let index_digest = testkit::sha256_digest(&image_index);
+    fs::write(
+        dir.path()
+            .join("blobs/sha256")
+            .join(index_digest.strip_prefix("sha256:").unwrap()),
+        &image_index,
+    )
+    .unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest,
+            "size": image_index.len(),
+            "annotations": { "org.opencontainers.image.ref.name": "latest" },
+        }));
+    fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let arm64 = digests.pop().unwrap();
+    let amd64 = digests.pop().unwrap();
+    (dir, amd64, arm64)
+}
