@@ -1,13 +1,641 @@
-//! placeholder: the images commands; owned by their issue's work.
+//! The image commands: `images` (`image ls`), `image inspect`, `tag`, `rmi`
+//! (`image rm`), `load`, `save`, `import` and `image prune`. Parses flags,
+//! calls the `image` library and prints what docker prints; owns no logic
+//! of its own beyond formatting.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{self, BufRead, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use image::progress::{Mode, Progress};
+use image::{archive, Image, Reference, Store};
+use serde_json::json;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum ImageCommand {}
+pub enum ImageCommand {
+    /// List images.
+    Images(ListArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageSub),
+    /// Create a tag TARGET that refers to SOURCE.
+    Tag(TagArgs),
+    /// Remove one or more images.
+    Rmi(RmiArgs),
+    /// Load images from a tar archive (docker-archive or OCI layout), from a file or STDIN.
+    Load(LoadArgs),
+    /// Save images to a tar archive (docker-archive), to a file or STDOUT.
+    Save(SaveArgs),
+    /// Import a root filesystem tarball as a one-layer image.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ImageSub {
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls(ListArgs),
+    /// Show details of one or more images (JSON).
+    Inspect(InspectArgs),
+    /// Remove one or more images.
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Remove unused images: dangling ones, or with -a all not used by a container.
+    Prune(PruneArgs),
+    /// Create a tag TARGET that refers to SOURCE.
+    Tag(TagArgs),
+    /// Load images from a tar archive.
+    Load(LoadArgs),
+    /// Save images to a tar archive.
+    Save(SaveArgs),
+    /// Import a root filesystem tarball as a one-layer image.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only images of this repository (and tag), e.g. busybox or busybox:1.36.
+    pub reference: Option<String>,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Don't truncate IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Accepted for docker compatibility (there are no intermediate images).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Output format: table (default) or json (one object per line).
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Image names or IDs.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TagArgs {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RmiArgs {
+    /// Image names or IDs.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Remove even if a container uses it or it has several names.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Read from this tar archive instead of STDIN.
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Suppress the load progress.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SaveArgs {
+    /// Images to save (names or IDs).
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Write to this file instead of STDOUT.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Root filesystem tarball (plain, gzip or zstd), or - for STDIN.
+    pub file: String,
+    /// Name for the image, e.g. mybase:1.0.
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Remove all images not used by a container, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
 
 impl ImageCommand {
     /// Runs the command; returns the process exit code.
-    pub fn run(self, _root: &Path) -> anyhow::Result<u8> {
-        match self {}
+    pub fn run(self, root: &Path) -> anyhow::Result<u8> {
+        let store = Store::open(root).context("opening the image store")?;
+        match self {
+            ImageCommand::Images(a) | ImageCommand::Image(ImageSub::Ls(a)) => list(&store, a),
+            ImageCommand::Image(ImageSub::Inspect(a)) => inspect(&store, a),
+            ImageCommand::Tag(a) | ImageCommand::Image(ImageSub::Tag(a)) => tag(&store, a),
+            ImageCommand::Rmi(a) | ImageCommand::Image(ImageSub::Rm(a)) => rmi(&store, a),
+            ImageCommand::Load(a) | ImageCommand::Image(ImageSub::Load(a)) => load(&store, a),
+            ImageCommand::Save(a) | ImageCommand::Image(ImageSub::Save(a)) => save(&store, a),
+            ImageCommand::Import(a) | ImageCommand::Image(ImageSub::Import(a)) => import(&store, a),
+            ImageCommand::Image(ImageSub::Prune(a)) => prune(&store, a),
+        }
+    }
+}
+
+/// One row of `images`: an image under one of its names (or none).
+struct Row<'a> {
+    image: &'a Image,
+    repository: String,
+    tag: String,
+    digest: String,
+}
+
+fn rows<'a>(images: &'a [Image], filter: Option<&str>) -> anyhow::Result<Vec<Row<'a>>> {
+    let filter = match filter {
+        Some(f) => {
+            let explicit_tag = f.rsplit('/').next().is_some_and(|last| last.contains(':'));
+            Some((Reference::parse(f)?, explicit_tag))
+        }
+        None => None,
+    };
+    let mut out = Vec::new();
+    for image in images {
+        let digest_of = |repo: &str| {
+            image
+                .repo_digests
+                .iter()
+                .find_map(|d| {
+                    Reference::parse(d)
+                        .ok()
+                        .filter(|r| r.name() == repo)
+                        .and_then(|r| r.digest)
+                })
+                .unwrap_or_else(|| "<none>".to_string())
+        };
+        if image.names.is_empty() {
+            if filter.is_none() {
+                out.push(Row {
+                    image,
+                    repository: "<none>".into(),
+                    tag: "<none>".into(),
+                    digest: "<none>".into(),
+                });
+            }
+            continue;
+        }
+        for name in &image.names {
+            if let Some((f, explicit_tag)) = &filter {
+                if f.name() != name.name() || (*explicit_tag && f.tag != name.tag) {
+                    continue;
+                }
+            }
+            out.push(Row {
+                image,
+                repository: name.familiar_name(),
+                tag: name.tag.clone().unwrap_or_else(|| "<none>".into()),
+                digest: digest_of(&name.name()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn list(store: &Store, args: ListArgs) -> anyhow::Result<u8> {
+    let images = store.list()?;
+    let rows = rows(&images, args.reference.as_deref())?;
+    let id = |img: &Image| {
+        if args.no_trunc {
+            img.id.clone()
+        } else {
+            img.short_id().to_string()
+        }
+    };
+    let mut out = io::stdout().lock();
+    if args.quiet {
+        for r in &rows {
+            writeln!(out, "{}", id(r.image))?;
+        }
+        return Ok(0);
+    }
+    match args.format.as_str() {
+        "json" => {
+            for r in &rows {
+                let size = human_size(r.image.size);
+                let v = json!({
+                    "Repository": r.repository,
+                    "Tag": r.tag,
+                    "Digest": r.digest,
+                    "ID": id(r.image),
+                    "CreatedAt": r.image.created.clone().unwrap_or_default(),
+                    "CreatedSince": created_since(r.image.created.as_deref()),
+                    "Size": size,
+                    "VirtualSize": size,
+                    "Containers": "N/A",
+                    "SharedSize": "N/A",
+                    "UniqueSize": "N/A",
+                });
+                writeln!(out, "{v}")?;
+            }
+        }
+        "table" | "" => {
+            let mut table = vec![{
+                let mut h = vec!["REPOSITORY", "TAG"];
+                if args.digests {
+                    h.push("DIGEST");
+                }
+                h.extend(["IMAGE ID", "CREATED", "SIZE"]);
+                h.into_iter().map(String::from).collect::<Vec<_>>()
+            }];
+            for r in &rows {
+                let mut cells = vec![r.repository.clone(), r.tag.clone()];
+                if args.digests {
+                    cells.push(r.digest.clone());
+                }
+                cells.extend([
+                    id(r.image),
+                    created_since(r.image.created.as_deref()),
+                    human_size(r.image.size),
+                ]);
+                table.push(cells);
+            }
+            write_table(&mut out, &table)?;
+        }
+        other => bail!("unknown --format {other:?}: use table or json"),
+    }
+    Ok(0)
+}
+
+/// Columns padded to their widest cell plus three spaces, as docker does.
+fn write_table(out: &mut dyn Write, table: &[Vec<String>]) -> io::Result<()> {
+    let cols = table.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            table
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in table {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == cols {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}", w = widths[c] + 3));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<u8> {
+    let mut images = Vec::new();
+    let mut failed = false;
+    for name in &args.images {
+        match store.resolve(name) {
+            Ok(img) => images.push(img),
+            Err(e) => {
+                eprintln!("isola: {}", chain(&e));
+                failed = true;
+            }
+        }
+    }
+    let found: Vec<InspectImage> = images.iter().map(|i| inspect_json(store, i)).collect();
+    let mut out = io::stdout().lock();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        serde_json::ser::PrettyFormatter::with_indent(b"    "),
+    );
+    serde::Serialize::serialize(&found, &mut ser)?;
+    writeln!(out)?;
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// `image inspect`'s object, fields in docker's order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectImage<'a> {
+    id: &'a str,
+    repo_tags: Vec<String>,
+    repo_digests: Vec<String>,
+    parent: &'a str,
+    comment: String,
+    created: &'a str,
+    author: String,
+    config: &'a Option<oci_spec::image::Config>,
+    architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
+    os: String,
+    size: u64,
+    graph_driver: serde_json::Value,
+    #[serde(rename = "RootFS")]
+    root_fs: serde_json::Value,
+    metadata: serde_json::Value,
+}
+
+fn inspect_json<'a>(store: &Store, img: &'a Image) -> InspectImage<'a> {
+    let (os, architecture, variant) = img.platform();
+    let history = img.config.history().clone().unwrap_or_default();
+    let lower_dirs: Vec<String> = img
+        .layers
+        .iter()
+        .rev()
+        .map(|l| {
+            let hex = l.trim_start_matches("sha256:");
+            store
+                .root()
+                .join("layers")
+                .join(hex)
+                .join("diff")
+                .display()
+                .to_string()
+        })
+        .collect();
+    InspectImage {
+        id: &img.id,
+        repo_tags: img.names.iter().map(Reference::familiar).collect(),
+        repo_digests: img
+            .repo_digests
+            .iter()
+            .map(|d| {
+                Reference::parse(d)
+                    .map(|r| r.familiar())
+                    .unwrap_or_else(|_| d.clone())
+            })
+            .collect(),
+        parent: "",
+        comment: history
+            .last()
+            .and_then(|h| h.comment().clone())
+            .unwrap_or_default(),
+        created: img.created.as_deref().unwrap_or_default(),
+        author: img.config.author().clone().unwrap_or_default(),
+        config: img.config.config(),
+        architecture,
+        variant,
+        os,
+        size: img.size,
+        graph_driver: json!({ "Name": "overlay", "Data": { "LowerDirs": lower_dirs } }),
+        root_fs: json!({ "Type": "layers", "Layers": img.layers }),
+        metadata: json!({ "ManifestDigest": img.manifest_digest }),
+    }
+}
+
+fn tag(store: &Store, args: TagArgs) -> anyhow::Result<u8> {
+    let target = Reference::parse(&args.target)?;
+    if target.digest.is_some() {
+        bail!(
+            "refusing to tag with a digest reference {:?}: give a tag",
+            args.target
+        );
+    }
+    store.tag(&args.source, &target)?;
+    Ok(0)
+}
+
+fn rmi(store: &Store, args: RmiArgs) -> anyhow::Result<u8> {
+    let mut code = 0;
+    for name in &args.images {
+        match store.remove(name, args.force) {
+            Ok(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+            }
+            Err(e) => {
+                eprintln!("isola: {}", chain(&e));
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn load(store: &Store, args: LoadArgs) -> anyhow::Result<u8> {
+    let progress = Progress::new(Mode::detect(args.quiet));
+    let images = match &args.input {
+        Some(path) => {
+            let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            archive::load_with_progress(store, &mut f, &progress)
+                .with_context(|| format!("loading {}", path.display()))?
+        }
+        None => {
+            if io::stdin().is_terminal() {
+                bail!("requested load from stdin, but stdin is a terminal: give -i FILE or redirect a tar archive");
+            }
+            archive::load_with_progress(store, &mut io::stdin().lock(), &progress)
+                .context("loading from stdin")?
+        }
+    };
+    for img in &images {
+        if img.names.is_empty() {
+            println!("Loaded image ID: {}", img.id);
+        }
+        for n in &img.names {
+            println!("Loaded image: {}", n.familiar());
+        }
+    }
+    Ok(0)
+}
+
+fn save(store: &Store, args: SaveArgs) -> anyhow::Result<u8> {
+    // Resolve first: a missing image fails before any output exists.
+    for name in &args.images {
+        store.resolve(name)?;
+    }
+    match &args.output {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let tmp = tempfile::Builder::new()
+                .prefix(".isola-save-")
+                .tempfile_in(dir)
+                .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+            let mut w = BufWriter::new(tmp.as_file());
+            archive::save(store, &args.images, &mut w)?;
+            w.flush()?;
+            drop(w);
+            tmp.persist(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => {
+            if io::stdout().is_terminal() {
+                bail!("cowardly refusing to write a tar archive to a terminal: use -o FILE or redirect stdout");
+            }
+            let mut w = BufWriter::new(io::stdout().lock());
+            archive::save(store, &args.images, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(0)
+}
+
+fn import(store: &Store, args: ImportArgs) -> anyhow::Result<u8> {
+    let name = args
+        .reference
+        .as_deref()
+        .map(Reference::parse)
+        .transpose()?;
+    let image = if args.file == "-" {
+        archive::import(store, &mut io::stdin().lock(), name.as_ref())
+            .context("importing from stdin")?
+    } else {
+        let mut f: Box<dyn Read> =
+            Box::new(File::open(&args.file).with_context(|| format!("opening {}", args.file))?);
+        archive::import(store, &mut f, name.as_ref())
+            .with_context(|| format!("importing {}", args.file))?
+    };
+    println!("{}", image.id);
+    Ok(0)
+}
+
+fn prune(store: &Store, args: PruneArgs) -> anyhow::Result<u8> {
+    if !args.force {
+        let what = if args.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        };
+        print!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+        io::stdout().flush()?;
+        let mut answer = String::new();
+        io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let report = store.prune(args.all)?;
+    if !report.untagged.is_empty() || !report.deleted_images.is_empty() {
+        println!("Deleted Images:");
+        for u in &report.untagged {
+            println!("untagged: {u}");
+        }
+        for d in &report.deleted_images {
+            println!("deleted: {d}");
+        }
+        for l in &report.deleted_layers {
+            println!("deleted: {l}");
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(report.reclaimed_bytes)
+    );
+    Ok(0)
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Docker's size format: decimal units, 3 significant digits ("4.26MB").
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < UNITS.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    let decimals = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let mut s = format!("{v:.decimals$}");
+    if s.parse::<f64>().unwrap_or(0.0) >= 1000.0 && i + 1 < UNITS.len() {
+        // 999.6 kB rounds to 1000: carry into the next unit.
+        i += 1;
+        s = "1".to_string();
+    }
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", UNITS[i])
+}
+
+/// "2 hours ago", as docker's CREATED column says it.
+fn created_since(created: Option<&str>) -> String {
+    let Some(t) = created.and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()) else {
+        return "N/A".to_string();
+    };
+    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds();
+    format!("{} ago", human_duration(secs.max(0) as u64))
+}
+
+/// Docker's `units.HumanDuration`.
+pub fn human_duration(secs: u64) -> String {
+    let minutes = secs / 60;
+    let hours = (secs as f64 / 3600.0 + 0.5) as u64;
+    match () {
+        _ if secs < 1 => "Less than a second".into(),
+        _ if secs == 1 => "1 second".into(),
+        _ if secs < 60 => format!("{secs} seconds"),
+        _ if minutes == 1 => "About a minute".into(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(4_261_234), "4.26MB");
+        assert_eq!(human_size(4_200_000), "4.2MB");
+        assert_eq!(human_size(12_340_000), "12.3MB");
+        assert_eq!(human_size(123_456_789), "123MB");
+        assert_eq!(human_size(999_600), "1MB");
+        assert_eq!(human_size(1_500_000_000), "1.5GB");
+    }
+
+    #[test]
+    fn durations_read_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(45), "45 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(3600), "About an hour");
+        assert_eq!(human_duration(2 * 3600), "2 hours");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_duration(20 * 86400), "2 weeks");
+        assert_eq!(human_duration(90 * 86400), "3 months");
+        assert_eq!(human_duration(800 * 86400), "2 years");
     }
 }
