@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount as mount2, MsFlags};
 
 use crate::init::SetupError;
-use crate::mounts::{fd_path, open_or_create_in_root, remount_bind, MountOptions};
+use crate::mounts::{fd_path, open_or_create_in_root, remount_bind, reopen, MountOptions};
 
 /// One line of /proc/self/mountinfo.
 #[derive(Debug, Clone)]
@@ -94,8 +94,9 @@ pub fn mount(
         .any(|m| m.mount_point == base && m.fs_type == "cgroup2")
     {
         // Pure v2: one hierarchy.
+        drop(target);
         return mount_hierarchy(
-            &fd_path(target.as_fd()),
+            root,
             dest,
             "cgroup2",
             "",
@@ -123,7 +124,6 @@ pub fn mount(
             continue;
         };
         let sub_dest = dest.join(name);
-        let sub = open_or_create_in_root(root, &sub_dest, true)?;
         let (controllers, key) = if m.fs_type == "cgroup2" {
             (String::new(), String::new())
         } else {
@@ -152,7 +152,7 @@ pub fn mount(
             p.strip_prefix(r).unwrap_or(p).to_string()
         });
         mount_hierarchy(
-            &fd_path(sub.as_fd()),
+            root,
             &sub_dest,
             &m.fs_type,
             &controllers,
@@ -185,7 +185,7 @@ pub fn mount(
 
 #[allow(clippy::too_many_arguments)]
 fn mount_hierarchy(
-    target: &Path,
+    root: BorrowedFd<'_>,
     shown: &Path,
     fs_type: &str,
     controllers: &str,
@@ -194,6 +194,8 @@ fn mount_hierarchy(
     flags: MsFlags,
     new_cgroupns: bool,
 ) -> Result<(), SetupError> {
+    let target = open_or_create_in_root(root, shown, true)?;
+    let target = &fd_path(target.as_fd());
     if new_cgroupns {
         let data = (!controllers.is_empty()).then_some(controllers);
         return mount2(Some(fs_type), target, Some(fs_type), flags, data)
@@ -210,7 +212,8 @@ fn mount_hierarchy(
     )
     .map_err(|e| SetupError::mount("bind cgroup", shown, e))?;
     if !flags.is_empty() {
-        remount_bind(target, shown, flags)?;
+        let mounted = reopen(root, shown)?;
+        remount_bind(&fd_path(mounted.as_fd()), shown, flags)?;
     }
     Ok(())
 }

@@ -94,6 +94,21 @@ pub fn oci_state_json(st: &ContainerState, status: OciStatus) -> String {
     serde_json::to_string(&s).unwrap_or_default()
 }
 
+/// linux.resources plus an allow rule for each of linux.devices, as runc
+/// does: a configured device must be usable whatever the device rules say.
+fn resources_with_devices(spec: &Spec) -> Option<oci_spec::runtime::LinuxResources> {
+    let linux = spec.linux().as_ref()?;
+    let mut r = linux.resources().clone()?;
+    let extra: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        linux.devices().iter().flatten().map(Into::into).collect();
+    if !extra.is_empty() {
+        let mut rules = r.devices().clone().unwrap_or_default();
+        rules.extend(extra);
+        r.set_devices(Some(rules));
+    }
+    Some(r)
+}
+
 fn write_id_map(pid: i32, file: &str, maps: Option<&Vec<LinuxIdMapping>>) -> Result<(), Error> {
     let text: String = maps
         .into_iter()
@@ -187,8 +202,8 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     })?;
     undo.cgroup = Some(cgroup);
     let cgroup = undo.cgroup.as_ref().expect("just set");
-    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cgroup.apply(r).map_err(|source| Error::Cgroup {
+    if let Some(r) = resources_with_devices(&spec) {
+        cgroup.apply(&r).map_err(|source| Error::Cgroup {
             id: opts.id.clone(),
             source,
         })?;

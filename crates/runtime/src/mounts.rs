@@ -189,7 +189,7 @@ pub fn mount_one(
         data.as_deref(),
     )
     .map_err(|e| SetupError::mount(typ, dest, e))?;
-    apply_propagation(target.as_fd(), dest, &opts)
+    apply_propagation(root, dest, &opts)
 }
 
 fn mount_bind(
@@ -221,9 +221,17 @@ fn mount_bind(
     .map_err(|e| SetupError::mount("bind", dest, e))?;
     let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
-        remount_bind(&tpath, dest, extra)?;
+        // The fd opened before the mount points below it: reopen.
+        let mounted = reopen(root, dest)?;
+        remount_bind(&fd_path(mounted.as_fd()), dest, extra)?;
     }
-    apply_propagation(target.as_fd(), dest, opts)
+    apply_propagation(root, dest, opts)
+}
+
+/// Opens `dest` inside `root` again, reaching what is now mounted there.
+pub fn reopen(root: BorrowedFd<'_>, dest: &Path) -> Result<OwnedFd, SetupError> {
+    sys::open_in_root(root, dest, libc::O_PATH)
+        .map_err(|e| SetupError::path("open inside the rootfs", dest, e))
 }
 
 /// Remounts a bind mount with `flags` (ro, nosuid, ...), keeping the flags
@@ -260,10 +268,15 @@ pub fn remount_bind(target: &Path, shown: &Path, flags: MsFlags) -> Result<(), S
 }
 
 fn apply_propagation(
-    target: BorrowedFd<'_>,
+    root: BorrowedFd<'_>,
     dest: &Path,
     opts: &MountOptions,
 ) -> Result<(), SetupError> {
+    if opts.propagation.is_empty() {
+        return Ok(());
+    }
+    let target = reopen(root, dest)?;
+    let target = target.as_fd();
     for p in &opts.propagation {
         mount(
             None::<&str>,

@@ -1,0 +1,247 @@
+//! Shared by the isola-runtime end-to-end tests: a private --root whose
+//! containers are force-deleted when the test ends, helpers to run the real
+//! binary, and checks that a failed create left nothing behind.
+
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::Bundle;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_isola-runtime");
+
+/// One --root directory; deletes every container it knows on drop.
+pub struct Runtime {
+    pub root: tempfile::TempDir,
+    ids: RefCell<Vec<String>>,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runtime {
+    pub fn new() -> Runtime {
+        Runtime {
+            root: tempfile::Builder::new()
+                .prefix("isola-rt-root-")
+                .tempdir()
+                .unwrap(),
+            ids: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--root").arg(self.root.path()).args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn track(&self, id: &str) {
+        self.ids.borrow_mut().push(id.to_string());
+    }
+
+    /// Runs a command that starts no container process; returns its output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "isola-runtime {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `run` in the foreground; returns once the container exited.
+    pub fn run(&self, bundle: &Bundle, id: &str) -> Output {
+        self.track(id);
+        self.cmd(&["run", "--bundle", bundle.path().to_str().unwrap(), id])
+            .output()
+            .unwrap()
+    }
+
+    /// `run` that must succeed; returns the container's stdout.
+    pub fn run_ok(&self, bundle: &Bundle, id: &str) -> String {
+        let out = self.run(bundle, id);
+        assert!(
+            out.status.success(),
+            "run {id} failed ({}): stdout {} stderr {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `create`, with the container's stdout/stderr (and the CLI's) going to
+    /// files, because the container keeps them open after create returns.
+    pub fn create(&self, bundle: &Bundle, id: &str, extra: &[&str]) -> Created {
+        self.track(id);
+        let out = self.root.path().join(format!("{id}.out"));
+        let err = self.root.path().join(format!("{id}.err"));
+        let path = bundle.path();
+        let mut args = vec!["create", "--bundle", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(id);
+        let status = self
+            .cmd(&args)
+            .stdout(File::create(&out).unwrap())
+            .stderr(File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        Created {
+            success: status.success(),
+            stdout: out,
+            stderr: err,
+        }
+    }
+
+    pub fn state(&self, id: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+
+    /// Waits (bounded) until the container reports `status`.
+    pub fn wait_status(&self, id: &str, status: &str) {
+        wait_until(&format!("{id} to be {status}"), || {
+            self.status(id) == status
+        });
+    }
+
+    pub fn state_dir(&self, id: &str) -> PathBuf {
+        self.root.path().join(id)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self
+                .cmd(&["delete", "--force", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+pub struct Created {
+    pub success: bool,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Created {
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+    pub fn assert_ok(&self) {
+        assert!(self.success, "create failed: {}", self.stderr());
+    }
+}
+
+/// Polls `cond` every 10 ms for up to 20 s; panics naming `what` otherwise.
+/// A wait for an event, not a timing assertion.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Cgroup directories named `id` anywhere under /sys/fs/cgroup/<hierarchy>/
+/// (searched a few levels deep).
+pub fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, id: &str, depth: u32, out: &mut Vec<PathBuf>) {
+        if depth == 0 {
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                let p = e.path();
+                if e.file_name().to_str() == Some(id) {
+                    out.push(p.clone());
+                }
+                walk(&p, id, depth - 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), id, 5, &mut out);
+    out
+}
+
+/// Mount points in this process's namespace under `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&dir))
+        .collect()
+}
+
+/// Host pids whose cgroup path (any hierarchy) has a component `id`.
+pub fn processes_in_cgroup_named(id: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| {
+                c.lines().any(|l| {
+                    l.rsplit(':')
+                        .next()
+                        .is_some_and(|p| p.split('/').any(|x| x == id))
+                })
+            })
+        })
+        .collect()
+}
+
+/// Asserts a failed create left no state dir, cgroup, mount or process.
+pub fn assert_nothing_left(rt: &Runtime, id: &str, bundle: &Bundle) {
+    assert!(!rt.state_dir(id).exists(), "state dir of {id} left behind");
+    assert_eq!(
+        cgroup_dirs_named(id),
+        Vec::<PathBuf>::new(),
+        "cgroup of {id} left behind"
+    );
+    assert_eq!(
+        mounts_under(&bundle.path()),
+        Vec::<String>::new(),
+        "mounts left under the bundle"
+    );
+    assert_eq!(
+        processes_in_cgroup_named(id),
+        Vec::<i32>::new(),
+        "container processes left"
+    );
+}
+
+/// The value of a `Name:\tvalue` line of /proc/<pid>/status output.
+pub fn status_field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+}
