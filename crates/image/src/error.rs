@@ -97,6 +97,12 @@ pub enum Error {
         source: nix::Error,
     },
 
+    #[error("mounting the overlay at {target}: mount(8) failed: {stderr}")]
+    MountCommand { target: PathBuf, stderr: String },
+
+    #[error("snapshot \"{key}\": {count} layers are more than one overlay mount can stack")]
+    TooManyLayers { key: String, count: usize },
+
     #[error("unmounting {target}")]
     Unmount {
         target: PathBuf,

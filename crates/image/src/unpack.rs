@@ -116,6 +116,7 @@ pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, Unpack
     let mut archive = tar::Archive::new(DigestingReader::new(stream));
     let mut dirs: Vec<(PathBuf, u32, FileTime)> = Vec::new();
     let mut size = 0u64;
+    let mut buf = vec![0u8; 128 * 1024];
     for entry in archive
         .entries()
         .map_err(|source| UnpackError::Stream { source })?
@@ -161,7 +162,7 @@ pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, Unpack
                     .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
                     .open(&path)
                     .map_err(io_err("creating the file"))?;
-                copy_entry(&mut entry, &mut file, &name)?;
+                copy_entry(&mut entry, &mut file, &mut buf, &name)?;
                 size += header.size().unwrap_or(0);
             }
             EntryType::Directory => {
@@ -449,10 +450,14 @@ fn set_xattr(path: &Path, key: &str, value: &[u8], entry: &str) -> Result<(), Un
     }
 }
 
-fn copy_entry(from: &mut dyn Read, to: &mut fs::File, entry: &str) -> Result<(), UnpackError> {
-    let mut buf = vec![0u8; 128 * 1024];
+fn copy_entry(
+    from: &mut dyn Read,
+    to: &mut fs::File,
+    buf: &mut [u8],
+    entry: &str,
+) -> Result<(), UnpackError> {
     loop {
-        let n = match from.read(&mut buf) {
+        let n = match from.read(buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -414,3 +414,56 @@ fn concurrent_commits_from_processes_neither_corrupt_nor_duplicate() {
         fs::read(testkit::BUSYBOX).unwrap()
     );
 }
+
+#[test]
+fn an_image_with_a_hundred_layers_mounts_and_remounts() {
+    let t = TestStore::new();
+    let tars: Vec<Vec<u8>> = (0..100)
+        .map(|i| {
+            LayerTar::new()
+                .file(&format!("f{i}"), b"x")
+                .file("top", format!("{i}").as_bytes())
+                .finish()
+        })
+        .collect();
+    let img = commit(&t.store, &tars, Compress::Gzip, "many:latest").unwrap();
+    let snap = t
+        .store
+        .create_snapshot_as(&img, "many", image::SnapshotDriver::Overlay)
+        .unwrap();
+    let _guard = SnapshotGuard {
+        store: &t.store,
+        key: "many".into(),
+    };
+    assert!(snap.rootfs.join("f0").exists() && snap.rootfs.join("f99").exists());
+    assert_eq!(
+        fs::read(snap.rootfs.join("top")).unwrap(),
+        b"99",
+        "top layer wins"
+    );
+    nix::mount::umount2(&snap.rootfs, nix::mount::MntFlags::empty()).unwrap();
+    let again = t.store.snapshot("many").unwrap();
+    assert_eq!(fs::read(again.rootfs.join("top")).unwrap(), b"99");
+}
+
+#[test]
+fn prune_clears_crash_debris_but_not_work_in_progress() {
+    let t = TestStore::new();
+    let tmp = t.store.root().join("tmp");
+    let hex = "ab".repeat(32);
+    fs::create_dir_all(tmp.join(format!("layer-{hex}-crash/diff"))).unwrap();
+    fs::create_dir_all(tmp.join("deleting-x/layer")).unwrap();
+    fs::write(tmp.join("blob-old"), b"partial").unwrap();
+    let two_hours_ago = filetime::FileTime::from_unix_time(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            - 7200,
+        0,
+    );
+    filetime::set_file_mtime(tmp.join("blob-old"), two_hours_ago).unwrap();
+    fs::write(tmp.join("blob-writing"), b"in progress").unwrap();
+    t.store.prune(false).unwrap();
+    assert_eq!(t.entries("tmp"), vec!["blob-writing".to_string()]);
+}

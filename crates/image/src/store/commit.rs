@@ -202,7 +202,7 @@ impl Store {
                 .map_err(|e| Error::io("removing incomplete layer", &dest, e))?;
         }
         let tmp = tempfile::Builder::new()
-            .prefix("layer-")
+            .prefix(&format!("layer-{hex}-"))
             .tempdir_in(self.tmp_dir())
             .map_err(|e| Error::io("creating a temp dir in", self.tmp_dir(), e))?;
         let diff = tmp.path().join("diff");

@@ -119,9 +119,45 @@ impl Store {
             .map_err(|e| Error::io("creating a temp dir in", self.tmp_dir(), e))?;
         let target = aside.path().join("layer");
         fs::rename(&dir, &target).map_err(|e| Error::io("moving aside layer", &dir, e))?;
+        let hex = digest::hex_of(diff_id)?;
+        let _ = fs::remove_file(self.root.join("layers/l").join(&hex[..20]));
         // `aside` removes the layer tree when dropped.
         drop(aside);
         Ok(Some(size))
+    }
+
+    /// Deletes debris a crash left in `tmp/`: blob temp files untouched for
+    /// an hour, layer temp dirs whose layer lock nobody holds, and layers
+    /// moved aside for deletion. Call with the metadata lock held.
+    fn clean_tmp(&self) -> Result<(), Error> {
+        let dir = self.tmp_dir();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for e in fs::read_dir(&dir).map_err(|e| Error::io("listing", &dir, e))? {
+            let e = e.map_err(|e| Error::io("listing", &dir, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let stale = if name.starts_with("deleting-") {
+                true
+            } else if let Some(rest) = name.strip_prefix("layer-") {
+                let hex = rest.split('-').next().unwrap_or_default();
+                digest::is_hex64(hex) && self.try_lock(&format!("layer-{hex}"))?.is_some()
+            } else if name.starts_with("blob-") {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < hour_ago)
+            } else {
+                false
+            };
+            if stale {
+                tracing::debug!(path = %path.display(), "removing temp debris");
+                let _ = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+            }
+        }
+        Ok(())
     }
 
     /// `image prune`: deletes dangling (untagged) images, or with `all` every
@@ -149,6 +185,7 @@ impl Store {
             deleted_images.push(rec.id.clone());
         }
         let mut report = self.collect_garbage(None)?;
+        self.clean_tmp()?;
         report.untagged = untagged;
         report.deleted_images = deleted_images;
         Ok(report)

@@ -216,6 +216,25 @@ impl Store {
         Ok(LockGuard { _lock: lock })
     }
 
+    /// The lock named `name` if nobody holds it now.
+    pub(crate) fn try_lock(&self, name: &str) -> Result<Option<LockGuard>, Error> {
+        let path = self.root.join("locks").join(format!("{name}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("opening lock file", &path, e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(LockGuard { _lock: lock })),
+            Err((_, nix::Error::EWOULDBLOCK)) => Ok(None),
+            Err((_, errno)) => Err(Error::Lock {
+                path,
+                source: errno,
+            }),
+        }
+    }
+
     pub(crate) fn meta_lock(&self) -> Result<LockGuard, Error> {
         self.lock("meta")
     }

@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::records::Image;
 use super::{write_atomic, Error, Store};
 
+/// The most mount option bytes the kernel reads (one page, less a margin).
+const MAX_MOUNT_DATA: usize = 4000;
+
 /// Environment variable forcing the copy driver (`copy`) or overlay (`overlay`).
 pub const SNAPSHOTTER_ENV: &str = "ISOLA_SNAPSHOTTER";
 
@@ -174,6 +177,12 @@ impl Store {
     }
 
     fn mount_overlay(&self, key: &str, layers: &[String], dir: &Path) -> Result<(), Error> {
+        let target = dir.join("rootfs");
+        let upper_work = format!(
+            "upperdir={},workdir={}",
+            dir.join("upper").display(),
+            dir.join("work").display()
+        );
         let mut lowers = Vec::new();
         for diff_id in layers.iter().rev() {
             lowers.push(self.layer_dir(diff_id)?.join("diff").display().to_string());
@@ -184,25 +193,66 @@ impl Store {
             fs::create_dir_all(&empty).map_err(|e| Error::io("creating", &empty, e))?;
             lowers.push(empty.display().to_string());
         }
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lowers.join(":"),
-            dir.join("upper").display(),
-            dir.join("work").display()
-        );
-        let target = dir.join("rootfs");
-        mount(
-            Some("overlay"),
-            &target,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(opts.as_str()),
-        )
-        .map_err(|source| Error::Mount {
-            key: key.to_string(),
-            target,
-            source,
-        })
+        let opts = format!("lowerdir={},{upper_work}", lowers.join(":"));
+        if opts.len() <= MAX_MOUNT_DATA {
+            return mount(
+                Some("overlay"),
+                &target,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(opts.as_str()),
+            )
+            .map_err(|source| Error::Mount {
+                key: key.to_string(),
+                target,
+                source,
+            });
+        }
+        // The kernel reads one page of mount options: with many layers,
+        // name them by short links relative to the layers dir (as docker's
+        // overlay2 does), and mount from a child whose cwd is that dir.
+        let layers_dir = self.root.join("layers");
+        let mut short = Vec::new();
+        for diff_id in layers.iter().rev() {
+            short.push(self.short_layer_link(diff_id)?);
+        }
+        let opts = format!("lowerdir={},{upper_work}", short.join(":"));
+        if opts.len() > MAX_MOUNT_DATA {
+            return Err(Error::TooManyLayers {
+                key: key.to_string(),
+                count: layers.len(),
+            });
+        }
+        let out = std::process::Command::new("mount")
+            .current_dir(&layers_dir)
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(&target)
+            .output()
+            .map_err(|e| Error::io("running mount(8) for", &target, e))?;
+        if !out.status.success() {
+            return Err(Error::MountCommand {
+                target,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `l/<20 hex>`, a link to the layer's `diff` dir, relative to `layers/`.
+    fn short_layer_link(&self, diff_id: &str) -> Result<String, Error> {
+        let hex = crate::digest::hex_of(diff_id)?;
+        let name = format!("l/{}", &hex[..20]);
+        let link = self.root.join("layers").join(&name);
+        if fs::symlink_metadata(&link).is_err() {
+            let l = self.root.join("layers/l");
+            fs::create_dir_all(&l).map_err(|e| Error::io("creating", &l, e))?;
+            match std::os::unix::fs::symlink(format!("../{hex}/diff"), &link) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("creating", &link, e)),
+            }
+        }
+        Ok(name)
     }
 
     fn read_snapshot(&self, key: &str) -> Result<SnapshotRecord, Error> {
