@@ -212,6 +212,12 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     let fifo_path = dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
         .map_err(Error::sys(format!("mkfifo {}", fifo_path.display())))?;
+    // mkfifo applies the umask; the init may run as any uid and must open it for writing.
+    std::fs::set_permissions(
+        &fifo_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .map_err(Error::io("chmod", &fifo_path))?;
     let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(Error::sys(format!("open {}", fifo_path.display())))?;
 

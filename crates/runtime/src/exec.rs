@@ -244,12 +244,13 @@ fn exec_child(
             let _ = nix::unistd::close(fd);
         }
         process::apply_limits(process)?;
+        let late_seccomp = init::early_seccomp(process, program)?;
         process::apply_user_and_caps(process)?;
         process::apply_misc(process)?;
         let exe = process::resolve_executable(process)?;
         let env = process::environment(process);
         chan.send(&Message::Ready)?;
-        init::finish_exec(program, preserve_fds, &exe, process, &env)
+        init::finish_exec(late_seccomp, preserve_fds, &exe, process, &env)
     })();
     match r {
         Ok(never) => match never {},

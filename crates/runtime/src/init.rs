@@ -302,6 +302,7 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
     }
 
     process::apply_limits(process)?;
+    let late_seccomp = early_seccomp(process, args.seccomp)?;
     process::apply_user_and_caps(process)?;
     process::apply_misc(process)?;
     let exe = process::resolve_executable(process)?;
@@ -309,20 +310,19 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
 
     chan.send(&Message::Ready)?;
 
-    // Block until `start` opens the fifo for reading.
-    let fifo = format!("/proc/self/fd/{}", args.fifo_fd);
-    let w = nix::fcntl::open(
-        fifo.as_str(),
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| SetupError::path("open", "exec.fifo", e))?;
-    nix::unistd::write(&w, b"0").map_err(|e| SetupError::path("write", "exec.fifo", e))?;
-    drop(w);
-    let _ = nix::unistd::close(args.fifo_fd);
-
     // From here the parent is gone: failures go to the container's stderr.
     let r = (|| -> Result<Never, SetupError> {
+        // Block until `start` opens the fifo for reading.
+        let fifo = format!("/proc/self/fd/{}", args.fifo_fd);
+        let w = nix::fcntl::open(
+            fifo.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| SetupError::path("open", "exec.fifo", e))?;
+        nix::unistd::write(&w, b"0").map_err(|e| SetupError::path("write", "exec.fifo", e))?;
+        drop(w);
+        let _ = nix::unistd::close(args.fifo_fd);
         if let Some(h) = spec
             .hooks()
             .as_ref()
@@ -334,13 +334,30 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
                 &state_json.replace("\"created\"", "\"running\""),
             )?;
         }
-        finish_exec(args.seccomp, args.preserve_fds, &exe, process, &env)
+        finish_exec(late_seccomp, args.preserve_fds, &exe, process, &env)
     })();
     match r {
         Ok(never) => match never {},
         Err(e) => eprintln!("isola-runtime: container init: {}", crate::error::chain(&e)),
     }
     sys::exit_now(127)
+}
+
+/// Without noNewPrivileges the kernel takes a filter only from a process
+/// holding CAP_SYS_ADMIN, so it goes in now, before capabilities are dropped
+/// (as runc does); with it, it waits until just before execve so it does not
+/// filter the runtime's own setup. Returns the program still to install.
+pub fn early_seccomp<'a>(
+    process: &oci_spec::runtime::Process,
+    program: Option<&'a seccomp::Program>,
+) -> Result<Option<&'a seccomp::Program>, SetupError> {
+    if process.no_new_privileges().unwrap_or(false) {
+        return Ok(program);
+    }
+    if let Some(p) = program {
+        seccomp::install(p).map_err(SetupError::Seccomp)?;
+    }
+    Ok(None)
 }
 
 /// The last steps before execve, shared with exec: seccomp, fd hygiene.

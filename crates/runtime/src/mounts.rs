@@ -110,6 +110,62 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
+/// Resolves symlinks in `path` as if `root` were "/" (absolute targets and
+/// ".." stay inside it), for paths whose tail does not exist yet: the result
+/// names, inside the root, what must be created.
+fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<PathBuf, SetupError> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    let mut pending: VecDeque<OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut resolved = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(c) = pending.pop_front() {
+        if c == ".." {
+            resolved.pop();
+            continue;
+        }
+        let parent = match sys::open_in_root(root, &resolved, libc::O_PATH | libc::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(_) => {
+                // Nothing below a missing directory can be a link.
+                resolved.push(&c);
+                continue;
+            }
+        };
+        match nix::fcntl::readlinkat(&parent, c.as_os_str()) {
+            Ok(target) => {
+                links += 1;
+                if links > 40 {
+                    return Err(SetupError::path("resolve", path, Errno::ELOOP));
+                }
+                let target = PathBuf::from(target);
+                if target.is_absolute() {
+                    resolved = PathBuf::from("/");
+                }
+                let mut front: VecDeque<OsString> = target
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(n) => Some(n.to_os_string()),
+                        Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    })
+                    .collect();
+                front.extend(pending);
+                pending = front;
+            }
+            Err(_) => resolved.push(&c),
+        }
+    }
+    Ok(resolved)
+}
+
 /// Opens (creating it and its parents when missing) `path` inside `root`,
 /// as a directory or as an empty file. Never leaves `root`.
 pub fn open_or_create_in_root(
@@ -122,6 +178,9 @@ pub fn open_or_create_in_root(
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(SetupError::path("open inside the rootfs", path, e)),
     }
+    // Part of the path is missing, possibly behind a dangling symlink:
+    // resolve the links ourselves (inside the root) to know what to create.
+    let path = &resolve_in_root(root, path)?;
     let mut cur = sys::open_in_root(root, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY)
         .map_err(|e| SetupError::path("open the rootfs", path, e))?;
     let comps: Vec<_> = path
