@@ -253,3 +253,55 @@ fn missing_qemu_and_missing_kernel_say_what_to_install() {
         "{err}"
     );
 }
+
+#[test]
+fn stdin_terminals_and_guest_cgroups_work() {
+    let Some(kernel) = kernel_or_skip("stdio test") else {
+        return;
+    };
+    let rootfs = busybox_rootfs();
+    let run = tempfile::tempdir().unwrap();
+    let id = testkit::unique_name(ID_PREFIX);
+    let mut vm = vm::Vm::boot(&config(kernel, rootfs.path(), run.path(), &id)).unwrap();
+    let client = vm.client().clone();
+
+    // The main process reads stdin until the host closes it.
+    let (_, main) = client
+        .create_container(
+            &id,
+            &spec(&["sh", "-c", "cat; cat /proc/self/cgroup"]),
+            vm::GUEST_ROOTFS,
+            false,
+        )
+        .unwrap();
+    client.start(&id).unwrap();
+
+    // The runtime put the container in a cgroup inside the guest.
+    let stats = client.stats(&id).unwrap();
+    assert!(stats.pids_current >= 1, "{stats:?}");
+    assert!(stats.memory_usage_bytes > 0, "{stats:?}");
+
+    // An exec with a terminal: its stdout is a pty of the guest, sized by the host.
+    let (_, tty) = client
+        .exec(&id, &process(&["sh", "-c", "read x; tty; stty size"]), true)
+        .unwrap();
+    tty.resize(33, 101).unwrap();
+    tty.write_stdin(b"go\n").unwrap();
+    let out = tty.collect().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, 0, "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("33 101"), "{text}");
+
+    main.write_stdin(b"through the VM\n").unwrap();
+    main.close_stdin().unwrap();
+    let out = main.collect().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, 0);
+    assert!(text.starts_with("through the VM\n"), "{text}");
+    assert!(
+        text.contains(&format!("/{id}")),
+        "the guest cgroup is named after the container: {text}"
+    );
+    vm.shutdown(Duration::from_secs(60));
+}
