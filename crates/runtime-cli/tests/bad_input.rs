@@ -1,0 +1,203 @@
+//! End-to-end: bad bundles and bad requests. Each must fail with one line
+//! on stderr that names the field or path, a non-zero exit, and leave no
+//! state directory, cgroup, mount or process behind. Needs root.
+
+mod common;
+
+use common::{assert_nothing_left, Runtime};
+use serde_json::json;
+use testkit::{runtime_config, unique_name, Bundle};
+
+/// Creates `id` from `bundle`, expects failure, returns the error line.
+fn create_fails(rt: &Runtime, bundle: &Bundle, id: &str) -> String {
+    let c = rt.create(bundle, id, &[]);
+    assert!(!c.success, "create of a bad bundle succeeded");
+    let err = c.stderr();
+    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
+    assert!(err.starts_with("isola-runtime: "), "{err}");
+    assert_nothing_left(rt, id, bundle);
+    err
+}
+
+#[test]
+fn malformed_json_names_the_file() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&runtime_config(&["true"]));
+    std::fs::write(
+        bundle.path().join("config.json"),
+        "{\"ociVersion\": \"1.0.2\", \"process\": {",
+    )
+    .unwrap();
+    let id = unique_name("badjson");
+    let err = create_fails(&rt, &bundle, &id);
+    assert!(err.contains("config.json"), "{err}");
+    assert!(err.contains("EOF"), "{err}");
+}
+
+#[test]
+fn a_field_of_the_wrong_type_is_named() {
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["true"]);
+    config["process"]["user"]["uid"] = json!("root");
+    let bundle = Bundle::new(&config);
+    let err = create_fails(&rt, &bundle, &unique_name("badtype"));
+    assert!(err.contains("process.user.uid"), "{err}");
+}
+
+#[test]
+fn a_mount_without_destination_is_named() {
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["true"]);
+    config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "tmpfs", "source": "tmpfs"}));
+    let bundle = Bundle::new(&config);
+    let err = create_fails(&rt, &bundle, &unique_name("nodest"));
+    assert!(err.contains("mounts[7]"), "{err}");
+    assert!(err.contains("destination"), "{err}");
+
+    let mut config = runtime_config(&["true"]);
+    config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "relative/dir", "type": "tmpfs"}));
+    let bundle = Bundle::new(&config);
+    let err = create_fails(&rt, &bundle, &unique_name("reldest"));
+    assert!(err.contains("mounts[7].destination"), "{err}");
+}
+
+#[test]
+fn empty_process_args_are_named() {
+    let rt = Runtime::new();
+    let config = runtime_config(&[]);
+    let bundle = Bundle::new(&config);
+    let err = create_fails(&rt, &bundle, &unique_name("noargs"));
+    assert!(err.contains("process.args"), "{err}");
+}
+
+#[test]
+fn a_missing_rootfs_is_named() {
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["true"]);
+    config["root"]["path"] = json!("no-such-rootfs");
+    let bundle = Bundle::new(&config);
+    let err = create_fails(&rt, &bundle, &unique_name("norootfs"));
+    assert!(err.contains("no-such-rootfs"), "{err}");
+    assert!(err.contains("root.path"), "{err}");
+}
+
+#[test]
+fn an_unknown_namespace_type_is_named() {
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["true"]);
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "bogus"}));
+    let bundle = Bundle::new(&config);
+    let err = create_fails(&rt, &bundle, &unique_name("badns"));
+    assert!(err.contains("linux.namespaces[5].type"), "{err}");
+    assert!(err.contains("bogus"), "{err}");
+}
+
+#[test]
+fn a_missing_executable_fails_create_and_leaves_nothing() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&runtime_config(&["/bin/no-such-program"]));
+    let err = create_fails(&rt, &bundle, &unique_name("noexe"));
+    assert!(err.contains("/bin/no-such-program"), "{err}");
+}
+
+#[test]
+fn a_failing_mount_inside_the_init_leaves_nothing() {
+    // The error happens in the forked init, after cgroup and mounts were made.
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["true"]);
+    config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/data", "type": "bind", "source": "/no/such/source", "options": ["rbind"]}));
+    let bundle = Bundle::new(&config);
+    let err = create_fails(&rt, &bundle, &unique_name("badmount"));
+    assert!(err.contains("/no/such/source"), "{err}");
+}
+
+#[test]
+fn a_duplicate_id_is_refused_and_the_first_container_survives() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&runtime_config(&["sleep", "300"]));
+    let id = unique_name("dup");
+    rt.create(&bundle, &id, &[]).assert_ok();
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+
+    let other = Bundle::new(&runtime_config(&["true"]));
+    let c = rt.create(&other, &id, &[]);
+    assert!(!c.success);
+    let err = c.stderr();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&id) && err.contains("already exists"), "{err}");
+    assert_eq!(rt.state(&id)["pid"].as_i64(), Some(pid));
+    assert_eq!(rt.status(&id), "created");
+    assert!(common::mounts_under(&other.path()).is_empty());
+}
+
+#[test]
+fn an_invalid_id_is_refused() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&runtime_config(&["true"]));
+    let c = rt.create(&bundle, "../escape", &[]);
+    assert!(!c.success);
+    assert!(
+        c.stderr().contains("invalid container id"),
+        "{}",
+        c.stderr()
+    );
+    assert!(!rt.root.path().parent().unwrap().join("escape").exists());
+}
+
+#[test]
+fn commands_on_a_missing_container_say_it_does_not_exist() {
+    let rt = Runtime::new();
+    for args in [
+        vec!["state", "nope"],
+        vec!["start", "nope"],
+        vec!["kill", "nope"],
+        vec!["delete", "nope"],
+        vec!["exec", "nope", "true"],
+    ] {
+        let out = rt.cmd(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.trim(),
+            "isola-runtime: container \"nope\" does not exist",
+            "{args:?}"
+        );
+    }
+    // runc: delete --force of a missing container succeeds.
+    rt.ok(&["delete", "--force", "nope"]);
+}
+
+#[test]
+fn errors_are_also_logged_as_runc_json_lines() {
+    let rt = Runtime::new();
+    let log = rt.root.path().join("log.json");
+    let out = rt
+        .cmd(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "state",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error");
+    assert_eq!(last["msg"], "container \"nope\" does not exist");
+    assert!(last["time"].as_str().unwrap().ends_with('Z'));
+}
