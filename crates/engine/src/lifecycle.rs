@@ -271,8 +271,14 @@ impl Engine {
     }
 
     /// Starts a created or exited container through a new monitor. With
-    /// `attach`, the monitor waits for the caller to connect first.
-    pub fn start(&self, rec: &ContainerRecord, attach: bool) -> Result<ReadyPipe, Error> {
+    /// `attach`, the monitor waits for the caller to connect first;
+    /// `console_size` (rows, columns) sizes a terminal before the process starts.
+    pub fn start(
+        &self,
+        rec: &ContainerRecord,
+        attach: bool,
+        console_size: Option<(u16, u16)>,
+    ) -> Result<ReadyPipe, Error> {
         let rec = self.refresh(rec.clone())?;
         match rec.state.status {
             Status::Running | Status::Restarting => {
@@ -292,7 +298,12 @@ impl Engine {
             s.stopped_by_user = false;
             s.error = None;
         })?;
-        Ok(monitor::spawn(&self.root, &rec.config.id, attach)?)
+        Ok(monitor::spawn(
+            &self.root,
+            &rec.config.id,
+            attach,
+            console_size,
+        )?)
     }
 
     /// Re-reads a container and corrects a state nobody is left to record:
@@ -478,6 +489,13 @@ impl Engine {
             }
             self.store.update_state(&id, |s| s.stopped_by_user = true)?;
             self.kill_and_wait(&*backend, &rec)?;
+        }
+        // The monitor records the exit, then goes: rm leaves no process behind.
+        if let Some(m) = rec.state.monitor {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while m.is_alive() && Instant::now() < deadline {
+                std::thread::sleep(POLL);
+            }
         }
         backend.delete(&id, true)?;
         remove_resources(&self.root, &self.store, &rec.config)

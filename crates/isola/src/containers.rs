@@ -71,6 +71,10 @@ pub enum ContainerCommand {
         ready_fd: Option<i32>,
         #[arg(long)]
         attach: bool,
+        #[arg(long)]
+        restarted: bool,
+        #[arg(long, value_parser = parse_console_size)]
+        console_size: Option<(u16, u16)>,
     },
 }
 
@@ -87,6 +91,14 @@ pub enum ContainerGroup {
     Ls(list::PsArgs),
 }
 
+fn parse_console_size(s: &str) -> Result<(u16, u16), String> {
+    let (r, c) = s.split_once('x').ok_or("expected ROWSxCOLS")?;
+    Ok((
+        r.parse().map_err(|_| "bad rows")?,
+        c.parse().map_err(|_| "bad columns")?,
+    ))
+}
+
 impl ContainerCommand {
     /// Runs the command; returns the process exit code.
     pub fn run(self, root: &Path) -> anyhow::Result<u8> {
@@ -94,6 +106,8 @@ impl ContainerCommand {
             id,
             ready_fd,
             attach,
+            restarted,
+            console_size,
         } = self
         {
             let code = engine::monitor::run(engine::monitor::MonitorArgs {
@@ -101,6 +115,8 @@ impl ContainerCommand {
                 id,
                 ready_fd,
                 attach,
+                restarted,
+                console_size,
             });
             std::process::exit(code);
         }

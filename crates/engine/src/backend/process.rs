@@ -251,7 +251,12 @@ impl Backend for ProcessBackend {
 
     fn delete(&self, id: &str, force: bool) -> Result<(), BackendError> {
         match Container::load(&self.state_root, id) {
-            Ok(c) => c.delete(force).map_err(runtime_err("deleting", id)),
+            Ok(c) => match c.delete(force) {
+                Ok(()) => Ok(()),
+                // Deleted meanwhile by another caller (the monitor, or a second rm).
+                Err(_) if !self.state_root.join(id).exists() => Ok(()),
+                Err(e) => Err(runtime_err("deleting", id)(e)),
+            },
             // Never created, or deleted already.
             Err(_) if !self.state_root.join(id).exists() => Ok(()),
             Err(e) => Err(runtime_err("loading", id)(e)),

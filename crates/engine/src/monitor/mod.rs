@@ -97,7 +97,12 @@ impl ReadyPipe {
 /// Starts the monitor of container `id` (whose record and bundle exist).
 /// With `attach` the monitor waits for a client on its socket before it
 /// starts the container, so no output is lost.
-pub fn spawn(root: &Path, id: &str, attach: bool) -> Result<ReadyPipe, MonitorError> {
+pub fn spawn(
+    root: &Path,
+    id: &str,
+    attach: bool,
+    console_size: Option<(u16, u16)>,
+) -> Result<ReadyPipe, MonitorError> {
     let err = |source| MonitorError::Spawn {
         id: id.into(),
         source,
@@ -117,6 +122,9 @@ pub fn spawn(root: &Path, id: &str, attach: bool) -> Result<ReadyPipe, MonitorEr
         .stderr(debug_log());
     if attach {
         cmd.arg("--attach");
+    }
+    if let Some((rows, cols)) = console_size {
+        cmd.arg("--console-size").arg(format!("{rows}x{cols}"));
     }
     sys::detach_with_ready_fd(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(&writer));
     let mut child = cmd.spawn().map_err(err)?;
@@ -170,6 +178,11 @@ pub struct MonitorArgs {
     pub id: String,
     pub ready_fd: Option<i32>,
     pub attach: bool,
+    /// The terminal's initial (rows, columns).
+    pub console_size: Option<(u16, u16)>,
+    /// Re-executed by a monitor for a restart: already detached, and its pid
+    /// (recorded in the state) must stay the same.
+    pub restarted: bool,
 }
 
 struct Ready(Option<File>);
@@ -259,7 +272,7 @@ fn pipe_pair() -> std::io::Result<(File, OwnedFd)> {
 
 /// Runs a monitor to the end; returns the monitor's exit status.
 pub fn run(args: MonitorArgs) -> i32 {
-    if sys::daemonize().is_err() {
+    if !args.restarted && sys::daemonize().is_err() {
         return 1;
     }
     let ready = args.ready_fd.map(sys::inherited_fd).map(File::from);
@@ -340,6 +353,9 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         .map_err(|e| fail(&store, chain(&e)))?;
     let pid = created.pid;
     let console = created.console.map(File::from);
+    if let (Some(c), Some((rows, cols))) = (&console, args.console_size) {
+        let _ = sys::set_window_size(c.as_fd(), rows, cols);
+    }
     if let Some(c) = &console {
         outputs.push((
             c.try_clone().map_err(|e| e.to_string())?,
@@ -465,9 +481,23 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         }
     }
     let _ = backend.delete(&config.id, true);
+    // Exit and restart decision in one write, so no reader sees "exited"
+    // for a container that is about to restart.
+    let mut restart = false;
     let after = store
         .update_state(&config.id, |s| {
-            s.status = Status::Exited;
+            restart =
+                config
+                    .restart_policy
+                    .should_restart(code, s.restart_count, s.stopped_by_user);
+            s.status = if restart {
+                Status::Restarting
+            } else {
+                Status::Exited
+            };
+            if restart {
+                s.restart_count += 1;
+            }
             s.exit_code = Some(code);
             s.finished_at = Some(Utc::now());
             s.init = None;
@@ -479,21 +509,13 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
     }
     let _ = std::fs::remove_file(dir.join(SOCKET));
 
-    if config
-        .restart_policy
-        .should_restart(code, after.restart_count, after.stopped_by_user)
-    {
+    if restart {
         let ran_for = Utc::now() - started.started_at.unwrap_or_else(Utc::now);
-        let restarts = after.restart_count;
-        let _ = store.update_state(&config.id, |s| {
-            s.status = Status::Restarting;
-            s.restart_count += 1;
-        });
         // docker's back-off: 100 ms doubling, reset after 10 s of running.
         let delay = if ran_for.num_seconds() >= 10 {
             100
         } else {
-            (100u64 << restarts.min(8)).min(60_000)
+            (100u64 << after.restart_count.saturating_sub(1).min(8)).min(60_000)
         };
         std::thread::sleep(Duration::from_millis(delay));
         // A stop/rm during the back-off wins.
@@ -533,6 +555,7 @@ fn reexec(args: &MonitorArgs) -> String {
         .arg(&args.root)
         .arg(COMMAND)
         .arg(&args.id)
+        .arg("--restarted")
         .exec();
     format!("re-executing the monitor: {err}")
 }

@@ -126,7 +126,7 @@ pub fn restart(engine: &Engine, args: StopArgs) -> anyhow::Result<u8> {
     each(&args.containers, true, |r| {
         let rec = engine.lookup(r)?;
         let rec = engine.stop(&rec, Duration::from_secs(args.time))?;
-        let mut ready = engine.start(&rec, false)?;
+        let mut ready = engine.start(&rec, false, None)?;
         ready.report()?;
         Ok(())
     })

@@ -63,7 +63,7 @@ pub fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<u8> {
     let rec = engine.create(&req)?;
     if args.detach {
         let result = engine
-            .start(&rec, false)
+            .start(&rec, false, None)
             .map_err(anyhow::Error::from)
             .and_then(|mut ready| Ok(ready.report()?));
         return match result {
@@ -99,7 +99,7 @@ fn run_attached(
     tty: bool,
 ) -> anyhow::Result<u8> {
     let setup = || -> anyhow::Result<(std::os::unix::net::UnixStream, monitor::ReadyPipe)> {
-        let mut ready = engine.start(rec, true)?;
+        let mut ready = engine.start(rec, true, tty.then(attach::terminal_size).flatten())?;
         match ready.report()? {
             Report::Created => {}
             Report::Started(_) => {}
@@ -127,7 +127,11 @@ pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<u8> {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
         let rec = engine.lookup(&args.containers[0])?;
-        let mut ready = engine.start(&rec, true)?;
+        let mut ready = engine.start(
+            &rec,
+            true,
+            rec.config.tty.then(attach::terminal_size).flatten(),
+        )?;
         ready.report()?;
         let stream = monitor::connect(&rec.dir, &rec.config.id)?;
         if let Err(e) = ready.report() {
@@ -150,7 +154,7 @@ pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<u8> {
                 if rec.state.status == engine::state::Status::Running {
                     return Ok(());
                 }
-                let mut ready = engine.start(&rec, false)?;
+                let mut ready = engine.start(&rec, false, None)?;
                 ready.report()?;
                 Ok(())
             });

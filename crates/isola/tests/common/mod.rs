@@ -7,16 +7,33 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-/// The busybox image as an OCI-layout tar, made once per test binary.
+/// Writes `image` as an OCI-layout tar at `tar`.
+pub fn layout_tar(image: &testkit::LayoutImage, tar: &Path) {
+    let layout = tempfile::Builder::new()
+        .prefix("isola-e2e-layout-")
+        .tempdir()
+        .unwrap();
+    testkit::write_oci_layout(layout.path(), image);
+    testkit::tar_dir(layout.path(), tar);
+}
+
+/// The busybox image (its config runs `sh`) as an OCI-layout tar. Made
+/// once and cached in the temp directory (written atomically, so parallel
+/// test processes never see half of it).
 fn busybox_archive() -> &'static Path {
     static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
     ARCHIVE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("isola-e2e-busybox-{}", std::process::id()));
-        let layout = dir.join("layout");
-        std::fs::create_dir_all(&layout).unwrap();
-        testkit::oci_layout(&layout, "busybox", "latest");
-        let tar = dir.join("busybox.tar");
-        testkit::tar_dir(&layout, &tar);
+        let tar = std::env::temp_dir().join("isola-e2e-busybox-image.tar");
+        if !tar.exists() {
+            let tmp = tar.with_extension(format!("tmp.{}", std::process::id()));
+            let layout = tempfile::Builder::new()
+                .prefix("isola-e2e-layout-")
+                .tempdir()
+                .unwrap();
+            testkit::oci_layout(layout.path(), "busybox", "latest");
+            testkit::tar_dir(layout.path(), &tmp);
+            std::fs::rename(&tmp, &tar).unwrap();
+        }
         tar
     })
 }
@@ -41,6 +58,13 @@ impl Root {
         Root { dir }
     }
 
+    /// Loads another image (an OCI-layout tar) into this root's store.
+    pub fn load(&self, tar: &Path) {
+        let store = image::store::Store::open(self.path()).unwrap();
+        let mut f = std::fs::File::open(tar).unwrap();
+        image::archive::load(&store, &mut f).unwrap();
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -50,6 +74,8 @@ impl Root {
         let mut c = Command::new(env!("CARGO_BIN_EXE_isola"));
         c.arg("--root").arg(self.path()).args(args);
         c.stdin(Stdio::null());
+        // Keep the tests' view of the default isolation independent of the caller's.
+        c.env_remove("ISOLA_ISOLATION");
         c
     }
 
@@ -147,6 +173,34 @@ impl Drop for Root {
             let _ = self.run(&["rm", "-f", &id]);
         }
     }
+}
+
+/// Waits (bounded, generously) until `cond` holds; panics with `what` otherwise.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Whether process `pid` exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            let state = s
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .chars()
+                .next();
+            !matches!(state, Some('Z') | Some('X'))
+        })
+        .unwrap_or(false)
 }
 
 /// Whether the cgroup of container `id` exists in any hierarchy.

@@ -1,0 +1,243 @@
+//! End-to-end: what the flags of `run` change inside the container: user,
+//! environment, working directory, hostname, volumes and mounts, read-only
+//! root, network mode, capabilities, security options, platform check.
+
+mod common;
+
+use common::Root;
+
+fn run_out(root: &Root, args: &[&str]) -> String {
+    let mut full = vec!["run", "--rm"];
+    full.extend_from_slice(args);
+    root.ok(&full)
+}
+
+#[test]
+fn user_env_workdir_and_hostname() {
+    let root = Root::new();
+    assert_eq!(
+        run_out(&root, &["-u", "nobody", "busybox", "id", "-u"]),
+        "65534\n"
+    );
+    assert_eq!(
+        run_out(&root, &["-u", "65534:0", "busybox", "id", "-g"]),
+        "0\n"
+    );
+    let env_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(env_file.path(), "# comment\nFROM_FILE=f\nBOTH=file\n").unwrap();
+    let out = run_out(
+        &root,
+        &[
+            "-e",
+            "A=1",
+            "--env-file",
+            env_file.path().to_str().unwrap(),
+            "-e",
+            "BOTH=flag",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $A $FROM_FILE $BOTH $HOME",
+        ],
+    );
+    assert_eq!(out, "1 f flag /root\n");
+    assert_eq!(run_out(&root, &["-w", "/tmp", "busybox", "pwd"]), "/tmp\n");
+    assert_eq!(
+        run_out(&root, &["--hostname", "box1", "busybox", "hostname"]),
+        "box1\n"
+    );
+    assert_eq!(
+        run_out(
+            &root,
+            &["--entrypoint", "echo", "busybox", "from", "entrypoint"]
+        ),
+        "from entrypoint\n"
+    );
+    // The default hostname is the short id; /etc/hosts names it.
+    let id = root.run_detached(&["busybox", "sleep", "1000"]);
+    assert_eq!(root.ok(&["exec", &id, "hostname"]).trim(), &id[..12]);
+    let hosts = root.ok(&["exec", &id, "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("localhost") && hosts.contains(&id[..12]),
+        "{hosts}"
+    );
+    root.ok(&["rm", "-f", &id]);
+    root.assert_clean();
+}
+
+#[test]
+fn volumes_mounts_and_read_only_root() {
+    let root = Root::new();
+    let host = tempfile::tempdir().unwrap();
+    let v = format!("{}:/data", host.path().display());
+    run_out(
+        &root,
+        &["-v", &v, "busybox", "sh", "-c", "echo written > /data/f"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("f")).unwrap(),
+        "written\n"
+    );
+    let ro = format!("{}:/data:ro", host.path().display());
+    let out = root.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &ro,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/f && touch /data/g",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "written\n");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a :ro volume must refuse writes"
+    );
+    assert!(!host.path().join("g").exists());
+    let bind = format!(
+        "type=bind,source={},target=/b,readonly",
+        host.path().display()
+    );
+    assert_eq!(
+        run_out(&root, &["--mount", &bind, "busybox", "cat", "/b/f"]),
+        "written\n"
+    );
+    let mounts = run_out(
+        &root,
+        &[
+            "--mount",
+            "type=tmpfs,target=/scratch,tmpfs-size=1m",
+            "busybox",
+            "cat",
+            "/proc/mounts",
+        ],
+    );
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.starts_with("tmpfs /scratch tmpfs")),
+        "{mounts}"
+    );
+    let out = root.run(&["run", "--rm", "--read-only", "busybox", "touch", "/newfile"]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "--read-only must refuse writes to /"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+    root.assert_clean();
+}
+
+#[test]
+fn network_none_has_only_loopback_and_host_shares_the_host_network() {
+    let root = Root::new();
+    let links = run_out(&root, &["busybox", "ip", "-o", "link"]);
+    let names: Vec<&str> = links.lines().filter_map(|l| l.split(": ").nth(1)).collect();
+    assert_eq!(names, ["lo"], "{links}");
+    assert!(links.contains("UP"), "lo must be up: {links}");
+    assert!(
+        run_out(&root, &["busybox", "ping", "-c", "1", "localhost"]).contains("1 packets received")
+    );
+    let host_links = run_out(&root, &["--network", "host", "busybox", "ip", "-o", "link"]);
+    assert!(host_links.lines().count() > 1, "{host_links}");
+    root.assert_clean();
+}
+
+/// Effective capabilities of a container's process, from /proc/self/status.
+fn cap_eff(root: &Root, extra: &[&str]) -> u64 {
+    let mut args = extra.to_vec();
+    args.extend_from_slice(&["busybox", "grep", "CapEff", "/proc/self/status"]);
+    let out = run_out(root, &args);
+    u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn capabilities_and_security_options() {
+    let root = Root::new();
+    // docker's default set.
+    assert_eq!(cap_eff(&root, &[]), 0xa80425fb);
+    assert_eq!(cap_eff(&root, &["--cap-drop", "ALL"]), 0);
+    let net_admin = 1 << 12;
+    assert_eq!(
+        cap_eff(&root, &["--cap-add", "NET_ADMIN"]),
+        0xa80425fb | net_admin
+    );
+    assert_eq!(cap_eff(&root, &["--cap-drop", "chown"]), 0xa80425fb & !1);
+    let nnp = run_out(
+        &root,
+        &[
+            "--security-opt",
+            "no-new-privileges",
+            "busybox",
+            "grep",
+            "NoNewPrivs",
+            "/proc/self/status",
+        ],
+    );
+    assert!(nnp.trim().ends_with('1'), "{nnp}");
+    // A docker-format seccomp profile: mkdir refused with EPERM, the rest allowed.
+    let profile = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        profile.path(),
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.path().display());
+    let out = root.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "mkdir",
+        "/tmp/x",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{out:?}"
+    );
+    assert_eq!(
+        run_out(
+            &root,
+            &[
+                "--security-opt",
+                "seccomp=unconfined",
+                "busybox",
+                "mkdir",
+                "/tmp/x"
+            ]
+        ),
+        ""
+    );
+    root.assert_clean();
+}
+
+#[test]
+fn foreign_platform_is_refused_in_process_mode() {
+    let root = Root::new();
+    let host = testkit::host_arch();
+    let other = if host == "amd64" { "arm64" } else { "amd64" };
+    let mut img = testkit::LayoutImage::new(
+        "foreign",
+        "latest",
+        vec![testkit::busybox_layer_tar()],
+        serde_json::json!({"Cmd": ["sh"]}),
+    );
+    img.architecture = other.into();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("foreign.tar");
+    common::layout_tar(&img, &tar);
+    root.load(&tar);
+    let (code, err) = root.fails(&["run", "--rm", "foreign", "true"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains(&format!("linux/{other}")) && err.contains(&format!("linux/{host}")),
+        "{err}"
+    );
+    assert!(err.contains("--isolation=vm"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    root.assert_clean();
+}
