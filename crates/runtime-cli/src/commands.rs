@@ -2,7 +2,7 @@
 //! `runtime` library and printing results (only results go to stdout).
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -202,12 +202,11 @@ fn wait_exit_code(pid: i32) -> Result<i32> {
     }
 }
 
-/// Copies between our stdio and a pty master until the master closes.
-fn proxy_terminal(master: OwnedFd) {
+/// Copies between our stdio and a pty master; the returned thread ends
+/// when the pty has no more output (its last process exited).
+fn proxy_terminal(master: OwnedFd) -> Option<std::thread::JoinHandle<()>> {
     let mut m_read = std::fs::File::from(master);
-    let Ok(mut m_write) = m_read.try_clone() else {
-        return;
-    };
+    let mut m_write = m_read.try_clone().ok()?;
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         let mut stdin = std::io::stdin();
@@ -217,7 +216,7 @@ fn proxy_terminal(master: OwnedFd) {
             }
         }
     });
-    std::thread::spawn(move || {
+    Some(std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         let mut stdout = std::io::stdout();
         while let Ok(n) = m_read.read(&mut buf) {
@@ -226,15 +225,13 @@ fn proxy_terminal(master: OwnedFd) {
             }
             let _ = stdout.flush();
         }
-    });
+    }))
 }
 
 fn run_container(root: &Path, a: &CreateArgs, detach: bool) -> Result<i32> {
     let created = create(root, a, !detach)?;
     let mut c = created.container;
-    if let Some(m) = created.console_master {
-        proxy_terminal(m);
-    }
+    let output = created.console_master.and_then(proxy_terminal);
     let pid = c.pid().unwrap_or(0);
     if let Err(e) = c.start() {
         let _ = Container::load(root, &a.id).map(|c| c.delete(true));
@@ -245,6 +242,9 @@ fn run_container(root: &Path, a: &CreateArgs, detach: bool) -> Result<i32> {
     }
     forward_signals(pid);
     let code = wait_exit_code(pid)?;
+    if let Some(t) = output {
+        let _ = t.join();
+    }
     Container::load(root, &a.id)?.delete(true)?;
     Ok(code)
 }
@@ -461,13 +461,11 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    if let Some(m) = executed.console_master {
-        proxy_terminal(m);
-    }
+    let output = executed.console_master.and_then(proxy_terminal);
     forward_signals(executed.pid);
     let code = wait_exit_code(executed.pid)?;
-    // Let the terminal proxy flush what the process printed last.
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stdout().as_raw_fd();
+    if let Some(t) = output {
+        let _ = t.join();
+    }
     Ok(code)
 }

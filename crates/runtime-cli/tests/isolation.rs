@@ -271,3 +271,23 @@ fn joining_a_namespace_by_path_shares_it() {
     let b = Bundle::new(&b_cfg);
     assert_eq!(rt.run_ok(&b, &unique_name("ns-b")), "shared-uts\n");
 }
+
+#[test]
+fn a_cgroup_namespace_shows_the_container_cgroup_as_root() {
+    let mut config = sh("cat /proc/self/cgroup | grep -c -v ':/$'; test -e /sys/fs/cgroup/pids/pids.max && echo pids-visible");
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
+    config["linux"]["resources"]["pids"] = json!({"limit": 100});
+    let out = run_script(config);
+    // Every hierarchy line ends in "/": the container's cgroup is its root.
+    assert_eq!(out, "0\npids-visible\n");
+}
+
+#[test]
+fn without_a_cgroup_namespace_the_container_sees_its_own_cgroup() {
+    let mut config = sh("cat /sys/fs/cgroup/pids/pids.max");
+    config["linux"]["resources"]["pids"] = json!({"limit": 77});
+    assert_eq!(run_script(config), "77\n");
+}

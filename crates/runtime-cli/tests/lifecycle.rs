@@ -373,3 +373,96 @@ fn features_reports_hooks_and_namespaces() {
         .unwrap()
         .contains(&"user".into()));
 }
+
+#[test]
+fn preserve_fds_passes_extra_fds_and_no_others() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&runtime_config(&[
+        "sh",
+        "-c",
+        "cat <&3; ls /proc/self/fd | sort -n | tr '\\n' ' '",
+    ]));
+    let data = rt.root.path().join("data");
+    std::fs::write(&data, "via-fd-3\n").unwrap();
+    let id = unique_name("fds");
+    rt.track(&id);
+    // The shell opens fd 3 (and a stray fd 4 that must not get through).
+    let script = format!(
+        "exec 3<{} 4<{}; exec {} --root {} run --preserve-fds 1 --bundle {} {}",
+        data.display(),
+        data.display(),
+        common::BIN,
+        rt.root.path().display(),
+        bundle.path().display(),
+        id
+    );
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 0-2, 3, and the fd `ls` itself opens for /proc/self/fd.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "via-fd-3\n0 1 2 3 4 ");
+}
+
+#[test]
+fn no_pivot_still_confines_the_container() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&runtime_config(&["sh", "-c", "ls /bin/busybox; echo $$"]));
+    let id = unique_name("nopivot");
+    rt.track(&id);
+    let out = rt
+        .cmd(&[
+            "run",
+            "--no-pivot",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+            &id,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/bin/busybox\n1\n");
+}
+
+#[test]
+fn run_and_exec_with_a_terminal_proxy_the_pty() {
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["sh", "-c", "tty; echo via-pty"]);
+    config["process"]["terminal"] = serde_json::json!(true);
+    let bundle = Bundle::new(&config);
+    let out = rt.run(&bundle, &unique_name("runtty"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "/dev/pts/0\r\nvia-pty\r\n"
+    );
+
+    let bundle = Bundle::new(&runtime_config(&["sleep", "300"]));
+    let id = unique_name("exectty");
+    rt.create(&bundle, &id, &[]).assert_ok();
+    rt.ok(&["start", &id]);
+    let out = rt
+        .cmd(&["exec", "-t", &id, "sh", "-c", "test -t 1 && echo exec-tty"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "exec-tty\r\n");
+}

@@ -287,6 +287,7 @@ impl Container {
             let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10u8));
         }
         fs::remove_file(&fifo_path).map_err(Error::io("remove", &fifo_path))?;
+        tracing::debug!(id = %self.state.id, pid, "started");
         if let Ok(spec) = self.spec() {
             if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
                 let json = create::oci_state_json(&self.state, OciStatus::Running);
@@ -406,6 +407,8 @@ impl Container {
                 source,
             })?;
         }
-        fs::remove_dir_all(&self.dir).map_err(Error::io("remove", &self.dir))
+        fs::remove_dir_all(&self.dir).map_err(Error::io("remove", &self.dir))?;
+        tracing::debug!(id = %self.state.id, "deleted");
+        Ok(())
     }
 }

@@ -75,12 +75,54 @@ impl Drop for Undo {
 
 /// The cgroups path for a container: the spec's, or empty (the cgroups
 /// module then uses its default parent and the id).
+///
+/// A systemd-style "slice:prefix:name" (what containerd and kubelet pass with
+/// the systemd cgroup driver) becomes the cgroupfs path systemd would use,
+/// "/<slice hierarchy>/<prefix>-<name>.scope": isola manages cgroups through
+/// cgroupfs only.
 pub fn cgroups_path(spec: &Spec) -> String {
-    spec.linux()
+    let path = spec
+        .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    systemd_to_cgroupfs(&path).unwrap_or(path)
+}
+
+fn systemd_to_cgroupfs(path: &str) -> Option<String> {
+    if path.starts_with('/') {
+        return None;
+    }
+    let mut parts = path.split(':');
+    let (slice, prefix, name) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || name.is_empty() {
+        return None;
+    }
+    let slice = if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    };
+    let stem = slice.strip_suffix(".slice")?;
+    // "a-b-c.slice" lives in "a.slice/a-b.slice/a-b-c.slice".
+    let mut dirs = Vec::new();
+    if stem != "-" {
+        let mut acc = String::new();
+        for part in stem.split('-') {
+            if !acc.is_empty() {
+                acc.push('-');
+            }
+            acc.push_str(part);
+            dirs.push(format!("{acc}.slice"));
+        }
+    }
+    let unit = if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    Some(format!("/{}/{unit}", dirs.join("/")).replace("//", "/"))
 }
 
 pub fn oci_state_json(st: &ContainerState, status: OciStatus) -> String {
@@ -121,11 +163,12 @@ fn write_id_map(pid: i32, file: &str, maps: Option<&Vec<LinuxIdMapping>>) -> Res
 
 pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     validate_id(&opts.id)?;
+    let bundle = fs::canonicalize(&opts.bundle).map_err(Error::io("open bundle", &opts.bundle))?;
     let spec_err = |source| Error::Spec {
-        bundle: opts.bundle.clone(),
+        bundle: bundle.clone(),
         source,
     };
-    let bundle = fs::canonicalize(&opts.bundle).map_err(Error::io("open bundle", &opts.bundle))?;
+    tracing::debug!(id = %opts.id, bundle = %bundle.display(), "create");
     let spec = spec::load(&bundle).map_err(spec_err)?;
     spec::validate(&spec).map_err(spec_err)?;
     let rootfs = spec::rootfs(&spec, &bundle).map_err(spec_err)?;
@@ -266,6 +309,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     }
     st.created = true;
     state::write(&dir, &st)?;
+    tracing::debug!(id = %st.id, pid = st.pid.unwrap_or(0), "created");
     undo.armed = false;
     let cgroup = undo.cgroup.take();
     drop(cgroup);
@@ -356,5 +400,32 @@ fn drive_children(
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_paths_become_cgroupfs_paths() {
+        assert_eq!(
+            systemd_to_cgroupfs("system.slice:cri-containerd:abc").as_deref(),
+            Some("/system.slice/cri-containerd-abc.scope")
+        );
+        assert_eq!(
+            systemd_to_cgroupfs("kubepods-burstable-pod1.slice:cri-containerd:x").as_deref(),
+            Some("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-x.scope")
+        );
+        assert_eq!(systemd_to_cgroupfs("/default/abc"), None);
+        assert_eq!(systemd_to_cgroupfs("isola/abc"), None);
+    }
+
+    #[test]
+    fn ids_that_could_escape_are_refused() {
+        for id in ["", ".", "..", "a/b", "a b"] {
+            assert!(validate_id(id).is_err(), "{id:?}");
+        }
+        assert!(validate_id("abc-1.2_3+4").is_ok());
     }
 }
