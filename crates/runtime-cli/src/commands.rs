@@ -114,6 +114,20 @@ pub fn run(cli: &Cli) -> Result<i32> {
             Container::load(root, id)?.resume()?;
             Ok(0)
         }
+        Command::Update {
+            id,
+            resources,
+            memory,
+            pids_limit,
+        } => {
+            let c = Container::load(root, id)?;
+            c.update(&update_resources(
+                resources.as_deref(),
+                *memory,
+                *pids_limit,
+            )?)?;
+            Ok(0)
+        }
         Command::Features => {
             println!(
                 "{}",
@@ -131,6 +145,39 @@ pub fn run(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn update_resources(
+    file: Option<&Path>,
+    memory: Option<i64>,
+    pids_limit: Option<i64>,
+) -> Result<oci_spec::runtime::LinuxResources> {
+    let mut r: oci_spec::runtime::LinuxResources = match file {
+        Some(p) => {
+            let data = if p == Path::new("-") {
+                let mut v = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut v)
+                    .context("read resources from stdin")?;
+                v
+            } else {
+                std::fs::read(p).with_context(|| format!("read {}", p.display()))?
+            };
+            serde_json::from_slice(&data).context("parse the resources JSON")?
+        }
+        None => Default::default(),
+    };
+    if let Some(m) = memory {
+        let mut mem = r.memory().clone().unwrap_or_default();
+        mem.set_limit(Some(m));
+        r.set_memory(Some(mem));
+    }
+    if let Some(p) = pids_limit {
+        let mut pids = r.pids().clone().unwrap_or_default();
+        pids.set_limit(p);
+        r.set_pids(Some(pids));
+    }
+    Ok(r)
 }
 
 fn create(root: &Path, a: &CreateArgs, console_return: bool) -> Result<runtime::Created> {

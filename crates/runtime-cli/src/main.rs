@@ -116,6 +116,19 @@ pub enum Command {
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
+    /// Change a running container's cgroup limits.
+    Update {
+        id: String,
+        /// LinuxResources JSON file, or - for stdin (as containerd passes it).
+        #[arg(short, long)]
+        resources: Option<PathBuf>,
+        /// Memory limit in bytes.
+        #[arg(long)]
+        memory: Option<i64>,
+        /// Maximum number of processes.
+        #[arg(long = "pids-limit")]
+        pids_limit: Option<i64>,
+    },
     /// Print the runtime's features as JSON.
     Features,
     /// Write a default config.json.

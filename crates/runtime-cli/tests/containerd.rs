@@ -197,6 +197,32 @@ fn containerd_runs_busybox_through_isola_runtime() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A terminal: the shim listens on --console-socket for the pty master.
+    // ctr needs a terminal itself, so it runs under script(1).
+    if installed("script") {
+        let id = testkit::unique_name("ctr-tty");
+        let cmd = format!(
+            "ctr --address {} --namespace {} run --rm -t --runc-binary {BIN} {image} {id} sh -c 'tty; echo tty-ok'",
+            ctd.socket().display(),
+            ctd.namespace
+        );
+        let out = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("/dev/pts/0") && text.contains("tty-ok"),
+            "{text}"
+        );
+    }
+
     // A detached task: exec, ps, kill, delete.
     let id = testkit::unique_name("ctr-task");
     ctd.ctr_ok(&[

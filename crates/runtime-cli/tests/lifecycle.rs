@@ -466,3 +466,36 @@ fn run_and_exec_with_a_terminal_proxy_the_pty() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "exec-tty\r\n");
 }
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&runtime_config(&["sleep", "300"]));
+    let id = unique_name("update");
+    rt.create(&bundle, &id, &[]).assert_ok();
+    rt.ok(&["start", &id]);
+    rt.ok(&["update", "--pids-limit", "42", &id]);
+    let read = |rt: &Runtime| {
+        let out = rt
+            .cmd(&["exec", &id, "cat", "/sys/fs/cgroup/pids/pids.max"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(read(&rt), "42\n");
+    // containerd passes the whole LinuxResources on stdin.
+    let mut child = rt
+        .cmd(&["update", "--resources", "-", &id])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"pids": {"limit": 64}}"#)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(read(&rt), "64\n");
+}

@@ -352,6 +352,21 @@ impl Container {
         state::write(&self.dir, &self.state)
     }
 
+    /// Changes the container's cgroup limits (runc's `update`).
+    pub fn update(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<(), Error> {
+        if self.status() == Status::Stopped {
+            return Err(Error::NotRunning {
+                id: self.state.id.clone(),
+            });
+        }
+        self.cgroup()?
+            .apply(resources)
+            .map_err(|source| Error::Cgroup {
+                id: self.state.id.clone(),
+                source,
+            })
+    }
+
     /// Host pids of the processes in the container's cgroup.
     pub fn processes(&self) -> Result<Vec<i32>, Error> {
         self.cgroup()?.pids().map_err(|source| Error::Cgroup {
