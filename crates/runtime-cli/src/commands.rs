@@ -168,12 +168,12 @@ fn update_resources(
         None => Default::default(),
     };
     if let Some(m) = memory {
-        let mut mem = r.memory().clone().unwrap_or_default();
+        let mut mem = (*r.memory()).unwrap_or_default();
         mem.set_limit(Some(m));
         r.set_memory(Some(mem));
     }
     if let Some(p) = pids_limit {
-        let mut pids = r.pids().clone().unwrap_or_default();
+        let mut pids = (*r.pids()).unwrap_or_default();
         pids.set_limit(p);
         r.set_pids(Some(pids));
     }
