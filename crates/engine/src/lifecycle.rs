@@ -213,9 +213,9 @@ impl Engine {
         let caps = security::capabilities(&req.cap_add, &req.cap_drop)?;
         let security = security::security_options(&req.security_opt, &caps)?;
 
-        let record = self
-            .store
-            .create(req.name.as_deref(), |id, name, _dir| ContainerConfig {
+        let mut snapshot_key = None;
+        let record = self.store.create(req.name.as_deref(), |id, name, dir| {
+            let mut config = ContainerConfig {
                 id: id.into(),
                 name: name.into(),
                 created: Utc::now(),
@@ -248,26 +248,36 @@ impl Engine {
                 snapshot_key: id.into(),
                 rootfs: PathBuf::new(),
                 labels: Default::default(),
-            })?;
-        let mut config = record.config.clone();
-        let mut finish = || -> Result<(), Error> {
+            };
             let snap = images
                 .create_snapshot(&img, &config.snapshot_key)
                 .map_err(|source| Error::Snapshot {
-                    id: config.id.clone(),
+                    id: id.into(),
                     source,
                 })?;
             config.rootfs = snap.rootfs;
-            let user = user::resolve(&config.rootfs, &config.user)?;
-            self.store.write_config(&config)?;
-            spec::write_bundle(&config, &record.dir, &user, &caps, &security)?;
-            Ok(())
-        };
-        if let Err(e) = finish() {
-            let _ = remove_resources(&self.root, &self.store, &record.config);
-            return Err(e);
+            let finish = || -> Result<(), Error> {
+                let user = user::resolve(&config.rootfs, &config.user)?;
+                spec::write_bundle(&config, dir, &user, &caps, &security)?;
+                Ok(())
+            };
+            if let Err(e) = finish() {
+                let _ = images.remove_snapshot(&config.snapshot_key);
+                return Err(e);
+            }
+            snapshot_key = Some(config.snapshot_key.clone());
+            Ok(config)
+        });
+        match record {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                // The record's own write failed after the snapshot was made.
+                if let Some(key) = snapshot_key {
+                    let _ = images.remove_snapshot(&key);
+                }
+                Err(e)
+            }
         }
-        Ok(ContainerRecord { config, ..record })
     }
 
     /// Starts a created or exited container through a new monitor. With
@@ -294,10 +304,12 @@ impl Engine {
             _ => {}
         }
         self.backend(&rec.config)?;
-        self.store.update_state(&rec.config.id, |s| {
-            s.stopped_by_user = false;
-            s.error = None;
-        })?;
+        if rec.state.stopped_by_user || rec.state.error.is_some() {
+            self.store.update_state(&rec.config.id, |s| {
+                s.stopped_by_user = false;
+                s.error = None;
+            })?;
+        }
         Ok(monitor::spawn(
             &self.root,
             &rec.config.id,

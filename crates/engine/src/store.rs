@@ -216,17 +216,19 @@ impl ContainerStore {
     }
 
     /// Creates a container record: picks an id, takes `name` (or a random
-    /// one), writes config and a `created` state. `make` fills in the config
-    /// from the chosen id and name. The name check and the write happen under
-    /// the store-wide lock, so two creates never get the same name.
-    pub fn create(
+    /// one), lets `make` build the config (and whatever else the container
+    /// needs, in its directory), then writes config and a `created` state.
+    /// The name check and the write happen under the store-wide lock, so two
+    /// creates never get the same name. If `make` or the write fails, the
+    /// directory is removed.
+    pub fn create<E: From<StoreError>>(
         &self,
         name: Option<&str>,
-        make: impl FnOnce(&str, &str, &Path) -> ContainerConfig,
-    ) -> Result<ContainerRecord, StoreError> {
+        make: impl FnOnce(&str, &str, &Path) -> Result<ContainerConfig, E>,
+    ) -> Result<ContainerRecord, E> {
         if let Some(n) = name {
             if !ids::is_valid_name(n) {
-                return Err(StoreError::InvalidName(n.into()));
+                return Err(StoreError::InvalidName(n.into()).into());
             }
         }
         let _names = self.names_lock()?;
@@ -236,7 +238,8 @@ impl ContainerStore {
                     return Err(StoreError::NameInUse {
                         name: n.into(),
                         id: ids::short(&id).into(),
-                    });
+                    }
+                    .into());
                 }
                 n.to_string()
             }
@@ -255,7 +258,13 @@ impl ContainerStore {
         let id = ids::new_id().map_err(io("reading", Path::new("/dev/urandom")))?;
         let dir = self.container_dir(&id);
         fs::create_dir(&dir).map_err(io("creating", &dir))?;
-        let config = make(&id, &name, &dir);
+        let config = match make(&id, &name, &dir) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         let state = ContainerState::new();
         let write = || -> Result<(), StoreError> {
             write_json_atomic(&dir.join("state.json"), &state)?;
@@ -263,7 +272,7 @@ impl ContainerStore {
         };
         if let Err(e) = write() {
             let _ = fs::remove_dir_all(&dir);
-            return Err(e);
+            return Err(e.into());
         }
         Ok(ContainerRecord { dir, config, state })
     }
@@ -397,9 +406,13 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let store = ContainerStore::open(root.path()).unwrap();
         let a = store
-            .create(Some("web"), |id, name, _| config(id, name))
+            .create(Some("web"), |id, name, _| {
+                Ok::<_, StoreError>(config(id, name))
+            })
             .unwrap();
-        let b = store.create(None, |id, name, _| config(id, name)).unwrap();
+        let b = store
+            .create(None, |id, name, _| Ok::<_, StoreError>(config(id, name)))
+            .unwrap();
         assert!(b.config.name.contains('_'));
         assert_eq!(store.lookup("web").unwrap().config.id, a.config.id);
         assert_eq!(
@@ -408,7 +421,9 @@ mod tests {
         );
         assert!(matches!(store.lookup("nope"), Err(StoreError::NotFound(_))));
         let e = store
-            .create(Some("web"), |id, name, _| config(id, name))
+            .create(Some("web"), |id, name, _| {
+                Ok::<_, StoreError>(config(id, name))
+            })
             .unwrap_err();
         assert!(matches!(e, StoreError::NameInUse { .. }), "{e}");
         assert!(store.rename(&b.config.id, "web").is_err());
@@ -431,7 +446,9 @@ mod tests {
     fn concurrent_state_updates_never_lose_or_corrupt() {
         let root = tempfile::tempdir().unwrap();
         let store = ContainerStore::open(root.path()).unwrap();
-        let c = store.create(None, |id, name, _| config(id, name)).unwrap();
+        let c = store
+            .create(None, |id, name, _| Ok::<_, StoreError>(config(id, name)))
+            .unwrap();
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
@@ -459,7 +476,9 @@ mod tests {
                 let store = store.clone();
                 std::thread::spawn(move || {
                     store
-                        .create(Some("same"), |id, name, _| config(id, name))
+                        .create(Some("same"), |id, name, _| {
+                            Ok::<_, StoreError>(config(id, name))
+                        })
                         .is_ok()
                 })
             })

@@ -501,6 +501,9 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
             s.exit_code = Some(code);
             s.finished_at = Some(Utc::now());
             s.init = None;
+            if !restart {
+                s.monitor = None;
+            }
         })
         .map_err(|e| chain(&e))?;
     hub.broadcast(protocol::EXIT, &code.to_be_bytes());
@@ -533,7 +536,6 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         }
         return Err(reexec(args));
     }
-    let _ = store.update_state(&config.id, |s| s.monitor = None);
     if config.auto_remove {
         if let Err(e) = crate::lifecycle::remove_resources(&args.root, &store, &config) {
             tracing::warn!("removing container {}: {}", config.id, chain(&e));
