@@ -291,3 +291,16 @@ fn without_a_cgroup_namespace_the_container_sees_its_own_cgroup() {
     config["linux"]["resources"]["pids"] = json!({"limit": 77});
     assert_eq!(run_script(config), "77\n");
 }
+
+#[test]
+fn the_process_starts_with_default_signal_dispositions() {
+    // The runtime is a Rust program and ignores SIGPIPE; the container must not inherit that.
+    let out = run_script(runtime_config(&[
+        "grep",
+        "-E",
+        "^Sig(Ign|Blk)",
+        "/proc/self/status",
+    ]));
+    assert_eq!(status_field(&out, "SigIgn"), "0000000000000000");
+    assert_eq!(status_field(&out, "SigBlk"), "0000000000000000");
+}

@@ -378,6 +378,7 @@ fn drive_children(
                 pids.retain(|p| *p != intermediate);
                 st.pid = Some(pid);
                 st.pid_start_time = state::proc_stat(pid).map(|s| s.start_time);
+                chan.send(&Message::Continue)?;
             }
             Message::RunCreateRuntimeHooks => {
                 let json = oci_state_json(st, OciStatus::Creating);

@@ -181,6 +181,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                 Message::InitPid(pid) => {
                     exec_pid = Some(pid);
                     let _ = waitpid(Pid::from_raw(child), None);
+                    parent_chan.send(&Message::Continue)?;
                 }
                 Message::ConsoleMaster => master = fds.pop(),
                 Message::Ready => return Ok(master),
@@ -224,6 +225,9 @@ fn exec_child(
     preserve_fds: u32,
 ) -> SetupError {
     let r = (|| -> Result<init::Never, SetupError> {
+        // Our pid must reach the parent (from the intermediate) before our Ready.
+        init::wait_continue(chan)?;
+        sys::reset_signals();
         nix::unistd::setsid().map_err(|e| SetupError::sys("setsid", e))?;
         if process.terminal().unwrap_or(false) {
             let sink = match console_socket {

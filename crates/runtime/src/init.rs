@@ -122,7 +122,7 @@ pub fn fail(chan: &Channel, err: &SetupError) -> ! {
     sys::exit_now(1)
 }
 
-fn wait_continue(chan: &Channel) -> Result<(), SetupError> {
+pub fn wait_continue(chan: &Channel) -> Result<(), SetupError> {
     match chan.recv()?.0 {
         Message::Continue => Ok(()),
         other => Err(SetupError::Invalid {
@@ -230,6 +230,10 @@ pub enum Never {}
 fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> {
     let spec = args.spec;
     let process = spec.process().as_ref().expect("validated");
+    // Wait until the parent has our pid (the intermediate child reports it):
+    // otherwise our next message could overtake that report.
+    wait_continue(chan)?;
+    sys::reset_signals();
     nix::unistd::setsid().map_err(|e| SetupError::sys("setsid", e))?;
 
     let _root = rootfs::prepare(spec, args.rootfs, args.bundle)?;

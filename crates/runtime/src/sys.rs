@@ -110,7 +110,7 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> Result
     let iov = [IoSlice::new(data)];
     let cmsg = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
-    sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None)?;
+    sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)?;
     Ok(())
 }
 
@@ -216,4 +216,47 @@ pub fn dup_above(fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
     // SAFETY: fcntl F_DUPFD_CLOEXEC takes an int and touches no memory.
     let ret = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
     Errno::result(ret)
+}
+
+/// Restores default dispositions for every signal and an empty signal mask:
+/// ignored signals survive execve, and Rust programs (like the runtime's
+/// callers) ignore SIGPIPE, which a container process must not inherit.
+/// Uses rt_sigaction directly: glibc refuses to touch the two real-time
+/// signals it reserves, yet a parent may have left them ignored.
+pub fn reset_signals() {
+    /// The kernel's struct sigaction on x86_64/aarch64 (no sa_restorer needed for SIG_DFL).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `dfl` outlives the call; the old action is not requested;
+        // SIG_DFL runs no code of ours. Errors (invalid numbers) are ignored.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
 }
