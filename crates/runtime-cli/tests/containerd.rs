@@ -115,6 +115,8 @@ impl Drop for Containerd {
             nix::sys::signal::Signal::SIGTERM,
         );
         let _ = self.child.wait();
+        // The shim's runc root for our namespace (its state is gone with the containers).
+        let _ = std::fs::remove_dir(format!("/run/containerd/runc/{}", self.namespace));
         // Snapshot mounts under the private root must not outlive the test.
         for m in common::mounts_under(self.dir.path()).iter().rev() {
             let _ = nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH);
