@@ -217,3 +217,12 @@ fn mount_hierarchy(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(super::unescape(r"/a\040b\011c\134d"), "/a b\tc\\d");
+        assert_eq!(super::unescape(r"/plain\0"), r"/plain\0");
+    }
+}

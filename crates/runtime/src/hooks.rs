@@ -128,3 +128,48 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &str) -> Result<(), Erro
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(json: serde_json::Value) -> Hook {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_hook_gets_the_state_on_stdin_and_its_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat > {0}; echo \" $X\" >> {0}", out.display())],
+            "env": ["X=from-env"]
+        }));
+        run("test", &h, r#"{"id":"c"}"#).unwrap();
+        assert_eq!(
+            fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"c\"} from-env\n"
+        );
+    }
+
+    #[test]
+    fn failure_and_timeout_are_reported() {
+        let h = hook(
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "echo oops >&2; exit 3"]}),
+        );
+        let e = run("poststop", &h, "{}").unwrap_err().to_string();
+        assert!(
+            e.contains("poststop hook /bin/sh") && e.contains("oops"),
+            "{e}"
+        );
+        let h =
+            hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "10"], "timeout": 1}));
+        assert!(matches!(
+            run("prestart", &h, "{}"),
+            Err(Error::Timeout { .. })
+        ));
+    }
+
+    use std::fs;
+}

@@ -132,3 +132,48 @@ pub fn is_alive(pid: i32, start_time: Option<u64>) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_through_an_atomic_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = ContainerState {
+            id: "c1".into(),
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            pid: Some(42),
+            pid_start_time: Some(7),
+            created_ns: 1,
+            cgroups_path: "/isola/c1".into(),
+            annotations: HashMap::from([("k".into(), "v".into())]),
+            paused: false,
+            created: true,
+        };
+        let _lock = lock(dir.path()).unwrap();
+        write(dir.path(), &st).unwrap();
+        let back = read(dir.path()).unwrap();
+        assert_eq!(back.id, "c1");
+        assert_eq!(back.pid, Some(42));
+        assert_eq!(back.annotations["k"], "v");
+        // No temp file is left next to it.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(STATE_FILE)]);
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_alive() {
+        let me = std::process::id() as i32;
+        let st = proc_stat(me).unwrap();
+        assert!(is_alive(me, Some(st.start_time)));
+        assert!(is_alive(me, None));
+        // Same pid, different start time: another process that reused the pid.
+        assert!(!is_alive(me, Some(st.start_time + 1)));
+        assert!(!is_alive(i32::MAX, None));
+    }
+}
