@@ -224,7 +224,9 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
         path: dir.join(SPEC_FILE),
         source,
     })?;
-    state::write_atomic(&dir.join(SPEC_FILE), &spec_json)?;
+    // Not fsynced: it is read only while the container lives (exec, hooks)
+    // and a crash ends the container anyway; delete works without it.
+    state::write_atomic(&dir.join(SPEC_FILE), &spec_json, false)?;
     let mut st = ContainerState {
         id: opts.id.clone(),
         bundle: bundle.clone(),
@@ -237,7 +239,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
         paused: false,
         created: false,
     };
-    state::write(&dir, &st)?;
+    state::write_state(&dir, &st, false)?;
 
     let cgroup = Cgroup::create(&st.cgroups_path, &opts.id).map_err(|source| Error::Cgroup {
         id: opts.id.clone(),
@@ -327,7 +329,9 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
             .map_err(Error::io("current dir for", path))?
             .join(path)
     };
-    state::write_atomic(&abs, pid.to_string().as_bytes())
+    // Atomic (a reader never sees half a number) but not fsynced: the pid
+    // file is for whoever started us, now.
+    state::write_atomic(&abs, pid.to_string().as_bytes(), false)
 }
 
 /// Answers the children until the init reports Ready (or fails).

@@ -59,18 +59,26 @@ pub fn read(dir: &Path) -> Result<ContainerState, Error> {
     serde_json::from_slice(&data).map_err(|source| Error::StateFile { path, source })
 }
 
-/// Writes `<dir>/state.json` atomically.
+/// Writes `<dir>/state.json` atomically and durably.
 pub fn write(dir: &Path, state: &ContainerState) -> Result<(), Error> {
+    write_state(dir, state, true)
+}
+
+/// Writes `<dir>/state.json` atomically; `durable` adds the fsyncs. Only the
+/// records that must survive a crash (created, paused) pay for them: the
+/// intermediate "creating" record is meaningless after a crash anyway.
+pub fn write_state(dir: &Path, state: &ContainerState, durable: bool) -> Result<(), Error> {
     let data = serde_json::to_vec_pretty(state).map_err(|source| Error::StateFile {
         path: dir.join(STATE_FILE),
         source,
     })?;
-    write_atomic(&dir.join(STATE_FILE), &data)
+    write_atomic(&dir.join(STATE_FILE), &data, durable)
 }
 
-/// Writes a file atomically: temp file in the same directory, fsync, rename,
-/// fsync of the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
+/// Writes a file atomically: temp file in the same directory, rename over
+/// the target, so readers see the old or the new content, never a part.
+/// With `durable`, the file and the directory are fsynced too.
+pub fn write_atomic(path: &Path, data: &[u8], durable: bool) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
@@ -79,11 +87,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), Error> {
     ));
     let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
     f.write_all(data).map_err(Error::io("write", &tmp))?;
-    f.sync_all().map_err(Error::io("fsync", &tmp))?;
+    if durable {
+        f.sync_all().map_err(Error::io("fsync", &tmp))?;
+    }
     drop(f);
     fs::rename(&tmp, path).map_err(Error::io("rename onto", path))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+    if durable {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
     Ok(())
 }
