@@ -34,7 +34,7 @@ fn free_port() -> u16 {
 impl Registry {
     /// An open registry (no auth).
     pub fn start() -> Registry {
-        Registry::spawn(None)
+        Registry::start_with_auth(|_| None)
     }
 
     /// A registry that wants HTTP basic auth ([`USER`], [`PASSWORD`]),
@@ -45,10 +45,19 @@ impl Registry {
             .output()
             .expect("htpasswd missing: install apache2-utils (scripts/setup.sh does)");
         assert!(out.status.success(), "htpasswd: {out:?}");
-        Registry::spawn(Some(out.stdout))
+        Registry::start_with_auth(|dir| {
+            let path = dir.join("htpasswd");
+            fs::write(&path, &out.stdout).unwrap();
+            Some(format!(
+                "  htpasswd:\n    realm: isola-test\n    path: {}\n",
+                path.display()
+            ))
+        })
     }
 
-    fn spawn(htpasswd: Option<Vec<u8>>) -> Registry {
+    /// A registry whose `auth:` section is what `auth` returns (indented
+    /// two spaces); `auth` may write files into the registry's directory.
+    pub fn start_with_auth(auth: impl FnOnce(&Path) -> Option<String>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("isola-registry-")
             .tempdir()
@@ -58,13 +67,9 @@ impl Registry {
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
-        if let Some(h) = htpasswd {
-            let path = dir.path().join("htpasswd");
-            fs::write(&path, h).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: isola-test\n    path: {}\n",
-                path.display()
-            ));
+        if let Some(section) = auth(dir.path()) {
+            config.push_str("auth:\n");
+            config.push_str(&section);
         }
         let config_path = dir.path().join("config.yml");
         fs::write(&config_path, config).unwrap();
