@@ -20,6 +20,7 @@
 //! This module does not clean up on failure: the store unpacks into a temp
 //! dir and deletes it.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -117,6 +118,10 @@ pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, Unpack
     let mut dirs: Vec<(PathBuf, u32, FileTime)> = Vec::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; 128 * 1024];
+    // Directories known to be real directories of this layer: saves an
+    // lstat per parent component per entry. Only this function writes
+    // under `dest`, so the set stays true as long as removals update it.
+    let mut dirs_seen: HashSet<PathBuf> = HashSet::new();
     for entry in archive
         .entries()
         .map_err(|source| UnpackError::Stream { source })?
@@ -135,10 +140,10 @@ pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, Unpack
             .file_name()
             .expect("cleaned paths end in a name")
             .as_bytes();
-        let parent = ensure_parent(dest, &rel, &name)?;
+        let parent = ensure_parent(dest, &rel, &name, &mut dirs_seen)?;
 
         if let Some(wh) = file_name.strip_prefix(b".wh.") {
-            whiteout(&parent, wh, &name)?;
+            whiteout(&parent, wh, &name, &mut dirs_seen)?;
             continue;
         }
         let path = parent.join(OsStr::from_bytes(file_name));
@@ -154,7 +159,8 @@ pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, Unpack
 
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                remove_existing(&path, false).map_err(io_err("replacing an earlier entry"))?;
+                remove_existing(&path, false, &mut dirs_seen)
+                    .map_err(io_err("replacing an earlier entry"))?;
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -166,19 +172,23 @@ pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, Unpack
                 size += header.size().unwrap_or(0);
             }
             EntryType::Directory => {
-                if !remove_existing(&path, true).map_err(io_err("replacing an earlier entry"))? {
+                if !remove_existing(&path, true, &mut dirs_seen)
+                    .map_err(io_err("replacing an earlier entry"))?
+                {
                     DirBuilder::new()
                         .mode(0o755)
                         .create(&path)
                         .map_err(io_err("creating the directory"))?;
                 }
+                dirs_seen.insert(path.clone());
             }
             EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| reject("symlink without a target".to_string()))?
                     .into_owned();
-                remove_existing(&path, false).map_err(io_err("replacing an earlier entry"))?;
+                remove_existing(&path, false, &mut dirs_seen)
+                    .map_err(io_err("replacing an earlier entry"))?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path)
                     .map_err(io_err("creating the symlink"))?;
             }
@@ -198,7 +208,8 @@ pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, Unpack
                 let target_path = existing_inside(dest, &rel_target)
                     .map_err(|r| reject(format!("hardlink target \"{target_name}\": {r}")))?;
                 if target_path != path {
-                    remove_existing(&path, false).map_err(io_err("replacing an earlier entry"))?;
+                    remove_existing(&path, false, &mut dirs_seen)
+                        .map_err(io_err("replacing an earlier entry"))?;
                     // link(2) does not follow a symlink target on Linux.
                     fs::hard_link(&target_path, &path).map_err(io_err("creating the hardlink"))?;
                 }
@@ -218,7 +229,8 @@ pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, Unpack
                         (f, makedev(major.into(), minor.into()))
                     }
                 };
-                remove_existing(&path, false).map_err(io_err("replacing an earlier entry"))?;
+                remove_existing(&path, false, &mut dirs_seen)
+                    .map_err(io_err("replacing an earlier entry"))?;
                 mknod(&path, sflag, Mode::from_bits_truncate(mode), dev)
                     .map_err(|e| io::Error::from_raw_os_error(e as i32))
                     .map_err(io_err("creating the device node or fifo"))?;
@@ -301,13 +313,21 @@ pub(crate) fn clean_path(raw: &[u8]) -> Result<Option<PathBuf>, String> {
 
 /// Makes sure every parent component of `rel` is a real directory inside
 /// `dest` (creating missing ones); returns the parent's full path.
-fn ensure_parent(dest: &Path, rel: &Path, entry: &str) -> Result<PathBuf, UnpackError> {
+fn ensure_parent(
+    dest: &Path,
+    rel: &Path,
+    entry: &str,
+    dirs_seen: &mut HashSet<PathBuf>,
+) -> Result<PathBuf, UnpackError> {
     let mut cur = dest.to_path_buf();
     let Some(parent) = rel.parent() else {
         return Ok(cur);
     };
     for c in parent.components() {
         cur.push(c);
+        if dirs_seen.contains(&cur) {
+            continue;
+        }
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.is_dir() => {}
             Ok(m) if m.file_type().is_symlink() => {
@@ -346,6 +366,7 @@ fn ensure_parent(dest: &Path, rel: &Path, entry: &str) -> Result<PathBuf, Unpack
                 })
             }
         }
+        dirs_seen.insert(cur.clone());
     }
     Ok(cur)
 }
@@ -377,18 +398,30 @@ fn existing_inside(dest: &Path, rel: &Path) -> Result<PathBuf, String> {
 
 /// Removes whatever is at `path`; with `keep_dir`, an existing directory
 /// stays (returns true).
-fn remove_existing(path: &Path, keep_dir: bool) -> io::Result<bool> {
+fn remove_existing(
+    path: &Path,
+    keep_dir: bool,
+    dirs_seen: &mut HashSet<PathBuf>,
+) -> io::Result<bool> {
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
         Ok(m) if m.is_dir() && keep_dir => Ok(true),
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map(|_| false),
+        Ok(m) if m.is_dir() => {
+            dirs_seen.retain(|d| !d.starts_with(path));
+            fs::remove_dir_all(path).map(|_| false)
+        }
         Ok(_) => fs::remove_file(path).map(|_| false),
     }
 }
 
 /// Records a whiteout the overlayfs way.
-fn whiteout(parent: &Path, wh: &[u8], entry: &str) -> Result<(), UnpackError> {
+fn whiteout(
+    parent: &Path,
+    wh: &[u8],
+    entry: &str,
+    dirs_seen: &mut HashSet<PathBuf>,
+) -> Result<(), UnpackError> {
     let io_err = |op: &'static str| {
         let entry = entry.to_string();
         move |source| UnpackError::Io { entry, op, source }
@@ -403,7 +436,7 @@ fn whiteout(parent: &Path, wh: &[u8], entry: &str) -> Result<(), UnpackError> {
         return Ok(());
     }
     let target = parent.join(OsStr::from_bytes(wh));
-    remove_existing(&target, false).map_err(io_err("replacing an earlier entry"))?;
+    remove_existing(&target, false, dirs_seen).map_err(io_err("replacing an earlier entry"))?;
     mknod(&target, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
         .map_err(|e| io::Error::from_raw_os_error(e as i32))
         .map_err(io_err("creating the whiteout device"))

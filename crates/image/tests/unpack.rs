@@ -76,6 +76,17 @@ fn file_through_a_relative_symlink_is_rejected() {
 }
 
 #[test]
+fn a_dir_replaced_by_a_symlink_is_not_written_through() {
+    let tar = LayerTar::new()
+        .dir("d")
+        .file("d/f", b"in the dir")
+        .symlink("d", "/etc")
+        .file("d/isola-evil", b"x")
+        .finish();
+    expect_rejected(tar, "d/isola-evil", "symlink");
+}
+
+#[test]
 fn hardlink_to_outside_is_rejected() {
     let tar = LayerTar::new()
         .hardlink("passwd", "../../../../etc/passwd")
