@@ -65,7 +65,7 @@ impl Contents {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let size = entry.size();
                     let bar = (size >= PROGRESS_MIN).then(|| {
-                        let b = progress.layer(&key, Some(size));
+                        let b = progress.layer(&label(&rel), Some(size));
                         b.set_status("Loading");
                         b
                     });
@@ -212,6 +212,21 @@ impl Contents {
     pub fn adopted(&self) -> Vec<String> {
         self.adopted.clone()
     }
+}
+
+/// What to call a big file of the archive in progress lines: its digest
+/// (`blobs/sha256/<hex>`, `<hex>.tar`, `<hex>/layer.tar`).
+fn label(rel: &Path) -> String {
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let last = name(rel).unwrap_or_default();
+    let stem = if last == "layer.tar" {
+        rel.parent().and_then(name).unwrap_or(last)
+    } else {
+        last.strip_suffix(".tar")
+            .map(str::to_string)
+            .unwrap_or(last)
+    };
+    format!("sha256:{stem}")
 }
 
 /// Lexically normalizes a relative path; `None` if it climbs out.

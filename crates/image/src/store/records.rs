@@ -230,12 +230,19 @@ impl Store {
         }
     }
 
-    /// Every image, newest first (by config `created`).
+    /// Every image, newest first (by config `created`). An image whose
+    /// config cannot be read is skipped with a warning, so one damaged
+    /// record does not hide the others.
     pub fn list(&self) -> Result<Vec<Image>, Error> {
         let tags = self.read_tags()?;
         let mut images = Vec::new();
         for rec in self.all_records()? {
-            images.push(self.image_of(&rec, &tags)?);
+            match self.image_of(&rec, &tags) {
+                Ok(img) => images.push(img),
+                Err(e) => {
+                    tracing::warn!(image = %rec.id, error = %e, "skipping a damaged image record")
+                }
+            }
         }
         images.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
         Ok(images)
