@@ -154,8 +154,11 @@ pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, Unpack
         let header = entry.header().clone();
         let kind = header.entry_type();
         let mode = header.mode().map_err(io_err("reading its mode"))? & 0o7777;
-        let mtime = FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0);
-        let xattrs = pax_xattrs(&mut entry);
+        let pax = pax_meta(&mut entry);
+        let mtime = pax
+            .mtime
+            .unwrap_or_else(|| FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0));
+        let xattrs = pax.xattrs;
 
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -244,8 +247,8 @@ pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, Unpack
             }
         }
 
-        let uid = header.uid().unwrap_or(0) as u32;
-        let gid = header.gid().unwrap_or(0) as u32;
+        let uid = pax.uid.unwrap_or_else(|| header.uid().unwrap_or(0) as u32);
+        let gid = pax.gid.unwrap_or_else(|| header.gid().unwrap_or(0) as u32);
         std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
             .map_err(io_err("setting its owner"))?;
         for (key, value) in xattrs {
@@ -442,18 +445,53 @@ fn whiteout(
         .map_err(io_err("creating the whiteout device"))
 }
 
-fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
+/// What PAX records say about an entry beyond its ustar header: xattrs,
+/// and owners and mtimes too large or too precise for the header fields.
+struct PaxMeta {
+    xattrs: Vec<(String, Vec<u8>)>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mtime: Option<FileTime>,
+}
+
+fn pax_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> PaxMeta {
+    let mut meta = PaxMeta {
+        xattrs: Vec::new(),
+        uid: None,
+        gid: None,
+        mtime: None,
+    };
     if let Ok(Some(exts)) = entry.pax_extensions() {
         for ext in exts.flatten() {
-            if let Ok(key) = ext.key() {
-                if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                    out.push((name.to_string(), ext.value_bytes().to_vec()));
+            let (Ok(key), Ok(value)) = (ext.key(), ext.value()) else {
+                if let Ok(key) = ext.key() {
+                    if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                        meta.xattrs
+                            .push((name.to_string(), ext.value_bytes().to_vec()));
+                    }
+                }
+                continue;
+            };
+            match key {
+                "uid" => meta.uid = value.parse().ok(),
+                "gid" => meta.gid = value.parse().ok(),
+                "mtime" => {
+                    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+                    let nanos = format!("{frac:0<9}").get(..9).and_then(|n| n.parse().ok());
+                    if let (Ok(secs), Some(nanos)) = (secs.parse::<i64>(), nanos) {
+                        meta.mtime = Some(FileTime::from_unix_time(secs, nanos));
+                    }
+                }
+                _ => {
+                    if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                        meta.xattrs
+                            .push((name.to_string(), ext.value_bytes().to_vec()));
+                    }
                 }
             }
         }
     }
-    out
+    meta
 }
 
 fn set_xattr(path: &Path, key: &str, value: &[u8], entry: &str) -> Result<(), UnpackError> {
@@ -465,6 +503,14 @@ fn set_xattr(path: &Path, key: &str, value: &[u8], entry: &str) -> Result<(), Un
         Ok(()) => Ok(()),
         Err(e) if key.starts_with("security.") => {
             tracing::debug!(entry, key, error = %e, "skipping security xattr");
+            Ok(())
+        }
+        Err(e)
+            if e.raw_os_error() == Some(nix::libc::EPERM)
+                && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) =>
+        {
+            // user.* xattrs are not allowed on symlinks.
+            tracing::debug!(entry, key, "skipping an xattr on a symlink");
             Ok(())
         }
         Err(e) if e.raw_os_error() == Some(nix::libc::EOPNOTSUPP) => {

@@ -352,3 +352,29 @@ fn later_entries_replace_earlier_ones() {
     assert!(fs::symlink_metadata(layer.join("y")).unwrap().is_file());
     assert_eq!(fs::read(layer.join("y")).unwrap(), b"file now");
 }
+
+#[test]
+fn pax_owners_and_subsecond_mtimes_are_kept() {
+    let t = TestStore::new();
+    let mut tar = LayerTar::new();
+    tar.pax(&[
+        ("uid", b"3000000"),
+        ("gid", b"3000001"),
+        ("mtime", b"1700000000.25"),
+    ]);
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o600);
+    h.set_size(2);
+    tar.with_header(&mut h, "big-ids", b"hi");
+    let img = commit(&t.store, &[tar.finish()], Compress::Gzip, "pax:latest").unwrap();
+    let layer = t
+        .store
+        .root()
+        .join("layers")
+        .join(&img.layers[0]["sha256:".len()..])
+        .join("diff");
+    let m = fs::symlink_metadata(layer.join("big-ids")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (3_000_000, 3_000_001));
+    assert_eq!((m.mtime(), m.mtime_nsec()), (1_700_000_000, 250_000_000));
+}
