@@ -186,7 +186,9 @@ pub fn enter_namespaces(spec: &Spec, chan: &Channel) -> Result<(), SetupError> {
 pub fn install_stdio(fds: [RawFd; 3]) -> Result<(), SetupError> {
     let mut tmp = [0; 3];
     for (i, fd) in fds.iter().enumerate() {
-        tmp[i] = sys::dup_above(*fd, 100).map_err(|e| SetupError::sys("dup stdio", e))?;
+        // F_DUPFD takes the lowest free number >= 3: never one of 0-2 we are
+        // about to overwrite, never a preserved fd (those are open).
+        tmp[i] = sys::dup_above(*fd, 3).map_err(|e| SetupError::sys("dup stdio", e))?;
     }
     for (i, fd) in tmp.iter().enumerate() {
         sys::dup2(*fd, i as RawFd).map_err(|e| SetupError::sys(format!("dup2 onto fd {i}"), e))?;

@@ -77,7 +77,10 @@ pub fn write_state(dir: &Path, state: &ContainerState, durable: bool) -> Result<
 
 /// Writes a file atomically: temp file in the same directory, rename over
 /// the target, so readers see the old or the new content, never a part.
-/// With `durable`, the file and the directory are fsynced too.
+/// With `durable` the data is synced before the rename, so a crash leaves
+/// the old or the new file, never an empty one. The directory itself is not
+/// synced: losing the rename in a crash leaves the previous record, which
+/// is as good (the containers died with the host anyway).
 pub fn write_atomic(path: &Path, data: &[u8], durable: bool) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let tmp = dir.join(format!(
@@ -88,16 +91,10 @@ pub fn write_atomic(path: &Path, data: &[u8], durable: bool) -> Result<(), Error
     let mut f = File::create(&tmp).map_err(Error::io("create", &tmp))?;
     f.write_all(data).map_err(Error::io("write", &tmp))?;
     if durable {
-        f.sync_all().map_err(Error::io("fsync", &tmp))?;
+        f.sync_data().map_err(Error::io("fsync", &tmp))?;
     }
     drop(f);
-    fs::rename(&tmp, path).map_err(Error::io("rename onto", path))?;
-    if durable {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    fs::rename(&tmp, path).map_err(Error::io("rename onto", path))
 }
 
 /// An exclusive flock on a container's directory, released on drop.
