@@ -61,6 +61,82 @@ fn pull_stores_the_image_and_lists_it() {
 }
 
 #[test]
+fn docker_schema2_and_zstd_images_pull() {
+    let reg = Registry::start();
+    let (layout, _) = busybox_layout();
+    // skopeo keeps a layer's compression as it is; to get zstd layers,
+    // decompress into a `dir:` copy, then push that compressed with zstd.
+    let dir = tempfile::tempdir().unwrap();
+    let plain = format!("dir:{}", dir.path().join("plain").display());
+    let copy = |args: &[&str]| {
+        let out = std::process::Command::new("skopeo")
+            .args(["--insecure-policy", "copy"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let src = format!("oci:{}:latest", layout.path().display());
+    copy(&["--dest-decompress", &src, &plain]);
+    let dest = format!("docker://{}/zstd:latest", reg.host());
+    copy(&[
+        "--dest-tls-verify=false",
+        "--format",
+        "oci",
+        "--dest-compress-format",
+        "zstd",
+        &plain,
+        &dest,
+    ]);
+    // Another registry: skopeo's blob cache would reuse the zstd layer.
+    let reg2 = Registry::start();
+    reg2.push_with(
+        layout.path(),
+        "latest",
+        "docker:v2s2",
+        None,
+        &["--format", "v2s2"],
+    );
+    let root = engine_root();
+    for name in [
+        format!("{}/docker:v2s2", reg2.host()),
+        format!("{}/zstd:latest", reg.host()),
+    ] {
+        let out = ok(isola(root.path(), &["pull", &name], &[], None));
+        assert!(out.ends_with(&format!("{name}\n")), "{out}");
+    }
+    // What each registry manifest said is what the store holds.
+    let manifests: Vec<serde_json::Value> = store_blobs(root.path())
+        .iter()
+        .filter_map(|d| {
+            let hex = d.strip_prefix("sha256:").unwrap();
+            let bytes = fs::read(root.path().join("image/blobs/sha256").join(hex)).ok()?;
+            serde_json::from_slice::<serde_json::Value>(&bytes).ok()
+        })
+        .filter(|v| v.get("layers").is_some())
+        .collect();
+    let media = |v: &serde_json::Value| v["layers"][0]["mediaType"].as_str().unwrap().to_string();
+    let types: Vec<String> = manifests.iter().map(media).collect();
+    assert!(
+        types.contains(&"application/vnd.docker.image.rootfs.diff.tar.gzip".to_string()),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&"application/vnd.oci.image.layer.v1.tar+zstd".to_string()),
+        "{types:?}"
+    );
+    let images = ok(isola(root.path(), &["images"], &[], None));
+    assert!(
+        images.contains("docker") && images.contains("zstd"),
+        "{images}"
+    );
+}
+
+#[test]
 fn concurrent_pulls_of_one_image_share_the_store() {
     let reg = Registry::start();
     let (layout, manifest_digest) = busybox_layout();

@@ -117,6 +117,19 @@ impl Registry {
     /// Pushes `<layout>:<tag>` to `<host>/<repo>` with skopeo (`--all`
     /// keeps every platform of an index).
     pub fn push(&self, layout: &Path, tag: &str, repo: &str, creds: Option<(&str, &str)>) {
+        self.push_with(layout, tag, repo, creds, &[]);
+    }
+
+    /// [`Registry::push`] with more `skopeo copy` flags (`--format v2s2`,
+    /// `--dest-compress-format zstd`).
+    pub fn push_with(
+        &self,
+        layout: &Path,
+        tag: &str,
+        repo: &str,
+        creds: Option<(&str, &str)>,
+        flags: &[&str],
+    ) {
         let mut cmd = Command::new("skopeo");
         cmd.args([
             "--insecure-policy",
@@ -124,6 +137,7 @@ impl Registry {
             "--all",
             "--dest-tls-verify=false",
         ]);
+        cmd.args(flags);
         if let Some((u, p)) = creds {
             cmd.arg(format!("--dest-creds={u}:{p}"));
         }

@@ -62,97 +62,151 @@ enum Fetched {
     Manifest(Box<OciImageManifest>),
 }
 
+/// A manifest chosen for this host (or `--platform`), with the index it
+/// came from, if any.
+struct Resolved {
+    /// Bytes and digest of the index (or manifest list), if the reference named one.
+    index: Option<(Vec<u8>, String)>,
+    bytes: Vec<u8>,
+    digest: String,
+    manifest: Box<OciImageManifest>,
+}
+
+/// One pull's connection to one repository.
+struct Session<'a> {
+    rt: tokio::runtime::Runtime,
+    client: oci_client::Client,
+    auth: RegistryAuth,
+    parsed: &'a Reference,
+    oci_ref: OciReference,
+    /// `127.0.0.1:5000/busybox:latest`, for messages and output.
+    reference: String,
+    timeout: std::time::Duration,
+}
+
+impl Session<'_> {
+    /// Fetches the manifest or index `r` names, checked against its digest
+    /// (oci-client compares the bytes with the reference's digest or the
+    /// registry's `Docker-Content-Digest`).
+    fn fetch_manifest(
+        &self,
+        r: &OciReference,
+    ) -> Result<(Vec<u8>, String, Fetched), RegistryError> {
+        let (bytes, digest) = self
+            .rt
+            .block_on(
+                self.client
+                    .pull_manifest_raw(r, &self.auth, &MANIFEST_TYPES),
+            )
+            .map_err(|e| {
+                classify(
+                    e,
+                    &self.parsed.registry,
+                    &self.reference,
+                    Fetching::Manifest,
+                    self.timeout,
+                )
+            })?;
+        let fetched = parse_manifest(&bytes, &self.reference, &digest)?;
+        Ok((bytes.to_vec(), digest, fetched))
+    }
+
+    /// The single-platform manifest to pull: the one the reference names,
+    /// or the index entry for `wanted`.
+    fn resolve(&self, wanted: &Platform) -> Result<Resolved, RegistryError> {
+        let (bytes, digest, fetched) = self.fetch_manifest(&self.oci_ref)?;
+        let index = match fetched {
+            Fetched::Manifest(manifest) => {
+                return Ok(Resolved {
+                    index: None,
+                    bytes,
+                    digest,
+                    manifest,
+                })
+            }
+            Fetched::Index(index) => index,
+        };
+        let Some(child) = platform::choose(&index.manifests, wanted) else {
+            return Err(RegistryError::NoMatchingPlatform {
+                reference: self.reference.clone(),
+                wanted: wanted.to_string(),
+                available: platform::available(&index.manifests),
+            });
+        };
+        tracing::debug!(digest = %child, platform = %wanted, "index entry chosen");
+        let child_ref = OciReference::with_digest(
+            self.parsed.registry.clone(),
+            self.parsed.repository.clone(),
+            child,
+        );
+        let (child_bytes, child_digest, fetched) = self.fetch_manifest(&child_ref)?;
+        let Fetched::Manifest(manifest) = fetched else {
+            return Err(RegistryError::UnsupportedManifest {
+                reference: self.reference.clone(),
+                digest: child_digest,
+                media_type: "an index inside an index".into(),
+            });
+        };
+        Ok(Resolved {
+            index: Some((bytes, digest)),
+            bytes: child_bytes,
+            digest: child_digest,
+            manifest,
+        })
+    }
+
+    fn source(&self) -> Source<'_> {
+        Source {
+            rt: self.rt.handle(),
+            client: &self.client,
+            oci_ref: &self.oci_ref,
+            registry: &self.parsed.registry,
+            reference: &self.reference,
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// Pulls `name` (`busybox`, `127.0.0.1:5000/busybox:1.36`, `...@sha256:...`)
 /// into `store`. Blobs already in the store are not fetched again.
 pub fn pull(store: &Store, name: &str, opts: &PullOptions) -> Result<Pulled, RegistryError> {
     let progress = Progress::new(opts.progress);
-    let explicit_tag = has_tag_or_digest(name);
     let parsed = Reference::parse(name)?;
-    let tag = parsed
-        .tag
-        .clone()
-        .or_else(|| parsed.digest.is_none().then(|| "latest".to_string()));
-    if !explicit_tag {
+    if !has_tag_or_digest(name) {
         progress.message("Using default tag: latest");
     }
-    let registry = parsed.registry.clone();
-    let repo_name = format!("{}/{}", registry, parsed.repository);
-    let reference = match (&tag, &parsed.digest) {
-        (_, Some(d)) => format!("{repo_name}@{d}"),
-        (Some(t), None) => format!("{repo_name}:{t}"),
-        (None, None) => unreachable!("a reference without digest gets the default tag"),
+    let session = Session {
+        // A multi-thread runtime drives the sockets while the download
+        // threads block on it; two workers are plenty for a few streams.
+        rt: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(RegistryError::Runtime)?,
+        client: opts.transport.client(&parsed.registry),
+        auth: match opts.auth.credentials(&parsed.registry)? {
+            Some(c) => c.to_registry_auth(),
+            None => RegistryAuth::Anonymous,
+        },
+        oci_ref: oci_reference(&parsed),
+        reference: full_name(&parsed),
+        parsed: &parsed,
+        timeout: opts.transport.timeout,
     };
-    let oci_ref = match (&tag, &parsed.digest) {
-        (Some(t), Some(d)) => OciReference::with_tag_and_digest(
-            registry.clone(),
-            parsed.repository.clone(),
-            t.clone(),
-            d.clone(),
-        ),
-        (_, Some(d)) => {
-            OciReference::with_digest(registry.clone(), parsed.repository.clone(), d.clone())
-        }
-        (Some(t), None) => {
-            OciReference::with_tag(registry.clone(), parsed.repository.clone(), t.clone())
-        }
-        (None, None) => unreachable!(),
-    };
-    let auth = match opts.auth.credentials(&registry)? {
-        Some(c) => c.to_registry_auth(),
-        None => RegistryAuth::Anonymous,
-    };
-    let client = opts.transport.client(&registry);
-    // A multi-thread runtime drives the sockets while the download threads
-    // below block on it; two workers are plenty for a handful of streams.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(RegistryError::Runtime)?;
-    let handle = rt.handle();
-    let timeout = opts.transport.timeout;
-    let manifest_err = |e| classify(e, &registry, &reference, Fetching::Manifest, timeout);
-    let fetch_manifest = |r: &OciReference| -> Result<(Vec<u8>, String, Fetched), RegistryError> {
-        let (bytes, digest) = handle
-            .block_on(client.pull_manifest_raw(r, &auth, &MANIFEST_TYPES))
-            .map_err(manifest_err)?;
-        let fetched = parse_manifest(&bytes, &reference, &digest)?;
-        Ok((bytes.to_vec(), digest, fetched))
-    };
-
+    let reference = session.reference.clone();
     progress.message(&format!(
         "{}: Pulling from {}",
-        tag.as_deref()
+        parsed
+            .tag
+            .as_deref()
             .or(parsed.digest.as_deref())
-            .unwrap_or_default(),
+            .unwrap_or("latest"),
         parsed.repository
     ));
-    let (top_bytes, top_digest, top) = fetch_manifest(&oci_ref)?;
-    let (index_blob, manifest_bytes, manifest_digest, manifest) = match top {
-        Fetched::Manifest(m) => (None, top_bytes, top_digest, m),
-        Fetched::Index(index) => {
-            let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
-            let Some(digest) = platform::choose(&index.manifests, &wanted) else {
-                return Err(RegistryError::NoMatchingPlatform {
-                    reference,
-                    wanted: wanted.to_string(),
-                    available: platform::available(&index.manifests),
-                });
-            };
-            tracing::debug!(%digest, platform = %wanted, "index entry chosen");
-            let child =
-                OciReference::with_digest(registry.clone(), parsed.repository.clone(), digest);
-            let (bytes, digest, fetched) = fetch_manifest(&child)?;
-            let Fetched::Manifest(m) = fetched else {
-                return Err(RegistryError::UnsupportedManifest {
-                    reference,
-                    digest,
-                    media_type: "a nested index".into(),
-                });
-            };
-            (Some((top_bytes, top_digest)), bytes, digest, m)
-        }
-    };
+
+    let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
+    let resolved = session.resolve(&wanted)?;
+    let manifest = &resolved.manifest;
     for layer in &manifest.layers {
         if !is_layer_media_type(&layer.media_type) {
             return Err(RegistryError::UnsupportedLayer {
@@ -162,82 +216,103 @@ pub fn pull(store: &Store, name: &str, opts: &PullOptions) -> Result<Pulled, Reg
             });
         }
     }
-
-    let source = Source {
-        rt: handle,
-        client: &client,
-        oci_ref: &oci_ref,
-        registry: &registry,
-        reference: &reference,
-        timeout,
-    };
-    let up_to_date = store.has_blob(&manifest_digest)
+    let up_to_date = store.has_blob(&resolved.digest)
         && store.has_blob(&manifest.config.digest)
         && manifest.layers.iter().all(|l| store.has_blob(&l.digest));
-    // Layers first, then config, then the manifest: a manifest blob in the
+
+    // Layers and config first, the manifest last: a manifest blob in the
     // store always has everything it names.
     let mut bars = Vec::new();
-    let mut missing = Vec::new();
+    let mut missing: Vec<&OciDescriptor> = Vec::new();
     for layer in &manifest.layers {
         if store.has_blob(&layer.digest) {
             progress.layer_status(&layer.digest, "Already exists");
-        } else if !missing
-            .iter()
-            .any(|l: &&OciDescriptor| l.digest == layer.digest)
-        {
+        } else if !missing.iter().any(|l| l.digest == layer.digest) {
             bars.push(progress.layer(&layer.digest, u64::try_from(layer.size).ok()));
             missing.push(layer);
         }
     }
+    let source = session.source();
     download_parallel(&source, store, &missing, &bars)?;
     if !store.has_blob(&manifest.config.digest) {
         source.blob_into_store(&manifest.config, store, None)?;
     }
-    let write_manifest = |digest: &str, bytes: &[u8]| {
-        if store.has_blob(digest) {
-            return Ok(());
-        }
-        store
-            .write_blob(digest, Some(bytes.len() as u64), &mut &bytes[..])
-            .map(|_| ())
-            .map_err(|source| RegistryError::Blob {
-                reference: reference.clone(),
-                digest: digest.to_string(),
-                source,
-            })
-    };
-    write_manifest(&manifest_digest, &manifest_bytes)?;
-    if let Some((bytes, digest)) = &index_blob {
-        write_manifest(digest, bytes)?;
+    write_manifest_blob(store, &reference, &resolved.digest, &resolved.bytes)?;
+    if let Some((bytes, digest)) = &resolved.index {
+        write_manifest_blob(store, &reference, digest, bytes)?;
     }
 
     for bar in &bars {
         bar.set_status("Extracting");
     }
-    let name_ref = tag.is_some().then_some(&parsed);
+    // Pulled by digest alone: the image gets no tag, as with docker.
+    let name_ref = parsed.tag.is_some().then_some(&parsed);
     let image = store
-        .commit_image(&manifest_digest, name_ref)
+        .commit_image(&resolved.digest, name_ref)
         .map_err(|source| RegistryError::Commit {
             reference: reference.clone(),
-            digest: manifest_digest.clone(),
+            digest: resolved.digest.clone(),
             source,
         })?;
     for bar in bars {
         bar.finish("Pull complete");
     }
-    let shown_digest = index_blob.as_ref().map_or(&manifest_digest, |(_, d)| d);
+    let shown_digest = resolved.index.as_ref().map_or(&resolved.digest, |(_, d)| d);
     progress.message(&format!("Digest: {shown_digest}"));
-    if up_to_date {
-        progress.message(&format!("Status: Image is up to date for {reference}"));
+    progress.message(&if up_to_date {
+        format!("Status: Image is up to date for {reference}")
     } else {
-        progress.message(&format!("Status: Downloaded newer image for {reference}"));
-    }
+        format!("Status: Downloaded newer image for {reference}")
+    });
     Ok(Pulled {
         image,
         reference,
-        manifest_digest,
+        manifest_digest: resolved.digest,
         downloaded: !up_to_date,
     })
+}
+
+/// Stores a manifest or index blob (already fetched and digest-checked)
+/// unless present; the store checks the digest once more as it writes.
+fn write_manifest_blob(
+    store: &Store,
+    reference: &str,
+    digest: &str,
+    bytes: &[u8],
+) -> Result<(), RegistryError> {
+    if store.has_blob(digest) {
+        return Ok(());
+    }
+    store
+        .write_blob(digest, Some(bytes.len() as u64), &mut &bytes[..])
+        .map(|_| ())
+        .map_err(|source| RegistryError::Blob {
+            reference: reference.to_string(),
+            digest: digest.to_string(),
+            source,
+        })
+}
+
+/// The oci-client form of a parsed reference.
+fn oci_reference(r: &Reference) -> OciReference {
+    let (registry, repository) = (r.registry.clone(), r.repository.clone());
+    match (&r.tag, &r.digest) {
+        (Some(t), Some(d)) => {
+            OciReference::with_tag_and_digest(registry, repository, t.clone(), d.clone())
+        }
+        (None, Some(d)) => OciReference::with_digest(registry, repository, d.clone()),
+        (Some(t), None) => OciReference::with_tag(registry, repository, t.clone()),
+        (None, None) => OciReference::with_tag(registry, repository, "latest".into()),
+    }
+}
+
+/// `registry/repository:tag` or `registry/repository@digest`, as `pull` prints it.
+fn full_name(r: &Reference) -> String {
+    match (&r.tag, &r.digest) {
+        (_, Some(d)) => format!("{}@{d}", r.name()),
+        (Some(t), None) => format!("{}:{t}", r.name()),
+        (None, None) => format!("{}:latest", r.name()),
+    }
 }
 
 /// Downloads `layers` on up to [`CONCURRENT_DOWNLOADS`] threads; the first
