@@ -481,6 +481,26 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         }
     }
     let _ = backend.delete(&config.id, true);
+    if config.auto_remove {
+        // --rm (never combined with a restart policy): remove first, then
+        // report the exit, so the attached CLI returns with nothing left.
+        if let Err(e) = crate::lifecycle::remove_resources(&args.root, &store, &config) {
+            tracing::warn!("removing container {}: {}", config.id, chain(&e));
+            let _ = store.update_state(&config.id, |s| {
+                s.status = Status::Exited;
+                s.exit_code = Some(code);
+                s.finished_at = Some(Utc::now());
+                s.init = None;
+                s.monitor = None;
+                s.error = Some(format!("removing the container: {}", chain(&e)));
+            });
+        }
+        hub.broadcast(protocol::EXIT, &code.to_be_bytes());
+        for c in hub.clients.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        return Ok(());
+    }
     // Exit and restart decision in one write, so no reader sees "exited"
     // for a container that is about to restart.
     let mut restart = false;
@@ -535,11 +555,6 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
             }
         }
         return Err(reexec(args));
-    }
-    if config.auto_remove {
-        if let Err(e) = crate::lifecycle::remove_resources(&args.root, &store, &config) {
-            tracing::warn!("removing container {}: {}", config.id, chain(&e));
-        }
     }
     Ok(())
 }
