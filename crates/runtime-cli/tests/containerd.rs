@@ -199,6 +199,25 @@ fn containerd_runs_busybox_through_isola_runtime() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A failing create: the shim reads isola-runtime's JSON log for the reason.
+    let id = testkit::unique_name("ctr-bad");
+    let out = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        BIN,
+        image,
+        &id,
+        "/no/such/program",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("executable file not found") && err.contains("/no/such/program"),
+        "{err}"
+    );
+    let _ = ctd.ctr(&["containers", "delete", &id]);
+
     // A terminal: the shim listens on --console-socket for the pty master.
     // ctr needs a terminal itself, so it runs under script(1).
     if installed("script") {
