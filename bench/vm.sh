@@ -56,8 +56,8 @@ if [ -e /sys/module/kvm_intel ] || [ -e /sys/module/kvm_amd ]; then [ -w /dev/kv
 accel_arg() {  # $1: tb size in MiB or "default"
   if [ "$accel" = kvm ]; then echo "kvm"; elif [ "$1" = default ]; then echo "tcg"; else echo "tcg,tb-size=$1"; fi
 }
-bare() {  # $1: initramfs, $2: tb size; runs in the foreground
-  qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=on -accel "$(accel_arg "$2")" -m ${MEM}M -smp 1 \
+bare() {  # $1: initramfs, $2: tb size; exec, so `bare ... &` gives QEMU's own pid
+  exec qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=on -accel "$(accel_arg "$2")" -m ${MEM}M -smp 1 \
     -nodefaults -no-user-config -nographic -no-reboot -monitor none \
     -kernel "$kernel" -initrd "$1" \
     -append "console=ttyS0 panic=-1 reboot=t tsc_early_khz=2000000 quiet" \
@@ -70,7 +70,7 @@ echo "bench/vm: cold start, $N interleaved runs each ($accel)" >&2
 : > "$work/vm.ms"; : > "$work/bare.ms"
 for i in $(seq "$N"); do
   t=$(now); "$vmrun" --rootfs "$rootfs" --memory $MEM --accel $accel -- true; echo $(( ($(now) - t) / 1000000 )) >> "$work/vm.ms"
-  t=$(now); bare "$work/off.cpio" 32; echo $(( ($(now) - t) / 1000000 )) >> "$work/bare.ms"
+  t=$(now); (bare "$work/off.cpio" 32); echo $(( ($(now) - t) / 1000000 )) >> "$work/bare.ms"
   echo "  run $i: vm $(tail -1 "$work/vm.ms") ms, bare $(tail -1 "$work/bare.ms") ms" >&2
 done
 vm_ms=$(median < "$work/vm.ms"); bare_ms=$(median < "$work/bare.ms")

@@ -14,6 +14,8 @@ use crate::sys;
 
 /// Where the host's rootfs share (9p tag [`ROOTFS_TAG`]) is mounted.
 pub const ROOTFS_MOUNT: &str = "/run/isola/rootfs";
+/// Where extra 9p shares (volumes) are mounted, one directory per tag.
+pub const SHARES_DIR: &str = "/run/isola/shares";
 /// The 9p mount tag the host gives the rootfs share.
 pub const ROOTFS_TAG: &str = "rootfs";
 /// Name of the virtio-serial port (QEMU `virtserialport,name=`).
@@ -66,15 +68,22 @@ pub fn setup() -> Result<()> {
     if let Err(e) = sys::interface_up("lo") {
         eprintln!("isola-agent: cannot bring up lo: {e}");
     }
-    mount_fs(
-        ROOTFS_TAG,
-        ROOTFS_MOUNT,
-        "9p",
-        MsFlags::empty(),
-        Some("trans=virtio,version=9p2000.L,cache=mmap,msize=524288"),
-    )?;
-    Ok(())
+    mount_9p(ROOTFS_TAG, ROOTFS_MOUNT, false)
 }
+
+/// Mounts the host's 9p share `tag` on `target`.
+pub fn mount_9p(tag: &str, target: &str, read_only: bool) -> Result<()> {
+    let flags = if read_only {
+        MsFlags::MS_RDONLY
+    } else {
+        MsFlags::empty()
+    };
+    mount_fs(tag, target, "9p", flags, Some(NINEP_OPTIONS))
+}
+
+/// 9p over virtio, Linux dialect; `cache=mmap` so programs can mmap files
+/// (the loader does) while the host's view stays authoritative.
+const NINEP_OPTIONS: &str = "trans=virtio,version=9p2000.L,cache=mmap,msize=524288";
 
 fn mount_fs(
     src: &str,
@@ -116,5 +125,13 @@ pub fn find_port(timeout: Duration) -> Result<PathBuf> {
 pub fn kernel_release() -> String {
     fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Seconds since the guest booted, as /proc/uptime says.
+pub fn uptime() -> String {
+    fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .unwrap_or_default()
 }

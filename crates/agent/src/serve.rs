@@ -33,6 +33,8 @@ pub struct Agent {
     main_streams: Vec<u32>,
     power_off_at: Option<Instant>,
     host_gone: bool,
+    /// Guest paths of the shares mounted so far.
+    shares: Vec<String>,
 }
 
 enum Token {
@@ -54,6 +56,7 @@ impl Agent {
             main_streams: Vec::new(),
             power_off_at: None,
             host_gone: false,
+            shares: Vec::new(),
         }
     }
 
@@ -270,6 +273,7 @@ impl Agent {
                         stats: top::stats(cg),
                     })
             }
+            Request::MountShare { tag, read_only } => self.mount_share(&tag, read_only),
             Request::Shutdown => {
                 self.power_off_at = Some(Instant::now());
                 Ok(Response::Ok)
@@ -279,6 +283,23 @@ impl Agent {
             message: format!("{e:#}"),
         });
         self.respond(id, &resp)
+    }
+
+    fn mount_share(&mut self, tag: &str, read_only: bool) -> Result<Response> {
+        let valid = !tag.is_empty()
+            && tag.len() <= 31
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            anyhow::bail!("invalid share tag {tag:?} (1-31 of A-Z a-z 0-9 - _)");
+        }
+        let path = format!("{}/{tag}", guest::SHARES_DIR);
+        if !self.shares.contains(&path) {
+            guest::mount_9p(tag, &path, read_only)?;
+            self.shares.push(path.clone());
+        }
+        Ok(Response::Mounted { path })
     }
 
     fn signal(&self, container: &str, stream: Option<u32>, signal: i32, all: bool) -> Result<()> {

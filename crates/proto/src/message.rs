@@ -48,6 +48,9 @@ pub enum Request {
     Top { container: String },
     /// The container's cgroup figures inside the guest: [`Response::Stats`].
     Stats { container: String },
+    /// Mount the host's 9p share `tag` (a volume) in the guest, at
+    /// `/run/isola/shares/<tag>`: answered by [`Response::Mounted`]. Idempotent.
+    MountShare { tag: String, read_only: bool },
     /// Sync filesystems and power the VM off (after answering Ok).
     Shutdown,
 }
@@ -70,6 +73,10 @@ pub enum Response {
     },
     Exit {
         code: i32,
+    },
+    /// Where a share is mounted in the guest (use it as a bind mount source).
+    Mounted {
+        path: String,
     },
     Processes {
         processes: Vec<ProcessInfo>,

@@ -29,6 +29,9 @@ struct Args {
     /// Print QEMU's pid, stay up this many seconds after start, then stop the VM.
     #[arg(long)]
     idle: Option<u64>,
+    /// Keep console.log and qemu.log in this directory (default: a temporary one, removed).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
     /// Print phase timings on stderr.
     #[arg(long)]
     timings: bool,
@@ -70,7 +73,11 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let t0 = Instant::now();
     let id = format!("vmrun{}", std::process::id());
-    let run_dir = std::env::temp_dir().join(format!("isola-{id}"));
+    let keep = args.run_dir.is_some();
+    let run_dir = args
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("isola-{id}")));
     let mut cfg = vm::VmConfig::new(
         &id,
         &id,
@@ -95,7 +102,9 @@ fn main() -> Result<()> {
         std::io::stdout().flush()?;
         std::thread::sleep(Duration::from_secs(secs));
         vm.shutdown(Duration::from_secs(10));
-        let _ = std::fs::remove_dir_all(&run_dir);
+        if !keep {
+            let _ = std::fs::remove_dir_all(&run_dir);
+        }
         return Ok(());
     }
     let out = io.collect()?;
@@ -107,6 +116,8 @@ fn main() -> Result<()> {
     if args.timings {
         eprintln!("vm-run: booted {booted:?}, started {started:?}, exited {exited:?}, powered off {stopped:?}");
     }
-    let _ = std::fs::remove_dir_all(&run_dir);
+    if !keep {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
     std::process::exit(out.code);
 }

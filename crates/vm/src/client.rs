@@ -283,6 +283,19 @@ impl AgentClient {
         }
     }
 
+    /// Mounts the VM's 9p share `tag` (see [`crate::Share`]) in the guest and
+    /// returns its guest path, to use as a bind mount source in a container spec.
+    pub fn mount_share(&self, tag: &str, read_only: bool) -> Result<String, Error> {
+        let req = Request::MountShare {
+            tag: tag.to_string(),
+            read_only,
+        };
+        match self.expect_ok("mount a share", &req)? {
+            Response::Mounted { path } => Ok(path),
+            other => Err(unexpected("mount_share", &other)),
+        }
+    }
+
     /// Asks the agent to sync and power the VM off. The channel closing right
     /// after is the expected outcome, not an error.
     pub fn shutdown(&self) -> Result<(), Error> {

@@ -76,6 +76,36 @@ pub struct QemuArgs<'a> {
     pub console_log: &'a Path,
     pub rootfs: &'a Path,
     pub agent_socket: &'a Path,
+    pub shares: &'a [Share],
+}
+
+/// A host directory shared into the guest with virtio-9p (a volume); the
+/// agent mounts it on request ([`crate::AgentClient::mount_share`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    /// 9p mount tag: 1-31 of `A-Z a-z 0-9 - _`, not `rootfs`.
+    pub tag: String,
+    pub host_path: std::path::PathBuf,
+    pub read_only: bool,
+}
+
+impl Share {
+    pub fn validate(&self) -> Result<(), Error> {
+        let ok = !self.tag.is_empty()
+            && self.tag.len() <= 31
+            && self.tag != "rootfs"
+            && self
+                .tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidShareTag {
+                tag: self.tag.clone(),
+            })
+        }
+    }
 }
 
 /// QEMU option values separate with commas; a literal comma is doubled.
@@ -144,8 +174,22 @@ impl QemuArgs<'_> {
             "-device",
             "virtserialport,chardev=agent,name=isola.agent",
         ]);
+        for (i, share) in self.shares.iter().enumerate() {
+            let ro = if share.read_only { ",readonly=on" } else { "" };
+            push(&[
+                "-fsdev",
+                &format!(
+                    "local,id=share{i},path={},security_model=passthrough{ro}",
+                    p(&share.host_path)
+                ),
+                "-device",
+                &format!("virtio-9p-device,fsdev=share{i},mount_tag={}", share.tag),
+            ]);
+        }
         // Entropy, so the guest's getrandom() does not wait at boot.
         push(&["-device", "virtio-rng-device"]);
+        // Free page reporting: memory the guest frees goes back to the host.
+        push(&["-device", "virtio-balloon-device,free-page-reporting=on"]);
         a
     }
 }
@@ -186,6 +230,11 @@ mod tests {
             console_log: Path::new("/run/x/console.log"),
             rootfs: Path::new("/var/lib/isola/rootfs"),
             agent_socket: Path::new("/run/x/agent.sock"),
+            shares: &[Share {
+                tag: "vol0".into(),
+                host_path: "/srv/data".into(),
+                read_only: true,
+            }],
         }
         .to_args();
         let joined = args.join(" ");

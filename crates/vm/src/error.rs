@@ -25,6 +25,8 @@ pub enum Error {
         requested_mib: u64,
         minimum_mib: u64,
     },
+    #[error("invalid share tag {tag:?}: use 1-31 of A-Z a-z 0-9 - _ (and not \"rootfs\")")]
+    InvalidShareTag { tag: String },
     #[error("cannot {op} {path}")]
     Io {
         op: &'static str,

@@ -32,6 +32,7 @@ pub mod vmm;
 
 pub use accel::{Accel, AccelChoice};
 pub use client::{AgentClient, Collected, Output, ProcessIo};
+pub use cmdline::Share;
 pub use error::Error;
 pub use kernel::{AgentBinary, GuestKernel};
 pub use proto::{ContainerStats, ProcessInfo};

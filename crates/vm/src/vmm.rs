@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::accel::{self, Accel, AccelChoice};
 use crate::client::AgentClient;
-use crate::cmdline::{self, QemuArgs};
+use crate::cmdline::{self, QemuArgs, Share};
 use crate::kernel::{AgentBinary, GuestKernel};
 use crate::{initramfs, Error};
 
@@ -44,6 +44,8 @@ pub struct VmConfig {
     pub boot_timeout: Duration,
     /// Put QEMU in a host cgroup with a memory limit.
     pub host_cgroup: bool,
+    /// Extra host directories (volumes) shared with 9p.
+    pub shares: Vec<Share>,
 }
 
 /// Where the guest mounts the rootfs share.
@@ -73,6 +75,7 @@ impl VmConfig {
             qemu: "qemu-system-x86_64".to_string(),
             boot_timeout: Duration::from_secs(60),
             host_cgroup: true,
+            shares: Vec::new(),
         }
     }
 }
@@ -108,6 +111,9 @@ impl Vm {
         let qemu = find_binary(&cfg.qemu).ok_or_else(|| Error::QemuMissing {
             binary: cfg.qemu.clone(),
         })?;
+        for share in &cfg.shares {
+            share.validate()?;
+        }
         let accel = accel::resolve(cfg.accel, cfg.tb_size_mib)?;
         let initrd = initramfs::cached(&cfg.agent, &cfg.cache_dir)?;
         fs::create_dir_all(&cfg.run_dir).map_err(Error::io("create", &cfg.run_dir))?;
@@ -126,6 +132,7 @@ impl Vm {
             console_log: &console,
             rootfs: &cfg.rootfs,
             agent_socket: &socket,
+            shares: &cfg.shares,
         }
         .to_args();
         tracing::debug!(qemu = %qemu.display(), ?args, "starting the VM");

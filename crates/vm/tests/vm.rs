@@ -255,24 +255,40 @@ fn missing_qemu_and_missing_kernel_say_what_to_install() {
 }
 
 #[test]
-fn stdin_terminals_and_guest_cgroups_work() {
+fn stdin_terminals_volumes_pause_and_guest_cgroups_work() {
     let Some(kernel) = kernel_or_skip("stdio test") else {
         return;
     };
     let rootfs = busybox_rootfs();
     let run = tempfile::tempdir().unwrap();
+    let volume = tempfile::tempdir().unwrap();
+    std::fs::write(volume.path().join("in.txt"), "from the host\n").unwrap();
     let id = testkit::unique_name(ID_PREFIX);
-    let mut vm = vm::Vm::boot(&config(kernel, rootfs.path(), run.path(), &id)).unwrap();
+    let mut cfg = config(kernel, rootfs.path(), run.path(), &id);
+    cfg.shares.push(vm::Share {
+        tag: "vol0".into(),
+        host_path: volume.path().to_path_buf(),
+        read_only: false,
+    });
+    let mut vm = vm::Vm::boot(&cfg).unwrap();
     let client = vm.client().clone();
+
+    // A volume: the host directory, shared over 9p, bind-mounted at /data.
+    let guest_path = client.mount_share("vol0", false).unwrap();
+    let mut spec = serde_json::to_value(spec(&[
+        "sh",
+        "-c",
+        "cat; cat /data/in.txt; echo from-the-guest > /data/out.txt; cat /proc/self/cgroup",
+    ]))
+    .unwrap();
+    spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+        {"destination": "/data", "type": "bind", "source": guest_path, "options": ["rbind", "rw"]}
+    ));
+    let spec = serde_json::from_value(spec).unwrap();
 
     // The main process reads stdin until the host closes it.
     let (_, main) = client
-        .create_container(
-            &id,
-            &spec(&["sh", "-c", "cat; cat /proc/self/cgroup"]),
-            vm::GUEST_ROOTFS,
-            false,
-        )
+        .create_container(&id, &spec, vm::GUEST_ROOTFS, false)
         .unwrap();
     client.start(&id).unwrap();
 
@@ -293,15 +309,38 @@ fn stdin_terminals_and_guest_cgroups_work() {
     assert!(text.contains("/dev/pts/"), "{text}");
     assert!(text.contains("33 101"), "{text}");
 
+    // Pausing freezes the whole VM (QEMU's host cgroup); resuming thaws it.
+    vm.pause().unwrap();
+    let freezer = vm
+        .host_cgroup_paths()
+        .into_iter()
+        .find(|p| p.join("freezer.state").exists());
+    if let Some(f) = freezer {
+        assert_eq!(
+            std::fs::read_to_string(f.join("freezer.state"))
+                .unwrap()
+                .trim(),
+            "FROZEN"
+        );
+    }
+    vm.resume().unwrap();
+
     main.write_stdin(b"through the VM\n").unwrap();
     main.close_stdin().unwrap();
     let out = main.collect().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.code, 0);
-    assert!(text.starts_with("through the VM\n"), "{text}");
+    assert_eq!(out.code, 0, "{text}");
+    assert!(
+        text.starts_with("through the VM\nfrom the host\n"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("/{id}")),
         "the guest cgroup is named after the container: {text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(volume.path().join("out.txt")).unwrap(),
+        "from-the-guest\n"
     );
     vm.shutdown(Duration::from_secs(60));
 }
