@@ -304,3 +304,34 @@ fn the_process_starts_with_default_signal_dispositions() {
     assert_eq!(status_field(&out, "SigIgn"), "0000000000000000");
     assert_eq!(status_field(&out, "SigBlk"), "0000000000000000");
 }
+
+#[test]
+fn personality_io_priority_and_time_namespace_are_applied() {
+    let mut config = sh("uname -m; cat /proc/self/io 2>/dev/null >/dev/null; ionice -p $$ 2>/dev/null || echo no-ionice; cut -d' ' -f1 /proc/uptime");
+    config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    // Boot time moved ten days forward inside the container.
+    config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0}});
+    let out = run_script(config);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "i686", "{out}");
+    if lines[1] != "no-ionice" {
+        assert!(lines[1].starts_with("idle"), "{out}");
+    }
+    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let uptime: f64 = lines[2].parse().unwrap();
+    assert!(
+        uptime >= host_uptime + 864000.0 - 60.0,
+        "container uptime {uptime}, host {host_uptime}"
+    );
+}

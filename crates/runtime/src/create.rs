@@ -172,6 +172,9 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     let spec = spec::load(&bundle).map_err(spec_err)?;
     spec::validate(&spec).map_err(spec_err)?;
     let rootfs = spec::rootfs(&spec, &bundle).map_err(spec_err)?;
+    for field in spec::ignored_fields(&spec) {
+        tracing::warn!("{field} is not supported by isola-runtime and is ignored");
+    }
     let program = spec
         .linux()
         .as_ref()

@@ -23,13 +23,14 @@ use crate::{
 /// /proc/<pid>/ns names, user first: after joining it, the others (owned
 /// by it) can be joined with its capabilities. mnt is opened first and
 /// joined last would also work; we open all before joining any.
-const NAMESPACES: [(LinuxNamespaceType, &str); 7] = [
+const NAMESPACES: [(LinuxNamespaceType, &str); 8] = [
     (LinuxNamespaceType::User, "user"),
     (LinuxNamespaceType::Ipc, "ipc"),
     (LinuxNamespaceType::Uts, "uts"),
     (LinuxNamespaceType::Network, "net"),
     (LinuxNamespaceType::Pid, "pid"),
     (LinuxNamespaceType::Cgroup, "cgroup"),
+    (LinuxNamespaceType::Time, "time"),
     (LinuxNamespaceType::Mount, "mnt"),
 ];
 
@@ -125,7 +126,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                     }
                 }
                 for (t, path, fd) in &ns_fds {
-                    setns(fd, CloneFlags::from_bits_truncate(*t as i32))
+                    setns(fd, CloneFlags::from_bits_retain(*t as i32))
                         .map_err(|e| SetupError::path("join namespace", path, e))?;
                 }
                 match sys::fork_with_flags(libc::CLONE_PARENT)

@@ -132,7 +132,7 @@ pub fn wait_continue(chan: &Channel) -> Result<(), SetupError> {
 }
 
 fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
-    CloneFlags::from_bits_truncate(t as i32)
+    CloneFlags::from_bits_retain(t as i32)
 }
 
 /// Joins namespaces given by path (user first), unshares the new ones
@@ -179,7 +179,39 @@ pub fn enter_namespaces(spec: &Spec, chan: &Channel) -> Result<(), SetupError> {
     for t in new.iter().filter(|t| **t != LinuxNamespaceType::User) {
         flags |= clone_flag(*t);
     }
-    unshare(flags).map_err(|e| SetupError::sys(format!("unshare namespaces {:?}", new), e))
+    unshare(flags).map_err(|e| SetupError::sys(format!("unshare namespaces {:?}", new), e))?;
+    if new.contains(&LinuxNamespaceType::Time) {
+        write_time_offsets(spec)?;
+    }
+    Ok(())
+}
+
+/// linux.timeOffsets, written after unshare(CLONE_NEWTIME) and before the
+/// first process enters the new time namespace (the init, cloned next).
+fn write_time_offsets(spec: &Spec) -> Result<(), SetupError> {
+    let offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref());
+    let text: String = offsets
+        .into_iter()
+        .flatten()
+        .map(|(clock, o)| {
+            format!(
+                "{clock} {} {}\n",
+                o.secs().unwrap_or(0),
+                o.nanosecs().unwrap_or(0)
+            )
+        })
+        .collect();
+    if text.is_empty() {
+        return Ok(());
+    }
+    std::fs::write("/proc/self/timens_offsets", &text).map_err(|e| SetupError::Io {
+        op: "write linux.timeOffsets to",
+        path: "/proc/self/timens_offsets".into(),
+        source: e,
+    })
 }
 
 /// Places the caller-provided stdio on 0, 1, 2 (in whatever order they were).
@@ -281,6 +313,14 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
 
     rootfs::finalize(spec)?;
     let linux = spec.linux().as_ref();
+    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+        let domain = match p.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+        };
+        sys::set_personality(domain)
+            .map_err(|e| SetupError::sys(format!("personality({})", p.domain()), e))?;
+    }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h)
             .map_err(|e| SetupError::sys(format!("sethostname({h:?})"), e))?;

@@ -31,6 +31,17 @@ pub fn apply_limits(process: &Process) -> Result<(), SetupError> {
             source: e,
         })?;
     }
+    if let Some(io) = process.io_priority() {
+        let class = match io.class() {
+            oci_spec::runtime::IOPriorityClass::IoprioClassRt => 1,
+            oci_spec::runtime::IOPriorityClass::IoprioClassBe => 2,
+            oci_spec::runtime::IOPriorityClass::IoprioClassIdle => 3,
+        };
+        sys::set_io_priority(class, io.priority()).map_err(|e| SetupError::Sys {
+            op: format!("set I/O priority {} {}", io.class(), io.priority()),
+            source: e,
+        })?;
+    }
     if let Some(score) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", score.to_string()).map_err(|e| {
             SetupError::Io {

@@ -114,12 +114,6 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         .unwrap_or_default();
     let mut seen = HashSet::new();
     for (i, ns) in namespaces.iter().enumerate() {
-        if ns.typ() == LinuxNamespaceType::Time {
-            return Err(invalid(
-                format!("linux.namespaces[{i}].type"),
-                "\"time\" is not supported",
-            ));
-        }
         if !seen.insert(ns.typ() as u32) {
             return Err(invalid(
                 format!("linux.namespaces[{i}].type"),
@@ -176,6 +170,14 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
                 "is set but no new user namespace is requested",
             ));
         }
+        if l.time_offsets().as_ref().is_some_and(|t| !t.is_empty())
+            && !new_ns(LinuxNamespaceType::Time)
+        {
+            return Err(invalid(
+                "linux.timeOffsets",
+                "needs a new time namespace in linux.namespaces",
+            ));
+        }
         for (i, d) in l.devices().iter().flatten().enumerate() {
             if !d.path().is_absolute() {
                 return Err(invalid(
@@ -186,6 +188,43 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     Ok(())
+}
+
+/// Fields isola-runtime accepts but does not act on (the caller logs them).
+pub fn ignored_fields(spec: &Spec) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if let Some(p) = spec.process() {
+        if p.scheduler().is_some() {
+            out.push("process.scheduler");
+        }
+        if p.exec_cpu_affinity().is_some() {
+            out.push("process.execCPUAffinity");
+        }
+        if p.apparmor_profile()
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
+            out.push("process.apparmorProfile");
+        }
+        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
+            out.push("process.selinuxLabel");
+        }
+    }
+    if let Some(l) = spec.linux() {
+        if l.intel_rdt().is_some() {
+            out.push("linux.intelRdt");
+        }
+        if l.memory_policy().is_some() {
+            out.push("linux.memoryPolicy");
+        }
+        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            out.push("linux.netDevices");
+        }
+        if l.mount_label().as_deref().is_some_and(|s| !s.is_empty()) {
+            out.push("linux.mountLabel");
+        }
+    }
+    out
 }
 
 /// Checks a process (the init's, or one given to exec).

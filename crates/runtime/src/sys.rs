@@ -260,3 +260,26 @@ pub fn reset_signals() {
         None,
     );
 }
+
+/// personality(2) with an execution domain (PER_LINUX, PER_LINUX32); nix
+/// models only the flag bits.
+pub fn set_personality(domain: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: personality takes an integer and touches no memory of ours.
+    let ret = unsafe { libc::personality(domain) };
+    Errno::result(ret).map(drop)
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, self, class << 13 | level); no wrapper in libc or nix.
+pub fn set_io_priority(class: i64, level: i64) -> Result<(), Errno> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: ioprio_set takes integers only.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            (class << 13) | level,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
