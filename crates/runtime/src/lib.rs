@@ -17,6 +17,20 @@
 //! - [`Container::start`], [`Container::kill`], [`Container::pause`], [`Container::resume`],
 //!   [`Container::delete`], [`Container::processes`], [`Container::exec`],
 //!   [`Container::oci_state`] (the runtime-spec state JSON).
+//! - Also: [`Container::create_no_pivot`] (MS_MOVE + chroot, for a ramfs root such as
+//!   the guest's initramfs), [`Container::update`] (cgroup limits), [`Container::spec`].
+//!
+//! How a container is made (create.rs drives it, init.rs runs in the children):
+//! the caller forks an intermediate child, puts it in the cgroup, and lets it join
+//! namespaces by path and unshare the new ones (user first; the caller writes its
+//! id maps). The intermediate clones the init with CLONE_PARENT, so the init is the
+//! caller's child, reports its pid and exits. The init sets up the rootfs
+//! (rootfs.rs, mounts.rs, cgroupfs.rs, devices.rs), has the caller run the
+//! prestart/createRuntime hooks, pivots, sets up the process (process.rs,
+//! console.rs), reports Ready and blocks opening `<root>/<id>/exec.fifo` for
+//! writing until `start` opens it for reading; then it runs the startContainer
+//! hooks, installs seccomp and execs. Messages go over one SOCK_SEQPACKET pair
+//! (sync.rs); raw system calls live in sys.rs.
 
 pub mod cgroups;
 pub mod seccomp;
