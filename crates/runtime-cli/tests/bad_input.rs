@@ -201,3 +201,35 @@ fn errors_are_also_logged_as_runc_json_lines() {
     assert_eq!(last["msg"], "container \"nope\" does not exist");
     assert!(last["time"].as_str().unwrap().ends_with('Z'));
 }
+
+#[test]
+fn an_rlimit_above_the_hard_limit_is_reported_with_its_name() {
+    // Root here lacks CAP_SYS_RESOURCE: raising RLIMIT_NOFILE past the
+    // current hard limit fails, and the error says which limit.
+    let rt = Runtime::new();
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .unwrap();
+    let Ok(hard) = hard.parse::<u64>() else {
+        println!("SKIP: RLIMIT_NOFILE hard limit is {hard}");
+        return;
+    };
+    let has_sys_resource = {
+        let caps = std::fs::read_to_string("/proc/self/status").unwrap();
+        let eff = u64::from_str_radix(common::status_field(&caps, "CapEff"), 16).unwrap();
+        eff & (1 << 24) != 0
+    };
+    if has_sys_resource {
+        println!("SKIP: this root has CAP_SYS_RESOURCE and may raise any limit");
+        return;
+    }
+    let mut config = runtime_config(&["true"]);
+    config["process"]["rlimits"] =
+        json!([{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}]);
+    let bundle = Bundle::new(&config);
+    let err = create_fails(&rt, &bundle, &unique_name("rlimit"));
+    assert!(err.contains("RLIMIT_NOFILE"), "{err}");
+}

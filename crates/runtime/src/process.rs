@@ -23,7 +23,7 @@ pub fn apply_limits(process: &Process) -> Result<(), SetupError> {
         let res = rlimit_resource(rl.typ());
         setrlimit(res, rl.soft(), rl.hard()).map_err(|e| SetupError::Sys {
             op: format!(
-                "set rlimit {:?} (soft {}, hard {})",
+                "set rlimit {} (soft {}, hard {})",
                 rl.typ(),
                 rl.soft(),
                 rl.hard()
