@@ -145,6 +145,12 @@ impl QemuArgs<'_> {
             "-monitor",
             "none",
         ]);
+        // QEMU's own seccomp filter: a compromised device model cannot exec,
+        // raise privileges or use obsolete syscalls (defence in depth).
+        push(&[
+            "-sandbox",
+            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+        ]);
         push(&[
             "-kernel",
             &p(self.kernel),
@@ -243,6 +249,7 @@ mod tests {
             "{joined}"
         );
         assert!(joined.contains("-accel tcg,tb-size=32"), "{joined}");
+        assert!(joined.contains("-sandbox on,"), "{joined}");
         assert!(
             joined.contains("mount_tag=rootfs") && joined.contains("name=isola.agent"),
             "{joined}"
