@@ -306,10 +306,14 @@ fn the_process_starts_with_default_signal_dispositions() {
 }
 
 #[test]
-fn personality_io_priority_and_time_namespace_are_applied() {
-    let mut config = sh("uname -m; cat /proc/self/io 2>/dev/null >/dev/null; ionice -p $$ 2>/dev/null || echo no-ionice; cut -d' ' -f1 /proc/uptime");
+fn personality_io_priority_scheduler_and_time_namespace_are_applied() {
+    let mut config = sh(
+        "uname -m; ionice -p $$ 2>/dev/null || echo no-ionice; cut -d' ' -f1 /proc/uptime; \
+                         cut -d' ' -f19,41 /proc/self/stat",
+    );
     config["linux"]["personality"] = json!({"domain": "LINUX32"});
     config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    config["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
     config["linux"]["namespaces"]
         .as_array_mut()
         .unwrap()

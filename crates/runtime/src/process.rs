@@ -42,6 +42,9 @@ pub fn apply_limits(process: &Process) -> Result<(), SetupError> {
             source: e,
         })?;
     }
+    if let Some(s) = process.scheduler() {
+        apply_scheduler(s)?;
+    }
     if let Some(score) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", score.to_string()).map_err(|e| {
             SetupError::Io {
@@ -52,6 +55,44 @@ pub fn apply_limits(process: &Process) -> Result<(), SetupError> {
         })?;
     }
     Ok(())
+}
+
+fn apply_scheduler(s: &oci_spec::runtime::Scheduler) -> Result<(), SetupError> {
+    use oci_spec::runtime::{LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    let policy = match s.policy() {
+        P::SchedOther => 0,
+        P::SchedFifo => 1,
+        P::SchedRr => 2,
+        P::SchedBatch => 3,
+        P::SchedIso => 4,
+        P::SchedIdle => 5,
+        P::SchedDeadline => 6,
+    };
+    let flags = s.flags().iter().flatten().fold(0u64, |acc, f| {
+        acc | match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        }
+    });
+    let mut attr = sys::SchedAttr {
+        size: 0,
+        policy,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0).max(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+    };
+    sys::sched_setattr(&mut attr).map_err(|e| SetupError::Sys {
+        op: format!("set process.scheduler (policy {})", s.policy()),
+        source: e,
+    })
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> Resource {

@@ -194,9 +194,6 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
 pub fn ignored_fields(spec: &Spec) -> Vec<&'static str> {
     let mut out = Vec::new();
     if let Some(p) = spec.process() {
-        if p.scheduler().is_some() {
-            out.push("process.scheduler");
-        }
         if p.exec_cpu_affinity().is_some() {
             out.push("process.execCPUAffinity");
         }

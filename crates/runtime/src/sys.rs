@@ -283,3 +283,25 @@ pub fn set_io_priority(class: i64, level: i64) -> Result<(), Errno> {
     };
     Errno::result(ret).map(drop)
 }
+
+/// struct sched_attr of sched_setattr(2) (no libc wrapper).
+#[repr(C)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+/// sched_setattr(2) for the calling thread.
+pub fn sched_setattr(attr: &mut SchedAttr) -> Result<(), Errno> {
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: `attr` is a valid sched_attr whose size field is set; the
+    // kernel only reads it.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *mut SchedAttr, 0) };
+    Errno::result(ret).map(drop)
+}
