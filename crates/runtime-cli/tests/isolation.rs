@@ -339,3 +339,36 @@ fn personality_io_priority_scheduler_and_time_namespace_are_applied() {
         "container uptime {uptime}, host {host_uptime}"
     );
 }
+
+#[test]
+fn rro_makes_a_bind_mount_read_only_all_the_way_down() {
+    // A host dir with a tmpfs mounted below it, bound into the container
+    // with "rbind": plain "ro" leaves the submount writable, "rro" does not.
+    let src = tempfile::tempdir().unwrap();
+    let sub = src.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &sub,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(sub.clone());
+    let mut config = sh(
+        "touch /ro/sub/x 2>/dev/null && echo ro-sub-writable || echo ro-sub-read-only; \
+         touch /rro/sub/y 2>/dev/null && echo rro-sub-writable || echo rro-sub-read-only",
+    );
+    let mounts = config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/ro", "type": "bind", "source": src.path(), "options": ["rbind", "ro"]}));
+    mounts.push(json!({"destination": "/rro", "type": "bind", "source": src.path(), "options": ["rbind", "rro"]}));
+    let out = run_script(config);
+    assert_eq!(out, "ro-sub-writable\nrro-sub-read-only\n");
+}

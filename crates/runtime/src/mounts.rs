@@ -22,6 +22,10 @@ pub struct MountOptions {
     pub flags: MsFlags,
     /// Propagation changes applied after the mount (MS_SHARED, MS_SLAVE, ...).
     pub propagation: Vec<MsFlags>,
+    /// Recursive attributes ("rro", "rnosuid", ...): MOUNT_ATTR_* to set and clear
+    /// on the mount and everything below it (mount_setattr with AT_RECURSIVE).
+    pub recursive_set: u64,
+    pub recursive_clear: u64,
     pub data: Vec<String>,
 }
 
@@ -39,6 +43,8 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
     let mut o = MountOptions {
         flags: MsFlags::empty(),
         propagation: Vec::new(),
+        recursive_set: 0,
+        recursive_clear: 0,
         data: Vec::new(),
     };
     for opt in opts {
@@ -75,7 +81,18 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
                 continue;
             }
             // Options other runtimes understand that change nothing here.
-            "tmpcopyup" | "rro" | "rrw" | "idmap" | "ridmap" => continue,
+            "tmpcopyup" | "idmap" | "ridmap" => continue,
+            r if recursive_attr(r).is_some() => {
+                let (set, attr) = recursive_attr(r).unwrap_or((true, 0));
+                if set {
+                    o.recursive_set |= attr;
+                    o.recursive_clear &= !attr;
+                } else {
+                    o.recursive_clear |= attr;
+                    o.recursive_set &= !attr;
+                }
+                continue;
+            }
             _ => {
                 o.data.push(opt.clone());
                 continue;
@@ -88,6 +105,35 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
         }
     }
     o
+}
+
+/// A recursive mount option: (set or clear, MOUNT_ATTR_* bit).
+fn recursive_attr(name: &str) -> Option<(bool, u64)> {
+    const RDONLY: u64 = 0x1;
+    const NOSUID: u64 = 0x2;
+    const NODEV: u64 = 0x4;
+    const NOEXEC: u64 = 0x8;
+    const NOATIME: u64 = 0x10;
+    const STRICTATIME: u64 = 0x20;
+    const NODIRATIME: u64 = 0x80;
+    const NOSYMFOLLOW: u64 = 0x0020_0000;
+    Some(match name {
+        "rro" => (true, RDONLY),
+        "rrw" => (false, RDONLY),
+        "rnosuid" => (true, NOSUID),
+        "rsuid" => (false, NOSUID),
+        "rnodev" => (true, NODEV),
+        "rdev" => (false, NODEV),
+        "rnoexec" => (true, NOEXEC),
+        "rexec" => (false, NOEXEC),
+        "rnoatime" => (true, NOATIME),
+        "rstrictatime" => (true, STRICTATIME),
+        "rnodiratime" => (true, NODIRATIME),
+        "rdiratime" => (false, NODIRATIME),
+        "rnosymfollow" => (true, NOSYMFOLLOW),
+        "rsymfollow" => (false, NOSYMFOLLOW),
+        _ => return None,
+    })
 }
 
 /// The flags of a propagation name ("rslave", "private", ...).
@@ -248,6 +294,7 @@ pub fn mount_one(
         data.as_deref(),
     )
     .map_err(|e| SetupError::mount(typ, dest, e))?;
+    apply_recursive(root, dest, &opts)?;
     apply_propagation(root, dest, &opts)
 }
 
@@ -284,7 +331,26 @@ fn mount_bind(
         let mounted = reopen(root, dest)?;
         remount_bind(&fd_path(mounted.as_fd()), dest, extra)?;
     }
+    apply_recursive(root, dest, opts)?;
     apply_propagation(root, dest, opts)
+}
+
+/// Applies rro/rnosuid/... to the mount at `dest` and all mounts below it.
+fn apply_recursive(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &MountOptions,
+) -> Result<(), SetupError> {
+    if opts.recursive_set == 0 && opts.recursive_clear == 0 {
+        return Ok(());
+    }
+    let target = reopen(root, dest)?;
+    let mut clear = opts.recursive_clear;
+    if opts.recursive_set & (0x10 | 0x20) != 0 {
+        clear |= 0x70; // MOUNT_ATTR__ATIME: the atime modes are one field
+    }
+    sys::mount_setattr_recursive(target.as_fd(), opts.recursive_set, clear)
+        .map_err(|e| SetupError::mount("set recursive attributes of", dest, e))
 }
 
 /// Opens `dest` inside `root` again, reaching what is now mounted there.

@@ -305,3 +305,37 @@ pub fn sched_setattr(attr: &mut SchedAttr) -> Result<(), Errno> {
     let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *mut SchedAttr, 0) };
     Errno::result(ret).map(drop)
 }
+
+/// struct mount_attr of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE): sets and clears
+/// MOUNT_ATTR_* on a mount tree (what "rro" and friends need); no wrapper
+/// in libc or nix.
+pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is a valid empty C string, `attr` lives across the
+    // call and its size is passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
