@@ -103,7 +103,10 @@ pub fn features() -> Value {
             "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
             "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
             "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
-            "strictatime", "suid", "sync", "unbindable"
+            "strictatime", "suid", "sync", "unbindable",
+            "rdev", "rdiratime", "rexec", "rnoatime", "rnodev", "rnodiratime", "rnoexec",
+            "rnosuid", "rnosymfollow", "rro", "rrw", "rstrictatime",
+            "rsuid", "rsymfollow"
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
