@@ -255,7 +255,14 @@ fn exec_child(
         let exe = process::resolve_executable(process)?;
         let env = process::environment(process);
         chan.send(&Message::Ready)?;
-        init::finish_exec(late_seccomp, preserve_fds, &exe, process, &env)
+        // The parent has returned: a failure now can only go to our stderr.
+        match init::finish_exec(late_seccomp, preserve_fds, &exe, process, &env) {
+            Ok(never) => match never {},
+            Err(e) => {
+                eprintln!("isola-runtime: exec: {}", crate::error::chain(&e));
+                sys::exit_now(127)
+            }
+        }
     })();
     match r {
         Ok(never) => match never {},
