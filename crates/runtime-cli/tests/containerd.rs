@@ -115,6 +115,13 @@ impl Drop for Containerd {
             nix::sys::signal::Signal::SIGTERM,
         );
         let _ = self.child.wait();
+        // ctr's cgroupsPath is /<namespace>/<id>: the runtime removes <id>,
+        // the namespace's parent directory is ours to remove.
+        if let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hierarchies.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(&self.namespace));
+            }
+        }
         // The shim's runc root for our namespace (its state is gone with the containers).
         let _ = std::fs::remove_dir(format!("/run/containerd/runc/{}", self.namespace));
         // Snapshot mounts under the private root must not outlive the test.
