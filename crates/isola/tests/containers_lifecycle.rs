@@ -517,3 +517,36 @@ fn info_and_version_describe_the_host() {
     let version = root.ok(&["version"]);
     assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
 }
+
+#[test]
+fn a_foreground_run_passes_signals_to_the_container() {
+    use std::io::{BufRead, BufReader};
+    let root = Root::new();
+    let mut child = root
+        .cmd(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SIGTERM to the CLI reaches the container's process (docker's --sig-proxy).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "got-term\n");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    root.assert_clean();
+}

@@ -5,12 +5,77 @@
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
 
 use anyhow::bail;
 use engine::monitor::{self, protocol, sys};
 use engine::store::ContainerRecord;
 use engine::Engine;
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::termios::{self, SetArg, Termios};
+
+/// A shared socket written one frame at a time.
+struct Locked(Arc<Mutex<UnixStream>>);
+
+impl Write for Locked {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        // protocol::write_frame writes a whole frame with one write_all.
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Forwards what the terminal sends us, like docker's attach: window size
+/// changes become resize frames (with a terminal); without one, the signals
+/// a user sends the CLI (Ctrl-C, kill) go to the container (`--sig-proxy`).
+/// Called before any other thread starts, so that every thread blocks them.
+fn forward_signals(
+    engine: Engine,
+    rec: ContainerRecord,
+    writer: Arc<Mutex<UnixStream>>,
+    tty: bool,
+) -> anyhow::Result<()> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGWINCH);
+    if !tty {
+        for s in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+        ] {
+            set.add(s);
+        }
+    }
+    set.thread_block()?;
+    std::thread::spawn(move || {
+        while let Ok(sig) = set.wait() {
+            if sig == Signal::SIGWINCH {
+                if let (true, Some((rows, cols))) = (tty, terminal_size()) {
+                    let mut w = Locked(writer.clone());
+                    let _ = protocol::write_frame(
+                        &mut w,
+                        protocol::RESIZE,
+                        &protocol::resize_payload(rows, cols),
+                    );
+                }
+            } else if let Ok(current) = engine.lookup(&rec.config.id) {
+                let _ = engine.kill(&current, sig as i32);
+            }
+        }
+    });
+    Ok(())
+}
 
 #[derive(Debug, clap::Args)]
 pub struct AttachArgs {
@@ -61,18 +126,23 @@ pub fn session(
     tty: bool,
 ) -> anyhow::Result<u8> {
     let _raw = if tty { RawTerminal::enter() } else { None };
-    let mut writer = stream.try_clone()?;
+    // Frames from the stdin and signal threads share one socket: one writer at a time.
+    let writer = Arc::new(Mutex::new(stream.try_clone()?));
     if tty {
         if let Some((rows, cols)) = terminal_size() {
+            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
             protocol::write_frame(
-                &mut writer,
+                &mut *w,
                 protocol::RESIZE,
                 &protocol::resize_payload(rows, cols),
             )?;
         }
     }
+    forward_signals(engine.clone(), rec.clone(), writer.clone(), tty)?;
     if stdin {
+        let writer = writer.clone();
         std::thread::spawn(move || {
+            let mut writer = Locked(writer);
             let mut buf = vec![0u8; 16 * 1024];
             let mut input = std::io::stdin().lock();
             loop {

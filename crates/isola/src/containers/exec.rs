@@ -103,6 +103,18 @@ pub fn exec(engine: &Engine, args: ExecArgs) -> anyhow::Result<u8> {
         let _ = sys::set_window_size(master.as_fd(), rows, cols);
     }
     let raw = RawTerminal::enter();
+    // Window size changes follow the terminal, as with docker exec -t.
+    let mut winch = nix::sys::signal::SigSet::empty();
+    winch.add(nix::sys::signal::Signal::SIGWINCH);
+    winch.thread_block()?;
+    let sized = master.try_clone()?;
+    std::thread::spawn(move || {
+        while winch.wait().is_ok() {
+            if let Some((rows, cols)) = terminal_size() {
+                let _ = sys::set_window_size(sized.as_fd(), rows, cols);
+            }
+        }
+    });
     if args.interactive {
         let mut to = master.try_clone()?;
         std::thread::spawn(move || {

@@ -52,15 +52,46 @@ pub fn start_failed(message: String) -> anyhow::Result<u8> {
     Ok(code)
 }
 
+/// Whether a reference names its registry (`host.domain/...`, `host:port/...`,
+/// `localhost/...`): only those are pulled on demand, so that a typo never
+/// waits on a registry this host may not reach.
+fn names_registry(reference: &str) -> bool {
+    match reference.split_once('/') {
+        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+        None => false,
+    }
+}
+
+/// Creates the container; an image missing from the store that names its
+/// registry is pulled first, as docker does.
+fn create_pulling(engine: &Engine, req: &engine::CreateRequest) -> anyhow::Result<ContainerRecord> {
+    match engine.create(req) {
+        Err(engine::Error::ImageNotFound { image }) if names_registry(&image) => {
+            eprintln!("Unable to find image '{image}' locally");
+            let store = image::store::Store::open(engine.root())?;
+            let opts = image::registry::PullOptions {
+                platform: None,
+                transport: image::registry::Transport::from_host(&[])?,
+                auth: image::registry::AuthStore::new(engine.root()),
+                progress: image::progress::Mode::Quiet,
+            };
+            let pulled = image::registry::pull(&store, &image, &opts)?;
+            eprintln!("Pulled {}", pulled.reference);
+            Ok(engine.create(req)?)
+        }
+        other => Ok(other?),
+    }
+}
+
 pub fn create(engine: &Engine, flags: CreateFlags) -> anyhow::Result<u8> {
-    let rec = engine.create(&flags.to_request()?)?;
+    let rec = create_pulling(engine, &flags.to_request()?)?;
     println!("{}", rec.config.id);
     Ok(0)
 }
 
 pub fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<u8> {
     let req = args.flags.to_request()?;
-    let rec = engine.create(&req)?;
+    let rec = create_pulling(engine, &req)?;
     if args.detach {
         let result = engine
             .start(&rec, false, None)
@@ -175,4 +206,29 @@ pub fn chain(e: &anyhow::Error) -> String {
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_references_with_a_registry_are_pulled_on_demand() {
+        assert!(names_registry("127.0.0.1:5000/busybox:latest"));
+        assert!(names_registry("registry.example.com/team/app"));
+        assert!(names_registry("localhost/busybox"));
+        assert!(!names_registry("busybox"));
+        assert!(!names_registry("library/busybox:1.36"));
+    }
+
+    #[test]
+    fn start_errors_map_to_docker_exit_codes() {
+        assert_eq!(
+            exit_code_for_start_error(
+                "container setup: executable file not found or not executable: x"
+            ),
+            127
+        );
+        assert_eq!(exit_code_for_start_error("bringing up lo: EPERM"), 125);
+    }
 }
