@@ -303,6 +303,14 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         .read(&args.id)
         .map_err(|e| chain(&e))?
         .ok_or_else(|| format!("no such container: {}", args.id))?;
+    if args.restarted && record.state.stopped_by_user {
+        // Stopped (or being removed) while this monitor re-executed itself.
+        let _ = store.update_state(&args.id, |s| {
+            s.status = Status::Exited;
+            s.monitor = None;
+        });
+        return Ok(());
+    }
     let config = record.config;
     let dir = record.dir;
     let me = ProcessId::of(std::process::id() as i32);
@@ -540,7 +548,15 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         } else {
             (100u64 << after.restart_count.saturating_sub(1).min(8)).min(60_000)
         };
-        std::thread::sleep(Duration::from_millis(delay));
+        // Sleep in steps, so that a stop/rm during a long back-off is seen at once.
+        let wake = std::time::Instant::now() + Duration::from_millis(delay);
+        while std::time::Instant::now() < wake {
+            std::thread::sleep(Duration::from_millis(20).min(wake - std::time::Instant::now()));
+            match store.read(&config.id) {
+                Ok(Some(r)) if !r.state.stopped_by_user => {}
+                _ => break,
+            }
+        }
         // A stop/rm during the back-off wins.
         match store.read(&config.id) {
             Ok(Some(r)) if r.state.status == Status::Restarting && !r.state.stopped_by_user => {}
