@@ -499,3 +499,18 @@ fn update_changes_limits_of_a_running_container() {
     assert!(child.wait().unwrap().success());
     assert_eq!(read(&rt), "64\n");
 }
+
+#[test]
+fn a_container_without_proc_is_created_and_started() {
+    // Nothing in the create/start handshake may depend on the container's /proc.
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["sh", "-c", "ls /proc | wc -l; echo started"]);
+    config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/proc");
+    config["linux"]["maskedPaths"] = serde_json::json!([]);
+    config["linux"]["readonlyPaths"] = serde_json::json!([]);
+    let bundle = Bundle::new(&config);
+    assert_eq!(rt.run_ok(&bundle, &unique_name("noproc")), "0\nstarted\n");
+}

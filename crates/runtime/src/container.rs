@@ -266,15 +266,20 @@ impl Container {
             .open(&fifo_path)
             .map_err(Error::io("open", &fifo_path))?;
         let pid = self.state.pid.unwrap_or(0);
+        // The init writes one byte once it has the fifo open, then keeps it
+        // open until execve (close-on-exec): the byte releases it, EOF after
+        // the byte says the user's program is running (or the init died).
         let mut buf = [0u8; 1];
+        let mut released = false;
         loop {
             match fifo.read(&mut buf) {
-                Ok(1) => break,
+                Ok(1) => released = true,
+                Ok(_) if released => break,
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(Error::io("read", &fifo_path)(e)),
             }
-            if !state::is_alive(pid, self.state.pid_start_time) {
+            if !released && !state::is_alive(pid, self.state.pid_start_time) {
                 let _ = fs::remove_file(&fifo_path);
                 return Err(Error::Setup {
                     message: format!("container init (pid {pid}) exited before start"),

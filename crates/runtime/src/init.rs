@@ -291,6 +291,16 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
         hooks::run_all("createContainer", h, &state_json)?;
     }
 
+    // exec.fifo is reopened for writing through our fd table in the host's
+    // /proc, held open across pivot_root: it works whether or not the
+    // container mounts a /proc of its own. Close-on-exec.
+    let host_fds = nix::fcntl::open(
+        "/proc/self/fd",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| SetupError::path("open", "/proc/self/fd", e))?;
+
     rootfs::pivot(args.rootfs, args.no_pivot)?;
 
     if process.terminal().unwrap_or(false) {
@@ -359,15 +369,18 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
     // From here the parent is gone: failures go to the container's stderr.
     let r = (|| -> Result<Never, SetupError> {
         // Block until `start` opens the fifo for reading.
-        let fifo = format!("/proc/self/fd/{}", args.fifo_fd);
-        let w = nix::fcntl::open(
-            fifo.as_str(),
+        let w = nix::fcntl::openat(
+            &host_fds,
+            args.fifo_fd.to_string().as_str(),
             OFlag::O_WRONLY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
         .map_err(|e| SetupError::path("open", "exec.fifo", e))?;
+        drop(host_fds);
         nix::unistd::write(&w, b"0").map_err(|e| SetupError::path("write", "exec.fifo", e))?;
-        drop(w);
+        // `w` stays open (close-on-exec) until execve: `start` reads to EOF,
+        // so it returns, and runs poststart, only once the program runs.
+        std::mem::forget(w);
         let _ = nix::unistd::close(args.fifo_fd);
         if let Some(h) = spec
             .hooks()

@@ -144,19 +144,30 @@ pub fn set_domainname(name: &str) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// Sets or clears FD_CLOEXEC on every descriptor >= `from` except `keep`,
-/// so that exactly 0..from (stdio plus preserved fds) survive execve.
+/// Marks every descriptor >= `from` close-on-exec, so that exactly 0..from
+/// (stdio plus preserved fds) survive execve. close_range(2) needs no /proc
+/// (a container may have none); older kernels fall back to /proc/self/fd.
 pub fn cloexec_from(from: RawFd) -> Result<(), Errno> {
-    let dir = std::fs::read_dir("/proc/self/fd").map_err(|_| Errno::EBADF)?;
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on fds.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            from as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    let dir = std::fs::read_dir("/proc/self/fd").map_err(|_| Errno::last())?;
     let fds: Vec<RawFd> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
-    for fd in fds {
-        if fd >= from {
-            // Errors (EBADF for the read_dir fd itself, already closed) are expected.
-            // SAFETY: F_SETFD on a number only sets a flag; a closed fd gives EBADF.
-            let _ = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
+    for fd in fds.into_iter().filter(|fd| *fd >= from) {
+        // SAFETY: F_SETFD on a number only sets a flag; a closed fd gives EBADF.
+        let _ = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     Ok(())
 }
