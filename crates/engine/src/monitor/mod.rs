@@ -405,22 +405,16 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
     let mut first_client = None;
     if args.attach {
         ready.send("created");
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let deadline = std::time::Instant::now() + ATTACH_WAIT;
-        while std::time::Instant::now() < deadline {
-            match listener.accept() {
-                Ok((s, _)) => {
-                    let _ = s.set_nonblocking(false);
-                    first_client = Some(s);
-                    break;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(2))
-                }
-                Err(_) => break,
-            }
+        // Wait for the attaching CLI (bounded: it may have died).
+        let mut fds = [nix::poll::PollFd::new(
+            listener.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let timeout = nix::poll::PollTimeout::try_from(ATTACH_WAIT.as_millis() as i32)
+            .unwrap_or(nix::poll::PollTimeout::MAX);
+        if matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0) {
+            first_client = listener.accept().ok().map(|(s, _)| s);
         }
-        listener.set_nonblocking(false).map_err(|e| e.to_string())?;
     }
 
     if let Err(e) = backend.start(&config.id) {
