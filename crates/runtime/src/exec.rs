@@ -248,6 +248,7 @@ fn exec_child(
         if let Some(fd) = console_socket {
             let _ = nix::unistd::close(fd);
         }
+        process::apply_oom_score(process)?;
         process::apply_limits(process)?;
         let late_seccomp = init::early_seccomp(process, program)?;
         process::apply_user_and_caps(process)?;

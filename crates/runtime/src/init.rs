@@ -294,6 +294,7 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
     // exec.fifo is reopened for writing through our fd table in the host's
     // /proc, held open across pivot_root: it works whether or not the
     // container mounts a /proc of its own. Close-on-exec.
+    process::apply_oom_score(process)?;
     let host_fds = nix::fcntl::open(
         "/proc/self/fd",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,

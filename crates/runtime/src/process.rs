@@ -17,7 +17,7 @@ use oci_spec::runtime::{Capabilities, PosixRlimitType, Process};
 use crate::init::SetupError;
 use crate::sys;
 
-/// Applies rlimits and oomScoreAdj (before privileges are dropped).
+/// Applies rlimits, I/O priority and scheduler (before privileges are dropped).
 pub fn apply_limits(process: &Process) -> Result<(), SetupError> {
     for rl in process.rlimits().iter().flatten() {
         let res = rlimit_resource(rl.typ());
@@ -45,6 +45,12 @@ pub fn apply_limits(process: &Process) -> Result<(), SetupError> {
     if let Some(s) = process.scheduler() {
         apply_scheduler(s)?;
     }
+    Ok(())
+}
+
+/// oomScoreAdj, written through whatever /proc the caller can see (the
+/// init does it before pivot_root, so it needs no /proc in the container).
+pub fn apply_oom_score(process: &Process) -> Result<(), SetupError> {
     if let Some(score) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", score.to_string()).map_err(|e| {
             SetupError::Io {
