@@ -314,7 +314,16 @@ impl Container {
             });
         }
         if all {
-            let pids = self.processes()?;
+            let pids = match self.processes() {
+                Ok(p) => p,
+                // A stopped container whose cgroup is already gone: nothing to signal.
+                Err(_) if status == Status::Stopped => {
+                    return Err(Error::NotRunning {
+                        id: self.state.id.clone(),
+                    })
+                }
+                Err(e) => return Err(e),
+            };
             for p in &pids {
                 match kill(Pid::from_raw(*p), sig) {
                     Ok(()) | Err(Errno::ESRCH) => {}
