@@ -372,3 +372,47 @@ fn rro_makes_a_bind_mount_read_only_all_the_way_down() {
     let out = run_script(config);
     assert_eq!(out, "ro-sub-writable\nrro-sub-read-only\n");
 }
+
+#[test]
+fn exec_joins_a_user_namespace_container() {
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["sleep", "300"]);
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    let bundle = Bundle::new(&config);
+    let id = unique_name("userns-exec");
+    rt.create(&bundle, &id, &[]).assert_ok();
+    rt.ok(&["start", &id]);
+    let out = rt
+        .cmd(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; id -u; hostname",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(lines, vec!["0 200000 65536", "0", "isola-test"]);
+    // On the host, the container's init runs as the mapped uid.
+    let pid: i32 = rt.state(&id)["pid"].as_i64().unwrap() as i32;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status_field(&status, "Uid").starts_with("200000"),
+        "{status}"
+    );
+}
