@@ -18,6 +18,7 @@ pub mod security;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod sys;
 pub mod units;
 pub mod user;
 

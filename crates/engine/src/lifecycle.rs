@@ -573,7 +573,7 @@ impl Engine {
             io
         };
         let backend = self.backend(config)?;
-        Ok(crate::monitor::sys::with_default_sigpipe(|| {
+        Ok(crate::sys::with_default_sigpipe(|| {
             backend.exec(&config.id, &process, io, opts.tty)
         })?)
     }

@@ -35,6 +35,12 @@ pub enum BackendError {
     },
     #[error("{command} failed: {stderr}")]
     CommandFailed { command: String, stderr: String },
+    #[error("bringing up lo in the network namespace of container {id}")]
+    Loopback {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("waiting for process {pid}")]
     Wait {
         pid: i32,
@@ -62,13 +68,16 @@ pub enum ContainerIo {
 }
 
 /// A created, not yet started container.
-#[derive(Debug)]
 pub struct CreatedContainer {
-    /// The host process the engine waits for: the container init in process
-    /// mode. Its parent is the caller of [`Backend::create`].
+    /// The host process that stands for the container (the container init in
+    /// process mode, the VM worker in vm mode): `ps` and `inspect` show it,
+    /// and the engine's truth check watches it. A child of the caller.
     pub pid: i32,
     /// The terminal master with [`ContainerIo::Terminal`].
     pub console: Option<OwnedFd>,
+    /// Waits until the container's main process exits; returns its exit
+    /// code (128+signal if killed). Called once, from the caller's process.
+    pub wait: Box<dyn FnOnce() -> Result<i32, BackendError> + Send>,
 }
 
 /// A process started by [`Backend::exec`].
@@ -111,7 +120,9 @@ pub struct BackendPaths {
 pub trait Backend: Send + Sync {
     fn isolation(&self) -> Isolation;
     /// Creates the isolated container from its bundle, init blocked until
-    /// [`Backend::start`]. Must be called before the caller starts threads.
+    /// [`Backend::start`], with what the config asks of its network (with
+    /// `none`, a loopback interface that is up). Must be called before the
+    /// caller starts threads.
     fn create(
         &self,
         config: &ContainerConfig,

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::isolation::Isolation;
 use crate::spec::cgroups_path;
-use crate::state::ContainerConfig;
+use crate::state::{ContainerConfig, NetworkMode};
 
 /// Process isolation on this host.
 #[derive(Debug, Clone)]
@@ -175,9 +175,21 @@ impl Backend for ProcessBackend {
             .ok_or_else(|| BackendError::NotRunning {
                 id: config.id.clone(),
             })?;
+        // docker brings up lo in a container without networking; the runtime
+        // only makes the namespace.
+        if config.network == NetworkMode::None {
+            if let Err(source) = crate::sys::loopback_up(pid) {
+                let _ = created.container.delete(true);
+                return Err(BackendError::Loopback {
+                    id: config.id.clone(),
+                    source,
+                });
+            }
+        }
         Ok(CreatedContainer {
             pid,
             console: created.console_master,
+            wait: Box::new(move || wait_child(pid)),
         })
     }
 

@@ -9,7 +9,6 @@
 
 pub mod log;
 pub mod protocol;
-pub mod sys;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -24,8 +23,9 @@ use chrono::Utc;
 
 use crate::backend::{self, BackendPaths, ContainerIo};
 use crate::spec::bundle_dir;
-use crate::state::{NetworkMode, ProcessId, Status};
+use crate::state::{ProcessId, Status};
 use crate::store::ContainerStore;
+use crate::sys;
 use log::{LineBuffer, LogWriter};
 
 /// The hidden subcommand that runs a monitor.
@@ -360,6 +360,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
     let created = sys::with_default_sigpipe(|| backend.create(&config, &bundle_dir(&dir), io))
         .map_err(|e| fail(&store, chain(&e)))?;
     let pid = created.pid;
+    let wait = created.wait;
     let console = created.console.map(File::from);
     if let (Some(c), Some((rows, cols))) = (&console, args.console_size) {
         let _ = sys::set_window_size(c.as_fd(), rows, cols);
@@ -370,15 +371,6 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
             "stdout",
             protocol::STDOUT,
         ));
-    }
-    if config.network == NetworkMode::None {
-        if let Err(e) = sys::loopback_up(pid) {
-            let _ = backend.delete(&config.id, true);
-            return Err(fail(
-                &store,
-                format!("bringing up lo in the container's network namespace: {e}"),
-            ));
-        }
     }
 
     let sock_dir = File::open(&dir).map_err(|e| e.to_string())?;
@@ -474,7 +466,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         });
     }
 
-    let code = backend::wait_child(pid).unwrap_or(255);
+    let code = wait().unwrap_or(255);
     // The pid namespace is gone with its init, so the output pipes reach EOF
     // promptly; the bound is for a pty whose slave something else still holds.
     for _ in 0..n_outputs {

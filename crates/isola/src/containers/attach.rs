@@ -8,8 +8,9 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
 use anyhow::bail;
-use engine::monitor::{self, protocol, sys};
+use engine::monitor::{self, protocol};
 use engine::store::ContainerRecord;
+use engine::sys;
 use engine::Engine;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::termios::{self, SetArg, Termios};

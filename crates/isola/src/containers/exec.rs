@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
 use engine::backend::ContainerIo;
-use engine::monitor::sys;
+use engine::sys;
 use engine::{Engine, ExecOptions};
 
 use super::attach::{terminal_size, RawTerminal};

@@ -1,5 +1,5 @@
-//! monitor::sys: the few raw system calls the monitor needs that neither std
-//! nor nix wraps: bringing up the loopback interface inside the container's
+//! sys: the few raw system calls the engine needs that neither std nor nix
+//! wraps: bringing up the loopback interface inside the container's
 //! network namespace, setting a pty's window size, and the SIGPIPE
 //! disposition its children inherit. Every unsafe block of the engine is here.
 
@@ -118,7 +118,7 @@ pub fn daemonize() -> io::Result<()> {
 }
 
 /// Takes ownership of a descriptor inherited at a known number (the
-/// readiness pipe that [`super::spawn`] places at fd 3).
+/// readiness pipe that [`crate::monitor::spawn`] places at fd 3).
 pub fn inherited_fd(fd: i32) -> OwnedFd {
     // SAFETY: the fd was placed at this number by our parent for this process
     // alone; nothing else in the process owns it.
