@@ -20,9 +20,9 @@ use crate::{
     create, process, seccomp, spec, sys, Console, Container, Error, ExecOptions, Executed, Status,
 };
 
-/// /proc/<pid>/ns names, user first: after joining it, the others (owned
-/// by it) can be joined with its capabilities. mnt is opened first and
-/// joined last would also work; we open all before joining any.
+/// /proc/<pid>/ns names in join order: user first (the others belong to
+/// it, and joining it gives the capabilities to join them), mnt last (it
+/// changes our root). All are opened before any is joined.
 const NAMESPACES: [(LinuxNamespaceType, &str); 8] = [
     (LinuxNamespaceType::User, "user"),
     (LinuxNamespaceType::Ipc, "ipc"),
