@@ -24,7 +24,7 @@ echo "bench/vm: kernel $kernel" >&2
 echo "bench/vm: building vm-run and the static agent (release)" >&2
 cargo build -q --release -p vm --example vm-run
 LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/x86_64-linux-gnu \
-  RUSTFLAGS="-C target-feature=+crt-static -C strip=debuginfo" \
+  RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols" \
   cargo build -q --release -p agent --target x86_64-unknown-linux-gnu
 export ISOLA_AGENT=$PWD/target/x86_64-unknown-linux-gnu/release/agent
 vmrun=target/release/examples/vm-run

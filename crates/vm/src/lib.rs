@@ -37,3 +37,17 @@ pub use error::Error;
 pub use kernel::{AgentBinary, GuestKernel};
 pub use proto::{ContainerStats, ProcessInfo};
 pub use vmm::{Vm, VmConfig, GUEST_ROOTFS};
+
+#[cfg(test)]
+mod tests {
+    /// The engine's monitor moves these between threads.
+    #[test]
+    fn handles_are_send() {
+        fn send<T: Send>() {}
+        send::<super::Vm>();
+        send::<super::AgentClient>();
+        send::<super::ProcessIo>();
+        fn sync<T: Sync>() {}
+        sync::<super::AgentClient>();
+    }
+}
