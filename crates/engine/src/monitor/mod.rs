@@ -32,6 +32,8 @@ use log::{LineBuffer, LogWriter};
 pub const COMMAND: &str = "container-monitor";
 /// The monitor's socket in the container directory.
 pub const SOCKET: &str = "monitor.sock";
+/// The file a running monitor holds locked.
+const MONITOR_LOCK: &str = "monitor.lock";
 /// How long a monitor started for an attaching CLI waits for it to connect.
 const ATTACH_WAIT: Duration = Duration::from_secs(30);
 
@@ -313,6 +315,18 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
     }
     let config = record.config;
     let dir = record.dir;
+    // One monitor per container, held for the monitor's lifetime: a second
+    // `start` of the same container fails here instead of racing the first.
+    let lock_path = dir.join(MONITOR_LOCK);
+    let monitor_lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("opening {}: {e}", lock_path.display()))?;
+    if monitor_lock.try_lock().is_err() {
+        return Err(format!("container {} is already running", config.id));
+    }
     let me = ProcessId::of(std::process::id() as i32);
     let paths = BackendPaths {
         root: args.root.clone(),
