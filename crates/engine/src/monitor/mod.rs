@@ -347,7 +347,9 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
     };
 
     // Leftovers of an earlier run (a restart, or `start` after an exit).
-    let _ = backend.delete(&config.id, true);
+    if record.state.started_at.is_some() || args.restarted {
+        let _ = backend.delete(&config.id, true);
+    }
 
     let mut stdin_writer = None;
     let mut outputs = Vec::new();
@@ -488,11 +490,16 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
             break;
         }
     }
-    let _ = backend.delete(&config.id, true);
     if config.auto_remove {
         // --rm (never combined with a restart policy): remove first, then
         // report the exit, so the attached CLI returns with nothing left.
-        if let Err(e) = crate::lifecycle::remove_resources(&args.root, &store, &config) {
+        // The backend's cleanup (cgroups, runtime state) and the removal of
+        // the snapshot and record are independent: side by side.
+        let removed = std::thread::scope(|s| {
+            s.spawn(|| backend.delete(&config.id, true));
+            crate::lifecycle::remove_resources(&args.root, &store, &config)
+        });
+        if let Err(e) = removed {
             tracing::warn!("removing container {}: {}", config.id, chain(&e));
             let _ = store.update_state(&config.id, |s| {
                 s.status = Status::Exited;
@@ -509,6 +516,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         }
         return Ok(());
     }
+    let _ = backend.delete(&config.id, true);
     // Exit and restart decision in one write, so no reader sees "exited"
     // for a container that is about to restart.
     let mut restart = false;
