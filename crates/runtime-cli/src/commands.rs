@@ -1,8 +1,7 @@
 //! commands: one function per runc command, mapping flags onto the
 //! `runtime` library and printing results (only results go to stdout).
 
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -229,7 +228,6 @@ fn forward_signals(pid: i32) {
         Signal::SIGQUIT,
         Signal::SIGUSR1,
         Signal::SIGUSR2,
-        Signal::SIGWINCH,
     ] {
         // SAFETY: the handler only calls kill(2), which is async-signal-safe.
         let _ = unsafe { sigaction(s, &act) };
@@ -249,36 +247,10 @@ fn wait_exit_code(pid: i32) -> Result<i32> {
     }
 }
 
-/// Copies between our stdio and a pty master; the returned thread ends
-/// when the pty has no more output (its last process exited).
-fn proxy_terminal(master: OwnedFd) -> Option<std::thread::JoinHandle<()>> {
-    let mut m_read = std::fs::File::from(master);
-    let mut m_write = m_read.try_clone().ok()?;
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        let mut stdin = std::io::stdin();
-        while let Ok(n) = stdin.read(&mut buf) {
-            if n == 0 || m_write.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-    });
-    Some(std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        let mut stdout = std::io::stdout();
-        while let Ok(n) = m_read.read(&mut buf) {
-            if n == 0 || stdout.write_all(&buf[..n]).is_err() {
-                break;
-            }
-            let _ = stdout.flush();
-        }
-    }))
-}
-
 fn run_container(root: &Path, a: &CreateArgs, detach: bool) -> Result<i32> {
     let created = create(root, a, !detach)?;
     let mut c = created.container;
-    let output = created.console_master.and_then(proxy_terminal);
+    let output = created.console_master.and_then(crate::terminal::proxy);
     let pid = c.pid().unwrap_or(0);
     if let Err(e) = c.start() {
         let _ = Container::load(root, &a.id).map(|c| c.delete(true));
@@ -289,8 +261,8 @@ fn run_container(root: &Path, a: &CreateArgs, detach: bool) -> Result<i32> {
     }
     forward_signals(pid);
     let code = wait_exit_code(pid)?;
-    if let Some(t) = output {
-        let _ = t.join();
+    if let Some(p) = output {
+        p.finish();
     }
     Container::load(root, &a.id)?.delete(true)?;
     Ok(code)
@@ -508,11 +480,11 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    let output = executed.console_master.and_then(proxy_terminal);
+    let output = executed.console_master.and_then(crate::terminal::proxy);
     forward_signals(executed.pid);
     let code = wait_exit_code(executed.pid)?;
-    if let Some(t) = output {
-        let _ = t.join();
+    if let Some(p) = output {
+        p.finish();
     }
     Ok(code)
 }

@@ -6,6 +6,7 @@
 mod commands;
 mod log;
 mod templates;
+mod terminal;
 
 use std::path::PathBuf;
 
