@@ -514,3 +514,44 @@ fn a_container_without_proc_is_created_and_started() {
     let bundle = Bundle::new(&config);
     assert_eq!(rt.run_ok(&bundle, &unique_name("noproc")), "0\nstarted\n");
 }
+
+#[test]
+fn run_with_a_terminal_gives_the_container_our_window_size() {
+    // script(1) provides the terminal a user would have.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("SKIP: script(1) (util-linux) is not installed");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["sh", "-c", "stty size"]);
+    config["process"]["terminal"] = serde_json::json!(true);
+    let bundle = Bundle::new(&config);
+    let id = unique_name("winsize");
+    rt.track(&id);
+    let cmd = format!(
+        "stty rows 33 cols 77; {} --root {} run --bundle {} {}",
+        common::BIN,
+        rt.root.path().display(),
+        bundle.path().display(),
+        id
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("33 77"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
