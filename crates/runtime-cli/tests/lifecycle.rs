@@ -61,6 +61,11 @@ fn list_state_and_ps_report_a_running_container() {
     rt.ok(&["start", &id]);
     let pid = rt.state(&id)["pid"].as_i64().unwrap() as i32;
 
+    // The container has its own session keyring, not ours (runc does the same).
+    if let Ok(keys) = std::fs::read_to_string("/proc/keys") {
+        assert!(keys.contains(&format!("_ses.{id}")), "{keys}");
+    }
+
     let quiet = rt.ok(&["list", "-q"]);
     assert_eq!(quiet.lines().collect::<Vec<_>>(), vec![id.as_str()]);
     let table = rt.ok(&["list"]);

@@ -280,6 +280,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
         preserve_fds: opts.preserve_fds,
         seccomp: program.as_ref(),
         no_pivot,
+        id: &opts.id,
     };
     let stdio = opts.stdio.as_ref().map(|s| {
         [

@@ -114,6 +114,7 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     pub seccomp: Option<&'a seccomp::Program>,
     pub no_pivot: bool,
+    pub id: &'a str,
 }
 
 /// Reports `err` to the parent and exits.
@@ -269,6 +270,13 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
     wait_continue(chan)?;
     sys::reset_signals();
     nix::unistd::setsid().map_err(|e| SetupError::sys("setsid", e))?;
+    // Kernels without keyrings (ENOSYS) or policies denying it leave the
+    // container in the caller's session keyring, as runc tolerates too.
+    if let Err(e) = sys::join_new_session_keyring(&format!("_ses.{}", args.id)) {
+        if e != nix::errno::Errno::ENOSYS && e != nix::errno::Errno::EACCES {
+            return Err(SetupError::sys("join a new session keyring", e));
+        }
+    }
 
     let _root = rootfs::prepare(spec, args.rootfs, args.bundle)?;
 

@@ -350,3 +350,14 @@ pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> Resu
     };
     Errno::result(ret).map(drop)
 }
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a new session keyring, so the
+/// container does not share the runtime caller's keys (as runc does).
+pub fn join_new_session_keyring(name: &str) -> Result<(), Errno> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: the name is a valid C string that outlives the call.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
