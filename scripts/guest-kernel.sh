@@ -38,6 +38,19 @@ if [ -f "$out/bzImage" ]; then
 fi
 
 mkdir -p "$cache"
+# One build at a time (make setup may run from several checkouts or sessions):
+# a second caller waits for the first, then finds its result in the cache.
+exec 9>"$cache/.build.lock"
+if ! flock -n 9; then
+  say "another guest kernel build is running; waiting for it"
+  flock 9
+fi
+if [ -f "$out/bzImage" ]; then
+  ln -sfn "$key" "$cache/latest"
+  say "built by the other run ($key)"
+  echo "$out/bzImage"
+  exit 0
+fi
 build="$cache/build-$key"
 rm -rf "$build"
 mkdir -p "$build"
