@@ -10,20 +10,48 @@ use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::stat::Mode;
+use oci_spec::runtime::Process;
 
 use crate::init::SetupError;
 use crate::sync::{Channel, Message};
 use crate::sys;
 
 /// Where the pty master goes.
-pub enum MasterSink<'a> {
+enum MasterSink<'a> {
     Socket(RawFd),
     Parent(&'a Channel),
 }
 
+/// The terminal `process` asks for, if any, as the init and exec both set
+/// it up: the master goes over `socket`, or back over `chan` when
+/// `to_parent`; `socket` is closed afterwards either way.
+pub fn setup_for(
+    process: &Process,
+    socket: Option<RawFd>,
+    to_parent: bool,
+    chan: &Channel,
+    bind_console: bool,
+) -> Result<(), SetupError> {
+    if process.terminal().unwrap_or(false) {
+        let sink = match socket {
+            Some(fd) => MasterSink::Socket(fd),
+            None if to_parent => MasterSink::Parent(chan),
+            None => return Err(SetupError::NoConsoleSocket),
+        };
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        setup(sink, process.user().uid(), size, bind_console)?;
+    }
+    if let Some(fd) = socket {
+        let _ = nix::unistd::close(fd);
+    }
+    Ok(())
+}
+
 /// Opens a pty, hands out the master, and makes the slave this process's
 /// stdio and controlling terminal. `bind_console`: also bind it over /dev/console.
-pub fn setup(
+fn setup(
     sink: MasterSink<'_>,
     uid: u32,
     size: Option<(u16, u16)>,

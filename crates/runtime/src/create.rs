@@ -19,7 +19,7 @@ use crate::cgroups::Cgroup;
 use crate::init::{self, InitArgs};
 use crate::state::{self, ContainerState, EXEC_FIFO, SPEC_FILE};
 use crate::sync::{Channel, Message};
-use crate::{hooks, seccomp, spec, sys, Console, Container, CreateOptions, Created, Error};
+use crate::{hooks, seccomp, spec, sys, Console, Container, CreateOptions, Created, Error, Stdio3};
 
 /// Rejects ids that could escape the state root or confuse tools.
 pub fn validate_id(id: &str) -> Result<(), Error> {
@@ -175,35 +175,13 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     for field in spec::ignored_fields(&spec) {
         tracing::warn!("{field} is not supported by isola-runtime and is ignored");
     }
-    let program = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .map(seccomp::compile)
-        .transpose()
-        .map_err(Error::Seccomp)?;
+    let program = seccomp_program(&spec)?;
     let terminal = spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    if terminal && matches!(opts.console, Console::None) {
-        return Err(spec_err(spec::SpecError::Invalid {
-            field: "process.terminal".into(),
-            problem: "is true but no console socket was given (use --console-socket)".into(),
-        }));
-    }
-    let console_socket = match (&opts.console, terminal) {
-        (Console::Socket(p), true) => {
-            Some(
-                UnixStream::connect(p).map_err(|source| Error::ConsoleSocket {
-                    path: p.clone(),
-                    source,
-                })?,
-            )
-        }
-        _ => None,
-    };
+    let console_socket = connect_console(&opts.console, terminal, &bundle)?;
 
     fs::create_dir_all(&opts.root).map_err(Error::io("create state root", &opts.root))?;
     let dir = opts.root.join(&opts.id);
@@ -282,13 +260,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
         no_pivot,
         id: &opts.id,
     };
-    let stdio = opts.stdio.as_ref().map(|s| {
-        [
-            s.stdin.as_raw_fd(),
-            s.stdout.as_raw_fd(),
-            s.stderr.as_raw_fd(),
-        ]
-    });
+    let stdio = opts.stdio.as_ref().map(Stdio3::raw_fds);
     let child = match sys::fork().map_err(Error::sys("fork"))? {
         sys::Forked::Child => {
             drop(parent_chan);
@@ -338,6 +310,57 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
     state::write_atomic(&abs, pid.to_string().as_bytes(), false)
 }
 
+/// The compiled linux.seccomp profile, if the spec has one.
+pub(crate) fn seccomp_program(spec: &Spec) -> Result<Option<seccomp::Program>, Error> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(seccomp::compile)
+        .transpose()
+        .map_err(Error::Seccomp)
+}
+
+/// The console socket of a process whose `terminal` is set, connected
+/// before anything is forked so that a bad path fails first. A terminal
+/// with nowhere to send its master is an error in `bundle`'s config.
+pub(crate) fn connect_console(
+    console: &Console,
+    terminal: bool,
+    bundle: &Path,
+) -> Result<Option<UnixStream>, Error> {
+    match (console, terminal) {
+        (Console::None, true) => Err(Error::Spec {
+            bundle: bundle.to_path_buf(),
+            source: spec::invalid(
+                "process.terminal",
+                "is true but no console socket was given (use --console-socket)",
+            ),
+        }),
+        (Console::Socket(p), true) => {
+            UnixStream::connect(p)
+                .map(Some)
+                .map_err(|source| Error::ConsoleSocket {
+                    path: p.clone(),
+                    source,
+                })
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The next message from a child during setup. A child that reports
+/// `Failed`, or exits without a word (`who` names it), ends the setup.
+pub(crate) fn recv_setup(chan: &Channel, who: &str) -> Result<(Message, Vec<OwnedFd>), Error> {
+    match chan.recv() {
+        Ok((Message::Failed(message), _)) => Err(Error::Setup { message }),
+        Ok(m) => Ok(m),
+        Err(crate::sync::Error::Closed) => Err(Error::Setup {
+            message: format!("{who} exited during setup"),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Answers the children until the init reports Ready (or fails).
 fn drive_children(
     chan: &Channel,
@@ -357,15 +380,7 @@ fn drive_children(
     let linux = spec.linux().as_ref();
     let mut master = None;
     loop {
-        let (msg, mut fds) = match chan.recv() {
-            Ok(m) => m,
-            Err(crate::sync::Error::Closed) => {
-                return Err(Error::Setup {
-                    message: "the container's init exited during setup".into(),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (msg, mut fds) = recv_setup(chan, "the container's init")?;
         match msg {
             Message::WriteIdMaps => {
                 write_id_map(
@@ -402,7 +417,6 @@ fn drive_children(
             }
             Message::ConsoleMaster => master = fds.pop(),
             Message::Ready => return Ok(master),
-            Message::Failed(message) => return Err(Error::Setup { message }),
             other => {
                 return Err(Error::Setup {
                     message: format!("unexpected message {other:?}"),

@@ -15,7 +15,7 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use crate::init::SetupError;
 use crate::mounts::{fd_path, open_or_create_in_root};
-use crate::sys;
+use crate::{spec, sys};
 
 /// A device node to create.
 pub struct DeviceNode {
@@ -76,8 +76,11 @@ pub fn create(
     bind_from_host: bool,
 ) -> Result<(), SetupError> {
     let parent = dev.path.parent().unwrap_or(Path::new("/"));
-    let name = dev.path.file_name().ok_or_else(|| SetupError::Invalid {
-        what: format!("device path {} has no file name", dev.path.display()),
+    let name = dev.path.file_name().ok_or_else(|| {
+        spec::invalid(
+            "linux.devices[].path",
+            format!("{} has no file name", dev.path.display()),
+        )
     })?;
     let dir = open_or_create_in_root(root, parent, true)?;
     // O_PATH fds work as dirfd for the *at calls, but mknodat needs a real one.

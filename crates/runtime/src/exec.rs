@@ -4,7 +4,6 @@
 //! the new process's parent (CLONE_PARENT) and reaps it.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 
 use nix::fcntl::OFlag;
 use nix::sched::{setns, CloneFlags};
@@ -13,11 +12,12 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
-use crate::console::{self, MasterSink};
+use crate::console;
 use crate::init::{self, SetupError};
 use crate::sync::{Channel, Message};
 use crate::{
     create, process, seccomp, spec, sys, Console, Container, Error, ExecOptions, Executed, Status,
+    Stdio3,
 };
 
 /// /proc/<pid>/ns names in join order: user first (the others belong to
@@ -44,35 +44,9 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
         source,
     })?;
     let cspec = c.spec()?;
-    let program = cspec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .map(seccomp::compile)
-        .transpose()
-        .map_err(Error::Seccomp)?;
+    let program = create::seccomp_program(&cspec)?;
     let terminal = process.terminal().unwrap_or(false);
-    let console_socket = match (&opts.console, terminal) {
-        (Console::Socket(p), true) => {
-            Some(
-                UnixStream::connect(p).map_err(|source| Error::ConsoleSocket {
-                    path: p.clone(),
-                    source,
-                })?,
-            )
-        }
-        (Console::None, true) => {
-            return Err(Error::Spec {
-                bundle: c.bundle().to_path_buf(),
-                source: spec::SpecError::Invalid {
-                    field: "process.terminal".into(),
-                    problem: "is true but no console socket was given (use --console-socket)"
-                        .into(),
-                },
-            })
-        }
-        _ => None,
-    };
+    let console_socket = create::connect_console(&opts.console, terminal, c.bundle())?;
     let init_pid = c
         .pid()
         .ok_or_else(|| Error::NotRunning { id: id.clone() })?;
@@ -101,13 +75,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
     let cgroup = c.cgroup()?;
 
     let (parent_chan, child_chan) = Channel::pair()?;
-    let stdio = opts.stdio.as_ref().map(|s| {
-        [
-            s.stdin.as_raw_fd(),
-            s.stdout.as_raw_fd(),
-            s.stderr.as_raw_fd(),
-        ]
-    });
+    let stdio = opts.stdio.as_ref().map(Stdio3::raw_fds);
     let sock = console_socket.as_ref().map(|s| s.as_raw_fd());
     let to_parent = matches!(opts.console, Console::Return);
     let child = match sys::fork().map_err(Error::sys("fork"))? {
@@ -117,14 +85,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                 if let Some(fds) = stdio {
                     init::install_stdio(fds)?;
                 }
-                match child_chan.recv()?.0 {
-                    Message::Continue => {}
-                    other => {
-                        return Err(SetupError::Invalid {
-                            what: format!("unexpected message {other:?}"),
-                        })
-                    }
-                }
+                init::wait_continue(&child_chan)?;
                 for (t, path, fd) in &ns_fds {
                     setns(fd, CloneFlags::from_bits_retain(*t as i32))
                         .map_err(|e| SetupError::path("join namespace", path, e))?;
@@ -169,15 +130,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
         parent_chan.send(&Message::Continue)?;
         let mut master = None;
         loop {
-            let (msg, mut fds) = match parent_chan.recv() {
-                Ok(m) => m,
-                Err(crate::sync::Error::Closed) => {
-                    return Err(Error::Setup {
-                        message: "the exec'd process exited during setup".into(),
-                    })
-                }
-                Err(e) => return Err(e.into()),
-            };
+            let (msg, mut fds) = create::recv_setup(&parent_chan, "the exec'd process")?;
             match msg {
                 Message::InitPid(pid) => {
                     exec_pid = Some(pid);
@@ -186,7 +139,6 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                 }
                 Message::ConsoleMaster => master = fds.pop(),
                 Message::Ready => return Ok(master),
-                Message::Failed(message) => return Err(Error::Setup { message }),
                 other => {
                     return Err(Error::Setup {
                         message: format!("unexpected message {other:?}"),
@@ -230,24 +182,7 @@ fn exec_child(
         init::wait_continue(chan)?;
         sys::reset_signals();
         nix::unistd::setsid().map_err(|e| SetupError::sys("setsid", e))?;
-        if process.terminal().unwrap_or(false) {
-            let sink = match console_socket {
-                Some(fd) => MasterSink::Socket(fd),
-                None if to_parent => MasterSink::Parent(chan),
-                None => {
-                    return Err(SetupError::Invalid {
-                        what: "process.terminal is true but no console socket was given".into(),
-                    })
-                }
-            };
-            let size = process
-                .console_size()
-                .map(|b| (b.height() as u16, b.width() as u16));
-            console::setup(sink, process.user().uid(), size, false)?;
-        }
-        if let Some(fd) = console_socket {
-            let _ = nix::unistd::close(fd);
-        }
+        console::setup_for(process, console_socket, to_parent, chan, false)?;
         process::apply_oom_score(process)?;
         process::apply_limits(process)?;
         let late_seccomp = init::early_seccomp(process, program)?;

@@ -14,7 +14,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::console::{self, MasterSink};
+use crate::console;
 use crate::sync::{Channel, Message};
 use crate::{hooks, process, rootfs, seccomp, sys};
 
@@ -48,8 +48,15 @@ pub enum SetupError {
         #[source]
         source: caps::errors::CapsError,
     },
-    #[error("{what}")]
-    Invalid { what: String },
+    /// The runtime sent something other than what this step waits for.
+    #[error("unexpected message from the runtime: {got}")]
+    UnexpectedMessage { got: String },
+    /// A terminal was asked for but nowhere was given to send its master.
+    #[error("process.terminal is true but no console socket was given (--console-socket)")]
+    NoConsoleSocket,
+    /// A configuration value only the setup itself can check.
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
     #[error("executable file not found or not executable: {path}")]
     NotExecutable { path: PathBuf },
     #[error(transparent)]
@@ -126,8 +133,8 @@ pub fn fail(chan: &Channel, err: &SetupError) -> ! {
 pub fn wait_continue(chan: &Channel) -> Result<(), SetupError> {
     match chan.recv()?.0 {
         Message::Continue => Ok(()),
-        other => Err(SetupError::Invalid {
-            what: format!("unexpected message from the runtime: {other:?}"),
+        other => Err(SetupError::UnexpectedMessage {
+            got: format!("{other:?}"),
         }),
     }
 }
@@ -285,8 +292,8 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
     let state_json = match chan.recv()?.0 {
         Message::HookState(s) => s,
         other => {
-            return Err(SetupError::Invalid {
-                what: format!("unexpected message from the runtime: {other:?}"),
+            return Err(SetupError::UnexpectedMessage {
+                got: format!("{other:?}"),
             })
         }
     };
@@ -312,23 +319,13 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
 
     rootfs::pivot(args.rootfs, args.no_pivot)?;
 
-    if process.terminal().unwrap_or(false) {
-        let sink = match (args.console_socket, args.console_to_parent) {
-            (Some(fd), _) => MasterSink::Socket(fd),
-            (None, true) => MasterSink::Parent(chan),
-            (None, false) => return Err(SetupError::Invalid {
-                what: "process.terminal is true but no console socket was given (--console-socket)"
-                    .into(),
-            }),
-        };
-        let size = process
-            .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        console::setup(sink, process.user().uid(), size, true)?;
-    }
-    if let Some(fd) = args.console_socket {
-        let _ = nix::unistd::close(fd);
-    }
+    console::setup_for(
+        process,
+        args.console_socket,
+        args.console_to_parent,
+        chan,
+        true,
+    )?;
 
     rootfs::finalize(spec)?;
     let linux = spec.linux().as_ref();

@@ -14,7 +14,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::Mount;
 
 use crate::init::SetupError;
-use crate::sys;
+use crate::{spec, sys};
 
 /// Mount flags and the remaining filesystem-specific data of an OCI mount.
 #[derive(Debug, Clone)]
@@ -305,8 +305,11 @@ fn mount_bind(
     opts: &MountOptions,
 ) -> Result<(), SetupError> {
     let dest = m.destination();
-    let source = m.source().as_ref().ok_or_else(|| SetupError::Invalid {
-        what: format!("bind mount on {} has no source", dest.display()),
+    let source = m.source().as_ref().ok_or_else(|| {
+        spec::invalid(
+            "mounts[].source",
+            format!("is missing for the bind mount on {}", dest.display()),
+        )
     })?;
     let source = bundle.join(source);
     let meta = fs::metadata(&source).map_err(|e| SetupError::Io {

@@ -13,7 +13,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::init::SetupError;
 use crate::mounts::{self, fd_path, open_or_create_in_root, remount_bind};
-use crate::{devices, sys};
+use crate::{devices, spec, sys};
 
 /// Everything before pivot_root that needs the host's view: propagation,
 /// rootfs bind, mounts, devices. Returns an fd of the rootfs.
@@ -137,8 +137,11 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), SetupError> {
 pub fn finalize(spec: &Spec) -> Result<(), SetupError> {
     let linux = spec.linux().as_ref();
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        let flags = mounts::propagation_flag(p).ok_or_else(|| SetupError::Invalid {
-            what: format!("linux.rootfsPropagation {p:?} is not a propagation mode"),
+        let flags = mounts::propagation_flag(p).ok_or_else(|| {
+            spec::invalid(
+                "linux.rootfsPropagation",
+                format!("{p:?} is not a propagation mode"),
+            )
         })?;
         mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
             .map_err(|e| SetupError::mount("set propagation of", Path::new("/"), e))?;

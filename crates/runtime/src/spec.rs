@@ -33,7 +33,7 @@ pub enum SpecError {
     },
 }
 
-fn invalid(field: impl Into<String>, problem: impl Into<String>) -> SpecError {
+pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> SpecError {
     SpecError::Invalid {
         field: field.into(),
         problem: problem.into(),
