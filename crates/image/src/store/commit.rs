@@ -4,13 +4,12 @@
 //! then write the image record and tag under the metadata lock.
 
 use std::fs::{self, File};
-use std::io;
 
 use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
 
 use super::records::{Image, ImageRecord};
-use super::{write_atomic, Error, Store};
+use super::{read_json, write_atomic, Error, Store};
 use crate::digest;
 use crate::error::DiffIdMismatch;
 use crate::manifest::Manifest;
@@ -175,17 +174,7 @@ impl Store {
 
     pub(crate) fn read_layer_info(&self, diff_id: &str) -> Result<Option<LayerInfo>, Error> {
         let path = self.layer_dir(diff_id)?.join("layer.json");
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|source| Error::BadJson {
-                    what: "layer record",
-                    digest: diff_id.to_string(),
-                    source,
-                }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("reading", path, e)),
-        }
+        read_json(&path, "layer record", diff_id)
     }
 
     /// Unpacks layer blob `blob` as `diff_id` unless already there.

@@ -199,8 +199,8 @@ impl Store {
         Ok(self.root.join("layers").join(digest::hex_of(diff_id)?))
     }
 
-    /// An exclusive lock named `name` (a file under `locks/`).
-    pub(crate) fn lock(&self, name: &str) -> Result<LockGuard, Error> {
+    /// The file under `locks/` that lock `name` is taken on, and its path.
+    fn lock_file(&self, name: &str) -> Result<(File, PathBuf), Error> {
         let path = self.root.join("locks").join(format!("{name}.lock"));
         let file = OpenOptions::new()
             .create(true)
@@ -208,6 +208,12 @@ impl Store {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io("opening lock file", &path, e))?;
+        Ok((file, path))
+    }
+
+    /// An exclusive lock named `name` (a file under `locks/`).
+    pub(crate) fn lock(&self, name: &str) -> Result<LockGuard, Error> {
+        let (file, path) = self.lock_file(name)?;
         let lock =
             Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| Error::Lock {
                 path,
@@ -218,13 +224,7 @@ impl Store {
 
     /// The lock named `name` if nobody holds it now.
     pub(crate) fn try_lock(&self, name: &str) -> Result<Option<LockGuard>, Error> {
-        let path = self.root.join("locks").join(format!("{name}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("opening lock file", &path, e))?;
+        let (file, path) = self.lock_file(name)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(Some(LockGuard { _lock: lock })),
             Err((_, nix::Error::EWOULDBLOCK)) => Ok(None),
@@ -237,6 +237,26 @@ impl Store {
 
     pub(crate) fn meta_lock(&self) -> Result<LockGuard, Error> {
         self.lock("meta")
+    }
+}
+
+/// Reads the JSON record at `path`, `None` if there is none; `what` and
+/// `name` say which record a parse error is about.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+    name: &str,
+) -> Result<Option<T>, Error> {
+    match fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|source| Error::BadJson {
+                what,
+                digest: name.to_string(),
+                source,
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("reading", path, e)),
     }
 }
 

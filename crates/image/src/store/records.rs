@@ -9,7 +9,7 @@ use std::io;
 use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
 
-use super::{write_atomic, Error, Store};
+use super::{read_json, write_atomic, Error, Store};
 use crate::digest;
 use crate::reference::Reference;
 
@@ -75,18 +75,7 @@ impl Store {
     }
 
     pub(crate) fn read_record(&self, id: &str) -> Result<Option<ImageRecord>, Error> {
-        let path = self.record_path(id)?;
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|source| Error::BadJson {
-                    what: "image record",
-                    digest: id.to_string(),
-                    source,
-                }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("reading", path, e)),
-        }
+        read_json(&self.record_path(id)?, "image record", id)
     }
 
     pub(crate) fn write_record(&self, rec: &ImageRecord) -> Result<(), Error> {
@@ -128,15 +117,8 @@ impl Store {
 
     pub(crate) fn read_tags(&self) -> Result<Tags, Error> {
         let path = self.tags_path();
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::BadJson {
-                what: "tag list",
-                digest: path.display().to_string(),
-                source,
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Tags::new()),
-            Err(e) => Err(Error::io("reading", path, e)),
-        }
+        let tags = read_json(&path, "tag list", &path.display().to_string())?;
+        Ok(tags.unwrap_or_else(Tags::new))
     }
 
     pub(crate) fn write_tags(&self, tags: &Tags) -> Result<(), Error> {

@@ -16,7 +16,7 @@ use nix::sys::stat::{mknod, Mode, SFlag};
 use serde::{Deserialize, Serialize};
 
 use super::records::Image;
-use super::{write_atomic, Error, Store};
+use super::{read_json, write_atomic, Error, Store};
 
 /// The most mount option bytes the kernel reads (one page, less a margin).
 const MAX_MOUNT_DATA: usize = 4000;
@@ -257,17 +257,8 @@ impl Store {
 
     fn read_snapshot(&self, key: &str) -> Result<SnapshotRecord, Error> {
         let path = self.snapshot_dir(key)?.join("snapshot.json");
-        match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::BadJson {
-                what: "snapshot record",
-                digest: key.to_string(),
-                source,
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(Error::SnapshotNotFound(key.to_string()))
-            }
-            Err(e) => Err(Error::io("reading", path, e)),
-        }
+        read_json(&path, "snapshot record", key)?
+            .ok_or_else(|| Error::SnapshotNotFound(key.to_string()))
     }
 
     /// An existing snapshot; remounts its overlay if it is not mounted
