@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs::{self, File};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{busybox_oci_archive, chain, SnapshotGuard, TestStore};
@@ -196,25 +196,29 @@ fn import_of_a_malicious_tar_fails_and_leaves_nothing() {
     );
 }
 
+/// The digest of the first layer of the first image in the OCI layout at
+/// `layout`, and the file that holds it.
+fn first_layer_blob(layout: &Path) -> (String, PathBuf) {
+    let blob = |digest: &str| layout.join("blobs/sha256").join(&digest["sha256:".len()..]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let m = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&fs::read(blob(m)).unwrap()).unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = blob(&layer);
+    (layer, path)
+}
+
 #[test]
 fn an_archive_whose_manifest_names_a_missing_blob_is_rejected_cleanly() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     testkit::oci_layout(&layout, "busybox", "latest");
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let m = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(&m[7..])).unwrap())
-            .unwrap();
-    let layer = manifest["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    fs::remove_file(layout.join("blobs/sha256").join(&layer[7..])).unwrap();
+    let (layer, path) = first_layer_blob(&layout);
+    fs::remove_file(path).unwrap();
     let tar = work.path().join("broken.tar");
     testkit::tar_dir(&layout, &tar);
     let t = TestStore::new();
@@ -235,20 +239,7 @@ fn an_archive_blob_with_a_wrong_digest_is_rejected_cleanly() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
     testkit::oci_layout(&layout, "busybox", "latest");
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let m = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(&m[7..])).unwrap())
-            .unwrap();
-    let layer = manifest["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let path = layout.join("blobs/sha256").join(&layer[7..]);
+    let (layer, path) = first_layer_blob(&layout);
     let mut bytes = fs::read(&path).unwrap();
     let n = bytes.len();
     bytes[n / 2] ^= 0xff;
