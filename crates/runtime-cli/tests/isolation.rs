@@ -387,22 +387,13 @@ fn exec_joins_a_user_namespace_container() {
     let id = unique_name("userns-exec");
     rt.create(&bundle, &id, &[]).assert_ok();
     rt.ok(&["start", &id]);
-    let out = rt
-        .cmd(&[
-            "exec",
-            &id,
-            "sh",
-            "-c",
-            "cat /proc/self/uid_map; id -u; hostname",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = rt.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; id -u; hostname",
+    ]);
     let lines: Vec<String> = text
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))

@@ -234,22 +234,13 @@ fn exec_runs_inside_the_container() {
     rt.create(&bundle, &id, &[]).assert_ok();
     rt.ok(&["start", &id]);
 
-    let out = rt
-        .cmd(&[
-            "exec",
-            &id,
-            "sh",
-            "-c",
-            "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $FOO; pwd; id -u",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = rt.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $FOO; pwd; id -u",
+    ]);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "isola-test");
     assert_eq!(
@@ -261,31 +252,20 @@ fn exec_runs_inside_the_container() {
     assert_eq!(lines[3], "/");
     assert_eq!(lines[4], "0");
 
-    let out = rt
-        .cmd(&[
-            "exec",
-            "--env",
-            "FOO=bar",
-            "--cwd",
-            "/tmp",
-            "--user",
-            "1000:1000",
-            &id,
-            "sh",
-            "-c",
-            "echo $FOO; pwd; id -u; id -g",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "bar\n/tmp\n1000\n1000\n"
-    );
+    let stdout = rt.ok(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        &id,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; id -g",
+    ]);
+    assert_eq!(stdout, "bar\n/tmp\n1000\n1000\n");
 
     let out = rt
         .cmd(&["exec", &id, "sh", "-c", "exit 5"])
@@ -306,19 +286,8 @@ fn exec_runs_inside_the_container() {
         .to_string(),
     )
     .unwrap();
-    let out = rt
-        .cmd(&["exec", "--process", proc_json.to_str().unwrap(), &id])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "from-process-json\ny\n"
-    );
+    let stdout = rt.ok(&["exec", "--process", proc_json.to_str().unwrap(), &id]);
+    assert_eq!(stdout, "from-process-json\ny\n");
 
     // -d with --pid-file: the process runs on, in the container's cgroup.
     let pid_file = rt.root.path().join("exec.pid");
@@ -401,18 +370,13 @@ fn preserve_fds_passes_extra_fds_and_no_others() {
         bundle.path().display(),
         id
     );
-    let out = std::process::Command::new("/bin/sh")
-        .args(["-c", &script])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = common::stdout_ok(
+        std::process::Command::new("/bin/sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null()),
     );
     // 0-2, 3, and the fd `ls` itself opens for /proc/self/fd.
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "via-fd-3\n0 1 2 3 4 ");
+    assert_eq!(stdout, "via-fd-3\n0 1 2 3 4 ");
 }
 
 #[test]
@@ -421,22 +385,14 @@ fn no_pivot_still_confines_the_container() {
     let bundle = Bundle::new(&runtime_config(&["sh", "-c", "ls /bin/busybox; echo $$"]));
     let id = unique_name("nopivot");
     rt.track(&id);
-    let out = rt
-        .cmd(&[
-            "run",
-            "--no-pivot",
-            "--bundle",
-            bundle.path().to_str().unwrap(),
-            &id,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "/bin/busybox\n1\n");
+    let stdout = rt.ok(&[
+        "run",
+        "--no-pivot",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(stdout, "/bin/busybox\n1\n");
 }
 
 #[test]
@@ -460,16 +416,8 @@ fn run_and_exec_with_a_terminal_proxy_the_pty() {
     let id = unique_name("exectty");
     rt.create(&bundle, &id, &[]).assert_ok();
     rt.ok(&["start", &id]);
-    let out = rt
-        .cmd(&["exec", "-t", &id, "sh", "-c", "test -t 1 && echo exec-tty"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "exec-tty\r\n");
+    let stdout = rt.ok(&["exec", "-t", &id, "sh", "-c", "test -t 1 && echo exec-tty"]);
+    assert_eq!(stdout, "exec-tty\r\n");
 }
 
 #[test]
@@ -544,19 +492,10 @@ fn run_with_a_terminal_gives_the_container_our_window_size() {
         bundle.path().display(),
         id
     );
-    let out = std::process::Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = common::stdout_ok(
+        std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(std::process::Stdio::null()),
     );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("33 77"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(stdout.contains("33 77"), "{stdout}");
 }

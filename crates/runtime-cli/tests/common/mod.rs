@@ -48,15 +48,11 @@ impl Runtime {
         self.ids.borrow_mut().push(id.to_string());
     }
 
-    /// Runs a command that starts no container process; returns its output.
+    /// Runs a command that must succeed and returns its stdout. Not for
+    /// one that leaves a container process holding stdout (`create`,
+    /// `run --detach`): reading to the end would wait for that process.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "isola-runtime {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        stdout_ok(&mut self.cmd(args))
     }
 
     /// `run` in the foreground; returns once the container exited.
@@ -151,6 +147,19 @@ impl Created {
     pub fn assert_ok(&self) {
         assert!(self.success, "create failed: {}", self.stderr());
     }
+}
+
+/// Runs `cmd` to the end; asserts it succeeded (showing its stderr
+/// otherwise) and returns its stdout.
+pub fn stdout_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Polls `cond` every 10 ms for up to 20 s; panics naming `what` otherwise.
