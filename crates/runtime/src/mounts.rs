@@ -162,14 +162,17 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<PathBuf, SetupError> {
     use std::collections::VecDeque;
     use std::ffi::OsString;
-    let mut pending: VecDeque<OsString> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect();
+    // The names still to walk: "." and the root are no steps, ".." is one.
+    let steps = |p: &Path| -> VecDeque<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut pending = steps(path);
     let mut resolved = PathBuf::from("/");
     let mut links = 0;
     while let Some(c) = pending.pop_front() {
@@ -195,14 +198,7 @@ fn resolve_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<PathBuf, SetupEr
                 if target.is_absolute() {
                     resolved = PathBuf::from("/");
                 }
-                let mut front: VecDeque<OsString> = target
-                    .components()
-                    .filter_map(|c| match c {
-                        Component::Normal(n) => Some(n.to_os_string()),
-                        Component::ParentDir => Some("..".into()),
-                        _ => None,
-                    })
-                    .collect();
+                let mut front = steps(&target);
                 front.extend(pending);
                 pending = front;
             }

@@ -4,7 +4,7 @@
 //! read-only paths). Only called in the container's init process.
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -159,18 +159,7 @@ pub fn finalize(spec: &Spec) -> Result<(), SetupError> {
 
 /// maskedPaths: /dev/null over files, an empty read-only tmpfs over directories.
 pub fn mask_paths(paths: &[String]) -> Result<(), SetupError> {
-    let root = File::open("/").map_err(|e| SetupError::Io {
-        op: "open",
-        path: "/".into(),
-        source: e,
-    })?;
-    for p in paths {
-        let path = Path::new(p);
-        let fd = match sys::open_in_root(root.as_fd(), path, libc::O_PATH) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => continue,
-            Err(e) => return Err(SetupError::path("open masked path", path, e)),
-        };
+    for_existing_paths(paths, "masked", |_, path, fd| {
         let is_dir = nix::sys::stat::fstat(&fd)
             .map(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR)
             .unwrap_or(false);
@@ -192,25 +181,13 @@ pub fn mask_paths(paths: &[String]) -> Result<(), SetupError> {
                 None::<&str>,
             )
         };
-        r.map_err(|e| SetupError::mount("mask", path, e))?;
-    }
-    Ok(())
+        r.map_err(|e| SetupError::mount("mask", path, e))
+    })
 }
 
 /// readonlyPaths: bind each onto itself, then remount read-only.
 pub fn readonly_paths(paths: &[String]) -> Result<(), SetupError> {
-    let root = File::open("/").map_err(|e| SetupError::Io {
-        op: "open",
-        path: "/".into(),
-        source: e,
-    })?;
-    for p in paths {
-        let path = Path::new(p);
-        let fd = match sys::open_in_root(root.as_fd(), path, libc::O_PATH) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => continue,
-            Err(e) => return Err(SetupError::path("open read-only path", path, e)),
-        };
+    for_existing_paths(paths, "read-only", |root, path, fd| {
         let target = fd_path(fd.as_fd());
         mount(
             Some(&target),
@@ -221,13 +198,37 @@ pub fn readonly_paths(paths: &[String]) -> Result<(), SetupError> {
         )
         .map_err(|e| SetupError::mount("bind", path, e))?;
         // Reopen: the fd points below the new mount.
-        let fd = sys::open_in_root(root.as_fd(), path, libc::O_PATH)
+        let fd = sys::open_in_root(root, path, libc::O_PATH)
             .map_err(|e| SetupError::path("open read-only path", path, e))?;
         remount_bind(
             &fd_path(fd.as_fd()),
             path,
             MsFlags::MS_RDONLY | MsFlags::MS_REC,
-        )?;
+        )
+    })
+}
+
+/// Calls `f` with the root, each of `paths` (`kind` paths, for errors)
+/// and an O_PATH fd of it opened without leaving the root; paths that do
+/// not exist are skipped, as the runtime spec allows.
+fn for_existing_paths(
+    paths: &[String],
+    kind: &str,
+    mut f: impl FnMut(BorrowedFd<'_>, &Path, OwnedFd) -> Result<(), SetupError>,
+) -> Result<(), SetupError> {
+    let root = File::open("/").map_err(|e| SetupError::Io {
+        op: "open",
+        path: "/".into(),
+        source: e,
+    })?;
+    for p in paths {
+        let path = Path::new(p);
+        let fd = match sys::open_in_root(root.as_fd(), path, libc::O_PATH) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(SetupError::path(format!("open {kind} path"), path, e)),
+        };
+        f(root.as_fd(), path, fd)?;
     }
     Ok(())
 }
