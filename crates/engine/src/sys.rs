@@ -80,20 +80,30 @@ pub fn with_default_sigpipe<T>(f: impl FnOnce() -> T) -> T {
     r
 }
 
-/// Makes `cmd` start in its own session with `ready` as its fd 3, the
-/// monitor's readiness pipe.
-pub fn detach_with_ready_fd(cmd: &mut std::process::Command, ready: std::os::fd::RawFd) {
+/// Makes `cmd` start in its own session with each `(fd, number)` of `fds`
+/// at that number in the child (the monitor's readiness pipe at 3, its
+/// attach socket at 4).
+pub fn detach_with_fds(cmd: &mut std::process::Command, fds: Vec<(std::os::fd::RawFd, i32)>) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe calls (dup2, fcntl, setsid).
+    // async-signal-safe calls (fcntl, dup2, close, setsid) on a fixed array.
     unsafe {
         cmd.pre_exec(move || {
-            if ready == 3 {
-                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+            // Move every source out of the way first, so that no dup2 below
+            // overwrites a source that is still to be placed.
+            let mut moved = [(-1, -1); 4];
+            for (slot, (src, dst)) in moved.iter_mut().zip(fds.iter()) {
+                let tmp = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, 64);
+                if tmp < 0 {
                     return Err(io::Error::last_os_error());
                 }
-            } else if libc::dup2(ready, 3) < 0 {
-                return Err(io::Error::last_os_error());
+                *slot = (tmp, *dst);
+            }
+            for (tmp, dst) in moved.iter().filter(|(t, _)| *t >= 0) {
+                if libc::dup2(*tmp, *dst) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::close(*tmp);
             }
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
@@ -118,7 +128,8 @@ pub fn daemonize() -> io::Result<()> {
 }
 
 /// Takes ownership of a descriptor inherited at a known number (the
-/// readiness pipe that [`crate::monitor::spawn`] places at fd 3).
+/// readiness pipe and attach socket that [`crate::monitor::spawn`] places
+/// at fds 3 and 4).
 pub fn inherited_fd(fd: i32) -> OwnedFd {
     // SAFETY: the fd was placed at this number by our parent for this process
     // alone; nothing else in the process owns it.

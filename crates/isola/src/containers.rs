@@ -70,7 +70,7 @@ pub enum ContainerCommand {
         #[arg(long)]
         ready_fd: Option<i32>,
         #[arg(long)]
-        attach: bool,
+        attach_fd: Option<i32>,
         #[arg(long)]
         restarted: bool,
         #[arg(long, value_parser = parse_console_size)]
@@ -105,7 +105,7 @@ impl ContainerCommand {
         if let ContainerCommand::Monitor {
             id,
             ready_fd,
-            attach,
+            attach_fd,
             restarted,
             console_size,
         } = self
@@ -114,7 +114,7 @@ impl ContainerCommand {
                 root: root.to_path_buf(),
                 id,
                 ready_fd,
-                attach,
+                attach_fd,
                 restarted,
                 console_size,
             });

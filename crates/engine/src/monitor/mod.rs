@@ -34,8 +34,6 @@ pub const COMMAND: &str = "container-monitor";
 pub const SOCKET: &str = "monitor.sock";
 /// The file a running monitor holds locked.
 const MONITOR_LOCK: &str = "monitor.lock";
-/// How long a monitor started for an attaching CLI waits for it to connect.
-const ATTACH_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
@@ -61,16 +59,16 @@ pub enum MonitorError {
 /// What the monitor reports over the readiness pipe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
-    /// Created and listening; waiting for the attaching CLI to connect.
-    Created,
     /// Running, with the init's host pid.
     Started(i32),
 }
 
-/// The CLI's end of the readiness pipe.
+/// The CLI's end of the readiness pipe, and of the attach connection when
+/// the monitor was started for an attaching CLI.
 pub struct ReadyPipe {
     id: String,
     reader: BufReader<File>,
+    attach: Option<UnixStream>,
 }
 
 impl ReadyPipe {
@@ -84,9 +82,6 @@ impl ReadyPipe {
                 id: self.id.clone(),
             });
         }
-        if line == "created" {
-            return Ok(Report::Created);
-        }
         if let Some(pid) = line.strip_prefix("started ") {
             return Ok(Report::Started(pid.parse().unwrap_or(0)));
         }
@@ -94,11 +89,17 @@ impl ReadyPipe {
             line.strip_prefix("error ").unwrap_or(line).to_string(),
         ))
     }
+
+    /// The attach connection made at spawn (once).
+    pub fn take_attach(&mut self) -> Option<UnixStream> {
+        self.attach.take()
+    }
 }
 
 /// Starts the monitor of container `id` (whose record and bundle exist).
-/// With `attach` the monitor waits for a client on its socket before it
-/// starts the container, so no output is lost.
+/// With `attach`, the monitor is handed one end of a connected socket pair
+/// (the other is in the returned [`ReadyPipe`]) before it starts anything,
+/// so no output is lost and no connect round trip is needed.
 pub fn spawn(
     root: &Path,
     id: &str,
@@ -122,20 +123,28 @@ pub fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(debug_log());
-    if attach {
-        cmd.arg("--attach");
-    }
+    let mut fds = vec![(std::os::fd::AsRawFd::as_raw_fd(&writer), 3)];
+    let (ours, theirs) = if attach {
+        let (a, b) = UnixStream::pair().map_err(err)?;
+        cmd.arg("--attach-fd").arg("4");
+        fds.push((std::os::fd::AsRawFd::as_raw_fd(&b), 4));
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
     if let Some((rows, cols)) = console_size {
         cmd.arg("--console-size").arg(format!("{rows}x{cols}"));
     }
-    sys::detach_with_ready_fd(&mut cmd, std::os::fd::AsRawFd::as_raw_fd(&writer));
+    sys::detach_with_fds(&mut cmd, fds);
     let mut child = cmd.spawn().map_err(err)?;
     drop(writer);
+    drop(theirs);
     // The first monitor process forks and exits at once.
     child.wait().map_err(err)?;
     Ok(ReadyPipe {
         id: id.into(),
         reader: BufReader::new(File::from(OwnedFd::from(reader))),
+        attach: ours,
     })
 }
 
@@ -179,7 +188,8 @@ pub struct MonitorArgs {
     pub root: PathBuf,
     pub id: String,
     pub ready_fd: Option<i32>,
-    pub attach: bool,
+    /// A socket connected to the attaching CLI, inherited at this number.
+    pub attach_fd: Option<i32>,
     /// The terminal's initial (rows, columns).
     pub console_size: Option<(u16, u16)>,
     /// Re-executed by a monitor for a restart: already detached, and its pid
@@ -410,20 +420,9 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         console,
     });
 
-    let mut first_client = None;
-    if args.attach {
-        ready.send("created");
-        // Wait for the attaching CLI (bounded: it may have died).
-        let mut fds = [nix::poll::PollFd::new(
-            listener.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let timeout = nix::poll::PollTimeout::try_from(ATTACH_WAIT.as_millis() as i32)
-            .unwrap_or(nix::poll::PollTimeout::MAX);
-        if matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0) {
-            first_client = listener.accept().ok().map(|(s, _)| s);
-        }
-    }
+    let first_client = args
+        .attach_fd
+        .map(|fd| UnixStream::from(sys::inherited_fd(fd)));
 
     if let Err(e) = backend.start(&config.id) {
         let msg = chain(&e);

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use engine::monitor::{self, Report};
 use engine::store::ContainerRecord;
 use engine::Engine;
 
@@ -129,26 +128,22 @@ fn run_attached(
     stdin: bool,
     tty: bool,
 ) -> anyhow::Result<u8> {
-    let setup = || -> anyhow::Result<(std::os::unix::net::UnixStream, monitor::ReadyPipe)> {
-        let mut ready = engine.start(rec, true, tty.then(attach::terminal_size).flatten())?;
-        match ready.report()? {
-            Report::Created => {}
-            Report::Started(_) => {}
-        }
-        let stream = monitor::connect(&rec.dir, &rec.config.id)?;
-        Ok((stream, ready))
-    };
-    let (stream, mut ready) = match setup() {
+    let started = engine
+        .start(rec, true, tty.then(attach::terminal_size).flatten())
+        .map_err(anyhow::Error::from)
+        .and_then(|mut ready| {
+            ready.report()?;
+            ready
+                .take_attach()
+                .ok_or_else(|| anyhow::anyhow!("the monitor gave no attach connection"))
+        });
+    let stream = match started {
         Ok(s) => s,
         Err(e) => {
             let _ = engine.remove(rec, true);
             return start_failed(chain(&e));
         }
     };
-    if let Err(e) = ready.report() {
-        let _ = engine.remove(rec, true);
-        return start_failed(chain(&anyhow::Error::from(e)));
-    }
     attach::session(engine, rec, stream, stdin, tty)
 }
 
@@ -163,11 +158,12 @@ pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<u8> {
             true,
             rec.config.tty.then(attach::terminal_size).flatten(),
         )?;
-        ready.report()?;
-        let stream = monitor::connect(&rec.dir, &rec.config.id)?;
         if let Err(e) = ready.report() {
             return start_failed(chain(&anyhow::Error::from(e)));
         }
+        let stream = ready
+            .take_attach()
+            .ok_or_else(|| anyhow::anyhow!("the monitor gave no attach connection"))?;
         return attach::session(
             engine,
             &rec,
