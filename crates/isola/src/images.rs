@@ -4,7 +4,7 @@
 //! of its own beyond formatting.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -313,7 +313,10 @@ fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    let found: Vec<InspectImage> = images.iter().map(|i| inspect_json(store, i)).collect();
+    let found = images
+        .iter()
+        .map(|i| inspect_json(store, i))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut out = io::stdout().lock();
     let mut ser = serde_json::Serializer::with_formatter(
         &mut out,
@@ -347,25 +350,16 @@ struct InspectImage<'a> {
     metadata: serde_json::Value,
 }
 
-fn inspect_json<'a>(store: &Store, img: &'a Image) -> InspectImage<'a> {
+fn inspect_json<'a>(store: &Store, img: &'a Image) -> Result<InspectImage<'a>, image::Error> {
     let (os, architecture, variant) = img.platform();
     let history = img.config.history().clone().unwrap_or_default();
-    let lower_dirs: Vec<String> = img
+    let lower_dirs = img
         .layers
         .iter()
         .rev()
-        .map(|l| {
-            let hex = l.trim_start_matches("sha256:");
-            store
-                .root()
-                .join("layers")
-                .join(hex)
-                .join("diff")
-                .display()
-                .to_string()
-        })
-        .collect();
-    InspectImage {
+        .map(|l| Ok(store.layer_diff_dir(l)?.display().to_string()))
+        .collect::<Result<Vec<String>, image::Error>>()?;
+    Ok(InspectImage {
         id: &img.id,
         repo_tags: img.names.iter().map(Reference::familiar).collect(),
         repo_digests: img
@@ -392,7 +386,7 @@ fn inspect_json<'a>(store: &Store, img: &'a Image) -> InspectImage<'a> {
         graph_driver: json!({ "Name": "overlay", "Data": { "LowerDirs": lower_dirs } }),
         root_fs: json!({ "Type": "layers", "Layers": img.layers }),
         metadata: json!({ "ManifestDigest": img.manifest_digest }),
-    }
+    })
 }
 
 fn tag(store: &Store, args: TagArgs) -> anyhow::Result<u8> {
@@ -496,8 +490,7 @@ fn import(store: &Store, args: ImportArgs) -> anyhow::Result<u8> {
         archive::import(store, &mut io::stdin().lock(), name.as_ref())
             .context("importing from stdin")?
     } else {
-        let mut f: Box<dyn Read> =
-            Box::new(File::open(&args.file).with_context(|| format!("opening {}", args.file))?);
+        let mut f = File::open(&args.file).with_context(|| format!("opening {}", args.file))?;
         archive::import(store, &mut f, name.as_ref())
             .with_context(|| format!("importing {}", args.file))?
     };

@@ -141,6 +141,12 @@ fn load_a_docker_archive_then_list_inspect_tag_and_remove() {
     assert_eq!(img["RootFS"]["Layers"].as_array().unwrap().len(), 1);
     assert!(img["Size"].as_u64().unwrap() > 1_000_000);
     assert_eq!(img["Created"], "2024-01-01T00:00:00Z");
+    // GraphDriver names the unpacked layer, which holds the image's files.
+    let lowers = img["GraphDriver"]["Data"]["LowerDirs"].as_array().unwrap();
+    assert_eq!(lowers.len(), 1, "{lowers:?}");
+    let lower = Path::new(lowers[0].as_str().unwrap());
+    assert!(lower.starts_with(env.root.path()), "{lower:?}");
+    assert!(lower.join("bin/busybox").is_file(), "{lower:?}");
 
     env.ok(&["tag", "busybox", "127.0.0.1:5000/mybox:v1"]);
     let json_rows: Vec<serde_json::Value> = env

@@ -199,6 +199,11 @@ impl Store {
         Ok(self.root.join("layers").join(digest::hex_of(diff_id)?))
     }
 
+    /// The unpacked contents of layer `diff_id` (an overlayfs lower dir).
+    pub fn layer_diff_dir(&self, diff_id: &str) -> Result<PathBuf, Error> {
+        Ok(self.layer_dir(diff_id)?.join("diff"))
+    }
+
     /// The file under `locks/` that lock `name` is taken on, and its path.
     fn lock_file(&self, name: &str) -> Result<(File, PathBuf), Error> {
         let path = self.root.join("locks").join(format!("{name}.lock"));

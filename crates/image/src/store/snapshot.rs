@@ -150,7 +150,7 @@ impl Store {
         }
         if driver == SnapshotDriver::Copy {
             for diff_id in &image.layers {
-                let layer = self.layer_dir(diff_id)?.join("diff");
+                let layer = self.layer_diff_dir(diff_id)?;
                 copy_layer(&layer, &rootfs).map_err(|(path, source)| Error::SnapshotCopy {
                     key: key.to_string(),
                     path,
@@ -185,7 +185,7 @@ impl Store {
         );
         let mut lowers = Vec::new();
         for diff_id in layers.iter().rev() {
-            lowers.push(self.layer_dir(diff_id)?.join("diff").display().to_string());
+            lowers.push(self.layer_diff_dir(diff_id)?.display().to_string());
         }
         if lowers.is_empty() {
             // overlayfs needs a lowerdir; an image without layers gets an empty one.
