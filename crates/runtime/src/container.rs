@@ -233,8 +233,7 @@ impl Container {
             Status::Running | Status::Paused => OciStatus::Running,
             Status::Stopped => OciStatus::Stopped,
         };
-        let json = create::oci_state_json(&self.state, status);
-        let mut s: oci_spec::runtime::State = serde_json::from_str(&json).unwrap_or_default();
+        let mut s = create::oci_state(&self.state, status);
         if status == OciStatus::Stopped {
             s.set_pid(None);
         }

@@ -125,7 +125,8 @@ fn systemd_to_cgroupfs(path: &str) -> Option<String> {
     Some(format!("/{}/{unit}", dirs.join("/")).replace("//", "/"))
 }
 
-pub fn oci_state_json(st: &ContainerState, status: OciStatus) -> String {
+/// The runtime-spec state of the container `st` records, in `status`.
+pub fn oci_state(st: &ContainerState, status: OciStatus) -> oci_spec::runtime::State {
     let mut s = oci_spec::runtime::State::default();
     s.set_version(oci_spec::runtime::VERSION.to_string());
     s.set_id(st.id.clone());
@@ -133,7 +134,12 @@ pub fn oci_state_json(st: &ContainerState, status: OciStatus) -> String {
     s.set_pid(st.pid);
     s.set_bundle(st.bundle.clone());
     s.set_annotations((!st.annotations.is_empty()).then(|| st.annotations.clone()));
-    serde_json::to_string(&s).unwrap_or_default()
+    s
+}
+
+/// [`oci_state`] as the JSON that hooks read on stdin.
+pub fn oci_state_json(st: &ContainerState, status: OciStatus) -> String {
+    serde_json::to_string(&oci_state(st, status)).unwrap_or_default()
 }
 
 /// linux.resources plus an allow rule for each of linux.devices, as runc
