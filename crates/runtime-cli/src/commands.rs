@@ -268,13 +268,20 @@ fn run_container(root: &Path, a: &CreateArgs, detach: bool) -> Result<i32> {
     Ok(code)
 }
 
-fn state_json(c: &Container) -> serde_json::Value {
+/// The container's status (read from /proc once) and the pid runc shows
+/// with it: 0 once the container has stopped.
+fn status_and_pid(c: &Container) -> (Status, i32) {
     let status = c.status();
     let pid = if status == Status::Stopped {
         0
     } else {
         c.pid().unwrap_or(0)
     };
+    (status, pid)
+}
+
+fn state_json(c: &Container) -> serde_json::Value {
+    let (status, pid) = status_and_pid(c);
     json!({
         "ociVersion": oci_spec::runtime::VERSION,
         "id": c.id(),
@@ -307,12 +314,7 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<i32> {
                 "ID", "PID", "STATUS", "BUNDLE", "CREATED"
             );
             for c in &all {
-                let st = c.status();
-                let pid = if st == Status::Stopped {
-                    0
-                } else {
-                    c.pid().unwrap_or(0)
-                };
+                let (st, pid) = status_and_pid(c);
                 println!(
                     "{:<20} {:<8} {:<10} {:<40} {:<32} root",
                     c.id(),
@@ -417,13 +419,13 @@ fn exec_process(c: &Container, a: &ExecArgs) -> Result<Process> {
         p.set_cwd(cwd.clone());
     }
     if let Some(u) = &a.user {
+        let bad = || format!("--user {u:?}: expected uid[:gid] (numbers)");
         let (uid, gid) = match u.split_once(':') {
-            Some((u, g)) => (u.parse::<u32>()?, Some(g.parse::<u32>()?)),
-            None => (
-                u.parse::<u32>()
-                    .with_context(|| format!("--user {u:?}: expected uid[:gid]"))?,
-                None,
+            Some((uid, gid)) => (
+                uid.parse::<u32>().with_context(bad)?,
+                Some(gid.parse::<u32>().with_context(bad)?),
             ),
+            None => (u.parse::<u32>().with_context(bad)?, None),
         };
         let user = p.user_mut();
         user.set_uid(uid);

@@ -233,3 +233,24 @@ fn an_rlimit_above_the_hard_limit_is_reported_with_its_name() {
     let err = create_fails(&rt, &bundle, &unique_name("rlimit"));
     assert!(err.contains("RLIMIT_NOFILE"), "{err}");
 }
+
+#[test]
+fn exec_with_a_non_numeric_user_says_what_it_expects() {
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&runtime_config(&["sleep", "300"]));
+    let id = unique_name("baduser");
+    rt.create(&bundle, &id, &[]).assert_ok();
+    // Both halves are checked: a bad uid and a bad gid name the flag alike.
+    for user in ["nobody", "0:staff"] {
+        let out = rt
+            .cmd(&["exec", "--user", user, &id, "true"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{user}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("--user {user:?}: expected uid[:gid]")),
+            "{err}"
+        );
+    }
+}
