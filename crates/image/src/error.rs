@@ -139,8 +139,13 @@ pub enum Error {
         source: io::Error,
     },
 
-    #[error("archive: {0}")]
-    ArchiveFormat(String),
+    #[error("archive: a legacy docker archive (\"repositories\" without \"manifest.json\") is not supported; save it again with a newer docker")]
+    LegacyDockerArchive,
+
+    #[error(
+        "archive: neither a docker archive (manifest.json) nor an OCI image layout (index.json)"
+    )]
+    UnknownArchiveFormat,
 
     #[error("archive entry \"{entry}\": {reason}")]
     ArchiveEntry { entry: String, reason: String },

@@ -277,3 +277,38 @@ fn an_archive_with_an_escaping_link_is_rejected() {
     assert!(!chain(&not_archive).is_empty());
     t.assert_nothing_partial();
 }
+
+#[test]
+fn an_archive_of_no_known_format_says_which_it_is_not() {
+    let tar_of = |name: &str| {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, &b"{}"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    let t = TestStore::new();
+    let err = archive::load(&t.store, &mut &tar_of("repositories")[..]).unwrap_err();
+    assert!(matches!(err, Error::LegacyDockerArchive), "{}", chain(&err));
+    assert!(
+        chain(&err).contains("legacy docker archive") && chain(&err).contains("newer docker"),
+        "{}",
+        chain(&err)
+    );
+    let err = archive::load(&t.store, &mut &tar_of("hello.txt")[..]).unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownArchiveFormat),
+        "{}",
+        chain(&err)
+    );
+    assert!(
+        chain(&err).contains(
+            "neither a docker archive (manifest.json) nor an OCI image layout (index.json)"
+        ),
+        "{}",
+        chain(&err)
+    );
+    t.assert_nothing_partial();
+}

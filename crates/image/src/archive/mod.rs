@@ -37,20 +37,15 @@ pub fn load_with_progress(
     progress: &Progress,
 ) -> Result<Vec<Image>, Error> {
     let mut contents = Contents::read(store, input, progress)?;
-    let result = if contents.has("index.json") && !contents.has("manifest.json") {
-        load_oci(store, &mut contents)
-    } else if contents.has("manifest.json") {
+    // docker 25+ saves both files; its manifest.json is then the one followed.
+    let result = if contents.has("manifest.json") {
         load_docker(store, &mut contents)
     } else if contents.has("index.json") {
         load_oci(store, &mut contents)
     } else if contents.has("repositories") {
-        Err(Error::ArchiveFormat(
-            "a legacy docker archive (\"repositories\" without \"manifest.json\") is not supported; save it again with a newer docker".into(),
-        ))
+        Err(Error::LegacyDockerArchive)
     } else {
-        Err(Error::ArchiveFormat(
-            "neither a docker archive (manifest.json) nor an OCI image layout (index.json)".into(),
-        ))
+        Err(Error::UnknownArchiveFormat)
     };
     if result.is_err() {
         let adopted = contents.adopted();
