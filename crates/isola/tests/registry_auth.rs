@@ -7,6 +7,8 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use support::*;
 
 #[test]
@@ -76,21 +78,7 @@ fn docker_config_credentials_are_used() {
     let root = engine_root();
     let docker = root.path().join("docker-config");
     fs::create_dir(&docker).unwrap();
-    let encoded = std::process::Command::new("base64")
-        .arg("-w0")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(format!("{USER}:{PASSWORD}").as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    let encoded = String::from_utf8(encoded.stdout).unwrap();
+    let encoded = STANDARD.encode(format!("{USER}:{PASSWORD}"));
     fs::write(
         docker.join("config.json"),
         format!(
