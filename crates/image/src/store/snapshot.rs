@@ -384,11 +384,7 @@ fn copy_dir(
         let existing = fs::symlink_metadata(&to).ok();
         if is_whiteout(&meta) {
             if let Some(m) = existing {
-                if m.is_dir() {
-                    fs::remove_dir_all(&to).map_err(ctx(&to))?;
-                } else {
-                    fs::remove_file(&to).map_err(ctx(&to))?;
-                }
+                remove_existing(&to, &m).map_err(ctx(&to))?;
             }
             continue;
         }
@@ -415,11 +411,7 @@ fn copy_dir(
             continue;
         }
         if let Some(m) = existing {
-            if m.is_dir() {
-                fs::remove_dir_all(&to).map_err(ctx(&to))?;
-            } else {
-                fs::remove_file(&to).map_err(ctx(&to))?;
-            }
+            remove_existing(&to, &m).map_err(ctx(&to))?;
         }
         let ft = meta.file_type();
         if meta.nlink() > 1 && !ft.is_symlink() {
@@ -447,6 +439,16 @@ fn copy_dir(
         copy_meta(&from, &to, &meta).map_err(ctx(&to))?;
     }
     Ok(())
+}
+
+/// Removes what a lower layer put at `path` (`meta` says what): a whole
+/// directory tree, or one file, link or node.
+fn remove_existing(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    if meta.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
 }
 
 fn copy_meta(from: &Path, to: &Path, meta: &fs::Metadata) -> io::Result<()> {
