@@ -383,10 +383,11 @@ fn drive_children(
             source,
         })?;
     chan.send(&Message::Continue)?;
+    const WHO: &str = "the container's init";
     let linux = spec.linux().as_ref();
     let mut master = None;
     loop {
-        let (msg, mut fds) = recv_setup(chan, "the container's init")?;
+        let (msg, mut fds) = recv_setup(chan, WHO)?;
         match msg {
             Message::WriteIdMaps => {
                 write_id_map(
@@ -424,8 +425,9 @@ fn drive_children(
             Message::ConsoleMaster => master = fds.pop(),
             Message::Ready => return Ok(master),
             other => {
-                return Err(Error::Setup {
-                    message: format!("unexpected message {other:?}"),
+                return Err(Error::UnexpectedMessage {
+                    who: WHO,
+                    got: format!("{other:?}"),
                 })
             }
         }

@@ -62,6 +62,9 @@ pub enum Error {
     /// across the fork, so the chain comes as one line.
     #[error("container setup: {message}")]
     Setup { message: String },
+    /// A child sent a message that has no place at this step of the setup.
+    #[error("container setup: unexpected message from {who}: {got}")]
+    UnexpectedMessage { who: &'static str, got: String },
     #[error(transparent)]
     Hook(#[from] hooks::Error),
     #[error("console socket {path}")]

@@ -121,6 +121,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
     drop(opts.stdio);
     drop(console_socket);
 
+    const WHO: &str = "the exec'd process";
     let mut exec_pid = None;
     let r = (|| -> Result<Option<OwnedFd>, Error> {
         cgroup.add_process(child).map_err(|source| Error::Cgroup {
@@ -130,7 +131,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
         parent_chan.send(&Message::Continue)?;
         let mut master = None;
         loop {
-            let (msg, mut fds) = create::recv_setup(&parent_chan, "the exec'd process")?;
+            let (msg, mut fds) = create::recv_setup(&parent_chan, WHO)?;
             match msg {
                 Message::InitPid(pid) => {
                     exec_pid = Some(pid);
@@ -140,8 +141,9 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                 Message::ConsoleMaster => master = fds.pop(),
                 Message::Ready => return Ok(master),
                 other => {
-                    return Err(Error::Setup {
-                        message: format!("unexpected message {other:?}"),
+                    return Err(Error::UnexpectedMessage {
+                        who: WHO,
+                        got: format!("{other:?}"),
                     })
                 }
             }
