@@ -89,7 +89,11 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &str) -> Result<(), Erro
         .timeout()
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut stderr = StderrHead::new(child.stderr.take());
     let status = loop {
+        // Drained while the hook runs: a hook that fills the pipe would
+        // otherwise block on it, and we on the hook.
+        stderr.drain();
         match child.try_wait() {
             Ok(Some(s)) => break s,
             Ok(None) => {}
@@ -113,20 +117,67 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &str) -> Result<(), Erro
         std::thread::sleep(Duration::from_millis(5));
     };
     if !status.success() {
-        let mut stderr = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut stderr);
-        }
-        stderr.truncate(400);
+        stderr.drain();
         return Err(Error::Failed {
             kind,
             path,
             status,
-            stderr,
+            stderr: stderr.text(),
         });
     }
     Ok(())
+}
+
+/// The first bytes a hook writes to stderr (enough for an error message);
+/// the rest is read and dropped so that the hook never blocks on the pipe.
+struct StderrHead {
+    pipe: Option<std::process::ChildStderr>,
+    head: Vec<u8>,
+}
+
+const STDERR_KEPT: usize = 400;
+
+impl StderrHead {
+    fn new(pipe: Option<std::process::ChildStderr>) -> StderrHead {
+        // Non-blocking: a process the hook left behind may hold the pipe
+        // open after the hook itself exited.
+        if let Some(p) = &pipe {
+            let _ = nix::fcntl::fcntl(
+                p,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+        }
+        StderrHead {
+            pipe,
+            head: Vec::new(),
+        }
+    }
+
+    /// Reads what the pipe holds now, without waiting.
+    fn drain(&mut self) {
+        use std::io::Read;
+        let Some(pipe) = &mut self.pipe else { return };
+        let mut buf = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => {
+                    self.pipe = None;
+                    return;
+                }
+                Ok(n) => {
+                    let room = STDERR_KEPT.saturating_sub(self.head.len());
+                    self.head.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// What was kept, as text (a character cut at the end is replaced).
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.head).into_owned()
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +220,27 @@ mod tests {
             run("prestart", &h, "{}"),
             Err(Error::Timeout { .. })
         ));
+    }
+
+    #[test]
+    fn a_hook_that_floods_stderr_is_waited_for_and_reported() {
+        // 1 MiB of 'é' (two bytes each) is more than a pipe holds: the hook
+        // exits only if its stderr is read while it runs, and the kept head
+        // must end on a character boundary.
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", "yes é | head -c 1048576 >&2; exit 3"],
+            // Only so that a regression fails instead of hanging.
+            "timeout": 120
+        }));
+        match run("poststop", &h, "{}") {
+            Err(Error::Failed { status, stderr, .. }) => {
+                assert_eq!(status.code(), Some(3));
+                assert!(stderr.starts_with("é\né\n"), "{stderr:?}");
+                assert!(stderr.len() <= STDERR_KEPT + 3, "{}", stderr.len());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     use std::fs;
