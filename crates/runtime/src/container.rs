@@ -141,11 +141,20 @@ impl Container {
             return Err(Error::NotFound { id: id.to_string() });
         }
         let dir = root.join(id);
-        if !dir.join(state::STATE_FILE).exists() {
-            return Err(Error::NotFound { id: id.to_string() });
+        // One read: a container deleted meanwhile, or a file in the root
+        // that is no container directory, is simply not found.
+        match state::read(&dir) {
+            Ok(state) => Ok(Container { dir, state }),
+            Err(Error::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Err(Error::NotFound { id: id.to_string() })
+            }
+            Err(e) => Err(e),
         }
-        let state = state::read(&dir)?;
-        Ok(Container { dir, state })
     }
 
     /// All containers under `root`, sorted by creation time.
@@ -449,5 +458,27 @@ impl Container {
         fs::remove_dir_all(&self.dir).map_err(Error::io("remove", &self.dir))?;
         tracing::debug!(id = %self.state.id, "deleted");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_says_not_found_for_a_missing_id_and_for_a_stray_file() {
+        let root = tempfile::tempdir().unwrap();
+        // Callers keep other files in the root (the CLI tests' logs, say).
+        fs::write(root.path().join("c1.out"), "").unwrap();
+        for id in ["nope", "c1.out"] {
+            assert!(
+                matches!(
+                    Container::load(root.path(), id),
+                    Err(Error::NotFound { .. })
+                ),
+                "{id}"
+            );
+        }
+        assert!(Container::list(root.path()).unwrap().is_empty());
     }
 }
