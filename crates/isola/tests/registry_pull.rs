@@ -158,10 +158,7 @@ fn concurrent_pulls_of_one_image_share_the_store() {
     let mut expected = vec![
         manifest_digest.clone(),
         manifest["config"]["digest"].as_str().unwrap().to_string(),
-        manifest["layers"][0]["digest"]
-            .as_str()
-            .unwrap()
-            .to_string(),
+        layout_layer(layout.path(), &manifest_digest),
     ];
     expected.sort();
     assert_eq!(store_blobs(root.path()), expected);
@@ -222,11 +219,7 @@ fn tampered_blob_is_rejected_and_nothing_is_kept() {
     let reg = Registry::start();
     let (layout, manifest_digest) = busybox_layout();
     reg.push(layout.path(), "latest", "busybox:latest", None);
-    let manifest = layout_manifest(layout.path(), &manifest_digest);
-    let layer = manifest["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let layer = layout_layer(layout.path(), &manifest_digest);
     // Same size, other bytes: only the digest can tell.
     let data = reg.blob_data(&layer);
     let mut bytes = fs::read(&data).unwrap();
@@ -258,11 +251,7 @@ fn manifest_naming_a_missing_blob_fails_clearly() {
     let reg = Registry::start();
     let (layout, manifest_digest) = busybox_layout();
     reg.push(layout.path(), "latest", "busybox:latest", None);
-    let manifest = layout_manifest(layout.path(), &manifest_digest);
-    let layer = manifest["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let layer = layout_layer(layout.path(), &manifest_digest);
     fs::remove_dir_all(reg.blob_data(&layer).parent().unwrap()).unwrap();
 
     let root = engine_root();

@@ -260,6 +260,14 @@ pub fn layout_manifest(layout: &Path, digest: &str) -> serde_json::Value {
     serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(hex)).unwrap()).unwrap()
 }
 
+/// The digest of the (first) layer of manifest `digest` in `layout`.
+pub fn layout_layer(layout: &Path, digest: &str) -> String {
+    layout_manifest(layout, digest)["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// An OCI layout whose `latest` is an image index with a linux/amd64 and a
 /// linux/arm64 busybox (distinct configs, so distinct manifests). Returns
 /// the directory and the (amd64, arm64) manifest digests.
