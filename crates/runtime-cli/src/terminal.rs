@@ -45,6 +45,9 @@ pub struct Proxy {
 
 /// Starts copying; `None` if the master cannot be duplicated.
 pub fn proxy(master: OwnedFd) -> Option<Proxy> {
+    // Duplicated first: a failure must not leave our terminal raw.
+    let mut m_read = std::fs::File::from(master.try_clone().ok()?);
+    let mut m_write = m_read.try_clone().ok()?;
     let stdin = std::io::stdin();
     let saved = tcgetattr(&stdin).ok();
     if let Some(t) = &saved {
@@ -62,8 +65,6 @@ pub fn proxy(master: OwnedFd) -> Option<Proxy> {
         // SAFETY: the handler only makes two ioctls, which are async-signal-safe.
         let _ = unsafe { sigaction(Signal::SIGWINCH, &act) };
     }
-    let mut m_read = std::fs::File::from(master.try_clone().ok()?);
-    let mut m_write = m_read.try_clone().ok()?;
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         let mut stdin = std::io::stdin();
