@@ -254,3 +254,16 @@ fn exec_with_a_non_numeric_user_says_what_it_expects() {
         );
     }
 }
+
+#[test]
+fn an_unknown_root_propagation_is_named() {
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["true"]);
+    config["linux"]["rootfsPropagation"] = json!("sideways");
+    let bundle = Bundle::new(&config);
+    let err = create_fails(&rt, &bundle, &unique_name("badprop"));
+    assert!(
+        err.contains("linux.rootfsPropagation") && err.contains("\"sideways\""),
+        "{err}"
+    );
+}

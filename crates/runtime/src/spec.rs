@@ -86,8 +86,8 @@ pub fn rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
     Ok(canon)
 }
 
-/// Checks what the runtime needs beyond the JSON schema, for a container's
-/// init process (`for_exec` = false) or an exec'd one.
+/// Checks what the runtime needs beyond the JSON schema, before anything
+/// is created (an exec'd process alone: [`validate_process`]).
 pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     let process = spec
         .process()
@@ -177,6 +177,14 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
                 "linux.timeOffsets",
                 "needs a new time namespace in linux.namespaces",
             ));
+        }
+        if let Some(p) = l.rootfs_propagation().as_deref() {
+            if crate::mounts::propagation_flag(p).is_none() {
+                return Err(invalid(
+                    "linux.rootfsPropagation",
+                    format!("{p:?} is not a propagation mode"),
+                ));
+            }
         }
         for (i, d) in l.devices().iter().flatten().enumerate() {
             if !d.path().is_absolute() {
