@@ -267,3 +267,19 @@ fn an_unknown_root_propagation_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bind_mount_without_a_source_is_named() {
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["true"]);
+    config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/data", "type": "bind", "options": ["rbind"]}));
+    let bundle = Bundle::new(&config);
+    let err = create_fails(&rt, &bundle, &unique_name("nosource"));
+    assert!(
+        err.contains("mounts[7].source") && err.contains("/data"),
+        "{err}"
+    );
+}

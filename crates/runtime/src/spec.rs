@@ -106,6 +106,14 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
                 format!("{} is not an absolute path", d.display()),
             ));
         }
+        let bind = m.typ().as_deref() == Some("bind")
+            || crate::mounts::parse_options(m.options().as_deref().unwrap_or(&[])).is_bind();
+        if bind && m.source().is_none() {
+            return Err(invalid(
+                format!("mounts[{i}].source"),
+                format!("is missing for the bind mount on {}", d.display()),
+            ));
+        }
     }
 
     let linux = spec.linux().as_ref();
