@@ -83,6 +83,7 @@ once() {
 }
 
 tools=(isola podman crun)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for i in $(seq 1 "$WARMUP"); do
   for t in "${tools[@]}"; do once "$t" "w$i" >/dev/null; done
 done
@@ -90,6 +91,8 @@ for t in "${tools[@]}"; do : >"$work/$t.ns"; done
 for i in $(seq 1 "$N"); do
   for t in "${tools[@]}"; do once "$t" "$i" >>"$work/$t.ns"; done
 done
+
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # pct FILE P: the P-th percentile (nearest rank) in milliseconds, 2 decimals.
 pct() {
@@ -111,6 +114,9 @@ mkdir -p "$(dirname "$OUT")"
   echo "podman $(podman --version | awk '{print $3}') with crun $(crun --version | head -1 | awk '{print $3}'); the same busybox rootfs tar imported into both stores."
   echo "Each run is the whole cycle a user waits for: create from the image, start, wait for \`true\` to exit, remove."
   echo "\`crun run\` of a prepared bundle (no image store, no snapshot, no monitor) is the floor."
+  echo "Load average (1, 5, 15 min) before: $load_before; after: $load_after. The machine is shared:"
+  echo "isola's cycle hands off between more processes (CLI, monitor, runtime) than crun's, so it"
+  echo "suffers more from a busy CPU; compare runs made at a similar load."
   echo
   echo "| tool | median (ms) | p90 (ms) | median vs crun | median vs podman |"
   echo "|---|---:|---:|---:|---:|"

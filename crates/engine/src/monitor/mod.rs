@@ -69,6 +69,9 @@ pub struct ReadyPipe {
     id: String,
     reader: BufReader<File>,
     attach: Option<UnixStream>,
+    /// The first monitor process, which forks and exits at once: reaped
+    /// after the first report rather than waited for before it.
+    first: Option<std::process::Child>,
 }
 
 impl ReadyPipe {
@@ -76,6 +79,9 @@ impl ReadyPipe {
     pub fn report(&mut self) -> Result<Report, MonitorError> {
         let mut line = String::new();
         let n = self.reader.read_line(&mut line).unwrap_or(0);
+        if let Some(mut first) = self.first.take() {
+            let _ = first.wait();
+        }
         let line = line.trim_end();
         if n == 0 {
             return Err(MonitorError::Vanished {
@@ -136,15 +142,14 @@ pub fn spawn(
         cmd.arg("--console-size").arg(format!("{rows}x{cols}"));
     }
     sys::detach_with_fds(&mut cmd, fds);
-    let mut child = cmd.spawn().map_err(err)?;
+    let child = cmd.spawn().map_err(err)?;
     drop(writer);
     drop(theirs);
-    // The first monitor process forks and exits at once.
-    child.wait().map_err(err)?;
     Ok(ReadyPipe {
         id: id.into(),
         reader: BufReader::new(File::from(OwnedFd::from(reader))),
         attach: ours,
+        first: Some(child),
     })
 }
 
