@@ -102,54 +102,59 @@ fn parse_console_size(s: &str) -> Result<(u16, u16), String> {
 impl ContainerCommand {
     /// Runs the command; returns the process exit code.
     pub fn run(self, root: &Path) -> anyhow::Result<u8> {
-        if let ContainerCommand::Monitor {
-            id,
-            ready_fd,
-            attach_fd,
-            restarted,
-            console_size,
-        } = self
-        {
-            let code = engine::monitor::run(engine::monitor::MonitorArgs {
-                root: root.to_path_buf(),
+        // The engine opens lazily: neither the monitor (which opens it
+        // itself) nor `version` needs it.
+        let open_engine = || engine::Engine::open(root);
+        match self {
+            ContainerCommand::Monitor {
                 id,
                 ready_fd,
                 attach_fd,
                 restarted,
                 console_size,
-            });
-            std::process::exit(code);
+            } => {
+                let code = engine::monitor::run(engine::monitor::MonitorArgs {
+                    root: root.to_path_buf(),
+                    id,
+                    ready_fd,
+                    attach_fd,
+                    restarted,
+                    console_size,
+                });
+                std::process::exit(code);
+            }
+            ContainerCommand::Version => system::version(),
+            other => other.run_with(&open_engine()?),
         }
-        if let ContainerCommand::Version = self {
-            return system::version();
-        }
-        let engine = engine::Engine::open(root)?;
+    }
+
+    fn run_with(self, engine: &engine::Engine) -> anyhow::Result<u8> {
         match self {
-            ContainerCommand::Run(a) => run::run(&engine, *a),
-            ContainerCommand::Create(f) => run::create(&engine, *f),
-            ContainerCommand::Start(a) => run::start(&engine, a),
-            ContainerCommand::Ps(a) => list::ps(&engine, a),
-            ContainerCommand::Inspect(a) => list::inspect(&engine, a),
-            ContainerCommand::Logs(a) => observe::logs(&engine, a),
-            ContainerCommand::Top(a) => observe::top(&engine, a),
-            ContainerCommand::Stats(a) => observe::stats(&engine, a),
-            ContainerCommand::Exec(a) => exec::exec(&engine, a),
-            ContainerCommand::Attach(a) => attach::attach(&engine, a),
-            ContainerCommand::Wait(a) => manage::wait(&engine, a),
-            ContainerCommand::Stop(a) => manage::stop(&engine, a),
-            ContainerCommand::Kill(a) => manage::kill(&engine, a),
-            ContainerCommand::Restart(a) => manage::restart(&engine, a),
-            ContainerCommand::Pause(a) => manage::pause(&engine, a, true),
-            ContainerCommand::Unpause(a) => manage::pause(&engine, a, false),
-            ContainerCommand::Rm(a) => manage::rm(&engine, a),
+            ContainerCommand::Run(a) => run::run(engine, *a),
+            ContainerCommand::Create(f) => run::create(engine, *f),
+            ContainerCommand::Start(a) => run::start(engine, a),
+            ContainerCommand::Ps(a) => list::ps(engine, a),
+            ContainerCommand::Inspect(a) => list::inspect(engine, a),
+            ContainerCommand::Logs(a) => observe::logs(engine, a),
+            ContainerCommand::Top(a) => observe::top(engine, a),
+            ContainerCommand::Stats(a) => observe::stats(engine, a),
+            ContainerCommand::Exec(a) => exec::exec(engine, a),
+            ContainerCommand::Attach(a) => attach::attach(engine, a),
+            ContainerCommand::Wait(a) => manage::wait(engine, a),
+            ContainerCommand::Stop(a) => manage::stop(engine, a),
+            ContainerCommand::Kill(a) => manage::kill(engine, a),
+            ContainerCommand::Restart(a) => manage::restart(engine, a),
+            ContainerCommand::Pause(a) => manage::pause(engine, a, true),
+            ContainerCommand::Unpause(a) => manage::pause(engine, a, false),
+            ContainerCommand::Rm(a) => manage::rm(engine, a),
             ContainerCommand::Rename {
                 container,
                 new_name,
-            } => manage::rename(&engine, &container, &new_name),
-            ContainerCommand::Container(ContainerGroup::Prune { .. }) => manage::prune(&engine),
-            ContainerCommand::Container(ContainerGroup::Ls(a)) => list::ps(&engine, a),
-            ContainerCommand::Info(a) => system::info(&engine, a),
-            ContainerCommand::Version | ContainerCommand::Monitor { .. } => unreachable!(),
+            } => manage::rename(engine, &container, &new_name),
+            ContainerCommand::Container(ContainerGroup::Prune { .. }) => manage::prune(engine),
+            ContainerCommand::Container(ContainerGroup::Ls(a)) => list::ps(engine, a),
+            ContainerCommand::Info(a) => system::info(engine, a),
+            ContainerCommand::Version | ContainerCommand::Monitor { .. } => system::version(),
         }
     }
 }
