@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 
+use super::records::names_of;
 use super::{Error, Store};
 use crate::digest;
 use crate::reference::Reference;
@@ -165,24 +166,28 @@ impl Store {
     pub fn prune(&self, all: bool) -> Result<PruneReport, Error> {
         let _lock = self.meta_lock()?;
         let mut tags = self.read_tags()?;
+        // Snapshot records are read once, not once per image.
+        let in_use = self.snapshot_images()?;
         let mut untagged = Vec::new();
         let mut deleted_images = Vec::new();
         for rec in self.all_records()? {
-            let names: Vec<String> = tags
-                .iter()
-                .filter(|(_, id)| **id == rec.id)
-                .map(|(n, _)| n.clone())
-                .collect();
-            if (!names.is_empty() && !all) || !self.snapshots_using(&rec.id)?.is_empty() {
+            let names = names_of(&tags, &rec.id);
+            if (!names.is_empty() && !all) || in_use.contains(&rec.id) {
                 continue;
             }
             for n in names {
                 tags.remove(&n);
                 untagged.push(Reference::parse(&n).map(|r| r.familiar()).unwrap_or(n));
             }
+            deleted_images.push(rec.id);
+        }
+        // Tags first, in one write: a crash between the two leaves untagged
+        // (dangling) records for the next prune, never a tag without its image.
+        if !deleted_images.is_empty() {
             self.write_tags(&tags)?;
-            self.delete_record(&rec.id)?;
-            deleted_images.push(rec.id.clone());
+        }
+        for id in &deleted_images {
+            self.delete_record(id)?;
         }
         let mut report = self.collect_garbage(None)?;
         self.clean_tmp()?;

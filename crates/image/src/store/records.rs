@@ -66,6 +66,14 @@ pub(crate) struct ImageRecord {
 
 type Tags = BTreeMap<String, String>;
 
+/// The names in `tags` that point at image `id`.
+pub(crate) fn names_of(tags: &Tags, id: &str) -> Vec<String> {
+    tags.iter()
+        .filter(|(_, i)| *i == id)
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
 impl Store {
     pub(crate) fn record_path(&self, id: &str) -> Result<std::path::PathBuf, Error> {
         Ok(self
@@ -256,11 +264,7 @@ impl Store {
         let by_name = Reference::parse(name_or_id)
             .ok()
             .filter(|r| r.digest.is_none() && tags.get(&r.to_string()) == Some(&rec.id));
-        let names: Vec<String> = tags
-            .iter()
-            .filter(|(_, id)| **id == rec.id)
-            .map(|(n, _)| n.clone())
-            .collect();
+        let names = names_of(&tags, &rec.id);
         let mut lines = Vec::new();
         if let Some(r) = &by_name {
             if names.len() > 1 {

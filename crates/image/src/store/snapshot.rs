@@ -334,6 +334,15 @@ impl Store {
         Ok(out)
     }
 
+    /// Ids of the images some snapshot was made from.
+    pub(crate) fn snapshot_images(&self) -> Result<BTreeSet<String>, Error> {
+        let mut out = BTreeSet::new();
+        for key in self.snapshots()? {
+            out.insert(self.read_snapshot(&key)?.image_id);
+        }
+        Ok(out)
+    }
+
     /// Diff ids of every layer some snapshot uses.
     pub(crate) fn snapshot_layers(&self) -> Result<BTreeSet<String>, Error> {
         let mut out = BTreeSet::new();
