@@ -100,15 +100,21 @@ fn images_resolve_by_name_id_and_prefix_and_list_their_fields() {
     );
     assert_eq!(img.created.as_deref(), Some("2024-05-01T10:00:00Z"));
     assert_eq!(img.platform().0, "linux");
+    let upper = img.id[7..].to_ascii_uppercase();
     for name in [
         "busybox:1.36",
         "docker.io/library/busybox:1.36",
         img.id.as_str(),
+        &img.id[7..],
+        &upper,
         &img.id[..7 + 12],
         &img.id[7..11],
     ] {
         assert_eq!(t.store.resolve(name).unwrap().id, img.id, "{name}");
     }
+    // A whole id that is no image is not found either.
+    let other = format!("sha256:{}", "0".repeat(64));
+    assert!(matches!(t.store.resolve(&other), Err(Error::NotFound(_))));
     let err = t.store.resolve("busybox").unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -205,6 +205,10 @@ impl Store {
             return Ok(None);
         }
         let hex = hex.to_ascii_lowercase();
+        if hex.len() == 64 {
+            // A whole id names its record file: no need to list them all.
+            return self.read_record(&format!("sha256:{hex}"));
+        }
         let mut matches: Vec<ImageRecord> = self
             .all_records()?
             .into_iter()
