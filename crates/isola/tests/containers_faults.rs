@@ -100,10 +100,29 @@ fn stop_kills_a_process_that_ignores_sigterm_after_the_timeout() {
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 42' TERM; while true; do sleep 0.1; done",
+        "trap 'exit 42' TERM; echo ready; while true; do sleep 0.1; done",
     ]);
+    // Each run says "ready" once its trap is set: only then is SIGTERM handled
+    // (before it, PID 1 without a handler ignores SIGTERM).
+    let ready = |n: usize| {
+        eventually("the trap to be set", || {
+            root.ok(&["logs", &polite]).matches("ready").count() == n
+        })
+    };
+    ready(1);
     root.ok(&["stop", "-t", "30", &polite]);
     assert_eq!(root.inspect(&polite, ".State.ExitCode"), "42");
+    // kill -s delivers the named signal (by name or number).
+    root.ok(&["start", &polite]);
+    ready(2);
+    root.ok(&["kill", "-s", "SIGTERM", &polite]);
+    assert_eq!(root.ok(&["wait", &polite]).trim(), "42");
+    root.ok(&["start", &polite]);
+    ready(3);
+    root.ok(&["kill", "-s", "15", &polite]);
+    assert_eq!(root.ok(&["wait", &polite]).trim(), "42");
+    let (_, err) = root.fails(&["kill", "-s", "NOPE", &polite]);
+    assert!(err.contains("invalid signal"), "{err}");
     root.ok(&["rm", &stubborn, &polite]);
     root.assert_clean();
 }
