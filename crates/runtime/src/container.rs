@@ -257,10 +257,8 @@ impl Container {
     }
 
     pub(crate) fn cgroup(&self) -> Result<Cgroup, Error> {
-        Cgroup::open(&self.state.cgroups_path, &self.state.id).map_err(|source| Error::Cgroup {
-            id: self.state.id.clone(),
-            source,
-        })
+        Cgroup::open(&self.state.cgroups_path, &self.state.id)
+            .map_err(Error::cgroup(&self.state.id))
     }
 
     fn wrong_status(&self, action: &'static str) -> Error {
@@ -364,10 +362,9 @@ impl Container {
         if !matches!(self.status(), Status::Running | Status::Created) {
             return Err(self.wrong_status("pause"));
         }
-        self.cgroup()?.freeze().map_err(|source| Error::Cgroup {
-            id: self.state.id.clone(),
-            source,
-        })?;
+        self.cgroup()?
+            .freeze()
+            .map_err(Error::cgroup(&self.state.id))?;
         self.state.paused = true;
         state::write(&self.dir, &self.state)
     }
@@ -377,10 +374,9 @@ impl Container {
         if self.status() != Status::Paused {
             return Err(self.wrong_status("resume"));
         }
-        self.cgroup()?.thaw().map_err(|source| Error::Cgroup {
-            id: self.state.id.clone(),
-            source,
-        })?;
+        self.cgroup()?
+            .thaw()
+            .map_err(Error::cgroup(&self.state.id))?;
         self.state.paused = false;
         state::write(&self.dir, &self.state)
     }
@@ -394,18 +390,12 @@ impl Container {
         }
         self.cgroup()?
             .apply(resources)
-            .map_err(|source| Error::Cgroup {
-                id: self.state.id.clone(),
-                source,
-            })
+            .map_err(Error::cgroup(&self.state.id))
     }
 
     /// Host pids of the processes in the container's cgroup.
     pub fn processes(&self) -> Result<Vec<i32>, Error> {
-        self.cgroup()?.pids().map_err(|source| Error::Cgroup {
-            id: self.state.id.clone(),
-            source,
-        })
+        self.cgroup()?.pids().map_err(Error::cgroup(&self.state.id))
     }
 
     /// Removes the container. Without `force` a running or paused container
@@ -450,10 +440,7 @@ impl Container {
             }
         }
         if let Some(cg) = cgroup {
-            cg.destroy().map_err(|source| Error::Cgroup {
-                id: self.state.id.clone(),
-                source,
-            })?;
+            cg.destroy().map_err(Error::cgroup(&self.state.id))?;
         }
         fs::remove_dir_all(&self.dir).map_err(Error::io("remove", &self.dir))?;
         tracing::debug!(id = %self.state.id, "deleted");

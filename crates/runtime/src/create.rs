@@ -228,17 +228,11 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     };
     state::write_state(&dir, &st, false)?;
 
-    let cgroup = Cgroup::create(&st.cgroups_path, &opts.id).map_err(|source| Error::Cgroup {
-        id: opts.id.clone(),
-        source,
-    })?;
+    let cgroup = Cgroup::create(&st.cgroups_path, &opts.id).map_err(Error::cgroup(&opts.id))?;
     undo.cgroup = Some(cgroup);
     let cgroup = undo.cgroup.as_ref().expect("just set");
     if let Some(r) = resources_with_devices(&spec) {
-        cgroup.apply(&r).map_err(|source| Error::Cgroup {
-            id: opts.id.clone(),
-            source,
-        })?;
+        cgroup.apply(&r).map_err(Error::cgroup(&opts.id))?;
     }
 
     let fifo_path = dir.join(EXEC_FIFO);
@@ -378,10 +372,7 @@ fn drive_children(
 ) -> Result<Option<OwnedFd>, Error> {
     cgroup
         .add_process(intermediate)
-        .map_err(|source| Error::Cgroup {
-            id: st.id.clone(),
-            source,
-        })?;
+        .map_err(Error::cgroup(&st.id))?;
     chan.send(&Message::Continue)?;
     const WHO: &str = "the container's init";
     let linux = spec.linux().as_ref();

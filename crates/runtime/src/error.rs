@@ -90,6 +90,11 @@ impl Error {
         move |source| Error::Io { op, path, source }
     }
 
+    pub(crate) fn cgroup(id: &str) -> impl FnOnce(cgroups::Error) -> Error {
+        let id = id.to_string();
+        move |source| Error::Cgroup { id, source }
+    }
+
     pub(crate) fn sys(op: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> Error {
         let op = op.into();
         move |source| Error::Sys { op, source }

@@ -124,10 +124,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
     const WHO: &str = "the exec'd process";
     let mut exec_pid = None;
     let r = (|| -> Result<Option<OwnedFd>, Error> {
-        cgroup.add_process(child).map_err(|source| Error::Cgroup {
-            id: id.clone(),
-            source,
-        })?;
+        cgroup.add_process(child).map_err(Error::cgroup(&id))?;
         parent_chan.send(&Message::Continue)?;
         let mut master = None;
         loop {
