@@ -81,18 +81,17 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &str) -> Result<(), Erro
         path: path.clone(),
         source,
     })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine: ignore EPIPE.
-        let _ = stdin.write_all(state_json.as_bytes());
-    }
     let deadline = hook
         .timeout()
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut stdin = StdinFeed::new(child.stdin.take(), state_json.as_bytes());
     let mut stderr = StderrHead::new(child.stderr.take());
     let status = loop {
-        // Drained while the hook runs: a hook that fills the pipe would
-        // otherwise block on it, and we on the hook.
+        // Both pipes are served while the hook runs, without blocking: a
+        // hook that reads no stdin, or fills stderr, would otherwise stop
+        // us, and its timeout with us.
+        stdin.feed();
         stderr.drain();
         match child.try_wait() {
             Ok(Some(s)) => break s,
@@ -128,6 +127,45 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &str) -> Result<(), Erro
     Ok(())
 }
 
+/// The state JSON on its way into a hook's stdin; the pipe is closed once
+/// all of it is written (the hook then reads EOF), or when the hook stops
+/// reading (EPIPE: a hook need not read its stdin).
+struct StdinFeed<'a> {
+    pipe: Option<std::process::ChildStdin>,
+    rest: &'a [u8],
+}
+
+impl<'a> StdinFeed<'a> {
+    fn new(pipe: Option<std::process::ChildStdin>, data: &'a [u8]) -> StdinFeed<'a> {
+        if let Some(p) = &pipe {
+            set_nonblocking(p);
+        }
+        StdinFeed { pipe, rest: data }
+    }
+
+    /// Writes what the pipe takes now, without waiting.
+    fn feed(&mut self) {
+        let Some(pipe) = &mut self.pipe else { return };
+        while !self.rest.is_empty() {
+            match pipe.write(self.rest) {
+                Ok(0) => break,
+                Ok(n) => self.rest = &self.rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => break,
+            }
+        }
+        self.pipe = None;
+    }
+}
+
+fn set_nonblocking(fd: &impl std::os::fd::AsFd) {
+    let _ = nix::fcntl::fcntl(
+        fd.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+}
+
 /// The first bytes a hook writes to stderr (enough for an error message);
 /// the rest is read and dropped so that the hook never blocks on the pipe.
 struct StderrHead {
@@ -142,10 +180,7 @@ impl StderrHead {
         // Non-blocking: a process the hook left behind may hold the pipe
         // open after the hook itself exited.
         if let Some(p) = &pipe {
-            let _ = nix::fcntl::fcntl(
-                p,
-                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-            );
+            set_nonblocking(p);
         }
         StderrHead {
             pipe,
@@ -241,6 +276,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_hook_that_reads_no_stdin_still_meets_its_timeout() {
+        // 1 MiB of state is more than a pipe holds: writing it all before
+        // waiting would block until the hook reads, which it never does.
+        let state = format!("{{\"pad\":\"{}\"}}", "x".repeat(1 << 20));
+        let h =
+            hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}));
+        assert!(matches!(
+            run("prestart", &h, &state),
+            Err(Error::Timeout { .. })
+        ));
+        // And a hook that reads it gets all of it, then EOF.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let h = hook(serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat > {}", out.display())]
+        }));
+        run("prestart", &h, &state).unwrap();
+        assert_eq!(fs::read_to_string(&out).unwrap(), state);
     }
 
     use std::fs;
