@@ -387,7 +387,6 @@ fn absent_cgroup_controller_is_a_one_line_error_that_leaves_nothing() {
 /// the kernel then accepts the filter only while CAP_SYS_ADMIN is held, so
 /// it must go in before capabilities are dropped (as runc does).
 #[test]
-#[ignore = "container init installs seccomp after dropping capabilities; fails with EACCES when noNewPrivileges is false"]
 fn seccomp_applies_without_no_new_privileges() {
     let rt = Runtime::new();
     let id = unique_name("sc-nnp");
