@@ -44,7 +44,7 @@ pub enum Accel {
 /// TCG translation-block cache. QEMU's default (1 GiB, mapped lazily) grows
 /// the host footprint of every VM; a guest that runs one container needs far
 /// less (see bench/results/vm.md for the figures behind this value).
-pub const DEFAULT_TB_SIZE_MIB: u32 = 32;
+pub const DEFAULT_TB_SIZE_MIB: u32 = 16;
 
 /// Why KVM cannot be used here, or `None` if it can: /dev/kvm must open
 /// read-write AND a hardware module (kvm_intel, kvm_amd) must be loaded.

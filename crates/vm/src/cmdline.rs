@@ -137,6 +137,18 @@ impl QemuArgs<'_> {
             "-smp",
             &self.cpus.to_string(),
         ]);
+        if let Accel::Tcg { .. } = self.accel {
+            // Guest RAM from a memfd: it is not eligible for transparent huge
+            // pages, so the host backs only the 4 KiB pages the guest touches
+            // (with THP one touched byte costs 2 MiB). TCG's soft TLB maps 4 KiB
+            // pages anyway, so huge pages buy it nothing; KVM keeps them.
+            push(&[
+                "-object",
+                &format!("memory-backend-memfd,id=ram0,size={}M", self.memory_mib),
+                "-machine",
+                "memory-backend=ram0",
+            ]);
+        }
         push(&[
             "-nodefaults",
             "-no-user-config",

@@ -23,35 +23,23 @@ pub fn kernel_or_skip(test: &str) -> Option<vm::GuestKernel> {
     }
 }
 
-/// The statically linked agent, built once per test process (cargo makes
-/// this a no-op when it is fresh).
+/// The statically linked agent, built once per test process by
+/// crates/agent/build-static.sh (cargo makes this a no-op when it is fresh).
 pub fn static_agent() -> vm::AgentBinary {
     static AGENT: OnceLock<PathBuf> = OnceLock::new();
     let path = AGENT.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "agent",
-                "--target",
-                "x86_64-unknown-linux-gnu",
-            ])
-            .env(
-                "RUSTFLAGS",
-                "-C target-feature=+crt-static -C strip=debuginfo",
-            )
-            .env("LIBSECCOMP_LINK_TYPE", "static")
-            .env("LIBSECCOMP_LIB_PATH", "/usr/lib/x86_64-linux-gnu")
-            .current_dir(&workspace)
-            .status()
-            .expect("run cargo to build the static agent");
-        assert!(status.success(), "building the static agent failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace.join("target"));
-        target.join("x86_64-unknown-linux-gnu/debug/agent")
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/build-static.sh");
+        let out = Command::new(&script)
+            .arg("--debug")
+            .env("CARGO", env!("CARGO"))
+            .output()
+            .expect("run crates/agent/build-static.sh");
+        assert!(
+            out.status.success(),
+            "building the static agent failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
     });
     vm::AgentBinary::locate(Some(path)).expect("the static agent")
 }
