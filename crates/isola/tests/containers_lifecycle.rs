@@ -126,6 +126,17 @@ fn detached_container_lifecycle() {
 }
 
 #[test]
+fn wait_reports_the_exit_code_of_an_auto_removed_container() {
+    let root = Root::new();
+    let id = root.run_detached(&["--rm", "busybox", "sh", "-c", "sleep 2; exit 11"]);
+    assert_eq!(root.ok(&["wait", &id]).trim(), "11");
+    common::eventually("the --rm container to be removed", || {
+        root.container_dirs().is_empty()
+    });
+    root.assert_clean();
+}
+
+#[test]
 fn rm_refuses_running_containers_unless_forced() {
     let root = Root::new();
     let id = root.run_detached(&["busybox", "sleep", "1000"]);

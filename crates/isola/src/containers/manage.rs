@@ -85,10 +85,32 @@ pub fn parse_signal(s: &str) -> anyhow::Result<i32> {
         .map_err(|_| anyhow::anyhow!("invalid signal {s:?}"))
 }
 
+/// The exit code the monitor of a running container reports, read from its
+/// socket (frames other than the exit are skipped). `None` if the monitor
+/// cannot be reached or ends without one.
+fn exit_from_monitor(rec: &engine::store::ContainerRecord) -> Option<i32> {
+    let mut stream = engine::monitor::connect(&rec.dir, &rec.config.id).ok()?;
+    while let Ok(Some(frame)) = engine::monitor::protocol::read_frame(&mut stream) {
+        if frame.kind == engine::monitor::protocol::EXIT {
+            let b = frame.payload.get(..4)?;
+            return Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        }
+    }
+    None
+}
+
 pub fn wait(engine: &Engine, args: RefsArgs) -> anyhow::Result<u8> {
     each(&args.containers, false, |r| {
         let rec = engine.lookup(r)?;
         let id = rec.config.id.clone();
+        // A running container's monitor tells the exit code even when --rm
+        // removes the record right after.
+        if rec.state.status == engine::state::Status::Running {
+            if let Some(code) = exit_from_monitor(&rec) {
+                println!("{code}");
+                return Ok(());
+            }
+        }
         loop {
             match engine.wait_inactive(&id, None)? {
                 Some(rec) if rec.state.status == engine::state::Status::Created => {
