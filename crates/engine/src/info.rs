@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::isolation::{self, DefaultSource, Isolation};
+use crate::isolation::{self, Isolation};
 
 /// How VMs would be accelerated on this host.
 #[derive(Debug, Clone, Serialize)]
@@ -144,9 +144,4 @@ pub fn host_info(root: &Path) -> HostInfo {
         vm_acceleration: acceleration(),
         storage_root: root.into(),
     }
-}
-
-/// Why the default isolation is what it is (for tests and `info`).
-pub fn describe_default(source: &DefaultSource) -> String {
-    source.to_string()
 }

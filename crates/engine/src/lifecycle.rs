@@ -594,3 +594,66 @@ impl Engine {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::ProcessId;
+    use crate::store::tests_support::config;
+
+    fn engine_with_running(
+        init: Option<ProcessId>,
+        monitor: Option<ProcessId>,
+    ) -> (tempfile::TempDir, Engine, String) {
+        let root = tempfile::tempdir().unwrap();
+        let engine = Engine::open(root.path()).unwrap();
+        let rec = engine
+            .store()
+            .create(None, |id, name, _| Ok::<_, StoreError>(config(id, name)))
+            .unwrap();
+        engine
+            .store()
+            .update_state(&rec.config.id, |s| {
+                s.status = Status::Running;
+                s.init = init;
+                s.monitor = monitor;
+            })
+            .unwrap();
+        (root, engine, rec.config.id)
+    }
+
+    /// A pid that is not running (the largest possible pid is never used here).
+    fn gone() -> ProcessId {
+        ProcessId {
+            pid: i32::MAX,
+            start_time: 1,
+        }
+    }
+
+    #[test]
+    fn a_container_whose_monitor_and_init_are_gone_is_marked_exited() {
+        let (_root, engine, id) = engine_with_running(Some(gone()), Some(gone()));
+        let rec = engine.lookup(&id).unwrap();
+        assert_eq!(rec.state.status, Status::Exited);
+        assert_eq!(rec.state.exit_code, Some(255));
+        assert!(rec.state.error.unwrap().contains("monitor died"));
+        // And it stays so on disk.
+        assert_eq!(
+            engine.store().read(&id).unwrap().unwrap().state.status,
+            Status::Exited
+        );
+    }
+
+    #[test]
+    fn a_container_whose_init_still_runs_stays_running_without_its_monitor() {
+        let me = ProcessId::of(std::process::id() as i32);
+        let (_root, engine, id) = engine_with_running(me, Some(gone()));
+        assert_eq!(engine.lookup(&id).unwrap().state.status, Status::Running);
+        let (_root, engine, id) = engine_with_running(Some(gone()), me);
+        assert_eq!(
+            engine.lookup(&id).unwrap().state.status,
+            Status::Running,
+            "its live monitor will record the exit"
+        );
+    }
+}

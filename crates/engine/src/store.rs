@@ -306,12 +306,6 @@ impl ContainerStore {
         Ok(state)
     }
 
-    /// Rewrites a container's config (under its lock).
-    pub fn write_config(&self, config: &ContainerConfig) -> Result<(), StoreError> {
-        let _lock = self.lock(&config.id)?;
-        write_json_atomic(&self.container_dir(&config.id).join("config.json"), config)
-    }
-
     /// Renames a container; the new name must be free.
     pub fn rename(&self, id: &str, new_name: &str) -> Result<(), StoreError> {
         if !ids::is_valid_name(new_name) {
