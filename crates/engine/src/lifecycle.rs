@@ -74,6 +74,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("--init needs {path}, a static init for containers: install Debian's tini package")]
+    InitMissing { path: PathBuf },
     #[error("container {id} did not exit within {seconds} s after SIGKILL")]
     KillTimeout { id: String, seconds: u64 },
 }
@@ -103,6 +105,8 @@ pub struct CreateRequest {
     pub cap_drop: Vec<String>,
     pub security_opt: Vec<String>,
     pub isolation: Option<IsolationChoice>,
+    /// `--init`: [`spec::INIT_BINARY`] as PID 1.
+    pub init: bool,
 }
 
 /// What `exec` asks for.
@@ -216,6 +220,11 @@ impl Engine {
         })?;
         let caps = security::capabilities(&req.cap_add, &req.cap_drop)?;
         let security = security::security_options(&req.security_opt, &caps)?;
+        if req.init && !Path::new(spec::INIT_BINARY).exists() {
+            return Err(Error::InitMissing {
+                path: spec::INIT_BINARY.into(),
+            });
+        }
 
         let mut snapshot_key = None;
         let record = self.store.create(req.name.as_deref(), |id, name, dir| {
@@ -249,6 +258,7 @@ impl Engine {
                 cap_add: req.cap_add.clone(),
                 cap_drop: req.cap_drop.clone(),
                 security_opt: req.security_opt.clone(),
+                init: req.init,
                 snapshot_key: id.into(),
                 rootfs: PathBuf::new(),
                 labels: Default::default(),

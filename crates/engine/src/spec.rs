@@ -49,6 +49,12 @@ pub const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
+/// The host's static init that `--init` bind-mounts into the container
+/// (Debian's `tini` package; docker's `--init` is the same program).
+pub const INIT_BINARY: &str = "/usr/bin/tini-static";
+/// Where `--init` puts it inside the container.
+pub const INIT_IN_CONTAINER: &str = "/sbin/isola-init";
+
 /// The cgroup path of a container (relative to each hierarchy's root).
 pub fn cgroups_path(id: &str) -> String {
     format!("/isola/{id}")
@@ -174,6 +180,19 @@ pub fn runtime_config(
         options.extend(m.options.iter().cloned());
         mounts.push(json!({"destination": m.destination, "type": m.kind, "source": m.source, "options": options}));
     }
+    let mut args = config.args.clone();
+    if config.init {
+        mounts.push(json!({
+            "destination": INIT_IN_CONTAINER,
+            "type": "bind",
+            "source": INIT_BINARY,
+            "options": ["rbind", "ro"],
+        }));
+        args = [INIT_IN_CONTAINER.to_string(), "--".to_string()]
+            .into_iter()
+            .chain(args)
+            .collect();
+    }
     let etc_ro = if config.read_only { vec!["ro"] } else { vec![] };
     for name in ["hosts", "hostname", "resolv.conf"] {
         let mut options = vec!["rbind"];
@@ -219,7 +238,7 @@ pub fn runtime_config(
         "process": {
             "terminal": config.tty,
             "user": user_json,
-            "args": config.args,
+            "args": args,
             "env": environment(config, user),
             "cwd": cwd,
             "capabilities": {

@@ -79,6 +79,9 @@ pub struct ContainerConfig {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub security_opt: Vec<String>,
+    /// Run a minimal init (tini) as PID 1 that reaps zombies and forwards signals.
+    #[serde(default)]
+    pub init: bool,
     /// The image store's snapshot key holding this container's rootfs.
     pub snapshot_key: String,
     /// The snapshot's root filesystem path.

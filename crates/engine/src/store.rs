@@ -382,6 +382,7 @@ pub(crate) mod tests_support {
             cap_add: vec![],
             cap_drop: vec![],
             security_opt: vec![],
+            init: false,
             snapshot_key: id.into(),
             rootfs: "/nonexistent".into(),
             labels: Default::default(),

@@ -241,3 +241,27 @@ fn foreign_platform_is_refused_in_process_mode() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     root.assert_clean();
 }
+
+#[test]
+fn init_runs_as_pid_one_and_forwards_signals() {
+    let root = Root::new();
+    if !std::path::Path::new(engine::spec::INIT_BINARY).exists() {
+        let (_, err) = root.fails(&["run", "--rm", "--init", "busybox", "true"]);
+        assert!(err.contains("tini"), "{err}");
+        return;
+    }
+    let comm = run_out(&root, &["--init", "busybox", "cat", "/proc/1/comm"]);
+    assert_eq!(comm.trim(), "isola-init");
+    assert_eq!(
+        root.run(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 5"])
+            .status
+            .code(),
+        Some(5)
+    );
+    // Without an init, sleep as PID 1 ignores SIGTERM; under tini it gets it.
+    let id = root.run_detached(&["--init", "busybox", "sleep", "1000"]);
+    root.ok(&["stop", "-t", "30", &id]);
+    assert_eq!(root.inspect(&id, ".State.ExitCode"), "143");
+    root.ok(&["rm", &id]);
+    root.assert_clean();
+}

@@ -78,6 +78,9 @@ pub struct CreateFlags {
     /// Isolation: process, vm (alias hyperv) or default (the host's default: see `isola info`).
     #[arg(long, default_value = "default")]
     pub isolation: String,
+    /// Run an init (tini) as PID 1 that forwards signals and reaps zombies.
+    #[arg(long)]
+    pub init: bool,
     /// The image (name[:tag], or id).
     pub image: String,
     /// The command and its arguments (default: the image's).
@@ -180,6 +183,7 @@ impl CreateFlags {
             cap_drop: self.cap_drop.clone(),
             security_opt: self.security_opt.clone(),
             isolation: Some(isolation),
+            init: self.init,
         })
     }
 }
