@@ -235,6 +235,7 @@ pub fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
             "PidsLimit": c.limits.pids_limit,
             "RestartPolicy": c.restart_policy,
             "AutoRemove": c.auto_remove,
+            "Init": c.init,
             "ReadonlyRootfs": c.read_only,
             "CapAdd": c.cap_add,
             "CapDrop": c.cap_drop,
