@@ -32,6 +32,9 @@ struct Args {
     /// Keep console.log and qemu.log in this directory (default: a temporary one, removed).
     #[arg(long)]
     run_dir: Option<PathBuf>,
+    /// Leave QEMU in the caller's cgroup (no host cgroup with a memory limit).
+    #[arg(long)]
+    no_host_cgroup: bool,
     /// Print phase timings on stderr.
     #[arg(long)]
     timings: bool,
@@ -89,6 +92,7 @@ fn main() -> Result<()> {
     cfg.memory_mib = args.memory;
     cfg.accel = args.accel.parse()?;
     cfg.tb_size_mib = args.tb_size;
+    cfg.host_cgroup = !args.no_host_cgroup;
     let mut vm = vm::Vm::boot(&cfg)?;
     let booted = t0.elapsed();
     let (_pid, io) = vm
