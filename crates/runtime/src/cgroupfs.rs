@@ -7,60 +7,13 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{mount as mount2, MsFlags};
 
+use crate::cgroups::mountinfo;
 use crate::init::SetupError;
 use crate::mounts::{fd_path, open_or_create_in_root, remount_bind, reopen, MountOptions};
-
-/// One line of /proc/self/mountinfo.
-#[derive(Debug, Clone)]
-pub struct MountInfo {
-    pub root: String,
-    pub mount_point: PathBuf,
-    pub fs_type: String,
-    pub super_options: String,
-}
-
-pub fn mountinfo() -> Vec<MountInfo> {
-    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            Some(MountInfo {
-                root: unescape(pre.get(3)?),
-                mount_point: PathBuf::from(unescape(pre.get(4)?)),
-                fs_type: post.first()?.to_string(),
-                super_options: post.get(2).unwrap_or(&"").to_string(),
-            })
-        })
-        .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 4 <= b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// The calling process's cgroup path per hierarchy key: "cpu,cpuacct",
 /// "name=systemd", or "" for the v2 hierarchy.
@@ -83,7 +36,9 @@ pub fn mount(
     opts: &MountOptions,
     new_cgroupns: bool,
 ) -> Result<(), SetupError> {
-    let infos = mountinfo();
+    // Without mountinfo nothing is known to be mounted: the v1 branch then
+    // makes an empty tmpfs.
+    let infos = mountinfo::read().unwrap_or_default();
     let own = own_cgroups();
     let flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     let base = Path::new("/sys/fs/cgroup");
@@ -216,13 +171,4 @@ fn mount_hierarchy(
         remount_bind(&fd_path(mounted.as_fd()), shown, flags)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn mountinfo_escapes_are_decoded() {
-        assert_eq!(super::unescape(r"/a\040b\011c\134d"), "/a b\tc\\d");
-        assert_eq!(super::unescape(r"/plain\0"), r"/plain\0");
-    }
 }

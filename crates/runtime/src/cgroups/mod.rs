@@ -12,7 +12,7 @@
 //! the v2 tree there has no controllers to limit anything with.
 
 mod fs;
-mod mountinfo;
+pub(crate) mod mountinfo;
 pub mod v1;
 pub mod v2;
 
