@@ -1,6 +1,7 @@
 //! fs: the file operations both cgroup versions share: reading and writing
-//! interface files with errors that name them, making and unmaking
-//! directory chains, listing and killing member processes.
+//! interface files with errors that name them (including the hugetlb and
+//! rdma limits, written alike on v1 and v2), making and unmaking directory
+//! chains, listing and killing member processes.
 
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxHugepageLimit, LinuxRdma};
 
 use super::Error;
 
@@ -50,6 +52,35 @@ pub fn write(path: &Path, value: &str) -> Result<(), Error> {
             value: value.to_string(),
             source,
         })
+}
+
+/// Writes a hugepage limit to `path` (v1's hugetlb.<size>.limit_in_bytes,
+/// v2's hugetlb.<size>.max). A missing file means the kernel has no pages of
+/// that size, which is the user's error, not a missing controller.
+pub fn write_hugepage_limit(path: &Path, limit: &LinuxHugepageLimit) -> Result<(), Error> {
+    if !path.exists() {
+        return Err(Error::InvalidValue {
+            field: "hugepageLimits".into(),
+            reason: format!(
+                "page size {:?} is not supported here (no {})",
+                limit.page_size(),
+                path.display()
+            ),
+        });
+    }
+    write(path, &limit.limit().to_string())
+}
+
+/// One rdma.max line, the same on v1 and v2: "<device> hca_handle=N hca_object=N".
+pub fn rdma_line(device: &str, limit: &LinuxRdma) -> String {
+    let mut line = device.to_string();
+    if let Some(h) = limit.hca_handles() {
+        line.push_str(&format!(" hca_handle={h}"));
+    }
+    if let Some(o) = limit.hca_objects() {
+        line.push_str(&format!(" hca_object={o}"));
+    }
+    line
 }
 
 /// Makes `rel` below `root` one level at a time, calling `on_new` on each

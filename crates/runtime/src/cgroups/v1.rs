@@ -156,18 +156,7 @@ impl CgroupV1 {
         self.apply_block_io(r)?;
         for limit in r.hugepage_limits().iter().flatten() {
             let name = format!("hugetlb.{}.limit_in_bytes", limit.page_size());
-            let path = self.file("hugetlb", "hugepageLimits", &name)?;
-            if !path.exists() {
-                return Err(Error::InvalidValue {
-                    field: "hugepageLimits".into(),
-                    reason: format!(
-                        "page size {:?} is not supported here (no {})",
-                        limit.page_size(),
-                        path.display()
-                    ),
-                });
-            }
-            fs::write(&path, &limit.limit().to_string())?;
+            fs::write_hugepage_limit(&self.file("hugetlb", "hugepageLimits", &name)?, limit)?;
         }
         if let Some(network) = r.network() {
             if let Some(class_id) = network.class_id() {
@@ -180,14 +169,8 @@ impl CgroupV1 {
             }
         }
         for (device, limit) in r.rdma().iter().flatten() {
-            let mut value = device.clone();
-            if let Some(h) = limit.hca_handles() {
-                value.push_str(&format!(" hca_handle={h}"));
-            }
-            if let Some(o) = limit.hca_objects() {
-                value.push_str(&format!(" hca_object={o}"));
-            }
-            fs::write(&self.file("rdma", "rdma", "rdma.max")?, &value)?;
+            let path = self.file("rdma", "rdma", "rdma.max")?;
+            fs::write(&path, &fs::rdma_line(device, limit))?;
         }
         Ok(())
     }

@@ -141,27 +141,10 @@ impl CgroupV2 {
         }
         for limit in r.hugepage_limits().iter().flatten() {
             let path = file(&format!("hugetlb.{}.max", limit.page_size()));
-            if !path.exists() {
-                return Err(Error::InvalidValue {
-                    field: "hugepageLimits".into(),
-                    reason: format!(
-                        "page size {:?} is not supported here (no {})",
-                        limit.page_size(),
-                        path.display()
-                    ),
-                });
-            }
-            fs::write(&path, &limit.limit().to_string())?;
+            fs::write_hugepage_limit(&path, limit)?;
         }
         for (device, limit) in r.rdma().iter().flatten() {
-            let mut value = device.clone();
-            if let Some(h) = limit.hca_handles() {
-                value.push_str(&format!(" hca_handle={h}"));
-            }
-            if let Some(o) = limit.hca_objects() {
-                value.push_str(&format!(" hca_object={o}"));
-            }
-            fs::write(&file("rdma.max"), &value)?;
+            fs::write(&file("rdma.max"), &fs::rdma_line(device, limit))?;
         }
         let mut unified: Vec<_> = r.unified().iter().flatten().collect();
         unified.sort();

@@ -91,6 +91,35 @@ fn apply_writes_v2_files() {
 }
 
 #[test]
+fn hugetlb_and_rdma_limits_are_written() {
+    let tmp = layout(ALL);
+    let leaf = tmp.path().join("isola/c1");
+    for f in ["hugetlb.2MB.max", "rdma.max"] {
+        stdfs::write(leaf.join(f), "").unwrap();
+    }
+    let cg = CgroupV2::open(tmp.path(), Path::new("isola/c1")).unwrap();
+    cg.apply(&resources(serde_json::json!({
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+        "rdma": {"mlx5_0": {"hcaHandles": 2, "hcaObjects": 10}}
+    })))
+    .unwrap();
+    assert_eq!(content(&leaf, "hugetlb.2MB.max"), "4194304");
+    assert_eq!(
+        content(&leaf, "rdma.max"),
+        "mlx5_0 hca_handle=2 hca_object=10"
+    );
+
+    // A page size the kernel lacks has no file: named, not created.
+    let err = cg
+        .apply(&resources(serde_json::json!({
+            "hugepageLimits": [{"pageSize": "1GB", "limit": 1073741824}]
+        })))
+        .unwrap_err();
+    assert!(err.to_string().contains("hugetlb.1GB.max"), "{err}");
+    assert!(!leaf.join("hugetlb.1GB.max").exists());
+}
+
+#[test]
 fn unlimited_values_are_max() {
     let tmp = layout(ALL);
     let cg = CgroupV2::open(tmp.path(), Path::new("isola/c1")).unwrap();
