@@ -6,16 +6,7 @@ use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-
-fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use testkit::unique_name;
 
 fn resources(json: serde_json::Value) -> LinuxResources {
     serde_json::from_value(json).unwrap()
@@ -32,7 +23,7 @@ impl Drop for Cleanup {
 
 #[test]
 fn lifecycle_create_limit_join_freeze_destroy() {
-    let id = unique("cg-life");
+    let id = unique_name("cg-life");
     let cgroup = Cgroup::create("", &id).unwrap();
     let guard = Cleanup(cgroup.clone());
     let paths = cgroup.paths();
@@ -83,7 +74,7 @@ fn lifecycle_create_limit_join_freeze_destroy() {
 
 #[test]
 fn absolute_cgroups_path_is_below_each_root() {
-    let id = unique("cg-abs");
+    let id = unique_name("cg-abs");
     let cgroup = Cgroup::create(&format!("/isola-test/{id}"), "ignored").unwrap();
     let _guard = Cleanup(cgroup.clone());
     for p in cgroup.paths() {
@@ -100,7 +91,7 @@ fn absolute_cgroups_path_is_below_each_root() {
 
 #[test]
 fn absent_controller_is_named_and_leaves_no_cgroup() {
-    let id = unique("cg-absent");
+    let id = unique_name("cg-absent");
     // No host here has an rdma hierarchy (or controller).
     let err = Cgroup::create_with_resources(
         "",
@@ -121,7 +112,7 @@ fn absent_controller_is_named_and_leaves_no_cgroup() {
 
 #[test]
 fn memory_limit_is_enforced_by_the_oom_killer() {
-    let id = unique("cg-oom");
+    let id = unique_name("cg-oom");
     let cgroup = Cgroup::create("", &id).unwrap();
     let _guard = Cleanup(cgroup.clone());
     cgroup
@@ -176,7 +167,7 @@ fn v2_freeze_kill_and_missing_controller_on_the_unified_mount() {
         eprintln!("no hybrid cgroup2 mount here; the tests above cover this host's layout");
         return;
     }
-    let rel = PathBuf::from("isola-test").join(unique("cg-v2"));
+    let rel = PathBuf::from("isola-test").join(unique_name("cg-v2"));
     let cgroup = Cgroup::V2(v2::CgroupV2::create(root, &rel).unwrap());
     let _guard = Cleanup(cgroup.clone());
 
