@@ -24,6 +24,10 @@ use oci_spec::runtime::LinuxResources;
 /// Parent of containers whose `cgroupsPath` is empty or relative.
 pub const DEFAULT_PARENT: &str = "isola";
 
+/// How long a freeze waits for every task to stop before it gives up and
+/// thaws again (both versions).
+const FREEZE_LIMIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {path} to find the cgroup mounts")]

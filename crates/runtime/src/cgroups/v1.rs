@@ -6,15 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxResources};
 
 use super::mountinfo::Hierarchies;
-use super::{fs, Error, Stats};
-
-/// How long [`CgroupV1::freeze`] waits for FROZEN before giving up.
-const FREEZE_LIMIT: Duration = Duration::from_secs(10);
+use super::{fs, Error, Stats, FREEZE_LIMIT};
 
 #[derive(Debug, Clone)]
 pub struct CgroupV1 {

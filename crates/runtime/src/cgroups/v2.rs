@@ -5,13 +5,10 @@
 //! like a cgroup2 mount.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use oci_spec::runtime::{LinuxMemory, LinuxResources};
 
-use super::{fs, Error, Stats};
-
-const FREEZE_LIMIT: Duration = Duration::from_secs(10);
+use super::{fs, Error, Stats, FREEZE_LIMIT};
 
 #[derive(Debug, Clone)]
 pub struct CgroupV2 {
@@ -168,10 +165,12 @@ impl CgroupV2 {
             }
         }
         if let Some(c) = r.cpu() {
-            if c.shares().is_some() || c.quota().is_some() || c.period().is_some() {
-                need("cpu", "cpu");
-            }
-            if c.burst().is_some() || c.idle().is_some() {
+            if c.shares().is_some()
+                || c.quota().is_some()
+                || c.period().is_some()
+                || c.burst().is_some()
+                || c.idle().is_some()
+            {
                 need("cpu", "cpu");
             }
             if c.cpus().as_deref().is_some_and(|s| !s.is_empty()) {
