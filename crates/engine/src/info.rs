@@ -30,6 +30,8 @@ pub struct HostInfo {
     pub default_isolation: Option<Isolation>,
     pub default_isolation_source: String,
     pub vm_acceleration: Acceleration,
+    /// What a VM container gets by default, and where its parts come from.
+    pub vm: crate::backend::vm::VmDefaults,
     pub storage_root: PathBuf,
 }
 
@@ -142,6 +144,7 @@ pub fn host_info(root: &Path) -> HostInfo {
         default_isolation: default,
         default_isolation_source: source,
         vm_acceleration: acceleration(),
+        vm: crate::backend::vm::defaults(),
         storage_root: root.into(),
     }
 }

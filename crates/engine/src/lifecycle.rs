@@ -191,7 +191,7 @@ impl Engine {
     /// record, the snapshot and the bundle; on failure nothing is left.
     pub fn create(&self, req: &CreateRequest) -> Result<ContainerRecord, Error> {
         let mode = isolation::resolve(req.isolation.unwrap_or(IsolationChoice::Default))?;
-        backend::open(mode, &self.paths())?;
+        backend::open(mode, &self.paths())?.preflight(&req.limits)?;
         let images = image::store::Store::open(&self.root).map_err(Error::Image)?;
         let img = match images.resolve(&req.image) {
             Ok(i) => i,

@@ -367,9 +367,52 @@ fn read_loop(mut stream: UnixStream, inner: &Inner) {
     inner.changed.notify_all();
 }
 
+/// The input side of one guest process (stdin, end of stdin, terminal
+/// size), separate from its [`ProcessIo`] so that another thread can feed it
+/// while one receives the output.
+#[derive(Clone)]
+pub struct ProcessInput {
+    stream: u32,
+    client: AgentClient,
+}
+
+impl ProcessInput {
+    pub fn write_stdin(&self, data: &[u8]) -> Result<(), Error> {
+        for chunk in data.chunks(proto::MAX_PAYLOAD as usize / 2) {
+            self.client
+                .send(&Frame::new(Kind::Stdin, self.stream, chunk.to_vec()))?;
+        }
+        Ok(())
+    }
+
+    pub fn close_stdin(&self) -> Result<(), Error> {
+        self.client.send(&Frame::new(
+            Kind::Eof,
+            self.stream,
+            vec![StdioFd::Stdin as u8],
+        ))
+    }
+
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), Error> {
+        self.client.send(&Frame::json(
+            Kind::Resize,
+            self.stream,
+            &WindowSize { rows, cols },
+        ))
+    }
+}
+
 impl ProcessIo {
     pub fn stream(&self) -> u32 {
         self.stream
+    }
+
+    /// A handle on this process's input, usable from another thread.
+    pub fn input(&self) -> ProcessInput {
+        ProcessInput {
+            stream: self.stream,
+            client: self.client.clone(),
+        }
     }
 
     /// The next output; `None` once the process has exited and everything was

@@ -31,7 +31,7 @@ pub mod kernel;
 pub mod vmm;
 
 pub use accel::{Accel, AccelChoice};
-pub use client::{AgentClient, Collected, Output, ProcessIo};
+pub use client::{AgentClient, Collected, Output, ProcessInput, ProcessIo};
 pub use cmdline::Share;
 pub use error::Error;
 pub use kernel::{AgentBinary, GuestKernel};

@@ -46,6 +46,9 @@ pub struct VmConfig {
     pub host_cgroup: bool,
     /// Extra host directories (volumes) shared with 9p.
     pub shares: Vec<Share>,
+    /// Where the guest console goes (default: `console.log` in `run_dir`); the
+    /// engine keeps it with the container's records so it outlives the VM.
+    pub console_log: Option<PathBuf>,
 }
 
 /// Where the guest mounts the rootfs share.
@@ -76,6 +79,7 @@ impl VmConfig {
             boot_timeout: Duration::from_secs(60),
             host_cgroup: true,
             shares: Vec::new(),
+            console_log: None,
         }
     }
 }
@@ -117,7 +121,10 @@ impl Vm {
         let accel = accel::resolve(cfg.accel, cfg.tb_size_mib)?;
         let initrd = initramfs::cached(&cfg.agent, &cfg.cache_dir)?;
         fs::create_dir_all(&cfg.run_dir).map_err(Error::io("create", &cfg.run_dir))?;
-        let console = cfg.run_dir.join("console.log");
+        let console = cfg
+            .console_log
+            .clone()
+            .unwrap_or_else(|| cfg.run_dir.join("console.log"));
         let socket = cfg.run_dir.join("agent.sock");
         let _ = fs::remove_file(&socket);
         let process_name = cmdline::process_name(&cfg.id);

@@ -1,23 +1,56 @@
 //! backend: the one interface between the engine and an isolation mode.
 //! Everything above it (lifecycle, monitor, CLI) is mode-blind: it calls
 //! [`Backend`] through [`open`]. The process backend (namespaces and cgroups on
-//! the host, over the `runtime` library) is here; the VM backend arrives with
-//! its own issue and plugs into [`open`]. Backends do not touch the engine's
-//! records; they only act on the isolated process.
+//! the host, over the `runtime` library) and the VM backend (a utility VM per
+//! container, over the `vm` library) are here. Backends do not touch the
+//! engine's records; they only act on the isolated process.
 
 pub mod process;
+pub mod vm;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::isolation::Isolation;
-use crate::state::ContainerConfig;
+use crate::state::{ContainerConfig, Limits};
 
 /// Errors from an isolation backend.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    #[error("VM isolation is not available yet in this build of isola: run with --isolation=process (or set default_isolation = \"process\")")]
-    VmUnavailable,
+    #[error("VM isolation cannot be used on this host")]
+    VmUnavailable {
+        #[source]
+        source: Box<::vm::Error>,
+    },
+    #[error("invalid --memory for a VM container")]
+    VmMemory {
+        #[source]
+        source: Box<::vm::Error>,
+    },
+    #[error("starting the utility VM of container {id}")]
+    VmBoot {
+        id: String,
+        #[source]
+        source: Box<::vm::Error>,
+    },
+    #[error("the guest agent of container {id} failed to {op}")]
+    Agent {
+        op: &'static str,
+        id: String,
+        #[source]
+        source: Box<::vm::Error>,
+    },
+    #[error("container {id}: {message}")]
+    VmFault { id: String, message: String },
+    #[error("talking to the VM of container {id} through {path}")]
+    VmControl {
+        id: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the VM of container {id} refused the request: {message}")]
+    VmRefused { id: String, message: String },
     #[error("runtime: {op} container {id}")]
     Runtime {
         op: &'static str,
@@ -105,6 +138,12 @@ pub struct Usage {
     /// The memory limit (the host's memory when unlimited).
     pub memory_limit: u64,
     pub pids: u64,
+    /// VM mode: the VM worker (QEMU) on the host, CPU time in nanoseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_cpu_ns: Option<u64>,
+    /// VM mode: the VM worker's resident memory on the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_memory_bytes: Option<u64>,
 }
 
 /// Where the engine keeps what a backend needs between calls.
@@ -119,6 +158,12 @@ pub struct BackendPaths {
 /// lives on disk.
 pub trait Backend: Send + Sync {
     fn isolation(&self) -> Isolation;
+    /// Checks, before anything is written, that a container with these
+    /// limits can run in this mode on this host (VM mode: kernel, QEMU,
+    /// agent, memory minimum).
+    fn preflight(&self, _limits: &Limits) -> Result<(), BackendError> {
+        Ok(())
+    }
     /// Creates the isolated container from its bundle, init blocked until
     /// [`Backend::start`], with what the config asks of its network (with
     /// `none`, a loopback interface that is up). Must be called before the
@@ -154,7 +199,7 @@ pub trait Backend: Send + Sync {
 pub fn open(mode: Isolation, paths: &BackendPaths) -> Result<Box<dyn Backend>, BackendError> {
     match mode {
         Isolation::Process => Ok(Box::new(process::ProcessBackend::new(paths))),
-        Isolation::Vm => Err(BackendError::VmUnavailable),
+        Isolation::Vm => Ok(Box::new(vm::VmBackend::new(paths))),
     }
 }
 

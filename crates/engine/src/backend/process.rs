@@ -258,6 +258,7 @@ impl Backend for ProcessBackend {
             memory_bytes: stats.memory_usage_bytes,
             memory_limit: stats.memory_limit_bytes.unwrap_or_else(host_memory),
             pids: stats.pids_current,
+            ..Usage::default()
         })
     }
 

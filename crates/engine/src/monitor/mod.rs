@@ -486,7 +486,12 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         });
     }
 
-    let code = wait().unwrap_or(255);
+    // A wait that fails (VM mode: QEMU died, the guest panicked) leaves the
+    // exit status unknown; the record says why.
+    let (code, fault) = match wait() {
+        Ok(code) => (code, None),
+        Err(e) => (255, Some(chain(&e))),
+    };
     // The pid namespace is gone with its init, so the output pipes reach EOF
     // promptly; the bound is for a pty whose slave something else still holds.
     for _ in 0..n_outputs {
@@ -541,6 +546,9 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
             s.exit_code = Some(code);
             s.finished_at = Some(Utc::now());
             s.init = None;
+            if fault.is_some() {
+                s.error = fault.clone();
+            }
             if !restart {
                 s.monitor = None;
             }

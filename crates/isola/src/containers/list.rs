@@ -221,6 +221,10 @@ pub fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
         "RestartCount": s.restart_count,
         "Isolation": c.isolation.to_string(),
         "LogPath": r.dir.join(engine::monitor::log::LOG_FILE),
+        "ConsoleLogPath": match c.isolation {
+            engine::isolation::Isolation::Vm => r.dir.join(engine::backend::vm::CONSOLE_LOG).display().to_string(),
+            engine::isolation::Isolation::Process => String::new(),
+        },
         "BundlePath": engine::spec::bundle_dir(&r.dir),
         "HostsPath": r.dir.join("hosts"),
         "HostnamePath": r.dir.join("hostname"),

@@ -47,10 +47,22 @@ pub fn info(engine: &Engine, args: InfoArgs) -> anyhow::Result<u8> {
     }
     println!("Isolation Modes:");
     println!(" process: available (namespaces, cgroups, capabilities on the host kernel)");
-    println!(" vm: not available yet in this build");
+    println!(" vm: a utility VM per container, with its own guest kernel (alias hyperv)");
     println!(
         "VM Acceleration: {} ({})",
         host.vm_acceleration.mode, host.vm_acceleration.reason
+    );
+    let vm = &host.vm;
+    println!("VM Kernel: {}", vm.kernel);
+    println!("VM QEMU: {}", vm.qemu);
+    println!("VM Agent: {}", vm.agent);
+    println!(
+        "VM Defaults: {} MiB guest memory without --memory, else --memory + {} MiB overhead (--memory at least {} MiB); {} vCPU without --cpus; QEMU host overhead {} MiB",
+        vm.default_memory_mib,
+        vm.memory_overhead_mib,
+        vm.minimum_memory_mib,
+        vm.default_cpus,
+        vm.qemu_host_overhead_mib
     );
     println!("Kernel Version: {}", host.kernel_version);
     println!("Operating System: {}", host.operating_system);
@@ -71,6 +83,6 @@ pub fn version() -> anyhow::Result<u8> {
     println!("Version:    {}", env!("CARGO_PKG_VERSION"));
     println!("OS/Arch:    {os}/{arch}");
     println!("Runtime:    isola runtime library (built in)");
-    println!("Isolation:  process (vm: not available yet)");
+    println!("Isolation:  process, vm (hyperv)");
     Ok(0)
 }

@@ -1,0 +1,321 @@
+//! backend::vm::control: the VM control socket. The monitor owns the VM and
+//! the only connection to its agent, so the monitor serves this socket and
+//! every other `isola` process (kill, top, stats, pause, exec) asks it.
+//! A request is one JSON line, its answer one JSON line; after a successful
+//! `exec` the connection carries that process's stdio in the monitor's
+//! attach frames ([`crate::monitor::protocol`]). It owns no VM state itself.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::{mpsc, Arc};
+
+use serde::{Deserialize, Serialize};
+
+use super::stdio::Ending;
+use super::Shared;
+use crate::monitor::protocol;
+
+/// Requests from other isola processes.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Kill {
+        signal: i32,
+        all: bool,
+    },
+    Pause,
+    Resume,
+    Top,
+    Stats,
+    Exec {
+        process: Box<oci_spec::runtime::Process>,
+        tty: bool,
+    },
+}
+
+/// QEMU's own footprint on the host.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct HostProcess {
+    pub cpu_ns: u64,
+    pub rss_bytes: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    Done,
+    Processes(Vec<vm::ProcessInfo>),
+    Stats {
+        guest: vm::ContainerStats,
+        qemu: HostProcess,
+    },
+    Executed {
+        pid: i32,
+    },
+    Error(String),
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// QEMU's CPU time and resident memory from /proc.
+pub fn host_process(pid: u32) -> HostProcess {
+    let tick_ns = 1_000_000_000
+        / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as u64;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // After the comm: state is field 3, utime 14, stime 15, rss 24 (1-based).
+    let at = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    HostProcess {
+        cpu_ns: (at(14).unwrap_or(0) + at(15).unwrap_or(0)) * tick_ns,
+        rss_bytes: at(24).unwrap_or(0) * page,
+    }
+}
+
+/// Serves the control socket at `path` until the process exits.
+pub fn serve(listener: UnixListener, shared: Arc<Shared>) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = handle(conn, &shared) {
+                    tracing::debug!("VM control connection: {e}");
+                }
+            });
+        }
+    });
+}
+
+fn handle(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut writer = conn;
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(());
+    }
+    let answer = |w: &mut UnixStream, r: &Response| -> std::io::Result<()> {
+        let mut text = serde_json::to_string(r).map_err(std::io::Error::other)?;
+        text.push('\n');
+        w.write_all(text.as_bytes())
+    };
+    let req: Request = match serde_json::from_str(&line) {
+        Ok(r) => r,
+        Err(e) => return answer(&mut writer, &Response::Error(format!("bad request: {e}"))),
+    };
+    let client = &shared.client;
+    let id = &shared.id;
+    let resp = match req {
+        Request::Kill { signal, all } => match client.signal(id, signal, all) {
+            Ok(()) => Response::Done,
+            Err(e) => Response::Error(chain(&e)),
+        },
+        Request::Pause | Request::Resume => {
+            let vm = shared.vm.lock().unwrap_or_else(|e| e.into_inner());
+            let r = match (&*vm, matches!(req, Request::Pause)) {
+                (Some(vm), true) => vm.pause(),
+                (Some(vm), false) => vm.resume(),
+                (None, _) => {
+                    return answer(&mut writer, &Response::Error("the VM has stopped".into()))
+                }
+            };
+            match r {
+                Ok(()) => Response::Done,
+                Err(e) => Response::Error(chain(&e)),
+            }
+        }
+        Request::Top => match client.top(id) {
+            Ok(p) => Response::Processes(p),
+            Err(e) => Response::Error(chain(&e)),
+        },
+        Request::Stats => match client.stats(id) {
+            Ok(guest) => Response::Stats {
+                guest,
+                qemu: host_process(shared.qemu_pid),
+            },
+            Err(e) => Response::Error(chain(&e)),
+        },
+        Request::Exec { process, tty } => match client.exec(id, &process, tty) {
+            Ok((pid, io)) => {
+                answer(&mut writer, &Response::Executed { pid })?;
+                return relay(reader, writer, io);
+            }
+            Err(e) => Response::Error(chain(&e)),
+        },
+    };
+    answer(&mut writer, &resp)
+}
+
+/// Carries one exec'd process's stdio over the connection: output and exit
+/// to the client, stdin, end of stdin and resizes from it.
+fn relay(
+    mut reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    io: vm::ProcessIo,
+) -> std::io::Result<()> {
+    let input = io.input();
+    std::thread::spawn(move || {
+        let mut w = writer;
+        while let Some(out) = io.recv() {
+            let sent = match out {
+                vm::Output::Stdout(d) => protocol::write_frame(&mut w, protocol::STDOUT, &d),
+                vm::Output::Stderr(d) => protocol::write_frame(&mut w, protocol::STDERR, &d),
+                vm::Output::Eof(_) => Ok(()),
+                vm::Output::Exit(code) => {
+                    let _ = protocol::write_frame(&mut w, protocol::EXIT, &code.to_be_bytes());
+                    let _ = w.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+            };
+            // A detached exec's client has gone: keep draining, stop writing.
+            if sent.is_err() {
+                while io.recv().is_some() {}
+                return;
+            }
+        }
+        let _ = protocol::write_frame(&mut w, protocol::ERROR, b"the VM went away");
+        let _ = w.shutdown(std::net::Shutdown::Both);
+    });
+    while let Ok(Some(frame)) = protocol::read_frame(&mut reader) {
+        let r = match frame.kind {
+            protocol::STDIN => input.write_stdin(&frame.payload),
+            protocol::STDIN_CLOSE => input.close_stdin(),
+            protocol::RESIZE => match protocol::parse_resize(&frame.payload) {
+                Some((rows, cols)) => input.resize(rows, cols),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        };
+        if r.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The client side: one request, one answer, on a fresh connection.
+pub fn call(socket: &Path, req: &Request) -> std::io::Result<(Response, UnixStream)> {
+    let dir = File::open(socket.parent().unwrap_or(Path::new("/")))?;
+    // Through /proc/self/fd, so that long paths fit sun_path.
+    let path = format!(
+        "/proc/self/fd/{}/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&dir),
+        socket
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let mut conn = UnixStream::connect(path)?;
+    let mut text = serde_json::to_string(req).map_err(std::io::Error::other)?;
+    text.push('\n');
+    conn.write_all(text.as_bytes())?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    if line.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the monitor closed the VM control connection",
+        ));
+    }
+    let resp = serde_json::from_str(&line).map_err(std::io::Error::other)?;
+    // Nothing else was sent before the answer was read: the stream is in step.
+    Ok((resp, conn))
+}
+
+/// Client side of an exec's stdio: copies `stdin` into frames and frames
+/// into `stdout`/`stderr`; sends the exit.
+pub fn exec_pipes(
+    conn: UnixStream,
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    done: mpsc::Sender<Ending>,
+) -> std::io::Result<()> {
+    let mut to = conn.try_clone()?;
+    std::thread::spawn(move || {
+        let mut from = File::from(stdin);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if protocol::write_frame(&mut to, protocol::STDIN, &buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = protocol::write_frame(&mut to, protocol::STDIN_CLOSE, &[]);
+    });
+    std::thread::spawn(move || {
+        let mut conn = conn;
+        let mut out = File::from(stdout);
+        let mut err = File::from(stderr);
+        let ending = loop {
+            match protocol::read_frame(&mut conn) {
+                Ok(Some(f)) => match f.kind {
+                    protocol::STDOUT => {
+                        let _ = out.write_all(&f.payload);
+                    }
+                    protocol::STDERR => {
+                        let _ = err.write_all(&f.payload);
+                    }
+                    protocol::EXIT if f.payload.len() == 4 => {
+                        let b = [f.payload[0], f.payload[1], f.payload[2], f.payload[3]];
+                        break Ok(i32::from_be_bytes(b));
+                    }
+                    protocol::ERROR => break Err(String::from_utf8_lossy(&f.payload).into()),
+                    _ => {}
+                },
+                Ok(None) | Err(_) => break Err("the VM went away".into()),
+            }
+        };
+        let _ = done.send(ending);
+    });
+    Ok(())
+}
+
+/// Client side of an exec with a terminal: a socket pair end for the
+/// caller, copied to and from the connection.
+pub fn exec_terminal(conn: UnixStream, done: mpsc::Sender<Ending>) -> std::io::Result<OwnedFd> {
+    let (ours, theirs) = UnixStream::pair()?;
+    let (tx, rx) = mpsc::channel();
+    exec_pipes(
+        conn,
+        ours.try_clone()?.into(),
+        ours.try_clone()?.into(),
+        ours.try_clone()?.into(),
+        tx,
+    )?;
+    std::thread::spawn(move || {
+        let ending = rx
+            .recv()
+            .unwrap_or_else(|_| Err("the exec relay stopped".into()));
+        let _ = ours.shutdown(std::net::Shutdown::Both);
+        let _ = done.send(ending);
+    });
+    Ok(theirs.into())
+}

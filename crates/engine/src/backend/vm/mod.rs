@@ -1,0 +1,572 @@
+//! backend::vm: VM isolation. Each container runs in its own utility VM
+//! (QEMU microvm, its own guest kernel) whose agent runs the container with
+//! the `runtime` library inside the guest. The monitor process creates the
+//! container, so the monitor owns QEMU and the one connection to its agent;
+//! it serves a control socket ([`control`]) through which every other isola
+//! process signals, lists, measures, pauses and execs. The container's
+//! snapshot directory is shared into the guest with 9p, as are the host files
+//! and volumes its spec binds. Per-VM sockets live in a short run directory
+//! ([`run_dir`]); the guest console log lives with the container's records.
+//! Nothing here reads or writes the engine's records.
+
+mod control;
+mod stdio;
+
+use std::collections::BTreeMap;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{
+    Backend, BackendError, BackendPaths, ContainerIo, CreatedContainer, ExecutedProcess, Top, Usage,
+};
+use crate::isolation::Isolation;
+use crate::state::{ContainerConfig, Limits};
+use crate::units::CPU_PERIOD_US;
+
+pub use control::HostProcess;
+
+/// The guest console log, in the container's directory (`inspect` names it).
+pub const CONSOLE_LOG: &str = "console.log";
+const CONTROL_SOCKET: &str = "control.sock";
+const QEMU_PID: &str = "qemu.pid";
+/// The QEMU binary isola runs.
+pub const QEMU: &str = "qemu-system-x86_64";
+/// From QEMU's start to the agent's first answer; bounds a guest that never
+/// answers (TCG on a loaded 2-core host boots in seconds, not minutes).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a powered-off request may take before QEMU is killed.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The per-VM directory for the agent and control sockets: under the root
+/// when the socket paths fit in `sun_path`, else under /run/isola/vm.
+pub fn run_dir(root: &Path, id: &str) -> PathBuf {
+    let short = &id[..id.len().min(12)];
+    let local = root.join("vm").join(short);
+    if local.join("agent.sock").as_os_str().len() <= 100 {
+        local
+    } else {
+        PathBuf::from("/run/isola/vm").join(id)
+    }
+}
+
+/// What the monitor's threads share about the running VM.
+pub(crate) struct Shared {
+    id: String,
+    client: vm::AgentClient,
+    qemu_pid: u32,
+    vm: Mutex<Option<vm::Vm>>,
+}
+
+/// VM isolation.
+pub struct VmBackend {
+    root: PathBuf,
+    /// Set in the monitor process, which owns the VM.
+    running: Mutex<Option<Arc<Shared>>>,
+}
+
+/// VM defaults and facts for `isola info`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VmDefaults {
+    /// The guest kernel, or why none is usable.
+    pub kernel: String,
+    pub qemu: String,
+    pub agent: String,
+    pub default_memory_mib: u64,
+    pub memory_overhead_mib: u64,
+    pub minimum_memory_mib: u64,
+    pub default_cpus: u32,
+    pub qemu_host_overhead_mib: u64,
+}
+
+fn find_in_path(binary: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(binary))
+        .find(|p| p.is_file())
+}
+
+/// The VM defaults on this host.
+pub fn defaults() -> VmDefaults {
+    let show = |r: Result<PathBuf, vm::Error>| match r {
+        Ok(p) => p.display().to_string(),
+        Err(e) => format!("missing: {e}"),
+    };
+    VmDefaults {
+        kernel: show(vm::GuestKernel::locate(None).map(|k| k.path().to_path_buf())),
+        qemu: show(qemu()),
+        agent: show(vm::AgentBinary::locate(None).map(|a| a.path().to_path_buf())),
+        default_memory_mib: vm::cmdline::DEFAULT_GUEST_MEMORY_MIB,
+        memory_overhead_mib: vm::cmdline::GUEST_OVERHEAD_MIB,
+        minimum_memory_mib: vm::cmdline::MIN_CONTAINER_MEMORY_MIB,
+        default_cpus: vm::cmdline::guest_cpus(None),
+        qemu_host_overhead_mib: vm::cmdline::QEMU_HOST_OVERHEAD_MIB,
+    }
+}
+
+fn qemu() -> Result<PathBuf, vm::Error> {
+    find_in_path(QEMU).ok_or_else(|| vm::Error::QemuMissing {
+        binary: QEMU.to_string(),
+    })
+}
+
+fn agent_err<'a>(op: &'static str, id: &'a str) -> impl FnOnce(vm::Error) -> BackendError + 'a {
+    move |source| BackendError::Agent {
+        op,
+        id: id.into(),
+        source: Box::new(source),
+    }
+}
+
+/// Why the VM went away, for the container's record: QEMU's status and what
+/// the console says of a guest panic.
+fn explain_fault(vm: &mut Option<vm::Vm>, console: &Path) -> String {
+    let status = vm
+        .as_mut()
+        .and_then(|v| v.wait_timeout(Duration::from_secs(2)))
+        .map(
+            |s| match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+                (_, Some(sig)) => format!("QEMU was killed by signal {sig}"),
+                (Some(c), _) => format!("QEMU exited with status {c}"),
+                _ => format!("QEMU {s}"),
+            },
+        )
+        .unwrap_or_else(|| "the agent channel broke".into());
+    let text = std::fs::read_to_string(console).unwrap_or_default();
+    let panic = text
+        .lines()
+        .find(|l| l.contains("Kernel panic"))
+        .map(|l| format!("; the guest kernel panicked: {}", l.trim()))
+        .unwrap_or_default();
+    format!(
+        "the utility VM stopped before the container's process exited ({status}{panic}); guest console: {}",
+        console.display()
+    )
+}
+
+/// The spec the agent gets: host paths the spec binds (the /etc files in
+/// the container directory, volumes, --init) become 9p shares, and their
+/// sources the guest paths the agent mounts them at (filled in later).
+struct GuestSpec {
+    spec: Value,
+    shares: Vec<vm::Share>,
+    /// (mount index, share tag, file name within the shared directory)
+    binds: Vec<(usize, String, Option<String>)>,
+}
+
+fn guest_spec(bundle: &Path) -> Result<GuestSpec, BackendError> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).map_err(|source| BackendError::VmControl {
+        id: String::new(),
+        path: path.clone(),
+        source,
+    })?;
+    let spec: Value = serde_json::from_slice(&text).map_err(|e| BackendError::VmControl {
+        id: String::new(),
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    let mut shares: Vec<vm::Share> = Vec::new();
+    let mut by_dir: BTreeMap<(PathBuf, bool), String> = BTreeMap::new();
+    let mut binds = Vec::new();
+    for (i, m) in spec["mounts"].as_array().into_iter().flatten().enumerate() {
+        let options: Vec<&str> = m["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let is_bind = m["type"] == "bind" || options.iter().any(|o| *o == "bind" || *o == "rbind");
+        let Some(source) = m["source"].as_str().filter(|_| is_bind) else {
+            continue;
+        };
+        let source = PathBuf::from(source);
+        let read_only = options.contains(&"ro");
+        let (dir, file) = if source.is_dir() {
+            (source.clone(), None)
+        } else {
+            (
+                source.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                source.file_name().map(|n| n.to_string_lossy().into_owned()),
+            )
+        };
+        let tag = by_dir
+            .entry((dir.clone(), read_only))
+            .or_insert_with(|| {
+                let tag = format!("isola{}", shares.len());
+                shares.push(vm::Share {
+                    tag: tag.clone(),
+                    host_path: dir,
+                    read_only,
+                });
+                tag
+            })
+            .clone();
+        binds.push((i, tag, file));
+    }
+    Ok(GuestSpec {
+        spec,
+        shares,
+        binds,
+    })
+}
+
+impl VmBackend {
+    pub fn new(paths: &BackendPaths) -> VmBackend {
+        VmBackend {
+            root: paths.root.clone(),
+            running: Mutex::new(None),
+        }
+    }
+
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One request to the monitor that owns the VM.
+    fn ask(
+        &self,
+        id: &str,
+        req: &control::Request,
+    ) -> Result<(control::Response, std::os::unix::net::UnixStream), BackendError> {
+        let socket = run_dir(&self.root, id).join(CONTROL_SOCKET);
+        if !socket.exists() {
+            return Err(BackendError::NotRunning { id: id.into() });
+        }
+        match control::call(&socket, req) {
+            Ok((control::Response::Error(message), _)) => Err(BackendError::VmRefused {
+                id: id.into(),
+                message,
+            }),
+            Ok(r) => Ok(r),
+            Err(source) => Err(BackendError::VmControl {
+                id: id.into(),
+                path: socket,
+                source,
+            }),
+        }
+    }
+
+    /// Kills a QEMU left behind by a monitor that died, and removes the host
+    /// cgroup and run directory.
+    fn clean_orphan(&self, id: &str) {
+        let dir = run_dir(&self.root, id);
+        if let Some(pid) = std::fs::read_to_string(dir.join(QEMU_PID))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == vm::cmdline::process_name(id) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while Path::new(&format!("/proc/{pid}")).exists()
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        let cgroup = format!("/isola-vm/{id}");
+        if let Ok(cg) = runtime::cgroups::Cgroup::open(&cgroup, id) {
+            if cg.paths().iter().any(|p| p.exists()) {
+                let _ = cg.destroy();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+impl Backend for VmBackend {
+    fn isolation(&self) -> Isolation {
+        Isolation::Vm
+    }
+
+    fn preflight(&self, limits: &Limits) -> Result<(), BackendError> {
+        vm::cmdline::guest_memory_mib(limits.memory).map_err(|source| BackendError::VmMemory {
+            source: Box::new(source),
+        })?;
+        let unavailable = |source| BackendError::VmUnavailable {
+            source: Box::new(source),
+        };
+        qemu().map_err(unavailable)?;
+        vm::GuestKernel::locate(None).map_err(unavailable)?;
+        vm::AgentBinary::locate(None).map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn create(
+        &self,
+        config: &ContainerConfig,
+        bundle: &Path,
+        io: ContainerIo,
+    ) -> Result<CreatedContainer, BackendError> {
+        let id = config.id.as_str();
+        let boot = |source| BackendError::VmBoot {
+            id: id.into(),
+            source: Box::new(source),
+        };
+        let container_dir = bundle.parent().unwrap_or(bundle);
+        let kernel = vm::GuestKernel::locate(None).map_err(boot)?;
+        let agent = vm::AgentBinary::locate(None).map_err(boot)?;
+        let mut guest = guest_spec(bundle)?;
+        let dir = run_dir(&self.root, id);
+        let mut cfg = vm::VmConfig::new(&config.name, id, kernel, agent, &config.rootfs, &dir);
+        cfg.memory_mib = vm::cmdline::guest_memory_mib(config.limits.memory).map_err(boot)?;
+        cfg.cpus = vm::cmdline::guest_cpus(
+            config
+                .limits
+                .cpu_quota
+                .map(|q| q as f64 / CPU_PERIOD_US as f64),
+        );
+        cfg.qemu = QEMU.into();
+        cfg.boot_timeout = BOOT_TIMEOUT;
+        cfg.shares = guest.shares.clone();
+        let console = container_dir.join(CONSOLE_LOG);
+        cfg.console_log = Some(console.clone());
+        let vm = vm::Vm::boot(&cfg).map_err(boot)?;
+        let qemu_pid = vm.pid();
+        let _ = std::fs::write(dir.join(QEMU_PID), qemu_pid.to_string());
+        let client = vm.client().clone();
+
+        // From here a failure must not leave QEMU behind: `vm` kills it on drop.
+        let mut mounted = BTreeMap::new();
+        for share in &guest.shares {
+            let path = client
+                .mount_share(&share.tag, share.read_only)
+                .map_err(agent_err("mount a shared directory", id))?;
+            mounted.insert(share.tag.clone(), path);
+        }
+        for (i, tag, file) in &guest.binds {
+            let base = &mounted[tag];
+            guest.spec["mounts"][*i]["source"] = Value::String(match file {
+                Some(f) => format!("{base}/{f}"),
+                None => base.clone(),
+            });
+        }
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_value(guest.spec).map_err(|e| BackendError::VmControl {
+                id: id.into(),
+                path: bundle.join("config.json"),
+                source: std::io::Error::other(e),
+            })?;
+        let tty = matches!(io, ContainerIo::Terminal);
+        let (_guest_pid, pio) = client
+            .create_container(id, &spec, vm::GUEST_ROOTFS, tty)
+            .map_err(agent_err("create the container", id))?;
+
+        let shared = Arc::new(Shared {
+            id: id.into(),
+            client,
+            qemu_pid,
+            vm: Mutex::new(Some(vm)),
+        });
+        let (done_tx, done_rx) = mpsc::channel();
+        let gone = {
+            let shared = shared.clone();
+            let console = console.clone();
+            move || {
+                explain_fault(
+                    &mut shared.vm.lock().unwrap_or_else(|e| e.into_inner()),
+                    &console,
+                )
+            }
+        };
+        let console_fd = match io {
+            ContainerIo::Terminal => {
+                Some(stdio::terminal(pio, done_tx, gone).map_err(|source| {
+                    BackendError::Command {
+                        command: "a socket pair for the terminal".into(),
+                        source,
+                    }
+                })?)
+            }
+            ContainerIo::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                stdio::feed_stdin(std::fs::File::from(stdin), pio.input());
+                stdio::drain_output(pio, Some(stdout.into()), Some(stderr.into()), done_tx, gone);
+                None
+            }
+        };
+        let socket = dir.join(CONTROL_SOCKET);
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket).map_err(|source| BackendError::VmControl {
+            id: id.into(),
+            path: socket.clone(),
+            source,
+        })?;
+        control::serve(listener, shared.clone());
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(shared);
+        let id_owned = id.to_string();
+        Ok(CreatedContainer {
+            pid: qemu_pid as i32,
+            console: console_fd,
+            wait: Box::new(move || match done_rx.recv() {
+                Ok(Ok(code)) => Ok(code),
+                Ok(Err(message)) => Err(BackendError::VmFault {
+                    id: id_owned,
+                    message,
+                }),
+                Err(_) => Err(BackendError::VmFault {
+                    id: id_owned,
+                    message: "the container's output pump stopped".into(),
+                }),
+            }),
+        })
+    }
+
+    fn start(&self, id: &str) -> Result<(), BackendError> {
+        let shared = self
+            .shared()
+            .ok_or_else(|| BackendError::NotRunning { id: id.into() })?;
+        shared
+            .client
+            .start(id)
+            .map_err(agent_err("start the container", id))
+    }
+
+    fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), BackendError> {
+        if let Some(shared) = self.shared() {
+            return shared
+                .client
+                .signal(id, signal, all)
+                .map_err(agent_err("signal the container", id));
+        }
+        self.ask(id, &control::Request::Kill { signal, all })
+            .map(drop)
+    }
+
+    fn pause(&self, id: &str) -> Result<(), BackendError> {
+        self.ask(id, &control::Request::Pause).map(drop)
+    }
+
+    fn resume(&self, id: &str) -> Result<(), BackendError> {
+        self.ask(id, &control::Request::Resume).map(drop)
+    }
+
+    fn exec(
+        &self,
+        id: &str,
+        process: &oci_spec::runtime::Process,
+        io: Option<ContainerIo>,
+        tty: bool,
+    ) -> Result<ExecutedProcess, BackendError> {
+        let (_, conn) = self.ask(
+            id,
+            &control::Request::Exec {
+                process: Box::new(process.clone()),
+                tty,
+            },
+        )?;
+        let relay = |source| BackendError::Command {
+            command: format!("relaying the stdio of an exec in container {id}"),
+            source,
+        };
+        let (tx, rx) = mpsc::channel();
+        let console = match io {
+            Some(ContainerIo::Terminal) => Some(control::exec_terminal(conn, tx).map_err(relay)?),
+            Some(ContainerIo::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            }) => {
+                control::exec_pipes(conn, stdin, stdout, stderr, tx).map_err(relay)?;
+                None
+            }
+            None => {
+                let dup = |fd: i32| {
+                    // SAFETY: 0, 1 and 2 are open for the life of the process.
+                    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                    b.try_clone_to_owned()
+                };
+                control::exec_pipes(
+                    conn,
+                    dup(0).map_err(relay)?,
+                    dup(1).map_err(relay)?,
+                    dup(2).map_err(relay)?,
+                    tx,
+                )
+                .map_err(relay)?;
+                None
+            }
+        };
+        let id = id.to_string();
+        Ok(ExecutedProcess {
+            console,
+            wait: Box::new(move || match rx.recv() {
+                Ok(Ok(code)) => Ok(code),
+                Ok(Err(message)) => Err(BackendError::VmFault { id, message }),
+                Err(_) => Err(BackendError::VmFault {
+                    id,
+                    message: "the exec relay stopped".into(),
+                }),
+            }),
+        })
+    }
+
+    fn top(&self, id: &str, _ps_args: &[String]) -> Result<Top, BackendError> {
+        let processes = match self.ask(id, &control::Request::Top)? {
+            (control::Response::Processes(p), _) => p,
+            _ => return Err(BackendError::NotRunning { id: id.into() }),
+        };
+        Ok(Top {
+            titles: ["PID", "PPID", "UID", "CMD"].map(String::from).to_vec(),
+            processes: processes
+                .into_iter()
+                .map(|p| {
+                    vec![
+                        p.pid.to_string(),
+                        p.ppid.to_string(),
+                        p.uid.to_string(),
+                        p.command,
+                    ]
+                })
+                .collect(),
+        })
+    }
+
+    fn usage(&self, id: &str) -> Result<Usage, BackendError> {
+        match self.ask(id, &control::Request::Stats)? {
+            (control::Response::Stats { guest, qemu }, _) => Ok(Usage {
+                cpu_ns: guest.cpu_usage_ns,
+                memory_bytes: guest.memory_usage_bytes,
+                memory_limit: guest
+                    .memory_limit_bytes
+                    .unwrap_or(guest.guest_memory_total_bytes),
+                pids: guest.pids_current,
+                host_cpu_ns: Some(qemu.cpu_ns),
+                host_memory_bytes: Some(qemu.rss_bytes),
+            }),
+            _ => Err(BackendError::NotRunning { id: id.into() }),
+        }
+    }
+
+    fn delete(&self, id: &str, _force: bool) -> Result<(), BackendError> {
+        let owned = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(shared) = owned {
+            let vm = shared.vm.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(mut vm) = vm {
+                // The container's process has exited (or is being removed):
+                // the VM powers off; one that does not is killed.
+                vm.shutdown(SHUTDOWN_TIMEOUT);
+            }
+        }
+        self.clean_orphan(id);
+        Ok(())
+    }
+}
