@@ -308,7 +308,7 @@ fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<u8> {
         match store.resolve(name) {
             Ok(img) => images.push(img),
             Err(e) => {
-                eprintln!("isola: {}", chain(&e));
+                eprintln!("isola: {}", runtime::error_chain(&e));
                 failed = true;
             }
         }
@@ -411,7 +411,7 @@ fn rmi(store: &Store, args: RmiArgs) -> anyhow::Result<u8> {
                 }
             }
             Err(e) => {
-                eprintln!("isola: {}", chain(&e));
+                eprintln!("isola: {}", runtime::error_chain(&e));
                 code = 1;
             }
         }
@@ -532,17 +532,6 @@ fn prune(store: &Store, args: PruneArgs) -> anyhow::Result<u8> {
         human_size(report.reclaimed_bytes)
     );
     Ok(0)
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Docker's size format: decimal units, 3 significant digits ("4.26MB").
