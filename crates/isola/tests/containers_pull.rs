@@ -1,7 +1,6 @@
 //! End-to-end: `run` of an image the store lacks pulls it first when the
 //! reference names its registry (a real Debian docker-registry on 127.0.0.1).
 
-#[path = "registry_support.rs"]
 mod support;
 
 use support::*;

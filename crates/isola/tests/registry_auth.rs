@@ -1,7 +1,6 @@
 //! `isola login`/`logout` and authenticated pulls against a real Debian
 //! docker-registry with htpasswd (bcrypt) basic auth.
 
-#[path = "registry_support.rs"]
 mod support;
 
 use std::fs;

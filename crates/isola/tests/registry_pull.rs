@@ -2,7 +2,6 @@
 //! images pushed by skopeo; and against broken registries: tampered and
 //! missing blobs, a registry that never answers.
 
-#[path = "registry_support.rs"]
 mod support;
 
 use std::fs;

@@ -4,7 +4,6 @@
 //! RS256 JWTs (signed by `openssl`) with the cert in their `x5c` header,
 //! which the registry verifies against its `rootcertbundle`.
 
-#[path = "registry_support.rs"]
 mod support;
 
 use std::fs;

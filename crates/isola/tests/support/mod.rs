@@ -1,4 +1,4 @@
-//! Shared by the registry tests (included with `#[path]`): a real Debian
+//! Shared by the registry tests (`mod support;` in each): a real Debian
 //! `docker-registry` on 127.0.0.1 in a temp dir, images pushed to it with
 //! skopeo (an independent client), and a runner for the real `isola` binary.
 #![allow(dead_code)]
