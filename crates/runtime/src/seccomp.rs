@@ -227,13 +227,13 @@ fn action(
     field: &str,
     errno_field: &str,
 ) -> Result<ScmpAction, Error> {
-    let ret = |limit: u64| -> Result<u64, Error> {
+    let ret = |limit: u64, reason: &'static str| -> Result<u64, Error> {
         let value = u64::from(errno_ret.unwrap_or(libc::EPERM as u32));
         if value > limit {
             return Err(Error::OutOfRange {
                 field: errno_field.to_string(),
                 value,
-                reason: "the kernel keeps 16 bits of SECCOMP_RET_DATA",
+                reason,
             });
         }
         Ok(value)
@@ -245,8 +245,13 @@ fn action(
         }
         LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
         LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
-        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(ret(4095)? as i32),
-        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(ret(u64::from(u16::MAX))? as u16),
+        LinuxSeccompAction::ScmpActErrno => {
+            ScmpAction::Errno(ret(4095, "the kernel caps an errno at 4095 (MAX_ERRNO)")? as i32)
+        }
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(ret(
+            u64::from(u16::MAX),
+            "the kernel keeps 16 bits of SECCOMP_RET_DATA",
+        )? as u16),
         LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
         LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
         // NOTIFY needs a listener socket (listenerPath) that isola does not serve.
@@ -616,7 +621,10 @@ mod tests {
             "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000
         })))
         .unwrap_err();
-        assert!(err.to_string().contains("defaultErrnoRet"), "{err}");
+        assert!(
+            err.to_string().contains("defaultErrnoRet") && err.to_string().contains("4095"),
+            "{err}"
+        );
 
         // An unknown action is refused when the config is parsed, naming the value.
         let err = serde_json::from_value::<LinuxSeccomp>(serde_json::json!({
