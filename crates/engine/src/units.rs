@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub enum ValueError {
     #[error("invalid --memory value {value:?}: expected a number with an optional unit b, k, m or g (e.g. 512m)")]
     Memory { value: String },
-    #[error("invalid --memory value {value:?}: the minimum memory limit is 6MB")]
+    #[error("invalid --memory value {value:?}: the minimum memory limit is 6MB ({vm_min} MiB for a VM container, --isolation=vm)", vm_min = vm::cmdline::MIN_CONTAINER_MEMORY_MIB)]
     MemoryTooSmall { value: String },
     #[error("invalid --cpus value {value:?}: expected a number between 0.01 and {host_cpus} (the CPUs this host has)")]
     Cpus { value: String, host_cpus: usize },
