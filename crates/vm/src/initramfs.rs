@@ -137,7 +137,30 @@ pub fn cached(agent: &AgentBinary, cache_dir: &Path) -> Result<PathBuf, Error> {
     let tmp = cache_dir.join(format!(".initramfs-{hex}.{}", std::process::id()));
     write(agent, &tmp)?;
     fs::rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
+    prune(cache_dir, &path);
     Ok(path)
+}
+
+/// Removes initramfs files of earlier agent builds. One younger than ten
+/// minutes is kept: a VM booting right now may be about to open it (once
+/// QEMU has it open, removing it is harmless).
+fn prune(cache_dir: &Path, keep: &Path) {
+    let Ok(entries) = fs::read_dir(cache_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(600));
+        if p != keep && name.starts_with("initramfs-") && name.ends_with(".cpio") && old {
+            let _ = fs::remove_file(&p);
+        }
+    }
 }
 
 #[cfg(test)]
