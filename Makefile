@@ -16,6 +16,7 @@ setup: root
 
 build: setup
 	cargo build --release --workspace --bins
+	@crates/agent/build-static.sh >/dev/null  # the VM guest's /init, found next to target/release/isola
 
 demo: build
 	@scripts/demo.sh
