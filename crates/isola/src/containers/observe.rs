@@ -174,6 +174,10 @@ pub fn stats(engine: &Engine, args: StatsArgs) -> anyhow::Result<u8> {
             .map(|r| engine.usage(r).ok())
             .collect::<Vec<_>>()
     };
+    // A column for the VM worker when any container runs in a VM.
+    let vm_rows = recs
+        .iter()
+        .any(|r| r.config.isolation == engine::isolation::Isolation::Vm);
     let mut before = sample(&recs);
     let mut t0 = std::time::Instant::now();
     loop {
@@ -194,7 +198,7 @@ pub fn stats(engine: &Engine, args: StatsArgs) -> anyhow::Result<u8> {
                         } else {
                             0.0
                         };
-                        vec![
+                        let mut row = vec![
                             id,
                             r.config.name.clone(),
                             format!("{cpu:.2}%"),
@@ -205,33 +209,52 @@ pub fn stats(engine: &Engine, args: StatsArgs) -> anyhow::Result<u8> {
                             ),
                             format!("{mem_pct:.2}%"),
                             a.pids.to_string(),
-                        ]
+                        ];
+                        if vm_rows {
+                            // VM mode: the VM worker (QEMU) itself, as the host sees it.
+                            row.push(match (a.host_cpu_ns, b.host_cpu_ns, a.host_memory_bytes) {
+                                (Some(ac), Some(bc), Some(mem)) => format!(
+                                    "{:.2}% / {}",
+                                    ac.saturating_sub(bc) as f64 / elapsed * 100.0,
+                                    human_bytes(mem)
+                                ),
+                                _ => "--".into(),
+                            });
+                        }
+                        row
                     }
-                    _ => vec![
-                        id,
-                        r.config.name.clone(),
-                        "--".into(),
-                        "-- / --".into(),
-                        "--".into(),
-                        "--".into(),
-                    ],
+                    _ => {
+                        let mut row = vec![
+                            id,
+                            r.config.name.clone(),
+                            "--".into(),
+                            "-- / --".into(),
+                            "--".into(),
+                            "--".into(),
+                        ];
+                        if vm_rows {
+                            row.push("--".into());
+                        }
+                        row
+                    }
                 }
             })
             .collect();
         if !args.no_stream {
             print!("\x1b[2J\x1b[H");
         }
-        print_table(
-            &[
-                "CONTAINER ID",
-                "NAME",
-                "CPU %",
-                "MEM USAGE / LIMIT",
-                "MEM %",
-                "PIDS",
-            ],
-            &rows,
-        );
+        let mut titles = vec![
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "PIDS",
+        ];
+        if vm_rows {
+            titles.push("VM WORKER CPU % / RSS");
+        }
+        print_table(&titles, &rows);
         if args.no_stream {
             return Ok(0);
         }
