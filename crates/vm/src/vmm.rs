@@ -384,6 +384,18 @@ impl Vm {
     fn cleanup(&mut self) {
         let _ = fs::remove_file(&self.socket);
         if let Some(cg) = self.cgroup.take() {
+            // QEMU has been reaped, so the group is normally empty: removing its
+            // directories is enough, and much quicker than a full destroy
+            // (freeze, kill, thaw, retry), which stays the fallback.
+            let empty = cg.pids().is_ok_and(|p| p.is_empty());
+            if empty
+                && cg
+                    .paths()
+                    .iter()
+                    .all(|p| fs::remove_dir(p).is_ok() || !p.exists())
+            {
+                return;
+            }
             if let Err(e) = cg.destroy() {
                 tracing::warn!(error = %e, "removing the VM's host cgroup");
             }
