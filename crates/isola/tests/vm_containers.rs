@@ -197,7 +197,7 @@ fn vm_demonstration_ping_runs_in_its_own_kernel_and_every_command_works() {
     // stats: the guest's cgroup and the VM worker on the host.
     let stats = ok(&root, &["stats", "--no-stream", &id]);
     assert!(
-        stats.contains(&id[..12]) && !stats.contains("--"),
+        stats.contains(&id[..12]) && stats.contains("VM WORKER") && !stats.contains("--"),
         "{stats}"
     );
 
@@ -261,6 +261,23 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
     .trim()
     .to_string();
     let qemu: i32 = root.inspect(&id, ".State.Pid").parse().unwrap();
+
+    // exec -it: a terminal in the guest, driven under a pty by script(1).
+    let isola_cmd = format!(
+        "{} --root {} exec -it {id} sh -c 'tty; exit 4'",
+        env!("CARGO_BIN_EXE_isola"),
+        root.path().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &isola_cmd, "/dev/null"])
+        .env("ISOLA_AGENT", static_agent())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(qemu),
         nix::sys::signal::Signal::SIGKILL,

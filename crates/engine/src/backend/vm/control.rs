@@ -298,24 +298,44 @@ pub fn exec_pipes(
     Ok(())
 }
 
-/// Client side of an exec with a terminal: a socket pair end for the
-/// caller, copied to and from the connection.
+/// Client side of an exec with a terminal: a host pty whose master the
+/// caller gets; input and window sizes go to the guest as frames.
 pub fn exec_terminal(conn: UnixStream, done: mpsc::Sender<Ending>) -> std::io::Result<OwnedFd> {
-    let (ours, theirs) = UnixStream::pair()?;
-    let (tx, rx) = mpsc::channel();
-    exec_pipes(
-        conn,
-        ours.try_clone()?.into(),
-        ours.try_clone()?.into(),
-        ours.try_clone()?.into(),
-        tx,
+    let mut to_input = conn.try_clone()?;
+    let to_resize = Arc::new(std::sync::Mutex::new(conn.try_clone()?));
+    let resize = to_resize.clone();
+    let (master, mut output) = super::stdio::pty_bridge(
+        move |d| protocol::write_frame(&mut to_input, protocol::STDIN, d).is_ok(),
+        move |rows, cols| {
+            let mut w = resize.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = protocol::write_frame(
+                &mut *w,
+                protocol::RESIZE,
+                &protocol::resize_payload(rows, cols),
+            );
+        },
     )?;
     std::thread::spawn(move || {
-        let ending = rx
-            .recv()
-            .unwrap_or_else(|_| Err("the exec relay stopped".into()));
-        let _ = ours.shutdown(std::net::Shutdown::Both);
+        let mut conn = conn;
+        let ending = loop {
+            match protocol::read_frame(&mut conn) {
+                Ok(Some(f)) => match f.kind {
+                    protocol::STDOUT | protocol::STDERR => {
+                        let _ = output.write_all(&f.payload);
+                    }
+                    protocol::EXIT if f.payload.len() == 4 => {
+                        let b = [f.payload[0], f.payload[1], f.payload[2], f.payload[3]];
+                        break Ok(i32::from_be_bytes(b));
+                    }
+                    protocol::ERROR => break Err(String::from_utf8_lossy(&f.payload).into()),
+                    _ => {}
+                },
+                Ok(None) | Err(_) => break Err("the VM went away".into()),
+            }
+        };
+        drop(output);
+        drop(to_resize);
         let _ = done.send(ending);
     });
-    Ok(theirs.into())
+    Ok(master)
 }

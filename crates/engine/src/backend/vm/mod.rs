@@ -59,6 +59,9 @@ pub(crate) struct Shared {
     client: vm::AgentClient,
     qemu_pid: u32,
     vm: Mutex<Option<vm::Vm>>,
+    /// With a terminal: a dup of the host pty master and the init's input,
+    /// so that `start` gives the guest terminal the size the monitor set.
+    terminal: Mutex<Option<(std::os::fd::OwnedFd, vm::ProcessInput)>>,
 }
 
 /// VM isolation.
@@ -368,6 +371,7 @@ impl Backend for VmBackend {
             client,
             qemu_pid,
             vm: Mutex::new(Some(vm)),
+            terminal: Mutex::new(None),
         });
         let (done_tx, done_rx) = mpsc::channel();
         let gone = {
@@ -382,12 +386,15 @@ impl Backend for VmBackend {
         };
         let console_fd = match io {
             ContainerIo::Terminal => {
-                Some(stdio::terminal(pio, done_tx, gone).map_err(|source| {
-                    BackendError::Command {
-                        command: "a socket pair for the terminal".into(),
-                        source,
-                    }
-                })?)
+                let input = pio.input();
+                let pty = |source| BackendError::Command {
+                    command: "a pty for the container's terminal".into(),
+                    source,
+                };
+                let master = stdio::terminal(pio, done_tx, gone).map_err(pty)?;
+                *shared.terminal.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((master.try_clone().map_err(pty)?, input));
+                Some(master)
             }
             ContainerIo::Pipes {
                 stdin,
@@ -430,6 +437,17 @@ impl Backend for VmBackend {
         let shared = self
             .shared()
             .ok_or_else(|| BackendError::NotRunning { id: id.into() })?;
+        // The size the monitor gave the terminal, before the process runs.
+        let terminal = shared
+            .terminal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((master, input)) = terminal {
+            if let Some((rows, cols)) = crate::sys::window_size(std::os::fd::AsFd::as_fd(&master)) {
+                let _ = input.resize(rows, cols);
+            }
+        }
         shared
             .client
             .start(id)

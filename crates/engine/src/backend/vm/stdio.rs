@@ -6,9 +6,11 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream;
-use std::sync::mpsc;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+use nix::poll::{poll, PollFd, PollFlags};
 
 use proto::StdioFd;
 use vm::{Output, ProcessInput, ProcessIo};
@@ -40,8 +42,19 @@ pub fn feed_stdin(mut from: File, input: ProcessInput) {
 /// end) and sends how it ended. `gone` explains a VM that went away.
 pub fn drain_output(
     io: ProcessIo,
-    mut stdout: Option<File>,
-    mut stderr: Option<File>,
+    stdout: Option<File>,
+    stderr: Option<File>,
+    done: mpsc::Sender<Ending>,
+    gone: impl FnOnce() -> String + Send + 'static,
+) {
+    let boxed = |f: File| Box::new(f) as Box<dyn Write + Send>;
+    drain_output_to(io, stdout.map(boxed), stderr.map(boxed), done, gone);
+}
+
+fn drain_output_to(
+    io: ProcessIo,
+    mut stdout: Option<Box<dyn Write + Send>>,
+    mut stderr: Option<Box<dyn Write + Send>>,
     done: mpsc::Sender<Ending>,
     gone: impl FnOnce() -> String + Send + 'static,
 ) {
@@ -72,30 +85,117 @@ pub fn drain_output(
     });
 }
 
-/// A stand-in terminal master: the caller reads the guest terminal's output
-/// from the returned fd and writes its input to it; it reads end-of-file when
-/// the process has exited.
+/// The host end of a guest terminal: a fresh pty whose master the caller
+/// gets (as with process isolation), its slave in raw mode, bridged to the
+/// guest. What the caller types into the master goes to `on_input`; a size
+/// set on the master (TIOCSWINSZ) reaches `on_resize` within [`POLL_MS`].
+/// Writes to the returned [`PtyOutput`] appear on the master; dropping it
+/// closes the slave, so the caller reads EIO (the end) on the master.
+pub fn pty_bridge(
+    mut on_input: impl FnMut(&[u8]) -> bool + Send + 'static,
+    mut on_resize: impl FnMut(u16, u16) + Send + 'static,
+) -> std::io::Result<(OwnedFd, PtyOutput)> {
+    use nix::sys::termios;
+    let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
+    let mut t = termios::tcgetattr(&pty.slave).map_err(std::io::Error::from)?;
+    termios::cfmakeraw(&mut t);
+    termios::tcsetattr(&pty.slave, termios::SetArg::TCSANOW, &t).map_err(std::io::Error::from)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let output = PtyOutput {
+        slave: File::from(pty.slave.try_clone()?),
+        stop: stop.clone(),
+    };
+    let slave = File::from(pty.slave);
+    let watch = pty.master.try_clone()?;
+    std::thread::spawn(move || {
+        let mut reader = slave;
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut size = None;
+        while !stop.load(Ordering::Relaxed) {
+            let readable = {
+                let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+                matches!(poll(&mut fds, POLL_MS), Ok(n) if n > 0)
+            };
+            if readable {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if !on_input(&buf[..n]) {
+                            break;
+                        }
+                    }
+                }
+            }
+            let now = crate::sys::window_size(reader.as_fd()).filter(|&(r, c)| r > 0 && c > 0);
+            if now.is_some() && now != size {
+                size = now;
+                if let Some((rows, cols)) = now {
+                    on_resize(rows, cols);
+                }
+            }
+        }
+        // The caller reads EIO once the slave closes, and Linux may drop
+        // what it has not read yet: wait (bounded) until it has read it all.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while unread(&watch) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    Ok((pty.master, output))
+}
+
+/// Bytes waiting to be read on `fd` (FIONREAD).
+fn unread(fd: &OwnedFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int, which `n` is, for a descriptor we own.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(fd), libc::FIONREAD, &mut n) };
+    if r < 0 {
+        0
+    } else {
+        n
+    }
+}
+
+/// How often the pty bridge looks for a stop or a new window size, ms.
+pub const POLL_MS: u16 = 100;
+
+/// The writing end of a [`pty_bridge`].
+pub struct PtyOutput {
+    slave: File,
+    stop: Arc<AtomicBool>,
+}
+
+impl Write for PtyOutput {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.slave.write(data)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for PtyOutput {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A guest terminal for the caller: a pty master carrying the process's
+/// terminal, its size forwarded to the guest; sends how the process ended.
 pub fn terminal(
     io: ProcessIo,
     done: mpsc::Sender<Ending>,
     gone: impl FnOnce() -> String + Send + 'static,
 ) -> std::io::Result<OwnedFd> {
-    let (ours, theirs) = UnixStream::pair()?;
     let input = io.input();
-    let reader = ours.try_clone()?;
-    feed_stdin(File::from(OwnedFd::from(reader)), input);
-    let writer = ours.try_clone()?;
-    let out = File::from(OwnedFd::from(writer));
-    let err = File::from(OwnedFd::from(ours.try_clone()?));
-    let (tx, rx) = mpsc::channel();
-    drain_output(io, Some(out), Some(err), tx, gone);
-    std::thread::spawn(move || {
-        let ending = rx
-            .recv()
-            .unwrap_or_else(|_| Err("the output pump stopped".into()));
-        // End-of-file for the caller's reads, and for our stdin reader.
-        let _ = ours.shutdown(std::net::Shutdown::Both);
-        let _ = done.send(ending);
-    });
-    Ok(theirs.into())
+    let resize = io.input();
+    let (master, output) = pty_bridge(
+        move |d| input.write_stdin(d).is_ok(),
+        move |rows, cols| {
+            let _ = resize.resize(rows, cols);
+        },
+    )?;
+    let out = Box::new(output) as Box<dyn Write + Send>;
+    drain_output_to(io, Some(out), None, done, gone);
+    Ok(master)
 }
