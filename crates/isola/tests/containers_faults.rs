@@ -53,10 +53,18 @@ fn bad_input_is_a_one_line_error_and_leaves_nothing() {
         "FLY",
     );
     assert_one_line_error(&root, &["run", "-u", "ghost", "busybox", "true"], "ghost");
+    // VM isolation exists now (tests/vm_containers.rs); its bad input is refused before any VM boots.
     assert_one_line_error(
         &root,
-        &["run", "--isolation=vm", "busybox", "true"],
-        "VM isolation is not available",
+        &[
+            "run",
+            "--isolation=vm",
+            "--memory",
+            "16m",
+            "busybox",
+            "true",
+        ],
+        "minimum of 32 MiB",
     );
     for cmd in [
         &["stop", "nope"][..],
