@@ -225,17 +225,23 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
     if !kernel_or_skip(&root, "VM exit codes and faults") {
         return;
     }
-    // The default chain selects vm; stdin, output and the exit code pass through.
+    // The default chain selects vm; stdin, output, a volume (9p) and the
+    // exit code pass through.
+    let volume = tempfile::tempdir().unwrap();
+    std::fs::write(volume.path().join("in"), "from the host\n").unwrap();
+    let bind = format!("{}:/data", volume.path().display());
     let mut run = isola(
         &root,
         &[
             "run",
             "--rm",
             "-i",
+            "-v",
+            &bind,
             "busybox",
             "sh",
             "-c",
-            "read x; echo got $x; uname -r; exit 7",
+            "read x; echo got $x; uname -r; cat /data/in > /data/out; exit 7",
         ],
     );
     let mut child = run
@@ -251,6 +257,10 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("got hello"));
     assert_ne!(lines.next().unwrap(), host_uname_r());
+    assert_eq!(
+        std::fs::read_to_string(volume.path().join("out")).unwrap(),
+        "from the host\n"
+    );
     assert_eq!(root.container_dirs(), Vec::<String>::new(), "--rm left it");
 
     // QEMU killed under a running container: exited, with a message that says so.
