@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# VM isolation through the whole engine: cold start of
+#   isola run --rm --isolation=vm busybox true
+# (CLI, container record and snapshot, monitor, QEMU boot, agent, guest
+# runtime, exit code back, power off, removal) against the floor: a bare QEMU
+# boot of the same kernel whose static init powers off at once (same
+# accelerator, guest size and tb-size). Runs are interleaved. Then the host
+# memory (PSS) of one idle VM container, QEMU plus its monitor, against a bare
+# idle QEMU. Writes bench/results/vm-isola.md. (bench/vm.sh measures the vm
+# library alone, through its vm-run example.)
+#
+#   bench/vm-isola.sh        # N=7
+# Needs: the guest kernel (scripts/guest-kernel.sh), qemu-system-x86, gcc, cpio; root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-7}
+MEM=128
+SETTLE=${SETTLE:-10}
+out=bench/results/vm-isola.md
+work=$(mktemp -d /tmp/isola-bench-vmi.XXXXXX)
+root=$work/root
+trap '"$ISOLA" --root "$root" rm -f $("$ISOLA" --root "$root" ps -aq 2>/dev/null) >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+kernel=$(scripts/guest-kernel.sh)
+echo "bench/vm-isola: building isola and the static agent (release)" >&2
+cargo build -q --release -p isola
+crates/agent/build-static.sh >/dev/null
+ISOLA=$PWD/target/release/isola
+
+rootfs=$work/rootfs
+mkdir -p "$rootfs"/{bin,etc,proc,sys,dev,tmp,root}
+cp /bin/busybox "$rootfs/bin/busybox"
+for a in sh true sleep; do ln -sf busybox "$rootfs/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$rootfs/etc/passwd"
+printf 'root:x:0:\n' >"$rootfs/etc/group"
+tar -C "$rootfs" -c . | "$ISOLA" --root "$root" import - busybox:latest >/dev/null
+
+cat > "$work/off.c" <<'C'
+#include <sys/reboot.h>
+#include <unistd.h>
+int main(void) { sync(); reboot(RB_POWER_OFF); return 0; }
+C
+cat > "$work/idle.c" <<'C'
+#include <unistd.h>
+int main(void) { for (;;) pause(); }
+C
+for i in off idle; do
+  gcc -static -Os -o "$work/$i" "$work/$i.c"
+  mkdir -p "$work/root-$i/dev"
+  cp "$work/$i" "$work/root-$i/init"
+  (cd "$work/root-$i" && mknod -m 600 dev/console c 5 1 && printf 'init\ndev\ndev/console\n' | cpio -o -H newc --quiet > "$work/$i.cpio")
+done
+
+TB=$(grep -o 'DEFAULT_TB_SIZE_MIB: u32 = [0-9]*' crates/vm/src/accel.rs | awk '{print $NF}')
+accel=tcg,tb-size=$TB
+if [ -e /sys/module/kvm_intel ] || [ -e /sys/module/kvm_amd ]; then [ -w /dev/kvm ] && accel=kvm; fi
+bare() {  # $1: initramfs. exec, so `bare ... &` gives QEMU's own pid
+  exec qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=on -accel "$accel" -m ${MEM}M -smp 1 \
+    -nodefaults -no-user-config -nographic -no-reboot -monitor none \
+    -kernel "$kernel" -initrd "$1" \
+    -append "console=ttyS0 panic=-1 reboot=t tsc_early_khz=2000000 quiet" \
+    -serial "file:$work/bare-console.log"
+}
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f", m}'; }
+
+# One unmeasured run: the initramfs cache and the page cache are warm for both.
+"$ISOLA" --root "$root" run --rm --isolation=vm busybox true
+echo "bench/vm-isola: cold start, $N interleaved runs each ($accel)" >&2
+: > "$work/isola.ms"; : > "$work/bare.ms"
+for i in $(seq "$N"); do
+  t=$(now); "$ISOLA" --root "$root" run --rm --isolation=vm busybox true; echo $(( ($(now) - t) / 1000000 )) >> "$work/isola.ms"
+  t=$(now); (bare "$work/off.cpio"); echo $(( ($(now) - t) / 1000000 )) >> "$work/bare.ms"
+  echo "  run $i: isola $(tail -1 "$work/isola.ms") ms, bare $(tail -1 "$work/bare.ms") ms" >&2
+done
+isola_ms=$(median < "$work/isola.ms"); bare_ms=$(median < "$work/bare.ms")
+ratio=$(awk -v a="$isola_ms" -v b="$bare_ms" 'BEGIN {printf "%.2f", a/b}')
+
+pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
+echo "bench/vm-isola: idle PSS after ${SETTLE}s" >&2
+id=$("$ISOLA" --root "$root" run -d --isolation=vm busybox sleep 1000)
+bare "$work/idle.cpio" & barepid=$!
+sleep "$SETTLE"
+qpid=$("$ISOLA" --root "$root" inspect --format '{{.State.Pid}}' "$id")
+mpid=$("$ISOLA" --root "$root" inspect --format '{{.State.MonitorPid}}' "$id")
+q_pss=$(pss_kib "$qpid"); m_pss=$(pss_kib "$mpid"); b_pss=$(pss_kib "$barepid")
+kill "$barepid"; wait "$barepid" 2>/dev/null || true
+"$ISOLA" --root "$root" rm -f "$id" >/dev/null
+mem_ratio=$(awk -v q="$q_pss" -v m="$m_pss" -v b="$b_pss" 'BEGIN {printf "%.2f", (q+m)/b}')
+q_ratio=$(awk -v q="$q_pss" -v b="$b_pss" 'BEGIN {printf "%.2f", q/b}')
+
+cat > "$out" <<MD
+# VM isolation through the engine: \`isola run --isolation=vm\`
+
+\`bench/vm-isola.sh\`, $(date -u +%Y-%m-%d), $(nproc) cores shared with other work, load $(cut -d' ' -f1-3 /proc/loadavg),
+accelerator **$accel**, guest ${MEM} MiB, 1 vCPU, release build.
+
+## Cold start (N=$N, interleaved, medians)
+
+| what | median ms |
+|---|---|
+| \`isola run --rm --isolation=vm busybox true\`: CLI, record and snapshot, monitor, QEMU boot, agent, guest runtime, exit code, power off, removal | $isola_ms |
+| floor: bare QEMU boot of the same kernel, static init that powers off at once | $bare_ms |
+| ratio | **$ratio** (target ≤ 1.30) |
+
+Raw ms, isola: $(paste -sd' ' "$work/isola.ms"); bare: $(paste -sd' ' "$work/bare.ms").
+
+## Idle host memory of one VM container (PSS, after ${SETTLE} s, \`sleep 1000\` inside)
+
+| process | MiB |
+|---|---|
+| the container's QEMU (isola-vm-…) | $((q_pss / 1024)) |
+| its monitor | $((m_pss / 1024)) |
+| bare idle QEMU, same kernel, guest size and accelerator | $((b_pss / 1024)) |
+| ratio QEMU / bare | $q_ratio |
+| ratio QEMU + monitor / bare | **$mem_ratio** (target ≤ 1.15) |
+MD
+echo "bench/vm-isola: wrote $out" >&2
+cat "$out"
