@@ -40,6 +40,11 @@ pub enum BackendError {
         #[source]
         source: Box<::vm::Error>,
     },
+    #[error("VM settings")]
+    VmSettings {
+        #[source]
+        source: Box<vm::settings::SettingsError>,
+    },
     #[error("container {id}: {message}")]
     VmFault { id: String, message: String },
     #[error("talking to the VM of container {id} through {path}")]

@@ -10,6 +10,7 @@
 //! Nothing here reads or writes the engine's records.
 
 mod control;
+pub mod settings;
 mod stdio;
 
 use std::collections::BTreeMap;
@@ -98,8 +99,11 @@ pub fn defaults() -> VmDefaults {
         Ok(p) => p.display().to_string(),
         Err(e) => format!("missing: {e}"),
     };
+    let configured = load_settings().ok().and_then(|s| s.kernel);
     VmDefaults {
-        kernel: show(vm::GuestKernel::locate(None).map(|k| k.path().to_path_buf())),
+        kernel: show(
+            vm::GuestKernel::locate(configured.as_deref()).map(|k| k.path().to_path_buf()),
+        ),
         qemu: show(qemu()),
         agent: show(vm::AgentBinary::locate(None).map(|a| a.path().to_path_buf())),
         default_memory_mib: vm::cmdline::DEFAULT_GUEST_MEMORY_MIB,
@@ -108,6 +112,18 @@ pub fn defaults() -> VmDefaults {
         default_cpus: vm::cmdline::guest_cpus(None),
         qemu_host_overhead_mib: vm::cmdline::QEMU_HOST_OVERHEAD_MIB,
     }
+}
+
+fn load_settings() -> Result<settings::VmSettings, BackendError> {
+    settings::load(Path::new(crate::isolation::CONFIG_FILE)).map_err(|source| {
+        BackendError::VmSettings {
+            source: Box::new(source),
+        }
+    })
+}
+
+fn accel_choice(s: &settings::VmSettings) -> Result<vm::AccelChoice, vm::Error> {
+    s.accel.as_deref().unwrap_or("auto").parse()
 }
 
 fn qemu() -> Result<PathBuf, vm::Error> {
@@ -300,8 +316,10 @@ impl Backend for VmBackend {
         let unavailable = |source| BackendError::VmUnavailable {
             source: Box::new(source),
         };
+        let settings = load_settings()?;
         qemu().map_err(unavailable)?;
-        vm::GuestKernel::locate(None).map_err(unavailable)?;
+        vm::GuestKernel::locate(settings.kernel.as_deref()).map_err(unavailable)?;
+        accel_choice(&settings).map_err(unavailable)?;
         vm::AgentBinary::locate(None).map_err(unavailable)?;
         Ok(())
     }
@@ -318,7 +336,8 @@ impl Backend for VmBackend {
             source: Box::new(source),
         };
         let container_dir = bundle.parent().unwrap_or(bundle);
-        let kernel = vm::GuestKernel::locate(None).map_err(boot)?;
+        let settings = load_settings()?;
+        let kernel = vm::GuestKernel::locate(settings.kernel.as_deref()).map_err(boot)?;
         let agent = vm::AgentBinary::locate(None).map_err(boot)?;
         let mut guest = guest_spec(bundle)?;
         let dir = run_dir(&self.root, id);
@@ -331,6 +350,7 @@ impl Backend for VmBackend {
                 .map(|q| q as f64 / CPU_PERIOD_US as f64),
         );
         cfg.qemu = QEMU.into();
+        cfg.accel = accel_choice(&settings).map_err(boot)?;
         cfg.boot_timeout = BOOT_TIMEOUT;
         cfg.shares = guest.shares.clone();
         let console = container_dir.join(CONSOLE_LOG);

@@ -1,0 +1,79 @@
+//! backend::vm::settings: the `[vm]` table of the host's config file
+//! (/etc/isola/config.toml): `kernel` (a bzImage to boot instead of the
+//! cached build) and `accel` (`auto`, `kvm` or `tcg`). It reads; it checks
+//! nothing beyond the file's syntax.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// `[vm]` in the config file; every key optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmSettings {
+    pub kernel: Option<PathBuf>,
+    pub accel: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct HostFile {
+    #[serde(default)]
+    vm: VmSettings,
+}
+
+/// Errors reading the `[vm]` settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing the [vm] table of {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+}
+
+/// The `[vm]` settings of `file`; all defaults when it does not exist.
+pub fn load(file: &Path) -> Result<VmSettings, SettingsError> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => toml::from_str::<HostFile>(&text)
+            .map(|h| h.vm)
+            .map_err(|source| SettingsError::Parse {
+                path: file.into(),
+                source,
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(VmSettings::default()),
+        Err(source) => Err(SettingsError::Read {
+            path: file.into(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vm_table_is_read_next_to_the_default_isolation() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        assert_eq!(load(&file).unwrap(), VmSettings::default());
+        std::fs::write(
+            &file,
+            "default_isolation = \"vm\"\n[vm]\nkernel = \"/boot/guest\"\naccel = \"tcg\"\n",
+        )
+        .unwrap();
+        let s = load(&file).unwrap();
+        assert_eq!(s.kernel.as_deref(), Some(Path::new("/boot/guest")));
+        assert_eq!(s.accel.as_deref(), Some("tcg"));
+        std::fs::write(&file, "[vm]\nkernal = \"typo\"\n").unwrap();
+        let e = load(&file).unwrap_err();
+        assert!(e.to_string().contains("config.toml"), "{e}");
+    }
+}
