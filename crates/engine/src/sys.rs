@@ -1,13 +1,78 @@
 //! sys: the few raw system calls the engine needs that neither std nor nix
 //! wraps: bringing up the loopback interface inside the container's
-//! network namespace, setting a pty's window size, and the SIGPIPE
-//! disposition its children inherit. Every unsafe block of the engine is here.
+//! network namespace, setting a pty's window size, the SIGPIPE
+//! disposition its children inherit, the bytes waiting on a descriptor, and
+//! handing back the executable's pages a long-lived monitor no longer uses.
+//! Every unsafe block of the engine is here.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::sched::{setns, CloneFlags};
+
+/// Bytes waiting to be read on `fd` (FIONREAD); 0 if unknown.
+pub fn unread_bytes(fd: BorrowedFd<'_>) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int, which `n` is, for a valid descriptor.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if r < 0 {
+        0
+    } else {
+        n
+    }
+}
+
+/// Drops this process's mappings of its own executable's pages (they stay
+/// in the page cache and fault back in on use). A monitor runs for the
+/// container's lifetime but needs only its small steady-state loop after
+/// start-up: without this, the start-up code it touched once counts in its
+/// memory (PSS) for as long as the container runs.
+pub fn release_executable_pages() {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return;
+    };
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let exe = exe.to_string_lossy();
+    // (start, end) of the current mapping while it qualifies so far.
+    let mut current: Option<(usize, usize)> = None;
+    let mut ranges = Vec::new();
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or_default();
+        if let Some((start, end)) = first.split_once('-') {
+            // A mapping's header: range, perms, offset, dev, inode, path.
+            let perms = f.next().unwrap_or_default();
+            let ours = !perms.contains('w') && f.nth(3) == Some(&*exe);
+            current = match (
+                ours,
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) {
+                (true, Ok(s), Ok(e)) => Some((s, e)),
+                _ => None,
+            };
+        } else if first == "Anonymous:" {
+            // Pages written since mapping (relocated RELRO data made
+            // read-only again) must stay: DONTNEED would reset them to the
+            // file's contents. Only mappings with none are released.
+            if let (Some(r), Some("0")) = (current.take(), f.next()) {
+                ranges.push(r);
+            }
+        }
+    }
+    for (start, end) in ranges {
+        // SAFETY: a read-only, file-backed private mapping of our executable
+        // with no privately written (anonymous) pages, page aligned as
+        // /proc/self/smaps reports it: MADV_DONTNEED only drops page table
+        // entries; the next access maps the same, unchanged file pages.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+}
 
 /// Brings `lo` up in the network namespace of `pid`, as docker does for a
 /// container without networking. Switches this thread into the namespace only

@@ -450,6 +450,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         .map_err(|e| chain(&e))?;
     ready.send(&format!("started {pid}"));
     ready.close();
+    sys::release_executable_pages();
     tracing::debug!(pid, "container {} started", config.id);
 
     // Threads from here on: no more forks in this process.

@@ -523,16 +523,15 @@ impl Backend for VmBackend {
                 None
             }
             None => {
-                let dup = |fd: i32| {
-                    // SAFETY: 0, 1 and 2 are open for the life of the process.
-                    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-                    b.try_clone_to_owned()
-                };
+                use std::os::fd::AsFd;
+                let stdin = std::io::stdin().as_fd().try_clone_to_owned();
+                let stdout = std::io::stdout().as_fd().try_clone_to_owned();
+                let stderr = std::io::stderr().as_fd().try_clone_to_owned();
                 control::exec_pipes(
                     conn,
-                    dup(0).map_err(relay)?,
-                    dup(1).map_err(relay)?,
-                    dup(2).map_err(relay)?,
+                    stdin.map_err(relay)?,
+                    stdout.map_err(relay)?,
+                    stderr.map_err(relay)?,
                     tx,
                 )
                 .map_err(relay)?;

@@ -137,23 +137,11 @@ pub fn pty_bridge(
         // The caller reads EIO once the slave closes, and Linux may drop
         // what it has not read yet: wait (bounded) until it has read it all.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while unread(&watch) > 0 && std::time::Instant::now() < deadline {
+        while crate::sys::unread_bytes(watch.as_fd()) > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     });
     Ok((pty.master, output))
-}
-
-/// Bytes waiting to be read on `fd` (FIONREAD).
-fn unread(fd: &OwnedFd) -> i32 {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int, which `n` is, for a descriptor we own.
-    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(fd), libc::FIONREAD, &mut n) };
-    if r < 0 {
-        0
-    } else {
-        n
-    }
 }
 
 /// How often the pty bridge looks for a stop or a new window size, ms.
