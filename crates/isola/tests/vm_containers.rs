@@ -204,6 +204,9 @@ fn vm_demonstration_ping_runs_in_its_own_kernel_and_every_command_works() {
     // pause freezes the VM; unpause lets ping go on.
     ok(&root, &["pause", &id]);
     assert_eq!(root.inspect(&id, ".State.Status"), "paused");
+    // A frozen guest cannot answer: top thaws it for the call and freezes it again.
+    assert!(ok(&root, &["top", &id]).contains("ping localhost"));
+    assert_eq!(root.inspect(&id, ".State.Status"), "paused");
     ok(&root, &["unpause", &id]);
     let before = ok(&root, &["logs", &id]).lines().count();
     eventually("ping output after unpause", || {

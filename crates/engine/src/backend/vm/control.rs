@@ -128,15 +128,22 @@ fn handle(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
     let client = &shared.client;
     let id = &shared.id;
     let resp = match req {
-        Request::Kill { signal, all } => match client.signal(id, signal, all) {
-            Ok(()) => Response::Done,
-            Err(e) => Response::Error(chain(&e)),
-        },
+        Request::Kill { signal, all } => {
+            // A frozen guest cannot answer: thaw it for the call. After
+            // SIGKILL it stays thawed, so that the container can die.
+            let thawed = Thawed::new(shared, signal != libc::SIGKILL);
+            let r = client.signal(id, signal, all);
+            drop(thawed);
+            match r {
+                Ok(()) => Response::Done,
+                Err(e) => Response::Error(chain(&e)),
+            }
+        }
         Request::Pause | Request::Resume => {
             let vm = shared.vm.lock().unwrap_or_else(|e| e.into_inner());
             let r = match (&*vm, matches!(req, Request::Pause)) {
-                (Some(vm), true) => vm.pause(),
-                (Some(vm), false) => vm.resume(),
+                (Some(vm), true) => vm.pause().inspect(|_| shared.set_paused(true)),
+                (Some(vm), false) => vm.resume().inspect(|_| shared.set_paused(false)),
                 (None, _) => {
                     return answer(&mut writer, &Response::Error("the VM has stopped".into()))
                 }
@@ -146,11 +153,11 @@ fn handle(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
                 Err(e) => Response::Error(chain(&e)),
             }
         }
-        Request::Top => match client.top(id) {
+        Request::Top => match Thawed::new(shared, true).run(|| client.top(id)) {
             Ok(p) => Response::Processes(p),
             Err(e) => Response::Error(chain(&e)),
         },
-        Request::Stats => match client.stats(id) {
+        Request::Stats => match Thawed::new(shared, true).run(|| client.stats(id)) {
             Ok(guest) => Response::Stats {
                 guest,
                 qemu: host_process(shared.qemu_pid),
@@ -166,6 +173,49 @@ fn handle(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
         },
     };
     answer(&mut writer, &resp)
+}
+
+/// A paused VM thawed for one agent call (a frozen guest cannot answer);
+/// frozen again on drop when `refreeze`.
+struct Thawed<'a> {
+    shared: &'a Shared,
+    thawed: bool,
+    refreeze: bool,
+}
+
+impl<'a> Thawed<'a> {
+    fn new(shared: &'a Shared, refreeze: bool) -> Thawed<'a> {
+        let mut thawed = false;
+        if shared.is_paused() {
+            let vm = shared.vm.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(vm) = vm.as_ref() {
+                thawed = vm.resume().is_ok();
+            }
+        }
+        if thawed && !refreeze {
+            shared.set_paused(false);
+        }
+        Thawed {
+            shared,
+            thawed,
+            refreeze,
+        }
+    }
+
+    fn run<T>(self, f: impl FnOnce() -> T) -> T {
+        f()
+    }
+}
+
+impl Drop for Thawed<'_> {
+    fn drop(&mut self) {
+        if self.thawed && self.refreeze {
+            let vm = self.shared.vm.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(vm) = vm.as_ref() {
+                let _ = vm.pause();
+            }
+        }
+    }
 }
 
 /// Carries one exec'd process's stdio over the connection: output and exit

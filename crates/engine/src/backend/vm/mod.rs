@@ -63,6 +63,19 @@ pub(crate) struct Shared {
     /// With a terminal: a dup of the host pty master and the init's input,
     /// so that `start` gives the guest terminal the size the monitor set.
     terminal: Mutex<Option<(std::os::fd::OwnedFd, vm::ProcessInput)>>,
+    /// The VM is frozen by `pause`.
+    paused: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    fn is_paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn set_paused(&self, paused: bool) {
+        self.paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// VM isolation.
@@ -392,6 +405,7 @@ impl Backend for VmBackend {
             qemu_pid,
             vm: Mutex::new(Some(vm)),
             terminal: Mutex::new(None),
+            paused: Default::default(),
         });
         let (done_tx, done_rx) = mpsc::channel();
         let gone = {
