@@ -265,6 +265,9 @@ fn relay(
     Ok(())
 }
 
+/// How long the client waits for the monitor's answer.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The client side: one request, one answer, on a fresh connection.
 pub fn call(socket: &Path, req: &Request) -> std::io::Result<(Response, UnixStream)> {
     let dir = File::open(socket.parent().unwrap_or(Path::new("/")))?;
@@ -283,7 +286,10 @@ pub fn call(socket: &Path, req: &Request) -> std::io::Result<(Response, UnixStre
     conn.write_all(text.as_bytes())?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
+    // A guest that stopped answering must not hang the CLI.
+    conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     reader.read_line(&mut line)?;
+    conn.set_read_timeout(None)?;
     if line.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
