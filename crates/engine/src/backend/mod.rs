@@ -40,6 +40,8 @@ pub enum BackendError {
         #[source]
         source: Box<::vm::Error>,
     },
+    #[error("ps options ({options}) select host processes, and container {short} runs in a VM: use isola exec {short} ps {options}")]
+    TopOptions { short: String, options: String },
     #[error("VM settings")]
     VmSettings {
         #[source]

@@ -566,7 +566,13 @@ impl Backend for VmBackend {
         })
     }
 
-    fn top(&self, id: &str, _ps_args: &[String]) -> Result<Top, BackendError> {
+    fn top(&self, id: &str, ps_args: &[String]) -> Result<Top, BackendError> {
+        if !ps_args.is_empty() {
+            return Err(BackendError::TopOptions {
+                short: crate::ids::short(id).into(),
+                options: ps_args.join(" "),
+            });
+        }
         let processes = match self.ask(id, &control::Request::Top)? {
             (control::Response::Processes(p), _) => p,
             _ => return Err(BackendError::NotRunning { id: id.into() }),
