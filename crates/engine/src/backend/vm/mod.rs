@@ -332,7 +332,9 @@ impl Backend for VmBackend {
         let settings = load_settings()?;
         qemu().map_err(unavailable)?;
         vm::GuestKernel::locate(settings.kernel.as_deref()).map_err(unavailable)?;
-        accel_choice(&settings).map_err(unavailable)?;
+        // Auto without usable KVM warns here, in the CLI, where a user sees it.
+        let choice = accel_choice(&settings).map_err(unavailable)?;
+        vm::accel::resolve(choice, vm::accel::DEFAULT_TB_SIZE_MIB).map_err(unavailable)?;
         vm::AgentBinary::locate(None).map_err(unavailable)?;
         Ok(())
     }
