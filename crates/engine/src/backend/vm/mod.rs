@@ -201,6 +201,7 @@ fn guest_spec(bundle: &Path) -> Result<GuestSpec, BackendError> {
         path: path.clone(),
         source: std::io::Error::other(e),
     })?;
+    let container_dir = bundle.parent().unwrap_or(bundle);
     let mut shares: Vec<vm::Share> = Vec::new();
     let mut by_dir: BTreeMap<(PathBuf, bool), String> = BTreeMap::new();
     let mut binds = Vec::new();
@@ -216,7 +217,6 @@ fn guest_spec(bundle: &Path) -> Result<GuestSpec, BackendError> {
             continue;
         };
         let source = PathBuf::from(source);
-        let read_only = options.contains(&"ro");
         let (dir, file) = if source.is_dir() {
             (source.clone(), None)
         } else {
@@ -225,6 +225,10 @@ fn guest_spec(bundle: &Path) -> Result<GuestSpec, BackendError> {
                 source.file_name().map(|n| n.to_string_lossy().into_owned()),
             )
         };
+        // The container directory holds the engine's records: the guest gets
+        // it read-only, so that not even a compromised guest kernel can
+        // rewrite them (its /etc/hosts and friends are read-only in exchange).
+        let read_only = options.contains(&"ro") || dir == container_dir;
         let tag = by_dir
             .entry((dir.clone(), read_only))
             .or_insert_with(|| {
@@ -627,5 +631,73 @@ impl Backend for VmBackend {
         }
         self.clean_orphan(id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_go_under_the_root_unless_the_path_would_not_fit() {
+        let id = "a".repeat(64);
+        let short = run_dir(Path::new("/var/lib/isola"), &id);
+        assert_eq!(short, Path::new("/var/lib/isola/vm/aaaaaaaaaaaa"));
+        let long_root = PathBuf::from("/").join("r".repeat(90));
+        let long = run_dir(&long_root, &id);
+        assert_eq!(long, Path::new("/run/isola/vm").join(&id));
+        assert!(long.join("control.sock").as_os_str().len() < 108);
+    }
+
+    #[test]
+    fn host_files_the_spec_binds_become_shared_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctr = dir.path().join("ctr");
+        let vol = dir.path().join("vol");
+        std::fs::create_dir_all(ctr.join("bundle")).unwrap();
+        std::fs::create_dir_all(&vol).unwrap();
+        for f in ["hosts", "hostname"] {
+            std::fs::write(ctr.join(f), "x").unwrap();
+        }
+        let spec = serde_json::json!({
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/etc/hosts", "type": "bind", "source": ctr.join("hosts"), "options": ["rbind"]},
+                {"destination": "/etc/hostname", "type": "bind", "source": ctr.join("hostname"), "options": ["rbind"]},
+                {"destination": "/data", "type": "bind", "source": vol, "options": ["rbind", "ro"]},
+                {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}
+            ]
+        });
+        std::fs::write(
+            ctr.join("bundle/config.json"),
+            serde_json::to_vec(&spec).unwrap(),
+        )
+        .unwrap();
+        let g = guest_spec(&ctr.join("bundle")).unwrap();
+        // One share for the container directory (both files), one for the volume.
+        assert_eq!(g.shares.len(), 2, "{:?}", g.shares);
+        assert_eq!(g.shares[0].host_path, ctr);
+        assert!(
+            g.shares[0].read_only,
+            "the engine's records are read-only to the guest"
+        );
+        assert_eq!(g.shares[1].host_path, vol);
+        assert!(g.shares[1].read_only);
+        for s in &g.shares {
+            s.validate().unwrap();
+        }
+        let binds: Vec<(usize, &str, Option<&str>)> = g
+            .binds
+            .iter()
+            .map(|(i, t, f)| (*i, t.as_str(), f.as_deref()))
+            .collect();
+        assert_eq!(
+            binds,
+            [
+                (1, "isola0", Some("hosts")),
+                (2, "isola0", Some("hostname")),
+                (3, "isola1", None)
+            ]
+        );
     }
 }
