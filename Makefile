@@ -18,7 +18,6 @@ build: setup
 	cargo build --release --workspace --bins
 	@# The utility VM's /init must be static (the initramfs holds no libraries).
 	crates/agent/build-static.sh >/dev/null
-	@crates/agent/build-static.sh >/dev/null  # the VM guest's /init, found next to target/release/isola
 
 demo: build
 	@scripts/demo.sh
