@@ -59,8 +59,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             // One line: the whole chain, outermost first.
-            let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
-            eprintln!("isola: {}", chain.join(": "));
+            eprintln!("isola: {}", runtime::error_chain(err.as_ref()));
             ExitCode::from(125)
         }
     }

@@ -20,6 +20,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use runtime::error_chain as chain;
 
 use crate::backend::{self, BackendPaths, ContainerIo};
 use crate::spec::bundle_dir;
@@ -301,17 +302,6 @@ pub fn run(args: MonitorArgs) -> i32 {
             1
         }
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {

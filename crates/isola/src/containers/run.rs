@@ -196,12 +196,9 @@ pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<u8> {
     Ok(if failed { 1 } else { 0 })
 }
 
-/// An error chain on one line.
+/// An error chain on one line, a repeated cause said once.
 pub fn chain(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
+    runtime::error_chain(e.as_ref())
 }
 
 #[cfg(test)]
