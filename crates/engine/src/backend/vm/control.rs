@@ -12,6 +12,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 
+use runtime::error_chain as chain;
 use serde::{Deserialize, Serialize};
 
 use super::stdio::Ending;
@@ -56,17 +57,6 @@ pub enum Response {
         pid: i32,
     },
     Error(String),
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// QEMU's CPU time and resident memory from /proc.
@@ -330,25 +320,13 @@ pub fn exec_pipes(
         let mut conn = conn;
         let mut out = File::from(stdout);
         let mut err = File::from(stderr);
-        let ending = loop {
-            match protocol::read_frame(&mut conn) {
-                Ok(Some(f)) => match f.kind {
-                    protocol::STDOUT => {
-                        let _ = out.write_all(&f.payload);
-                    }
-                    protocol::STDERR => {
-                        let _ = err.write_all(&f.payload);
-                    }
-                    protocol::EXIT if f.payload.len() == 4 => {
-                        let b = [f.payload[0], f.payload[1], f.payload[2], f.payload[3]];
-                        break Ok(i32::from_be_bytes(b));
-                    }
-                    protocol::ERROR => break Err(String::from_utf8_lossy(&f.payload).into()),
-                    _ => {}
-                },
-                Ok(None) | Err(_) => break Err("the VM went away".into()),
-            }
-        };
+        let ending = relay_until_exit(&mut conn, |kind, data| {
+            let _ = if kind == protocol::STDERR {
+                err.write_all(data)
+            } else {
+                out.write_all(data)
+            };
+        });
         let _ = done.send(ending);
     });
     Ok(())
@@ -373,25 +351,32 @@ pub fn exec_terminal(conn: UnixStream, done: mpsc::Sender<Ending>) -> std::io::R
     )?;
     std::thread::spawn(move || {
         let mut conn = conn;
-        let ending = loop {
-            match protocol::read_frame(&mut conn) {
-                Ok(Some(f)) => match f.kind {
-                    protocol::STDOUT | protocol::STDERR => {
-                        let _ = output.write_all(&f.payload);
-                    }
-                    protocol::EXIT if f.payload.len() == 4 => {
-                        let b = [f.payload[0], f.payload[1], f.payload[2], f.payload[3]];
-                        break Ok(i32::from_be_bytes(b));
-                    }
-                    protocol::ERROR => break Err(String::from_utf8_lossy(&f.payload).into()),
-                    _ => {}
-                },
-                Ok(None) | Err(_) => break Err("the VM went away".into()),
-            }
-        };
+        let ending = relay_until_exit(&mut conn, |_, data| {
+            let _ = output.write_all(data);
+        });
         drop(output);
         drop(to_resize);
         let _ = done.send(ending);
     });
     Ok(master)
+}
+
+/// Reads an exec's attach frames until its end: each STDOUT or STDERR
+/// payload goes to `output` with its kind; EXIT gives the status, ERROR the
+/// guest's message, and a closed or broken socket means the VM went away.
+fn relay_until_exit(conn: &mut UnixStream, mut output: impl FnMut(u8, &[u8])) -> Ending {
+    loop {
+        match protocol::read_frame(conn) {
+            Ok(Some(f)) => match f.kind {
+                protocol::STDOUT | protocol::STDERR => output(f.kind, &f.payload),
+                protocol::EXIT if f.payload.len() == 4 => {
+                    let b = [f.payload[0], f.payload[1], f.payload[2], f.payload[3]];
+                    break Ok(i32::from_be_bytes(b));
+                }
+                protocol::ERROR => break Err(String::from_utf8_lossy(&f.payload).into()),
+                _ => {}
+            },
+            Ok(None) | Err(_) => break Err("the VM went away".into()),
+        }
+    }
 }
