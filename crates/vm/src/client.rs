@@ -432,27 +432,15 @@ impl ProcessIo {
     }
 
     pub fn write_stdin(&self, data: &[u8]) -> Result<(), Error> {
-        for chunk in data.chunks(proto::MAX_PAYLOAD as usize / 2) {
-            self.client
-                .send(&Frame::new(Kind::Stdin, self.stream, chunk.to_vec()))?;
-        }
-        Ok(())
+        self.input().write_stdin(data)
     }
 
     pub fn close_stdin(&self) -> Result<(), Error> {
-        self.client.send(&Frame::new(
-            Kind::Eof,
-            self.stream,
-            vec![StdioFd::Stdin as u8],
-        ))
+        self.input().close_stdin()
     }
 
     pub fn resize(&self, rows: u16, cols: u16) -> Result<(), Error> {
-        self.client.send(&Frame::json(
-            Kind::Resize,
-            self.stream,
-            &WindowSize { rows, cols },
-        ))
+        self.input().resize(rows, cols)
     }
 
     /// Signals this process (not the whole container).
