@@ -71,18 +71,7 @@ impl Containers {
             .and_then(|l| l.cgroups_path().as_ref())
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        let (console, pipes) = if terminal {
-            (runtime::Console::Return, None)
-        } else {
-            (
-                runtime::Console::None,
-                Some(procs::stdio_pipes().context("make stdio pipes")?),
-            )
-        };
-        let (child, ends) = match pipes {
-            Some(p) => (Some(p.child), Some((p.stdin, p.stdout, p.stderr))),
-            None => (None, None),
-        };
+        let (console, child, ends) = stdio_for(terminal)?;
         let created = runtime::Container::create_no_pivot(runtime::CreateOptions {
             id: id.to_string(),
             bundle,
@@ -134,18 +123,7 @@ impl Containers {
     pub fn exec(&self, id: &str, mut process: Process, terminal: bool) -> Result<Proc> {
         let entry = self.get(id)?;
         process.set_terminal(Some(terminal));
-        let (console, pipes) = if terminal {
-            (runtime::Console::Return, None)
-        } else {
-            (
-                runtime::Console::None,
-                Some(procs::stdio_pipes().context("make stdio pipes")?),
-            )
-        };
-        let (child, ends) = match pipes {
-            Some(p) => (Some(p.child), Some((p.stdin, p.stdout, p.stderr))),
-            None => (None, None),
-        };
+        let (console, child, ends) = stdio_for(terminal)?;
         let executed = entry
             .container
             .exec(
@@ -189,4 +167,24 @@ impl Containers {
             .and_then(|cg| cg.stats())
             .ok())
     }
+}
+
+/// Our ends of a process's stdin, stdout and stderr pipes.
+type PipeEnds = (fs::File, fs::File, fs::File);
+
+/// How the runtime gives a process its stdio: with a terminal, a console
+/// whose master it returns; without, fresh pipes (the child's ends for the
+/// runtime, ours for the caller).
+fn stdio_for(
+    terminal: bool,
+) -> Result<(runtime::Console, Option<runtime::Stdio3>, Option<PipeEnds>)> {
+    if terminal {
+        return Ok((runtime::Console::Return, None, None));
+    }
+    let p = procs::stdio_pipes().context("make stdio pipes")?;
+    Ok((
+        runtime::Console::None,
+        Some(p.child),
+        Some((p.stdin, p.stdout, p.stderr)),
+    ))
 }
