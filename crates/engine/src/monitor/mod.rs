@@ -46,8 +46,10 @@ pub enum MonitorError {
     },
     #[error("the monitor of container {id} exited before reporting (see isola inspect)")]
     Vanished { id: String },
-    #[error("{0}")]
-    Failed(String),
+    /// The monitor's own report of why container `id` could not start: a
+    /// whole error chain already, shown as it came.
+    #[error("{message}")]
+    Failed { id: String, message: String },
     #[error("connecting to the monitor of container {id} at {path}")]
     Connect {
         id: String,
@@ -92,9 +94,10 @@ impl ReadyPipe {
         if let Some(pid) = line.strip_prefix("started ") {
             return Ok(Report::Started(pid.parse().unwrap_or(0)));
         }
-        Err(MonitorError::Failed(
-            line.strip_prefix("error ").unwrap_or(line).to_string(),
-        ))
+        Err(MonitorError::Failed {
+            id: self.id.clone(),
+            message: line.strip_prefix("error ").unwrap_or(line).to_string(),
+        })
     }
 
     /// The attach connection made at spawn (once).
