@@ -63,7 +63,7 @@ pub enum BackendError {
         op: &'static str,
         id: String,
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: Box<runtime::Error>,
     },
     #[error("container {id} is not running")]
     NotRunning { id: String },
