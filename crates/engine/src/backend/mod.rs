@@ -91,7 +91,7 @@ pub enum BackendError {
     Stats {
         id: String,
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: Box<runtime::cgroups::Error>,
     },
 }
 
