@@ -274,11 +274,9 @@ pub fn call(socket: &Path, req: &Request) -> std::io::Result<(Response, UnixStre
     let mut text = serde_json::to_string(req).map_err(std::io::Error::other)?;
     text.push('\n');
     conn.write_all(text.as_bytes())?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
     // A guest that stopped answering must not hang the CLI.
     conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
-    reader.read_line(&mut line)?;
+    let line = read_answer_line(&mut conn)?;
     conn.set_read_timeout(None)?;
     if line.is_empty() {
         return Err(std::io::Error::new(
@@ -286,9 +284,26 @@ pub fn call(socket: &Path, req: &Request) -> std::io::Result<(Response, UnixStre
             "the monitor closed the VM control connection",
         ));
     }
-    let resp = serde_json::from_str(&line).map_err(std::io::Error::other)?;
-    // Nothing else was sent before the answer was read: the stream is in step.
+    let resp = serde_json::from_slice(&line).map_err(std::io::Error::other)?;
+    // Nothing past the answer's newline was read: the stream is in step.
     Ok((resp, conn))
+}
+
+/// Reads the answer line one byte at a time, not through a buffered reader:
+/// after an exec's answer the monitor sends its attach frames at once, and a
+/// buffer dropped here would swallow them (the exit frame included).
+fn read_answer_line(conn: &mut UnixStream) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match conn.read(&mut byte) {
+            Ok(0) => return Ok(line),
+            Ok(_) if byte[0] == b'\n' => return Ok(line),
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Client side of an exec's stdio: copies `stdin` into frames and frames
