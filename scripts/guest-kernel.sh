@@ -30,8 +30,11 @@ src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || stat
 key=$( { cat "$config"; echo "linux-source-6.1 $src_version"; } | sha256sum | cut -c1-64)
 out="$cache/$key"
 
+# Re-point latest with a rename, so a reader never finds it missing mid-update.
+point_latest() { ln -sfn "$key" "$cache/.latest.$$" && mv -T "$cache/.latest.$$" "$cache/latest"; }
+
 if [ -f "$out/bzImage" ]; then
-  ln -sfn "$key" "$cache/latest"
+  point_latest
   say "cached ($key)"
   echo "$out/bzImage"
   exit 0
@@ -46,7 +49,7 @@ if ! flock -n 9; then
   flock 9
 fi
 if [ -f "$out/bzImage" ]; then
-  ln -sfn "$key" "$cache/latest"
+  point_latest
   say "built by the other run ($key)"
   echo "$out/bzImage"
   exit 0
@@ -93,6 +96,6 @@ cp "$tree/arch/x86/boot/bzImage" "$tmp/bzImage"
 cp "$tree/.config" "$tmp/config"
 echo "linux-source-6.1 $src_version" > "$tmp/source-version"
 mv -T "$tmp" "$out"
-ln -sfn "$key" "$cache/latest"
+point_latest
 say "done"
 echo "$out/bzImage"
