@@ -50,6 +50,16 @@ pub enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    if prints_a_report(&cli.command) {
+        // `isola ps | head`: a reader that goes away ends a report quietly, as
+        // with other Unix tools, instead of a panic on EPIPE. Only for these
+        // commands: run, exec, attach and the monitor write to sockets whose
+        // peer may go, and must see EPIPE as an error, not die of SIGPIPE.
+        // SAFETY: nothing else runs yet; this restores the default disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Containers(c) => c.run(&cli.root),
         Command::Images(c) => c.run(&cli.root),
@@ -62,6 +72,25 @@ fn main() -> ExitCode {
             eprintln!("isola: {}", runtime::error_chain(err.as_ref()));
             ExitCode::from(125)
         }
+    }
+}
+
+/// Commands whose only output is a report on stdout.
+fn prints_a_report(command: &Command) -> bool {
+    use containers::ContainerCommand as C;
+    match command {
+        Command::Containers(c) => matches!(
+            c,
+            C::Ps(_)
+                | C::Inspect(_)
+                | C::Logs(_)
+                | C::Top(_)
+                | C::Stats(_)
+                | C::Info(_)
+                | C::Version
+        ),
+        Command::Images(images::ImageCommand::Images(_)) => true,
+        _ => false,
     }
 }
 
