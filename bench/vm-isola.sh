@@ -35,21 +35,9 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\n' >"$rootfs/etc/group"
 tar -C "$rootfs" -c . | "$ISOLA" --root "$root" import - busybox:latest >/dev/null
 
-cat > "$work/off.c" <<'C'
-#include <sys/reboot.h>
-#include <unistd.h>
-int main(void) { sync(); reboot(RB_POWER_OFF); return 0; }
-C
-cat > "$work/idle.c" <<'C'
-#include <unistd.h>
-int main(void) { for (;;) pause(); }
-C
-for i in off idle; do
-  gcc -static -Os -o "$work/$i" "$work/$i.c"
-  mkdir -p "$work/root-$i/dev"
-  cp "$work/$i" "$work/root-$i/init"
-  (cd "$work/root-$i" && mknod -m 600 dev/console c 5 1 && printf 'init\ndev\ndev/console\n' | cpio -o -H newc --quiet > "$work/$i.cpio")
-done
+# shellcheck source=bench/floor-inits.sh
+. bench/floor-inits.sh
+make_floor_inits "$work"
 
 TB=$(grep -o 'DEFAULT_TB_SIZE_MIB: u32 = [0-9]*' crates/vm/src/accel.rs | awk '{print $NF}')
 accel=tcg,tb-size=$TB

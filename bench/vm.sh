@@ -29,21 +29,9 @@ echo "bench/vm: agent $ISOLA_AGENT ($(stat -c %s "$ISOLA_AGENT") bytes)" >&2
 vmrun=target/release/examples/vm-run
 
 # The floor's inits: power off at once, or sleep forever (for idle PSS).
-cat > "$work/off.c" <<'C'
-#include <sys/reboot.h>
-#include <unistd.h>
-int main(void) { sync(); reboot(RB_POWER_OFF); return 0; }
-C
-cat > "$work/idle.c" <<'C'
-#include <unistd.h>
-int main(void) { for (;;) pause(); }
-C
-for i in off idle; do
-  gcc -static -Os -o "$work/$i" "$work/$i.c"
-  mkdir -p "$work/root-$i/dev"
-  cp "$work/$i" "$work/root-$i/init"
-  (cd "$work/root-$i" && mknod -m 600 dev/console c 5 1 && printf 'init\ndev\ndev/console\n' | cpio -o -H newc --quiet > "$work/$i.cpio")
-done
+# shellcheck source=bench/floor-inits.sh
+. bench/floor-inits.sh
+make_floor_inits "$work"
 
 rootfs=$work/rootfs
 mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/proc" "$rootfs/dev" "$rootfs/sys" "$rootfs/tmp"
