@@ -4,107 +4,15 @@
 //! Every container gets its own --root and a cgroupsPath under /isola-e2e/,
 //! and is force-deleted when its test ends, whatever happened.
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use testkit::{unique_name, Bundle};
 
-const BIN: &str = env!("CARGO_BIN_EXE_isola-runtime");
-
-/// One --root directory; deletes every container it ran on drop.
-struct Runtime {
-    root: tempfile::TempDir,
-    ids: RefCell<Vec<String>>,
-}
-
-impl Runtime {
-    fn new() -> Runtime {
-        Runtime {
-            root: tempfile::Builder::new()
-                .prefix("isola-e2e-root-")
-                .tempdir()
-                .unwrap(),
-            ids: RefCell::new(Vec::new()),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--root").arg(self.root.path()).args(args);
-        cmd.stdin(Stdio::null());
-        cmd
-    }
-
-    /// `run` in the foreground; returns its output once the container exited.
-    fn run(&self, bundle: &Bundle, id: &str) -> Output {
-        self.ids.borrow_mut().push(id.to_string());
-        let bundle = bundle.path();
-        self.cmd(&["run", "--bundle", bundle.to_str().unwrap(), id])
-            .output()
-            .unwrap()
-    }
-
-    /// `run -d`: returns once the container is running.
-    fn run_detached(&self, bundle: &Bundle, id: &str) {
-        self.ids.borrow_mut().push(id.to_string());
-        let bundle = bundle.path();
-        let (status, stderr) =
-            self.detached(&["run", "-d", "--bundle", bundle.to_str().unwrap(), id]);
-        assert!(status.success(), "run -d: {stderr}");
-    }
-
-    /// `create`: returns its exit status and stderr.
-    fn create(&self, bundle: &Bundle, id: &str) -> (ExitStatus, String) {
-        self.ids.borrow_mut().push(id.to_string());
-        let bundle = bundle.path();
-        self.detached(&["create", "--bundle", bundle.to_str().unwrap(), id])
-    }
-
-    /// A command that leaves a container process behind, which inherits its
-    /// stdio: stderr goes to a file, as a pipe would stay open (and a reader
-    /// wait) until that container ends.
-    fn detached(&self, args: &[&str]) -> (ExitStatus, String) {
-        let err = tempfile::NamedTempFile::new().unwrap();
-        let status = self
-            .cmd(args)
-            .stdout(Stdio::null())
-            .stderr(err.reopen().unwrap())
-            .status()
-            .unwrap();
-        (status, std::fs::read_to_string(err.path()).unwrap())
-    }
-
-    /// A command that must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "isola-runtime {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn status(&self, id: &str) -> String {
-        let state: Value = serde_json::from_str(&self.ok(&["state", id])).unwrap();
-        state["status"].as_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        for id in self.ids.borrow().iter() {
-            let _ = self
-                .cmd(&["delete", "--force", id])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
+mod common;
+use common::{Runtime, BIN};
 
 /// `isola-runtime spec`'s config (runc's defaults: readonly rootfs, pid,
 /// mount, cgroup, ... namespaces, a cgroup mount at /sys/fs/cgroup), made
@@ -211,8 +119,7 @@ fn limits_are_written_to_the_container_cgroup_and_removed_on_delete() {
     cfg["linux"]["resources"]["pids"] = json!({"limit": 42});
     cfg["linux"]["resources"]["cpu"] = json!({"shares": 512, "quota": 20000, "period": 100000});
     let bundle = Bundle::new(&cfg);
-    let (status, stderr) = rt.create(&bundle, &id);
-    assert!(status.success(), "create: {stderr}");
+    rt.create(&bundle, &id, &[]).assert_ok();
 
     let read = |controller: &str, file: &str| {
         let path = host_cgroup(controller, &id).join(file);
@@ -322,7 +229,9 @@ fn pause_freezes_and_resume_thaws() {
                      "source": out_dir.path(), "options": ["rbind", "rw"]}));
     let bundle = Bundle::new(&cfg);
     std::fs::create_dir(bundle.rootfs().join("out")).unwrap();
-    rt.run_detached(&bundle, &id);
+    // `run -d`, as create + start: returns once the container is running.
+    rt.create(&bundle, &id, &[]).assert_ok();
+    rt.ok(&["start", &id]);
     let count = || -> u64 {
         std::fs::read_to_string(out_dir.path().join("count"))
             .ok()
@@ -370,8 +279,9 @@ fn absent_cgroup_controller_is_a_one_line_error_that_leaves_nothing() {
     cfg["linux"]["resources"]["rdma"] = json!({"mlx5_0": {"hcaHandles": 2, "hcaObjects": 100}});
     cfg["linux"]["resources"]["memory"] = json!({"limit": 67108864});
     let bundle = Bundle::new(&cfg);
-    let (status, stderr) = rt.create(&bundle, &id);
-    assert!(!status.success());
+    let created = rt.create(&bundle, &id, &[]);
+    let stderr = created.stderr();
+    assert!(!created.success);
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains("rdma"), "names the controller: {stderr}");
     assert!(
