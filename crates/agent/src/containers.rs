@@ -28,8 +28,9 @@ pub struct Containers {
 }
 
 impl Containers {
-    /// Writes a bundle for `spec` with its root at `rootfs` (in the guest) and
-    /// creates the container; returns its init as a [`Proc`].
+    /// Creates the container `spec` describes (its bundle directory holds no
+    /// config.json: the runtime gets the parsed spec) with its root at `rootfs`
+    /// (in the guest); returns its init as a [`Proc`].
     ///
     /// The guest's root is the initramfs, which pivot_root(2) cannot leave, so
     /// the container is made with the runtime's no-pivot mode (MS_MOVE + chroot,
@@ -61,10 +62,6 @@ impl Containers {
                 linux.set_namespaces(Some(kept));
             }
         }
-        let config = bundle.join("config.json");
-        fs::write(&config, serde_json::to_vec(&spec)?)
-            .with_context(|| format!("write {}", config.display()))?;
-
         let cgroups_path = spec
             .linux()
             .as_ref()
@@ -80,6 +77,9 @@ impl Containers {
             pid_file: None,
             preserve_fds: 0,
             stdio: child,
+            // Parsed once, from the host's request: no config.json to write
+            // and read back (under TCG each JSON pass costs tens of ms).
+            spec: Some(Box::new(spec)),
         })
         .map_err(|e| anyhow::anyhow!(runtime::error_chain(&e)))?;
         let pid = created

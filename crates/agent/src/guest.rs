@@ -12,10 +12,6 @@ use nix::mount::{mount, MsFlags};
 
 use crate::sys;
 
-/// Where the host's rootfs share (9p tag [`ROOTFS_TAG`]) is mounted.
-pub const ROOTFS_MOUNT: &str = "/run/isola/rootfs";
-/// Where extra 9p shares (volumes) are mounted, one directory per tag.
-pub const SHARES_DIR: &str = "/run/isola/shares";
 /// The 9p mount tag the host gives the rootfs share.
 pub const ROOTFS_TAG: &str = "rootfs";
 /// Name of the virtio-serial port (QEMU `virtserialport,name=`).
@@ -68,7 +64,7 @@ pub fn setup() -> Result<()> {
     if let Err(e) = sys::interface_up("lo") {
         eprintln!("isola-agent: cannot bring up lo: {e}");
     }
-    mount_9p(ROOTFS_TAG, ROOTFS_MOUNT, false)
+    mount_9p(ROOTFS_TAG, proto::GUEST_ROOTFS, false)
 }
 
 /// Mounts the host's 9p share `tag` on `target`.

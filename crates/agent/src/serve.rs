@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use nix::sys::wait::{waitpid, WaitPidFlag};
@@ -16,9 +16,6 @@ use crate::containers::Containers;
 use crate::procs::{self, Proc, ProcTable};
 use crate::{guest, top};
 
-/// How long the VM stays up after the main process exited if the host never
-/// says Shutdown (it may be gone): long enough to collect the exit code.
-const MAIN_EXIT_GRACE: Duration = Duration::from_secs(10);
 /// Poll interval while the host end of the port is not connected (the port
 /// reports POLLHUP continuously then, so it cannot stay in the poll set).
 const HUP_BACKOFF_MS: i32 = 20;
@@ -294,7 +291,7 @@ impl Agent {
         if !valid {
             anyhow::bail!("invalid share tag {tag:?} (1-31 of A-Z a-z 0-9 - _)");
         }
-        let path = format!("{}/{tag}", guest::SHARES_DIR);
+        let path = proto::share_path(tag);
         if !self.shares.contains(&path) {
             guest::mount_9p(tag, &path, read_only)?;
             self.shares.push(path.clone());
@@ -417,8 +414,12 @@ impl Agent {
         for w in waiters {
             self.respond(w, &Response::Exit { code })?;
         }
+        // The main process is done, and so is the VM: power off now, without
+        // waiting for the host's Shutdown. The port is written with blocking
+        // writes, which return once QEMU has taken the bytes, so the exit
+        // code is already in the host's socket.
         if self.main_streams.contains(&stream) && self.power_off_at.is_none() {
-            self.power_off_at = Some(Instant::now() + MAIN_EXIT_GRACE);
+            self.power_off_at = Some(Instant::now());
         }
         Ok(())
     }

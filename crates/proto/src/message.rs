@@ -7,6 +7,14 @@ use serde::{Deserialize, Serialize};
 /// Bumped on any incompatible change; the host refuses an agent that differs.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Where the agent mounts the host's rootfs share in the guest.
+pub const GUEST_ROOTFS: &str = "/run/isola/rootfs";
+/// Where the agent mounts the 9p share `tag` (a `MountShare`): the guest path
+/// a host puts in a spec as the bind source, before or after asking.
+pub fn share_path(tag: &str) -> String {
+    format!("/run/isola/shares/{tag}")
+}
+
 /// A host → guest control call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

@@ -193,6 +193,7 @@ fn create(root: &Path, a: &CreateArgs, console_return: bool) -> Result<runtime::
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         stdio: None,
+        spec: None,
     };
     let created = if a.no_pivot {
         Container::create_no_pivot(opts)?

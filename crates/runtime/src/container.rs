@@ -8,6 +8,7 @@ use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
@@ -17,7 +18,7 @@ use oci_spec::runtime::{ContainerState as OciStatus, Spec};
 
 use crate::cgroups::Cgroup;
 use crate::state::{self, ContainerState, EXEC_FIFO, SPEC_FILE};
-use crate::{create, hooks, Error};
+use crate::{create, hooks, seccomp, Error};
 
 /// Where a terminal's pty master goes.
 #[derive(Debug, Clone)]
@@ -63,6 +64,9 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// None: the caller's 0, 1, 2 are inherited.
     pub stdio: Option<Stdio3>,
+    /// The bundle's configuration, already parsed (the guest agent gets it
+    /// from the host); None reads `bundle/config.json`.
+    pub spec: Option<Box<Spec>>,
 }
 
 /// What `create` returns.
@@ -115,6 +119,11 @@ impl std::fmt::Display for Status {
 pub struct Container {
     dir: PathBuf,
     state: ContainerState,
+    /// The spec and its compiled seccomp filter, once read: a long-lived
+    /// caller (the guest agent) parses and compiles them once, not at every
+    /// start and exec.
+    spec: OnceLock<Arc<Spec>>,
+    seccomp: OnceLock<Option<Arc<seccomp::Program>>>,
 }
 
 /// How long `delete --force` waits for killed processes to go.
@@ -122,7 +131,26 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 
 impl Container {
     pub(crate) fn from_state(dir: PathBuf, state: ContainerState) -> Container {
-        Container { dir, state }
+        Container {
+            dir,
+            state,
+            spec: OnceLock::new(),
+            seccomp: OnceLock::new(),
+        }
+    }
+
+    /// A container just created in this process, with what create parsed
+    /// and compiled.
+    pub(crate) fn just_created(
+        dir: PathBuf,
+        state: ContainerState,
+        spec: Arc<Spec>,
+        seccomp: Option<Arc<seccomp::Program>>,
+    ) -> Container {
+        let c = Container::from_state(dir, state);
+        let _ = c.spec.set(spec);
+        let _ = c.seccomp.set(seccomp);
+        c
     }
 
     /// Creates a container from a bundle: see the crate docs.
@@ -144,7 +172,7 @@ impl Container {
         // One read: a container deleted meanwhile, or a file in the root
         // that is no container directory, is simply not found.
         match state::read(&dir) {
-            Ok(state) => Ok(Container { dir, state }),
+            Ok(state) => Ok(Container::from_state(dir, state)),
             Err(Error::Io { source, .. })
                 if matches!(
                     source.kind(),
@@ -250,10 +278,25 @@ impl Container {
     }
 
     /// The spec the container was created with (a copy kept in its state dir).
-    pub fn spec(&self) -> Result<Spec, Error> {
+    pub fn spec(&self) -> Result<Arc<Spec>, Error> {
+        if let Some(spec) = self.spec.get() {
+            return Ok(spec.clone());
+        }
         let path = self.dir.join(SPEC_FILE);
         let data = fs::read(&path).map_err(Error::io("read", &path))?;
-        serde_json::from_slice(&data).map_err(|source| Error::StateFile { path, source })
+        let spec: Arc<Spec> = serde_json::from_slice(&data)
+            .map(Arc::new)
+            .map_err(|source| Error::StateFile { path, source })?;
+        Ok(self.spec.get_or_init(|| spec).clone())
+    }
+
+    /// The compiled linux.seccomp filter of the spec, if it has one.
+    pub(crate) fn seccomp_program(&self) -> Result<Option<Arc<seccomp::Program>>, Error> {
+        if let Some(p) = self.seccomp.get() {
+            return Ok(p.clone());
+        }
+        let program = create::seccomp_program(&*self.spec()?)?.map(Arc::new);
+        Ok(self.seccomp.get_or_init(|| program).clone())
     }
 
     pub(crate) fn cgroup(&self) -> Result<Cgroup, Error> {

@@ -7,6 +7,7 @@ use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
@@ -175,13 +176,16 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
         source,
     };
     tracing::debug!(id = %opts.id, bundle = %bundle.display(), "create");
-    let spec = spec::load(&bundle).map_err(spec_err)?;
+    let spec = match opts.spec {
+        Some(spec) => *spec,
+        None => spec::load(&bundle).map_err(spec_err)?,
+    };
     spec::validate(&spec).map_err(spec_err)?;
     let rootfs = spec::rootfs(&spec, &bundle).map_err(spec_err)?;
     for field in spec::ignored_fields(&spec) {
         tracing::warn!("{field} is not supported by isola-runtime and is ignored");
     }
-    let program = seccomp_program(&spec)?;
+    let program = seccomp_program(&spec)?.map(Arc::new);
     let terminal = spec
         .process()
         .as_ref()
@@ -256,7 +260,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
         console_socket: console_socket.as_ref().map(|s| s.as_raw_fd()),
         console_to_parent: matches!(opts.console, Console::Return),
         preserve_fds: opts.preserve_fds,
-        seccomp: program.as_ref(),
+        seccomp: program.as_deref(),
         no_pivot,
         id: &opts.id,
     };
@@ -292,7 +296,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     let cgroup = undo.cgroup.take();
     drop(cgroup);
     Ok(Created {
-        container: Container::from_state(dir, st),
+        container: Container::just_created(dir, st, Arc::new(spec), program),
         console_master,
     })
 }

@@ -44,7 +44,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
         source,
     })?;
     let cspec = c.spec()?;
-    let program = create::seccomp_program(&cspec)?;
+    let program = c.seccomp_program()?;
     let terminal = process.terminal().unwrap_or(false);
     let console_socket = create::connect_console(&opts.console, terminal, c.bundle())?;
     let init_pid = c
@@ -100,7 +100,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                             &child_chan,
                             sock,
                             to_parent,
-                            program.as_ref(),
+                            program.as_deref(),
                             opts.preserve_fds,
                         );
                         init::fail(&child_chan, &e)

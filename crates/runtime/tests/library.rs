@@ -69,6 +69,7 @@ fn stdio_fds_and_reaping_by_the_caller() {
             stdout: out_w,
             stderr: err_w,
         }),
+        spec: None,
     })
     .unwrap();
     assert!(created.console_master.is_none());
@@ -101,7 +102,11 @@ fn console_return_and_exec_with_stdio() {
     let root = tempfile::tempdir().unwrap();
     let mut config = runtime_config(&["sh", "-c", "echo on-the-pty; exec sleep 300"]);
     config["process"]["terminal"] = json!(true);
-    let bundle = Bundle::new(&config);
+    // The spec is handed over parsed (as the guest agent does): the bundle's
+    // config.json, which says something else, is not read.
+    let mut on_disk = config.clone();
+    on_disk["process"]["args"] = json!(["sh", "-c", "echo from-config-json; exec sleep 300"]);
+    let bundle = Bundle::new(&on_disk);
     let id = unique_name("libtty");
     let _cleanup = Cleanup(root.path(), id.clone());
     let created = Container::create(CreateOptions {
@@ -112,6 +117,7 @@ fn console_return_and_exec_with_stdio() {
         pid_file: None,
         preserve_fds: 0,
         stdio: None,
+        spec: Some(Box::new(serde_json::from_value(config).unwrap())),
     })
     .unwrap();
     let master = created.console_master.expect("pty master returned");

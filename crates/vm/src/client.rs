@@ -117,8 +117,20 @@ impl AgentClient {
 
     /// Sends `req` and waits for its answer (up to `timeout` if given).
     pub fn call(&self, req: &Request, timeout: Option<Duration>) -> Result<Response, Error> {
+        let id = self.request(req)?;
+        self.answer(id, timeout)
+    }
+
+    /// Sends `req` without waiting; [`AgentClient::answer`] collects the answer.
+    /// The agent serves requests in order, so several can be in flight.
+    fn request(&self, req: &Request) -> Result<u32, Error> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.send(&Frame::json(Kind::Request, id, req))?;
+        Ok(id)
+    }
+
+    /// Waits for the answer to request `id` (up to `timeout` if given).
+    fn answer(&self, id: u32, timeout: Option<Duration>) -> Result<Response, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = lock(&self.inner.state);
         loop {
@@ -220,6 +232,74 @@ impl AgentClient {
         }
     }
 
+    /// Mounts the VM's 9p shares (tag, read-only) and creates container `id`
+    /// in one exchange: the requests go out back to back and the answers are
+    /// read after, a round trip per share less than asking one by one. The
+    /// spec's bind sources name the shares (see [`crate::Share`]) by their
+    /// guest paths, [`crate::share_path`].
+    pub fn mount_shares_and_create(
+        &self,
+        shares: &[(&str, bool)],
+        id: &str,
+        spec: &oci_spec::runtime::Spec,
+        rootfs: &str,
+        terminal: bool,
+    ) -> Result<(i32, ProcessIo), Error> {
+        let mut mounts = Vec::new();
+        for (tag, read_only) in shares {
+            let req = Request::MountShare {
+                tag: tag.to_string(),
+                read_only: *read_only,
+            };
+            mounts.push((*tag, self.request(&req)?));
+        }
+        let (stream, rx) = self.open_stream();
+        let created = self
+            .request(&Request::CreateContainer {
+                id: id.to_string(),
+                spec: Box::new(spec.clone()),
+                rootfs: rootfs.to_string(),
+                terminal,
+                stream,
+            })
+            .and_then(|create| {
+                // Every answer is collected, the first failure reported: a
+                // create that failed because a mount did is explained by the mount.
+                let mut first_err = None;
+                for (tag, req) in mounts {
+                    let err = match self.answer(req, None) {
+                        Ok(Response::Mounted { path }) if path == crate::share_path(tag) => None,
+                        Ok(Response::Error { message }) => Some(Error::Agent {
+                            call: "mount a share",
+                            message,
+                        }),
+                        Ok(other) => Some(unexpected("mount_share", &other)),
+                        Err(e) => Some(e),
+                    };
+                    first_err = first_err.or(err);
+                }
+                let answer = self.answer(create, None);
+                if let Some(e) = first_err {
+                    return Err(e);
+                }
+                match answer? {
+                    Response::Created { pid } => Ok(pid),
+                    Response::Error { message } => Err(Error::Agent {
+                        call: "create the container",
+                        message,
+                    }),
+                    other => Err(unexpected("create", &other)),
+                }
+            });
+        match created {
+            Ok(pid) => Ok((pid, self.process_io(stream, rx))),
+            Err(e) => {
+                lock(&self.inner.state).streams.remove(&stream);
+                Err(e)
+            }
+        }
+    }
+
     pub fn start(&self, container: &str) -> Result<(), Error> {
         let req = Request::Start {
             container: container.to_string(),
@@ -280,19 +360,6 @@ impl AgentClient {
         match self.expect_ok("report the container's stats", &req)? {
             Response::Stats { stats } => Ok(stats),
             other => Err(unexpected("stats", &other)),
-        }
-    }
-
-    /// Mounts the VM's 9p share `tag` (see [`crate::Share`]) in the guest and
-    /// returns its guest path, to use as a bind mount source in a container spec.
-    pub fn mount_share(&self, tag: &str, read_only: bool) -> Result<String, Error> {
-        let req = Request::MountShare {
-            tag: tag.to_string(),
-            read_only,
-        };
-        match self.expect_ok("mount a share", &req)? {
-            Response::Mounted { path } => Ok(path),
-            other => Err(unexpected("mount_share", &other)),
         }
     }
 

@@ -80,7 +80,7 @@ pub struct QemuArgs<'a> {
 }
 
 /// A host directory shared into the guest with virtio-9p (a volume); the
-/// agent mounts it on request ([`crate::AgentClient::mount_share`]).
+/// agent mounts it on request ([`crate::AgentClient::mount_shares_and_create`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Share {
     /// 9p mount tag: 1-31 of `A-Z a-z 0-9 - _`, not `rootfs`.

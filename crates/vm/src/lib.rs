@@ -35,8 +35,8 @@ pub use client::{AgentClient, Collected, Output, ProcessInput, ProcessIo};
 pub use cmdline::Share;
 pub use error::Error;
 pub use kernel::{AgentBinary, GuestKernel};
-pub use proto::{ContainerStats, ProcessInfo};
-pub use vmm::{Vm, VmConfig, GUEST_ROOTFS};
+pub use proto::{share_path, ContainerStats, ProcessInfo, GUEST_ROOTFS};
+pub use vmm::{Vm, VmConfig};
 
 #[cfg(test)]
 mod tests {

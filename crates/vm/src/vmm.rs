@@ -51,9 +51,6 @@ pub struct VmConfig {
     pub console_log: Option<PathBuf>,
 }
 
-/// Where the guest mounts the rootfs share.
-pub const GUEST_ROOTFS: &str = "/run/isola/rootfs";
-
 impl VmConfig {
     pub fn new(
         name: &str,

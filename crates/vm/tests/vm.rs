@@ -273,8 +273,30 @@ fn stdin_terminals_volumes_pause_and_guest_cgroups_work() {
     let mut vm = vm::Vm::boot(&cfg).unwrap();
     let client = vm.client().clone();
 
-    // A volume: the host directory, shared over 9p, bind-mounted at /data.
-    let guest_path = client.mount_share("vol0", false).unwrap();
+    // A share QEMU does not have: the pipelined mount + create reports the
+    // mount's failure (the create, which binds it, fails after it).
+    let mut bad = serde_json::to_value(spec(&["true"])).unwrap();
+    bad["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+        {"destination": "/data", "type": "bind", "source": vm::share_path("nosuch"), "options": ["rbind"]}
+    ));
+    let Err(err) = client.mount_shares_and_create(
+        &[("nosuch", false)],
+        &format!("{id}-bad"),
+        &serde_json::from_value(bad).unwrap(),
+        vm::GUEST_ROOTFS,
+        false,
+    ) else {
+        panic!("a container was created on a share QEMU does not have");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("mount a share") && err.contains("nosuch"),
+        "{err}"
+    );
+
+    // A volume: the host directory, shared over 9p, bind-mounted at /data,
+    // mounted and the container created in one exchange (as the engine does).
+    let guest_path = vm::share_path("vol0");
     let mut spec = serde_json::to_value(spec(&[
         "sh",
         "-c",
@@ -288,7 +310,7 @@ fn stdin_terminals_volumes_pause_and_guest_cgroups_work() {
 
     // The main process reads stdin until the host closes it.
     let (_, main) = client
-        .create_container(&id, &spec, vm::GUEST_ROOTFS, false)
+        .mount_shares_and_create(&[("vol0", false)], &id, &spec, vm::GUEST_ROOTFS, false)
         .unwrap();
     client.start(&id).unwrap();
 

@@ -167,6 +167,7 @@ impl Backend for ProcessBackend {
             pid_file: None,
             preserve_fds: 0,
             stdio,
+            spec: None,
         })
         .map_err(runtime_err("creating", &config.id))?;
         let pid = created

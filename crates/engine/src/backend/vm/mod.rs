@@ -380,18 +380,11 @@ impl Backend for VmBackend {
         let client = vm.client().clone();
 
         // From here a failure must not leave QEMU behind: `vm` kills it on drop.
-        let mut mounted = BTreeMap::new();
-        for share in &guest.shares {
-            let path = client
-                .mount_share(&share.tag, share.read_only)
-                .map_err(agent_err("mount a shared directory", id))?;
-            mounted.insert(share.tag.clone(), path);
-        }
         for (i, tag, file) in &guest.binds {
-            let base = &mounted[tag];
+            let base = vm::share_path(tag);
             guest.spec["mounts"][*i]["source"] = Value::String(match file {
                 Some(f) => format!("{base}/{f}"),
-                None => base.clone(),
+                None => base,
             });
         }
         let spec: oci_spec::runtime::Spec =
@@ -401,8 +394,13 @@ impl Backend for VmBackend {
                 source: std::io::Error::other(e),
             })?;
         let tty = matches!(io, ContainerIo::Terminal);
+        let shares: Vec<(&str, bool)> = guest
+            .shares
+            .iter()
+            .map(|s| (s.tag.as_str(), s.read_only))
+            .collect();
         let (_guest_pid, pio) = client
-            .create_container(id, &spec, vm::GUEST_ROOTFS, tty)
+            .mount_shares_and_create(&shares, id, &spec, vm::GUEST_ROOTFS, tty)
             .map_err(agent_err("create the container", id))?;
 
         let shared = Arc::new(Shared {
