@@ -63,8 +63,9 @@ for i in $(seq "$N"); do
 done
 vm_ms=$(median < "$work/vm.ms"); bare_ms=$(median < "$work/bare.ms")
 # One more run with phase timings (host side) and the agent's ready time (guest uptime).
-phases=$("$vmrun" --rootfs "$rootfs" --memory $MEM --accel $accel --tb-size "$DEFAULT_TB" --timings --run-dir "$work/phases" -- true 2>&1 | sed -n 's/^vm-run: //p')
-ready=$(sed -n 's/.* at \([0-9.]*\) s of guest uptime/\1/p' "$work/phases/console.log")
+timings=$("$vmrun" --rootfs "$rootfs" --memory $MEM --accel $accel --tb-size "$DEFAULT_TB" --timings --run-dir "$work/phases" -- true 2>&1)
+phases=$(sed -n 's/^vm-run: \(booted.*\)/\1/p' <<<"$timings")
+ready=$(sed -n 's/.* at \([0-9.]*\) s of guest uptime/\1/p' <<<"$timings")
 ratio=$(awk -v a="$vm_ms" -v b="$bare_ms" 'BEGIN {printf "%.2f", a/b}')
 
 pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }

@@ -124,10 +124,10 @@ pub fn kernel_release() -> String {
         .unwrap_or_default()
 }
 
-/// Seconds since the guest booted, as /proc/uptime says.
-pub fn uptime() -> String {
+/// Milliseconds since the guest booted, as /proc/uptime says (0 if unreadable).
+pub fn uptime_ms() -> u64 {
     fs::read_to_string("/proc/uptime")
         .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_default()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0, |secs| (secs * 1000.0) as u64)
 }

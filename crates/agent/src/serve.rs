@@ -24,6 +24,8 @@ pub struct Agent {
     port: File,
     decoder: Decoder,
     sigchld: File,
+    /// Guest uptime when serving began, for the Hello answer.
+    serving_at_ms: u64,
     procs: ProcTable,
     containers: Containers,
     /// Streams whose process is a container's init.
@@ -43,8 +45,10 @@ enum Token {
 }
 
 impl Agent {
-    pub fn new(port: File, sigchld: OwnedFd) -> Agent {
+    /// `serving_at_ms`: the guest uptime now, for the Hello answer.
+    pub fn new(port: File, sigchld: OwnedFd, serving_at_ms: u64) -> Agent {
         Agent {
+            serving_at_ms,
             port,
             decoder: Decoder::new(),
             sigchld: File::from(sigchld),
@@ -206,6 +210,7 @@ impl Agent {
             Request::Hello { .. } => Ok(Response::Hello {
                 version: PROTOCOL_VERSION,
                 kernel_release: guest::kernel_release(),
+                serving_at_ms: self.serving_at_ms,
             }),
             Request::CreateContainer {
                 id: cid,

@@ -70,6 +70,11 @@ pub enum Response {
     Hello {
         version: u32,
         kernel_release: String,
+        /// Guest uptime in ms when the agent began serving: how long the
+        /// guest took to boot (kept out of the console, whose every byte is
+        /// a trap to QEMU).
+        #[serde(default)]
+        serving_at_ms: u64,
     },
     Ok,
     /// `pid` is the container init's pid in the guest.

@@ -95,6 +95,7 @@ fn main() -> Result<()> {
     cfg.host_cgroup = !args.no_host_cgroup;
     let mut vm = vm::Vm::boot(&cfg)?;
     let booted = t0.elapsed();
+    let serving_at = vm.agent_serving_at();
     let (_pid, io) = vm
         .client()
         .create_container(&id, &spec(&args.command)?, vm::GUEST_ROOTFS, false)
@@ -119,6 +120,10 @@ fn main() -> Result<()> {
     std::io::stderr().write_all(&out.stderr)?;
     if args.timings {
         eprintln!("vm-run: booted {booted:?}, started {started:?}, exited {exited:?}, powered off {stopped:?}");
+        eprintln!(
+            "vm-run: the agent was serving at {:.2} s of guest uptime",
+            serving_at.as_secs_f64()
+        );
     }
     if !keep {
         let _ = std::fs::remove_dir_all(&run_dir);

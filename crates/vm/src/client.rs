@@ -171,8 +171,9 @@ impl AgentClient {
         }
     }
 
-    /// Checks the agent's protocol version; returns the guest kernel release.
-    pub fn hello(&self, timeout: Duration) -> Result<String, Error> {
+    /// Checks the agent's protocol version; returns the guest kernel release
+    /// and the guest uptime at which the agent began serving.
+    pub fn hello(&self, timeout: Duration) -> Result<(String, Duration), Error> {
         let req = Request::Hello {
             version: PROTOCOL_VERSION,
         };
@@ -180,7 +181,10 @@ impl AgentClient {
             Response::Hello {
                 version,
                 kernel_release,
-            } if version == PROTOCOL_VERSION => Ok(kernel_release),
+                serving_at_ms,
+            } if version == PROTOCOL_VERSION => {
+                Ok((kernel_release, Duration::from_millis(serving_at_ms)))
+            }
             Response::Hello { version, .. } => Err(Error::VersionMismatch {
                 host: PROTOCOL_VERSION,
                 guest: version,

@@ -91,6 +91,7 @@ pub struct Vm {
     cgroup: Option<runtime::cgroups::Cgroup>,
     process_name: String,
     kernel_release: String,
+    agent_serving_at: Duration,
     accel: Accel,
     status: Option<ExitStatus>,
 }
@@ -161,6 +162,7 @@ impl Vm {
             cgroup: None,
             process_name,
             kernel_release: String::new(),
+            agent_serving_at: Duration::ZERO,
             accel,
             status: None,
         };
@@ -176,7 +178,10 @@ impl Vm {
         let hello = client.hello(left);
         vm.client = Some(client);
         match hello {
-            Ok(release) => vm.kernel_release = release,
+            Ok((release, serving_at)) => {
+                vm.kernel_release = release;
+                vm.agent_serving_at = serving_at;
+            }
             Err(Error::BootTimeout { .. }) => {
                 vm.kill();
                 return Err(Error::BootTimeout {
@@ -280,6 +285,11 @@ impl Vm {
         &self.console
     }
 
+    /// Guest uptime when the agent began serving (the guest's boot time).
+    pub fn agent_serving_at(&self) -> Duration {
+        self.agent_serving_at
+    }
+
     pub fn guest_kernel_release(&self) -> &str {
         &self.kernel_release
     }
@@ -312,7 +322,8 @@ impl Vm {
             if Instant::now() > deadline {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            // Short: a `run --rm` waits on this for the VM to be gone.
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
