@@ -3,6 +3,8 @@
 # utility VM (the vm library through its vm-run example: boot, create, start,
 # exit, power off), against the floor: a bare QEMU boot of the same kernel with
 # a minimal static init that powers off at once (same accelerator, same -m).
+# The VM starts from its saved template (the default; an unmeasured first run
+# makes it) and, in a second column, boots its kernel (--no-template).
 # Runs are interleaved. Writes bench/results/vm.md.
 #
 #   bench/vm.sh            # N=7 start runs, PSS at tb-size 16/32/64/default
@@ -55,18 +57,23 @@ now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f", m}'; }
 
 echo "bench/vm: cold start, $N interleaved runs each ($accel)" >&2
-: > "$work/vm.ms"; : > "$work/bare.ms"
+"$vmrun" --rootfs "$rootfs" --memory $MEM --accel $accel --tb-size "$DEFAULT_TB" -- true   # makes the template
+: > "$work/vm.ms"; : > "$work/boot.ms"; : > "$work/bare.ms"
 for i in $(seq "$N"); do
   t=$(now); "$vmrun" --rootfs "$rootfs" --memory $MEM --accel $accel --tb-size "$DEFAULT_TB" -- true; echo $(( ($(now) - t) / 1000000 )) >> "$work/vm.ms"
+  t=$(now); "$vmrun" --rootfs "$rootfs" --memory $MEM --accel $accel --tb-size "$DEFAULT_TB" --no-template -- true; echo $(( ($(now) - t) / 1000000 )) >> "$work/boot.ms"
   t=$(now); (bare "$work/off.cpio" "$DEFAULT_TB"); echo $(( ($(now) - t) / 1000000 )) >> "$work/bare.ms"
-  echo "  run $i: vm $(tail -1 "$work/vm.ms") ms, bare $(tail -1 "$work/bare.ms") ms" >&2
+  echo "  run $i: vm $(tail -1 "$work/vm.ms") ms, booting $(tail -1 "$work/boot.ms") ms, bare $(tail -1 "$work/bare.ms") ms" >&2
 done
-vm_ms=$(median < "$work/vm.ms"); bare_ms=$(median < "$work/bare.ms")
-# One more run with phase timings (host side) and the agent's ready time (guest uptime).
+vm_ms=$(median < "$work/vm.ms"); boot_ms=$(median < "$work/boot.ms"); bare_ms=$(median < "$work/bare.ms")
+# One more run of each with phase timings (host side) and the agent's ready time (guest uptime).
 timings=$("$vmrun" --rootfs "$rootfs" --memory $MEM --accel $accel --tb-size "$DEFAULT_TB" --timings --run-dir "$work/phases" -- true 2>&1)
 phases=$(sed -n 's/^vm-run: \(booted.*\)/\1/p' <<<"$timings")
-ready=$(sed -n 's/.* at \([0-9.]*\) s of guest uptime/\1/p' <<<"$timings")
+boot_timings=$("$vmrun" --rootfs "$rootfs" --memory $MEM --accel $accel --tb-size "$DEFAULT_TB" --timings --no-template --run-dir "$work/phases" -- true 2>&1)
+boot_phases=$(sed -n 's/^vm-run: \(booted.*\)/\1/p' <<<"$boot_timings")
+ready=$(sed -n 's/.* at \([0-9.]*\) s of guest uptime/\1/p' <<<"$boot_timings")
 ratio=$(awk -v a="$vm_ms" -v b="$bare_ms" 'BEGIN {printf "%.2f", a/b}')
+boot_ratio=$(awk -v a="$boot_ms" -v b="$bare_ms" 'BEGIN {printf "%.2f", a/b}')
 
 pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 echo "bench/vm: idle PSS after ${SETTLE}s, guest ${MEM} MiB" >&2
@@ -97,21 +104,22 @@ kernel \`$(basename "$(dirname "$kernel")" | cut -c1-12)\` from scripts/guest-ke
 
 ## Cold start (N=$N, interleaved, medians)
 
-| what | median ms |
-|---|---|
-| container in a VM: QEMU start, boot, agent, create + start \`true\` in the guest runtime, exit code back, power off (vm-run) | $vm_ms |
-| floor: bare QEMU boot of the same kernel, static init that powers off at once | $bare_ms |
-| ratio | **$ratio** (target ≤ 1.30) |
+| what | median ms | ratio to the floor |
+|---|---|---|
+| container in a VM started from its template: QEMU restores the saved machine, agent Init (entropy, clock, rootfs share), create + start \`true\` in the guest runtime, exit code back, power off (vm-run) | $vm_ms | **$ratio** (target ≤ 1.30) |
+| the same, booting the kernel (vm-run --no-template) | $boot_ms | $boot_ratio |
+| floor: bare QEMU boot of the same kernel, static init that powers off at once | $bare_ms | 1 |
 
-Raw ms, vm: $(paste -sd' ' "$work/vm.ms"); bare: $(paste -sd' ' "$work/bare.ms").
+Raw ms, from the template: $(paste -sd' ' "$work/vm.ms"); booting: $(paste -sd' ' "$work/boot.ms"); bare: $(paste -sd' ' "$work/bare.ms").
 
-Where a VM container's start goes (one extra run, times since QEMU was spawned): $phases;
-the agent was serving at $ready s of guest uptime. The difference to the floor is the
-agent's set-up (mounts, 9p, the port), the in-guest runtime creating and starting the
-container (namespaces, mounts, cgroup: a fork and several execs, all emulated by TCG),
-the round trips over virtio-serial, and the host-side cgroup for QEMU. With KVM all of
-these shrink with the boot itself; under TCG on two shared cores the noise is large
-(see the raw figures).
+Where a VM container's start goes (one extra run of each, times since QEMU was spawned).
+From the template: $phases. Booting: $boot_phases; the booting agent was serving at
+$ready s of guest uptime. A template VM saves the boot (kernel, devices, agent start)
+and what is left is the container's own work: the agent's Init, the in-guest runtime
+creating and starting the container (namespaces, mounts, cgroup: forks and an exec,
+all emulated by TCG, where code run for the first time is translated first), the round
+trips over virtio-serial. Under TCG on two shared cores the noise is large (see the raw
+figures).
 
 ## Idle host memory (PSS from /proc/<pid>/smaps_rollup, after ${SETTLE} s)
 
@@ -121,9 +129,11 @@ $rows
 "default" is QEMU's own TCG default (1 GiB translation cache); isola uses $(grep -o 'DEFAULT_TB_SIZE_MIB: u32 = [0-9]*' crates/vm/src/accel.rs | awk '{print $NF}') MiB (vm::accel::DEFAULT_TB_SIZE_MIB).
 Target: the VM container within 1.15x of the bare QEMU's PSS.
 
-Why the VM container stays close to the floor: under TCG isola backs guest RAM with a
-memfd (no transparent huge pages, so the host pays for the 4 KiB pages the guest touches,
-not 2 MiB per touch; TCG's soft TLB gains nothing from huge pages), the agent is built
+The VM containers here start from their templates (one per tb-size: it is part of a VM's
+shape). Why they stay close to the floor: under TCG isola starts QEMU without transparent
+huge pages (PR_SET_THP_DISABLE), so the host pays for the 4 KiB pages the guest touches,
+not 2 MiB per touch, and restoring a template reads untouched pages as the zero page
+instead of allocating them (TCG's soft TLB gains nothing from huge pages); the agent is built
 size-optimized (crates/agent/build-static.sh; QEMU maps the initramfs and the guest
 unpacks it, so every byte counts twice), the guest reports freed pages back (virtio-balloon
 free page reporting), and the translation cache is capped (tb-size). The bare QEMU keeps

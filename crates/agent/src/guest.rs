@@ -1,6 +1,7 @@
 //! guest: prepares the utility VM as PID 1 must — the kernel filesystems,
-//! cgroups, loopback, the container rootfs shared from the host over
-//! virtio-9p — and finds the virtio-serial port the host listens on.
+//! cgroups, loopback — and finds the virtio-serial port the host listens on;
+//! on the host's Init it makes the VM its own (entropy, clock) and mounts the
+//! container rootfs shared from the host over virtio-9p.
 //! It must not serve the protocol or start containers.
 
 use std::fs;
@@ -64,7 +65,33 @@ pub fn setup() -> Result<()> {
     if let Err(e) = sys::interface_up("lo") {
         eprintln!("isola-agent: cannot bring up lo: {e}");
     }
-    mount_9p(ROOTFS_TAG, proto::GUEST_ROOTFS, false)
+    Ok(())
+}
+
+/// The host's Init: what makes this VM its own, whether it booted or was
+/// restored from a template (a copy of another VM's memory) — fresh entropy
+/// mixed into the random pool and a reseed, the host's clock — and the
+/// container rootfs share, mounted only now so that a template never has it.
+pub fn init(entropy: &[u8], unix_time_ns: u64) -> Result<()> {
+    sys::reseed_random(entropy).context("reseed the guest's random number generator")?;
+    let now = nix::sys::time::TimeSpec::new(
+        (unix_time_ns / 1_000_000_000) as i64,
+        (unix_time_ns % 1_000_000_000) as i64,
+    );
+    nix::time::clock_settime(nix::time::ClockId::CLOCK_REALTIME, now)
+        .context("set the guest's clock")?;
+    if !is_mounted(proto::GUEST_ROOTFS) {
+        mount_9p(ROOTFS_TAG, proto::GUEST_ROOTFS, false)?;
+    }
+    Ok(())
+}
+
+/// Whether something is mounted on `path` (a second Init must not stack a mount).
+fn is_mounted(path: &str) -> bool {
+    fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(path))
 }
 
 /// Mounts the host's 9p share `tag` on `target`.

@@ -227,6 +227,10 @@ impl Agent {
                     self.main_streams.push(stream);
                     Response::Created { pid }
                 }),
+            Request::Init {
+                entropy,
+                unix_time_ns,
+            } => guest::init(&entropy, unix_time_ns).map(|()| Response::Ok),
             Request::Start { container } => {
                 self.containers.start(&container).map(|()| Response::Ok)
             }

@@ -6,6 +6,25 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+/// Mixes `entropy` into the kernel's input pool (a write to /dev/urandom) and
+/// has the CRNG reseed from it at once (RNDRESEEDCRNG), so that what the
+/// guest generates from now on differs from any other copy of this memory.
+pub fn reseed_random(entropy: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut urandom = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/urandom")?;
+    urandom.write_all(entropy)?;
+    /// `_IO('R', 0x07)` from <linux/random.h>.
+    const RNDRESEEDCRNG: libc::c_ulong = 0x5207;
+    // SAFETY: RNDRESEEDCRNG takes no argument; the fd is open for the call.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&urandom), RNDRESEEDCRNG) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Powers the VM off (QEMU exits: the kernel has `reboot=t`, QEMU `-no-reboot`).
 pub fn power_off() -> io::Error {
     // SAFETY: sync and reboot take no pointers; reboot only returns on failure.

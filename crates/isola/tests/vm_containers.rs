@@ -228,8 +228,24 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
     if !kernel_or_skip(&root, "VM exit codes and faults") {
         return;
     }
+    // VMs start from templates unless told not to; `info` says which.
+    let template = |off: bool| {
+        let mut c = isola(&root, &["info", "--format", "json"]);
+        if off {
+            c.env("ISOLA_VM_TEMPLATE", "0");
+        }
+        let info: serde_json::Value = serde_json::from_slice(&c.output().unwrap().stdout).unwrap();
+        info["Vm"]["Template"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(template(false).starts_with("on:"), "{}", template(false));
+    assert!(template(true).starts_with("off:"), "{}", template(true));
+
     // The default chain selects vm; stdin, output, a volume (9p) and the
-    // exit code pass through.
+    // exit code pass through. This VM boots its kernel (no template); the
+    // later ones start from the template.
     let volume = tempfile::tempdir().unwrap();
     std::fs::write(volume.path().join("in"), "from the host\n").unwrap();
     let bind = format!("{}:/data", volume.path().display());
@@ -249,6 +265,7 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
     );
     let mut child = run
         .env("ISOLA_ISOLATION", "vm")
+        .env("ISOLA_VM_TEMPLATE", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

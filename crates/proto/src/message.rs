@@ -31,6 +31,12 @@ pub enum Request {
         terminal: bool,
         stream: u32,
     },
+    /// Second call, once per VM: make the guest ready for containers. Mix
+    /// `entropy` into the guest's random pool and reseed it, set the clock to
+    /// `unix_time_ns`, mount the rootfs share at [`GUEST_ROOTFS`]. A VM started
+    /// from a template gets here with the template's random state and clock,
+    /// so this is what makes each one its own. Answered by `Ok`.
+    Init { entropy: Vec<u8>, unix_time_ns: u64 },
     /// Release the created container's init.
     Start { container: String },
     /// Run another process in a running container; its stdio becomes `stream`.

@@ -35,6 +35,9 @@ struct Args {
     /// Leave QEMU in the caller's cgroup (no host cgroup with a memory limit).
     #[arg(long)]
     no_host_cgroup: bool,
+    /// Boot the kernel rather than start from a saved template VM.
+    #[arg(long)]
+    no_template: bool,
     /// Print phase timings on stderr.
     #[arg(long)]
     timings: bool,
@@ -93,6 +96,9 @@ fn main() -> Result<()> {
     cfg.accel = args.accel.parse()?;
     cfg.tb_size_mib = args.tb_size;
     cfg.host_cgroup = !args.no_host_cgroup;
+    if args.no_template {
+        cfg.template_dir = None;
+    }
     let mut vm = vm::Vm::boot(&cfg)?;
     let booted = t0.elapsed();
     let serving_at = vm.agent_serving_at();

@@ -193,6 +193,25 @@ impl AgentClient {
         }
     }
 
+    /// Makes the guest ready for containers (Request::Init): 64 bytes of the
+    /// host's entropy, the host's clock, the rootfs share mounted.
+    pub fn init(&self) -> Result<(), Error> {
+        let mut entropy = vec![0u8; 64];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").map_err(Error::io("open", "/dev/urandom"))?,
+            &mut entropy,
+        )
+        .map_err(Error::io("read", "/dev/urandom"))?;
+        let unix_time_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let req = Request::Init {
+            entropy,
+            unix_time_ns,
+        };
+        self.expect_ok("prepare the guest", &req).map(drop)
+    }
+
     fn open_stream(&self) -> (u32, Receiver<Output>) {
         let stream = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();

@@ -77,6 +77,22 @@ pub struct QemuArgs<'a> {
     pub rootfs: &'a Path,
     pub agent_socket: &'a Path,
     pub shares: &'a [Share],
+    /// How the machine starts: booted, booted to be saved as a template, or
+    /// restored from one.
+    pub start: StartMode<'a>,
+}
+
+/// How a VM's QEMU starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode<'a> {
+    /// Boot the kernel (the normal case).
+    Boot,
+    /// Boot the kernel, with a QMP socket to save the machine through
+    /// (`migrate` to `exec:cat`, so without `-sandbox`, which denies spawning;
+    /// a template VM runs only the agent, never a container).
+    Template { qmp: &'a Path },
+    /// Restore the machine saved in the file open on fd `fd` (inherited).
+    Restore { fd: i32 },
 }
 
 /// A host directory shared into the guest with virtio-9p (a volume); the
@@ -137,18 +153,6 @@ impl QemuArgs<'_> {
             "-smp",
             &self.cpus.to_string(),
         ]);
-        if let Accel::Tcg { .. } = self.accel {
-            // Guest RAM from a memfd: it is not eligible for transparent huge
-            // pages, so the host backs only the 4 KiB pages the guest touches
-            // (with THP one touched byte costs 2 MiB). TCG's soft TLB maps 4 KiB
-            // pages anyway, so huge pages buy it nothing; KVM keeps them.
-            push(&[
-                "-object",
-                &format!("memory-backend-memfd,id=ram0,size={}M", self.memory_mib),
-                "-machine",
-                "memory-backend=ram0",
-            ]);
-        }
         push(&[
             "-nodefaults",
             "-no-user-config",
@@ -159,10 +163,19 @@ impl QemuArgs<'_> {
         ]);
         // QEMU's own seccomp filter: a compromised device model cannot exec,
         // raise privileges or use obsolete syscalls (defence in depth).
-        push(&[
-            "-sandbox",
-            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
-        ]);
+        if !matches!(self.start, StartMode::Template { .. }) {
+            push(&[
+                "-sandbox",
+                "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+            ]);
+        }
+        match self.start {
+            StartMode::Boot => {}
+            StartMode::Template { qmp } => {
+                push(&["-qmp", &format!("unix:{},server=on,wait=off", p(qmp))]);
+            }
+            StartMode::Restore { fd } => push(&["-incoming", &format!("fd:{fd}")]),
+        }
         push(&[
             "-kernel",
             &p(self.kernel),
@@ -253,6 +266,7 @@ mod tests {
                 host_path: "/srv/data".into(),
                 read_only: true,
             }],
+            start: StartMode::Boot,
         }
         .to_args();
         let joined = args.join(" ");

@@ -130,6 +130,9 @@ pub fn cached(agent: &AgentBinary, cache_dir: &Path) -> Result<PathBuf, Error> {
     let hex: String = key.iter().take(12).map(|b| format!("{b:02x}")).collect();
     let path = cache_dir.join(format!("initramfs-{hex}.cpio"));
     if path.is_file() {
+        // The modification time says when it was last used: prune (run when
+        // another agent build writes its archive) keeps what is in use.
+        let _ = fs::File::open(&path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
         return Ok(path);
     }
     fs::create_dir_all(cache_dir).map_err(Error::io("create", cache_dir))?;
@@ -141,7 +144,7 @@ pub fn cached(agent: &AgentBinary, cache_dir: &Path) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
-/// Removes initramfs files of earlier agent builds. One younger than ten
+/// Removes initramfs files of earlier agent builds. One used in the last ten
 /// minutes is kept: a VM booting right now may be about to open it (once
 /// QEMU has it open, removing it is harmless).
 fn prune(cache_dir: &Path, keep: &Path) {

@@ -1,8 +1,9 @@
 //! vm: isola's utility VM, one per `--isolation=vm` container. It finds the
 //! guest kernel and the static agent ([`kernel`]), writes the initramfs
 //! ([`initramfs`]), picks KVM or TCG ([`accel`]), builds QEMU's command line
-//! ([`cmdline`]), runs and cleans up after QEMU ([`vmm`]) and speaks the agent
-//! protocol from the host ([`client`]). It knows nothing of images or the
+//! ([`cmdline`]), runs and cleans up after QEMU ([`vmm`]), starts VMs from
+//! saved template VMs ([`template`]) and speaks the agent protocol from the
+//! host ([`client`]). It knows nothing of images or the
 //! engine's state; the engine's VM backend drives it.
 //!
 //! ```no_run
@@ -28,6 +29,7 @@ pub mod cmdline;
 mod error;
 pub mod initramfs;
 pub mod kernel;
+pub mod template;
 pub mod vmm;
 
 pub use accel::{Accel, AccelChoice};

@@ -1,12 +1,15 @@
 //! vmm: one utility VM's lifetime — writes its initramfs, starts QEMU in its
-//! own host cgroup, connects to the agent (bounded by a boot timeout), and
+//! own host cgroup (booting, or restoring a template: template.rs), connects
+//! to the agent (bounded by a boot timeout), has it Init the guest, and
 //! stops, kills and cleans up after it. Faults (QEMU dying, a guest panic) come
 //! back as [`Error::VmExited`] naming the console log. It must not know about
 //! containers beyond their name and id: the engine drives the agent through
 //! [`Vm::client`].
 
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -15,7 +18,7 @@ use crate::accel::{self, Accel, AccelChoice};
 use crate::client::AgentClient;
 use crate::cmdline::{self, QemuArgs, Share};
 use crate::kernel::{AgentBinary, GuestKernel};
-use crate::{initramfs, Error};
+use crate::{initramfs, template, Error};
 
 /// How one VM is made. [`VmConfig::new`] fills in the defaults.
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ pub struct VmConfig {
     /// Where the guest console goes (default: `console.log` in `run_dir`); the
     /// engine keeps it with the container's records so it outlives the VM.
     pub console_log: Option<PathBuf>,
+    /// Where VM templates are kept ([`crate::template`]); None boots every VM.
+    pub template_dir: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -77,6 +82,7 @@ impl VmConfig {
             host_cgroup: true,
             shares: Vec::new(),
             console_log: None,
+            template_dir: Some(PathBuf::from(crate::kernel::DEFAULT_CACHE).join("templates")),
         }
     }
 }
@@ -106,18 +112,30 @@ fn find_binary(binary: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-impl Vm {
-    /// Starts QEMU and waits until the agent answers (at most `boot_timeout`;
-    /// a guest that never answers is killed).
-    pub fn boot(cfg: &VmConfig) -> Result<Vm, Error> {
-        let qemu = find_binary(&cfg.qemu).ok_or_else(|| Error::QemuMissing {
-            binary: cfg.qemu.clone(),
-        })?;
-        for share in &cfg.shares {
-            share.validate()?;
-        }
-        let accel = accel::resolve(cfg.accel, cfg.tb_size_mib)?;
-        let initrd = initramfs::cached(&cfg.agent, &cfg.cache_dir)?;
+/// What every start of one VM's QEMU shares: its config and what [`Vm::boot`]
+/// resolved (the QEMU binary, the accelerator, the initramfs).
+pub(crate) struct Launch<'a> {
+    pub cfg: &'a VmConfig,
+    pub qemu: &'a Path,
+    pub accel: Accel,
+    pub initrd: &'a Path,
+}
+
+impl Launch<'_> {
+    /// Starts QEMU from the machine saved in `saved`, which QEMU inherits.
+    fn restore(&self, saved: &Path) -> Result<Vm, Error> {
+        let file = fs::File::open(saved).map_err(Error::io("open", saved))?;
+        let fd = file.as_raw_fd();
+        self.spawn(cmdline::StartMode::Restore { fd }, Some(&file))
+    }
+
+    /// Starts QEMU for `cfg` and waits until the agent answers Hello.
+    pub fn start(&self, start: cmdline::StartMode<'_>) -> Result<Vm, Error> {
+        self.spawn(start, None)
+    }
+
+    fn spawn(&self, start: cmdline::StartMode<'_>, saved: Option<&fs::File>) -> Result<Vm, Error> {
+        let cfg = self.cfg;
         fs::create_dir_all(&cfg.run_dir).map_err(Error::io("create", &cfg.run_dir))?;
         let console = cfg
             .console_log
@@ -129,30 +147,57 @@ impl Vm {
         let args = QemuArgs {
             name: &cfg.name,
             process_name: &process_name,
-            accel,
+            accel: self.accel,
             memory_mib: cfg.memory_mib,
             cpus: cfg.cpus,
             kernel: cfg.kernel.path(),
-            initramfs: &initrd,
+            initramfs: self.initrd,
             console_log: &console,
             rootfs: &cfg.rootfs,
             agent_socket: &socket,
             shares: &cfg.shares,
+            start,
         }
         .to_args();
-        tracing::debug!(qemu = %qemu.display(), ?args, "starting the VM");
+        tracing::debug!(qemu = %self.qemu.display(), ?args, "starting the VM");
         let stderr_log = cfg.run_dir.join("qemu.log");
         let stderr = fs::File::create(&stderr_log).map_err(Error::io("create", &stderr_log))?;
-        let child = Command::new(&qemu)
+        let mut command = Command::new(self.qemu);
+        command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|source| Error::Spawn {
-                binary: qemu.display().to_string(),
-                source,
-            })?;
+            .stderr(stderr);
+        let saved_fd = saved.map(|f| f.as_raw_fd());
+        let no_thp = matches!(self.accel, Accel::Tcg { .. });
+        // SAFETY: between fork and exec the closure calls only prctl(2) and
+        // fcntl(2), which are async-signal-safe, on values computed before.
+        unsafe {
+            command.pre_exec(move || {
+                // Under TCG, no transparent huge pages for QEMU (its guest RAM
+                // above all): the host then backs only the 4 KiB pages the
+                // guest touches (with THP one touched byte costs 2 MiB), and
+                // reading an untouched page maps the zero page, which keeps a
+                // VM restored from a template (QEMU checks every page it
+                // restores for zeros) as small as a booted one. TCG's soft TLB
+                // maps 4 KiB pages anyway; KVM keeps huge pages.
+                if no_thp && libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The saved machine, on the fd `-incoming fd:` names: kept
+                // open across exec in this child only.
+                if let Some(fd) = saved_fd {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|source| Error::Spawn {
+            binary: self.qemu.display().to_string(),
+            source,
+        })?;
         let started = Instant::now();
         let mut vm = Vm {
             child,
@@ -163,13 +208,13 @@ impl Vm {
             process_name,
             kernel_release: String::new(),
             agent_serving_at: Duration::ZERO,
-            accel,
+            accel: self.accel,
             status: None,
         };
         if cfg.host_cgroup {
             vm.enter_cgroup(
                 &cfg.id,
-                cmdline::host_memory_limit_bytes(cfg.memory_mib, accel),
+                cmdline::host_memory_limit_bytes(cfg.memory_mib, self.accel),
             )?;
         }
         let stream = vm.connect(&socket, started + cfg.boot_timeout, &stderr_log)?;
@@ -194,7 +239,57 @@ impl Vm {
         tracing::debug!(pid = vm.pid(), elapsed = ?started.elapsed(), "the VM's agent answered");
         Ok(vm)
     }
+}
 
+impl Vm {
+    /// Starts QEMU and waits until the agent answers (at most `boot_timeout`;
+    /// a guest that never answers is killed), then makes the guest ready for
+    /// containers (the agent's Init: entropy, clock, the rootfs share).
+    ///
+    /// With `template_dir` set, the VM starts from a saved machine of its
+    /// shape ([`crate::template`]) rather than booting the kernel; the first
+    /// VM of a shape makes that template. A template that cannot be made or
+    /// restored is reported in the log and the VM boots instead.
+    pub fn boot(cfg: &VmConfig) -> Result<Vm, Error> {
+        let qemu = find_binary(&cfg.qemu).ok_or_else(|| Error::QemuMissing {
+            binary: cfg.qemu.clone(),
+        })?;
+        for share in &cfg.shares {
+            share.validate()?;
+        }
+        let accel = accel::resolve(cfg.accel, cfg.tb_size_mib)?;
+        let initrd = initramfs::cached(&cfg.agent, &cfg.cache_dir)?;
+        let launch = Launch {
+            cfg,
+            qemu: &qemu,
+            accel,
+            initrd: &initrd,
+        };
+        let mut vm = None;
+        if let Some(dir) = &cfg.template_dir {
+            match template::ensure(&launch, dir) {
+                Ok(saved) => match launch.restore(&saved) {
+                    Ok(restored) => vm = Some(restored),
+                    Err(e @ Error::BootTimeout { .. }) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(
+                            "restoring the VM template {} failed, booting instead: {e}",
+                            saved.display()
+                        );
+                        let _ = fs::remove_file(&saved);
+                    }
+                },
+                Err(e @ Error::BootTimeout { .. }) => return Err(e),
+                Err(e) => tracing::warn!("cannot make a VM template, booting instead: {e}"),
+            }
+        }
+        let vm = match vm {
+            Some(vm) => vm,
+            None => launch.start(cmdline::StartMode::Boot)?,
+        };
+        vm.client().init()?;
+        Ok(vm)
+    }
     fn enter_cgroup(&mut self, id: &str, limit: u64) -> Result<(), Error> {
         let path = format!("/isola-vm/{id}");
         let pid = self.child.id();

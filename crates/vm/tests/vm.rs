@@ -24,7 +24,10 @@ fn a_container_runs_on_the_guest_kernel_and_its_exit_code_comes_back() {
     let rootfs = busybox_rootfs();
     let run = tempfile::tempdir().unwrap();
     let id = testkit::unique_name(ID_PREFIX);
-    let mut vm = vm::Vm::boot(&config(kernel, rootfs.path(), run.path(), &id)).unwrap();
+    let mut cfg = config(kernel, rootfs.path(), run.path(), &id);
+    // This one boots its kernel (no template); the others start from templates.
+    cfg.template_dir = None;
+    let mut vm = vm::Vm::boot(&cfg).unwrap();
 
     let spec = spec(&["sh", "-c", "uname -r; echo to-stderr >&2; exit 7"]);
     let (_pid, io) = vm
@@ -49,6 +52,68 @@ fn a_container_runs_on_the_guest_kernel_and_its_exit_code_comes_back() {
     let status = vm.shutdown(Duration::from_secs(60));
     assert!(status.success(), "QEMU exit status {status}");
     assert!(!run.path().join("agent.sock").exists());
+}
+
+#[test]
+fn vms_started_from_one_template_are_each_their_own() {
+    let Some(kernel) = kernel_or_skip("template test") else {
+        return;
+    };
+    let rootfs = busybox_rootfs();
+    // A fresh template directory: the first VM makes the template.
+    let templates = tempfile::tempdir().unwrap();
+    let start = || {
+        let run = tempfile::tempdir().unwrap();
+        let id = testkit::unique_name(ID_PREFIX);
+        let mut cfg = config(kernel.clone(), rootfs.path(), run.path(), &id);
+        cfg.template_dir = Some(templates.path().to_path_buf());
+        let vm = vm::Vm::boot(&cfg).unwrap();
+        let (_, io) = vm
+            .client()
+            .create_container(
+                &id,
+                &spec(&["sh", "-c", "cat /proc/sys/kernel/random/uuid; date +%s"]),
+                vm::GUEST_ROOTFS,
+                false,
+            )
+            .unwrap();
+        vm.client().start(&id).unwrap();
+        let out = io.collect().unwrap();
+        assert_eq!(out.code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+        (vm, String::from_utf8(out.stdout).unwrap(), run)
+    };
+    let (mut a, out_a, _run_a) = start();
+    let saved: Vec<_> = std::fs::read_dir(templates.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "vmstate"))
+        .collect();
+    assert_eq!(saved.len(), 1, "one template for one shape");
+    let (mut b, out_b, _run_b) = start();
+
+    // Both are the same saved machine: the agent's boot time is the template's.
+    assert_eq!(a.agent_serving_at(), b.agent_serving_at());
+    // Yet each has its own randomness (Init reseeds the copied random pool)
+    // and the host's clock (Init sets it; the copy's is the template's).
+    let (uuid_a, date_a) = out_a.trim().split_once('\n').unwrap();
+    let (uuid_b, date_b) = out_b.trim().split_once('\n').unwrap();
+    assert_ne!(
+        uuid_a, uuid_b,
+        "two VMs from one template drew the same random numbers"
+    );
+    let host = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for d in [date_a, date_b] {
+        let guest: i64 = d.trim().parse().unwrap();
+        assert!(
+            (host - guest).abs() < 120,
+            "guest clock {guest}, host {host}"
+        );
+    }
+    a.shutdown(Duration::from_secs(60));
+    b.shutdown(Duration::from_secs(60));
 }
 
 #[test]

@@ -63,6 +63,7 @@ pub fn busybox_rootfs() -> tempfile::TempDir {
 pub fn config(kernel: vm::GuestKernel, rootfs: &Path, run_dir: &Path, id: &str) -> vm::VmConfig {
     let mut cfg = vm::VmConfig::new(id, id, kernel, static_agent(), rootfs, run_dir);
     cfg.cache_dir = std::env::temp_dir().join("isola-vm-test-initramfs");
+    cfg.template_dir = Some(std::env::temp_dir().join("isola-vm-test-templates"));
     // Generous: TCG on a shared 2-core machine. Only bounds a broken boot.
     cfg.boot_timeout = Duration::from_secs(180);
     cfg

@@ -98,6 +98,8 @@ pub struct VmDefaults {
     pub minimum_memory_mib: u64,
     pub default_cpus: u32,
     pub qemu_host_overhead_mib: u64,
+    /// Whether VMs start from a saved template VM, and why.
+    pub template: String,
 }
 
 fn find_in_path(binary: &str) -> Option<PathBuf> {
@@ -112,7 +114,8 @@ pub fn defaults() -> VmDefaults {
         Ok(p) => p.display().to_string(),
         Err(e) => format!("missing: {e}"),
     };
-    let configured = load_settings().ok().and_then(|s| s.kernel);
+    let settings = load_settings().unwrap_or_default();
+    let configured = settings.kernel.clone();
     VmDefaults {
         kernel: show(
             vm::GuestKernel::locate(configured.as_deref()).map(|k| k.path().to_path_buf()),
@@ -124,7 +127,20 @@ pub fn defaults() -> VmDefaults {
         minimum_memory_mib: vm::cmdline::MIN_CONTAINER_MEMORY_MIB,
         default_cpus: vm::cmdline::guest_cpus(None),
         qemu_host_overhead_mib: vm::cmdline::QEMU_HOST_OVERHEAD_MIB,
+        template: if settings.template() {
+            format!(
+                "on: VMs start from a saved template VM of their shape, kept in {} (vm.template = false or ISOLA_VM_TEMPLATE=0 boots each one)",
+                template_dir().display()
+            )
+        } else {
+            "off: every VM boots its kernel (vm.template = false or ISOLA_VM_TEMPLATE=0)".into()
+        },
     }
+}
+
+/// Where VM templates are kept.
+fn template_dir() -> PathBuf {
+    PathBuf::from(vm::kernel::DEFAULT_CACHE).join("templates")
 }
 
 fn load_settings() -> Result<settings::VmSettings, BackendError> {
@@ -372,6 +388,7 @@ impl Backend for VmBackend {
         cfg.accel = accel_choice(&settings).map_err(boot)?;
         cfg.boot_timeout = BOOT_TIMEOUT;
         cfg.shares = guest.shares.clone();
+        cfg.template_dir = settings.template().then(template_dir);
         let console = container_dir.join(CONSOLE_LOG);
         cfg.console_log = Some(console.clone());
         let vm = vm::Vm::boot(&cfg).map_err(boot)?;

@@ -1,7 +1,8 @@
 //! backend::vm::settings: the `[vm]` table of the host's config file
 //! (/etc/isola/config.toml): `kernel` (a bzImage to boot instead of the
-//! cached build) and `accel` (`auto`, `kvm` or `tcg`). It reads; it checks
-//! nothing beyond the file's syntax.
+//! cached build), `accel` (`auto`, `kvm` or `tcg`) and `template` (start VMs
+//! from a saved template VM, default true; `ISOLA_VM_TEMPLATE=0|1` overrides
+//! it). It reads; it checks nothing beyond the file's syntax.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,19 @@ use serde::Deserialize;
 pub struct VmSettings {
     pub kernel: Option<PathBuf>,
     pub accel: Option<String>,
+    pub template: Option<bool>,
+}
+
+impl VmSettings {
+    /// Whether VMs start from templates: `ISOLA_VM_TEMPLATE` (0 or 1), else
+    /// `vm.template`, else yes.
+    pub fn template(&self) -> bool {
+        match std::env::var("ISOLA_VM_TEMPLATE").as_deref() {
+            Ok("0") | Ok("false") => false,
+            Ok("1") | Ok("true") => true,
+            _ => self.template.unwrap_or(true),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,12 +80,13 @@ mod tests {
         assert_eq!(load(&file).unwrap(), VmSettings::default());
         std::fs::write(
             &file,
-            "default_isolation = \"vm\"\n[vm]\nkernel = \"/boot/guest\"\naccel = \"tcg\"\n",
+            "default_isolation = \"vm\"\n[vm]\nkernel = \"/boot/guest\"\naccel = \"tcg\"\ntemplate = false\n",
         )
         .unwrap();
         let s = load(&file).unwrap();
         assert_eq!(s.kernel.as_deref(), Some(Path::new("/boot/guest")));
         assert_eq!(s.accel.as_deref(), Some("tcg"));
+        assert_eq!(s.template, Some(false));
         std::fs::write(&file, "[vm]\nkernal = \"typo\"\n").unwrap();
         let e = load(&file).unwrap_err();
         assert!(e.to_string().contains("config.toml"), "{e}");

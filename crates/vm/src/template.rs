@@ -1,0 +1,240 @@
+//! template: VM templating, as Kata Containers' VM factory does it. The first
+//! VM of a given shape (QEMU, kernel, agent, memory, vCPUs, accelerator, the
+//! 9p shares' tags) boots a *template* VM: its agent comes up and answers, and
+//! QEMU saves the whole machine to a file (a migration) before any container
+//! data is shared in. Every later VM of that shape starts from the file
+//! instead of booting the kernel, which under TCG is most of a cold start.
+//!
+//! A restored VM begins as an exact copy of the template: same random pool,
+//! same clock, same kernel address layout. The agent's Init call (which
+//! [`crate::Vm::boot`] makes for every VM) mixes host entropy into the pool and
+//! reseeds it and sets the clock; the shared address layout stays, as with
+//! Kata's templates. `vm.template = false` boots every VM from scratch.
+//!
+//! Templates live in one directory, named by the hash of their shape, written
+//! aside and renamed (under a lock, so concurrent first starts make one);
+//! templates unused for a day are removed when a new one is made.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::cmdline::{self, Share, StartMode};
+use crate::vmm::Launch;
+use crate::Error;
+
+/// Bumped when what a template holds changes in a way its key cannot see.
+const FORMAT: &str = "isola-vm-template-2";
+/// Templates not used for this long are removed when a new one is made.
+const UNUSED_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// The template file for `launch`'s shape in `dir`, made first if missing.
+pub(crate) fn ensure(launch: &Launch<'_>, dir: &Path) -> Result<PathBuf, Error> {
+    let key = key(launch)?;
+    let path = dir.join(format!("{key}.vmstate"));
+    if path.is_file() {
+        // The modification time says when it was last used (see prune).
+        let _ = fs::File::open(&path).and_then(|f| f.set_modified(SystemTime::now()));
+        return Ok(path);
+    }
+    fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
+    let lock_path = dir.join(format!("{key}.lock"));
+    let lock = fs::File::create(&lock_path).map_err(Error::io("create", &lock_path))?;
+    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::io("lock", &lock_path)(e.into()))
+        .and_then(|_locked| {
+            // Someone else may have made it while we waited for the lock.
+            if !path.is_file() {
+                make(launch, dir, &key, &path)?;
+                prune(dir, &path);
+            }
+            Ok(path)
+        })
+}
+
+/// What makes two VMs interchangeable: a change to any of these makes a new
+/// template. QEMU and the kernel are named by path, size and modification
+/// time; the agent by the initramfs's name, which hashes those of the agent
+/// (the initramfs's own time says when it was last used).
+fn key(launch: &Launch<'_>) -> Result<String, Error> {
+    let cfg = launch.cfg;
+    let mut h = Sha256::new();
+    h.update(FORMAT);
+    h.update(launch.initrd.as_os_str().as_encoded_bytes());
+    for file in [launch.qemu, cfg.kernel.path()] {
+        let m = fs::metadata(file).map_err(Error::io("stat", file))?;
+        h.update(format!(
+            "\0{}\0{}\0{}.{}",
+            file.display(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec()
+        ));
+    }
+    h.update(format!(
+        "\0{}\0{}\0{:?}\0{}",
+        cfg.memory_mib,
+        cfg.cpus,
+        launch.accel,
+        cmdline::KERNEL_CMDLINE
+    ));
+    // The guest learns each 9p device's tag when it probes it, at boot.
+    for s in &cfg.shares {
+        h.update(format!("\0{}\0{}", s.tag, s.read_only));
+    }
+    Ok(h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Boots a template VM for `launch`'s shape and saves it to `path`.
+fn make(launch: &Launch<'_>, dir: &Path, key: &str, path: &Path) -> Result<(), Error> {
+    let started = Instant::now();
+    let work = dir.join(format!("{key}.{}", std::process::id()));
+    let saving = dir.join(format!(".{key}.vmstate.{}", std::process::id()));
+    let made = (|| {
+        let _ = fs::remove_dir_all(&work);
+        let rootfs = work.join("rootfs");
+        fs::create_dir_all(&rootfs).map_err(Error::io("create", &rootfs))?;
+        // Same devices as the VMs it stands for, over empty directories: the
+        // template never mounts them (the agent mounts the rootfs in Init).
+        let mut shares = Vec::new();
+        for (i, s) in launch.cfg.shares.iter().enumerate() {
+            let host_path = work.join(format!("share{i}"));
+            fs::create_dir_all(&host_path).map_err(Error::io("create", &host_path))?;
+            shares.push(Share {
+                host_path,
+                ..s.clone()
+            });
+        }
+        let mut cfg = launch.cfg.clone();
+        cfg.name = "template".into();
+        cfg.id = "template".into();
+        cfg.rootfs = rootfs;
+        cfg.run_dir = work.clone();
+        // Kept (overwritten by the next attempt): an error names it.
+        cfg.console_log = Some(dir.join(format!("{key}.console.log")));
+        cfg.shares = shares;
+        cfg.host_cgroup = false;
+        cfg.template_dir = None;
+        let qmp_path = work.join("qmp.sock");
+        let template = Launch {
+            cfg: &cfg,
+            ..*launch
+        };
+        let mut vm = template.start(StartMode::Template { qmp: &qmp_path })?;
+        let saved = save(&qmp_path, &saving, cfg.boot_timeout);
+        // The source QEMU stops once the machine is saved; it has no more use.
+        vm.kill();
+        saved
+    })();
+    let _ = fs::remove_dir_all(&work);
+    match made.and_then(|()| fs::rename(&saving, path).map_err(Error::io("rename", &saving))) {
+        Ok(()) => {
+            tracing::info!(
+                template = %path.display(),
+                took = ?started.elapsed(),
+                "made a VM template"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&saving);
+            Err(e)
+        }
+    }
+}
+
+/// Has the QEMU whose QMP socket is `qmp` save its machine to `to`.
+fn save(qmp: &Path, to: &Path, timeout: Duration) -> Result<(), Error> {
+    let target = to.display().to_string();
+    if target.contains('\'') {
+        return Err(Error::io("save a VM template to", to)(
+            std::io::Error::other("the path has a single quote"),
+        ));
+    }
+    let broke = |e: std::io::Error| Error::Template {
+        step: "talk to QEMU's QMP socket".into(),
+        message: e.to_string(),
+    };
+    let stream = UnixStream::connect(qmp).map_err(Error::io("connect to", qmp))?;
+    stream.set_read_timeout(Some(timeout)).map_err(broke)?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(broke)?);
+    let mut writer = stream;
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).map_err(broke)?;
+    let mut call = |command: serde_json::Value| -> Result<serde_json::Value, Error> {
+        writeln!(writer, "{command}").map_err(broke)?;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).map_err(broke)? == 0 {
+                return Err(broke(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if let Some(r) = v.get("return") {
+                return Ok(r.clone());
+            }
+            if let Some(e) = v.get("error") {
+                return Err(Error::Template {
+                    step: format!("QMP {}", command["execute"]),
+                    message: e["desc"].as_str().unwrap_or("failed").to_string(),
+                });
+            }
+            // Anything else is an event: read on.
+        }
+    };
+    call(serde_json::json!({"execute": "qmp_capabilities"}))?;
+    call(serde_json::json!({
+        "execute": "migrate",
+        "arguments": {"uri": format!("exec:cat > '{target}'")}
+    }))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = call(serde_json::json!({"execute": "query-migrate"}))?;
+        match r["status"].as_str() {
+            Some("completed") => return Ok(()),
+            Some("failed") | Some("cancelled") => {
+                return Err(Error::Template {
+                    step: "save the machine".into(),
+                    message: r["error-desc"].as_str().unwrap_or("failed").to_string(),
+                })
+            }
+            _ if Instant::now() > deadline => {
+                return Err(Error::Template {
+                    step: "save the machine".into(),
+                    message: format!("not done within {timeout:?}"),
+                })
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Removes templates (and their lock and console files) unused for [`UNUSED_FOR`].
+fn prune(dir: &Path, keep: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > UNUSED_FOR);
+        let ours = p
+            .extension()
+            .is_some_and(|x| x == "vmstate" || x == "lock" || x == "log");
+        if p != keep && ours && stale {
+            let _ = fs::remove_file(&p);
+        }
+    }
+}
