@@ -1,7 +1,8 @@
 //! security: the capability set (docker's defaults, `--cap-add`, `--cap-drop`)
 //! and `--security-opt` (`no-new-privileges`, `seccomp=unconfined|<file>`),
-//! including turning a docker seccomp profile into the OCI form. Validates
-//! and computes; applying them is the runtime's job.
+//! including isola's default seccomp profile and turning a docker seccomp
+//! profile into the OCI form. Validates and computes; applying them is the
+//! runtime's job.
 
 use std::path::PathBuf;
 
@@ -146,13 +147,139 @@ pub struct SecurityOptions {
     pub seccomp: Option<Value>,
 }
 
+/// System calls the default seccomp profile refuses with EPERM, grouped by
+/// the capability that makes them legitimate: a container given it
+/// (`--cap-add`) gets them back; `None` marks those refused to every
+/// container (the kernel keyring is not namespaced, io_uring bypasses the
+/// filter, the rest are obsolete). In the spirit of docker's default profile,
+/// written as a deny list: everything else is allowed.
+const DENIED: &[(Option<&str>, &[&str])] = &[
+    (
+        None,
+        &[
+            "add_key",
+            "keyctl",
+            "request_key",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+            "nfsservctl",
+            "sysfs",
+            "_sysctl",
+            "uselib",
+            "userfaultfd",
+            "ustat",
+            "vm86",
+            "vm86old",
+            "create_module",
+            "get_kernel_syms",
+            "query_module",
+        ],
+    ),
+    (
+        Some("CAP_SYS_ADMIN"),
+        &[
+            "mount",
+            "umount",
+            "umount2",
+            "pivot_root",
+            "unshare",
+            "setns",
+            "fsopen",
+            "fsconfig",
+            "fsmount",
+            "fspick",
+            "move_mount",
+            "open_tree",
+            "mount_setattr",
+            "quotactl",
+            "quotactl_fd",
+            "lookup_dcookie",
+            "bpf",
+            "perf_event_open",
+            "fanotify_init",
+            "swapon",
+            "swapoff",
+            "vhangup",
+        ],
+    ),
+    (
+        Some("CAP_SYS_MODULE"),
+        &["init_module", "finit_module", "delete_module"],
+    ),
+    (
+        Some("CAP_SYS_BOOT"),
+        &["reboot", "kexec_load", "kexec_file_load"],
+    ),
+    (
+        Some("CAP_SYS_TIME"),
+        &["settimeofday", "stime", "clock_settime", "clock_adjtime"],
+    ),
+    (Some("CAP_SYS_RAWIO"), &["iopl", "ioperm"]),
+    (Some("CAP_SYS_PACCT"), &["acct"]),
+    (
+        Some("CAP_SYS_NICE"),
+        &["mbind", "set_mempolicy", "migrate_pages", "move_pages"],
+    ),
+    (Some("CAP_DAC_READ_SEARCH"), &["open_by_handle_at"]),
+    (Some("CAP_SYSLOG"), &["syslog"]),
+];
+
+/// clone(2) flags that make namespaces (CLONE_NEWNS, NEWCGROUP, NEWUTS,
+/// NEWIPC, NEWUSER, NEWPID, NEWNET): refused without CAP_SYS_ADMIN, as unshare.
+const CLONE_NAMESPACE_FLAGS: [u64; 7] = [
+    0x0002_0000,
+    0x0200_0000,
+    0x0400_0000,
+    0x0800_0000,
+    0x1000_0000,
+    0x2000_0000,
+    0x4000_0000,
+];
+
+/// The seccomp profile (OCI `linux.seccomp`) every container gets unless
+/// `--security-opt seccomp=` says otherwise, for its capability set `caps`.
+pub fn default_seccomp(caps: &[String]) -> Value {
+    let has = |cap: &str| caps.iter().any(|c| c == cap);
+    let eperm =
+        |names: Vec<&str>| json!({"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": 1});
+    let mut syscalls: Vec<Value> = DENIED
+        .iter()
+        .filter(|(cap, _)| !cap.is_some_and(has))
+        .map(|(_, names)| eperm(names.to_vec()))
+        .collect();
+    if !has("CAP_SYS_ADMIN") {
+        // One rule whose comparisons all test argument 0: the runtime makes
+        // it one rule per flag, so any namespace flag refuses the clone.
+        let mut clone = eperm(vec!["clone"]);
+        clone["args"] = CLONE_NAMESPACE_FLAGS
+            .iter()
+            .map(|f| json!({"index": 0, "value": f, "valueTwo": f, "op": "SCMP_CMP_MASKED_EQ"}))
+            .collect();
+        syscalls.push(clone);
+        // clone3 takes its flags in memory, out of a filter's sight: ENOSYS
+        // makes the C library fall back to clone.
+        syscalls.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}));
+    }
+    let mut arches = vec![host_seccomp_arch()];
+    if arches[0] == "SCMP_ARCH_X86_64" {
+        // The 32-bit ABIs reach the same kernel: the rules cover them too.
+        arches.extend(["SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+    }
+    json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": arches, "syscalls": syscalls})
+}
+
 /// Parses every `--security-opt` value; loads a seccomp profile file now so
-/// that a bad one fails the create.
+/// that a bad one fails the create. Without a `seccomp=` option the
+/// container gets [`default_seccomp`].
 pub fn security_options(
     opts: &[String],
     caps: &[String],
 ) -> Result<SecurityOptions, SecurityError> {
-    let mut out = SecurityOptions::default();
+    let mut out = SecurityOptions {
+        no_new_privileges: false,
+        seccomp: Some(default_seccomp(caps)),
+    };
     for opt in opts {
         let (key, value) = match opt.split_once(['=', ':']) {
             Some((k, v)) => (k, Some(v)),
@@ -296,9 +423,46 @@ mod tests {
     }
 
     #[test]
+    fn the_default_profile_refuses_by_capability() {
+        let denied = |caps: &[&str]| -> Vec<String> {
+            let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+            let p = default_seccomp(&caps);
+            assert_eq!(p["defaultAction"], "SCMP_ACT_ALLOW");
+            p["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["names"].as_array().unwrap().clone())
+                .map(|n| n.as_str().unwrap().to_string())
+                .collect()
+        };
+        let plain = denied(&["CAP_CHOWN"]);
+        for s in [
+            "mount", "unshare", "setns", "keyctl", "clone", "clone3", "reboot",
+        ] {
+            assert!(plain.contains(&s.to_string()), "{s} allowed by default");
+        }
+        let admin = denied(&["CAP_SYS_ADMIN"]);
+        for s in ["mount", "unshare", "setns", "clone", "clone3"] {
+            assert!(
+                !admin.contains(&s.to_string()),
+                "{s} refused despite CAP_SYS_ADMIN"
+            );
+        }
+        assert!(admin.contains(&"keyctl".to_string()) && admin.contains(&"reboot".to_string()));
+        // It is an OCI profile the runtime compiles.
+        let oci: oci_spec::runtime::LinuxSeccomp =
+            serde_json::from_value(default_seccomp(&[])).unwrap();
+        assert!(runtime::seccomp::compile(&oci).unwrap().len() > 10);
+    }
+
+    #[test]
     fn security_opts() {
         let o = security_options(&["no-new-privileges".into()], &[]).unwrap();
-        assert!(o.no_new_privileges && o.seccomp.is_none());
+        assert!(
+            o.no_new_privileges && o.seccomp.is_some(),
+            "the default profile applies"
+        );
         assert!(security_options(&["seccomp=unconfined".into()], &[])
             .unwrap()
             .seccomp

@@ -177,6 +177,28 @@ fn capabilities_and_security_options() {
         ],
     );
     assert!(nnp.trim().ends_with('1'), "{nnp}");
+    // The default seccomp profile: a new user namespace (which root in a
+    // container could otherwise make) is refused; CAP_SYS_ADMIN or
+    // seccomp=unconfined allow it.
+    let unshare = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sh", "-c", "unshare -U true"]);
+        root.run(&args)
+    };
+    let out = unshare(&[]);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{out:?}"
+    );
+    assert_eq!(
+        unshare(&["--security-opt", "seccomp=unconfined"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(unshare(&["--cap-add", "SYS_ADMIN"]).status.code(), Some(0));
     // A docker-format seccomp profile: mkdir refused with EPERM, the rest allowed.
     let profile = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
