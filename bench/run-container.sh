@@ -4,7 +4,8 @@
 # for its exit, remove it), through
 #   isola   isola run --rm busybox true            (release build)
 #   podman  podman run --rm --runtime crun ...     (Debian's podman, same image)
-#   crun    crun run of an equivalent bundle       (the floor: no image, no store)
+#   crun    crun run of an equivalent bundle       (the floor: no image, no store;
+#           isola's default seccomp profile, so both install the same filter)
 # interleaved round-robin, N times each (default 30), after WARMUP runs.
 # Writes medians, p90 and ratios to bench/results/run.md (OUT= to change).
 # Needs root. The same busybox rootfs tar is imported into isola and podman.
@@ -61,9 +62,15 @@ tar -C "$rootfs" -cf "$work/rootfs.tar" .
 
 "$isola" --root "$iroot" import "$work/rootfs.tar" busybox:latest >/dev/null
 podman import -q "$work/rootfs.tar" "$image" >/dev/null
-# The floor: crun's default spec (namespaces, mounts, masked paths) running `true`.
+# The floor: crun's default spec (namespaces, mounts, masked paths) running
+# `true`, with the seccomp profile isola gives its containers (so both install
+# the same filter; podman brings its own default profile).
+cid=$("$isola" --root "$iroot" create busybox true)
+jq '.linux.seccomp' "$iroot/containers/$cid/bundle/config.json" >"$work/seccomp.json"
+"$isola" --root "$iroot" rm "$cid" >/dev/null
 (cd "$work/bundle" && crun spec)
-jq '.process.terminal = false | .process.args = ["true"]' "$work/bundle/config.json" >"$work/bundle/config.tmp"
+jq --slurpfile sc "$work/seccomp.json" '.process.terminal = false | .process.args = ["true"] | .linux.seccomp = $sc[0]' \
+  "$work/bundle/config.json" >"$work/bundle/config.tmp"
 mv "$work/bundle/config.tmp" "$work/bundle/config.json"
 
 # Same network choice for all: none (isola's default; crun's spec has a new netns).
@@ -113,7 +120,7 @@ mkdir -p "$(dirname "$OUT")"
   echo "$N interleaved runs each after $WARMUP warm-up runs; release build of isola;"
   echo "podman $(podman --version | awk '{print $3}') with crun $(crun --version | head -1 | awk '{print $3}'); the same busybox rootfs tar imported into both stores."
   echo "Each run is the whole cycle a user waits for: create from the image, start, wait for \`true\` to exit, remove."
-  echo "\`crun run\` of a prepared bundle (no image store, no snapshot, no monitor) is the floor."
+  echo "\`crun run\` of a prepared bundle (no image store, no snapshot, no monitor) is the floor; it installs the seccomp profile isola gives its containers, podman its own default one."
   echo "Load average (1, 5, 15 min) before: $load_before; after: $load_after. The machine is shared:"
   echo "isola's cycle hands off between more processes (CLI, monitor, runtime) than crun's, so it"
   echo "suffers more from a busy CPU; compare runs made at a similar load."
