@@ -34,6 +34,13 @@ fn run_rm_propagates_exit_codes_and_streams() {
         err.contains("no-such-command") && err.trim().lines().count() == 1,
         "{err}"
     );
+    // One that exists but is no executable: 126.
+    let (code, err) = root.fails(&["run", "--rm", "busybox", "/etc/passwd"]);
+    assert_eq!(code, 126, "{err}");
+    assert!(
+        err.contains("/etc/passwd") && err.contains("permission denied"),
+        "{err}"
+    );
     root.assert_clean();
 }
 
@@ -386,6 +393,8 @@ fn exec_runs_in_the_container_and_returns_its_code() {
     });
     let (code, err) = root.fails(&["exec", "box", "no-such-command"]);
     assert_eq!(code, 127, "{err}");
+    let (code, err) = root.fails(&["exec", "box", "/etc/passwd"]);
+    assert_eq!(code, 126, "{err}");
     root.ok(&["stop", "-t", "1", "box"]);
     let (_, err) = root.fails(&["exec", "box", "true"]);
     assert!(err.contains("not running"), "{err}");

@@ -57,7 +57,11 @@ pub enum SetupError {
     /// A configuration value only the setup itself can check.
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
-    #[error("executable file not found or not executable: {path}")]
+    /// The command does not exist (a shell's, and docker's, exit 127).
+    #[error("exec {path}: executable file not found")]
+    NotFound { path: PathBuf },
+    /// The command exists but cannot be executed (exit 126).
+    #[error("exec {path}: permission denied (not an executable file)")]
     NotExecutable { path: PathBuf },
     #[error(transparent)]
     Hook(#[from] hooks::Error),

@@ -248,10 +248,10 @@ pub fn resolve_executable(process: &Process) -> Result<PathBuf, SetupError> {
     let arg0 = &process.args().as_ref().expect("validated")[0];
     if arg0.contains('/') {
         let p = PathBuf::from(arg0);
-        return if is_executable(&p) {
-            Ok(p)
-        } else {
-            Err(SetupError::NotExecutable { path: p })
+        return match executable(&p) {
+            Some(true) => Ok(p),
+            Some(false) => Err(SetupError::NotExecutable { path: p }),
+            None => Err(SetupError::NotFound { path: p }),
         };
     }
     let path = process
@@ -262,22 +262,32 @@ pub fn resolve_executable(process: &Process) -> Result<PathBuf, SetupError> {
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         .to_string();
     let mut seen = HashSet::new();
+    // As a shell: the first executable match wins; a match that is not
+    // executable makes it "permission denied" rather than "not found".
+    let mut denied = None;
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         if !seen.insert(dir) {
             continue;
         }
         let p = Path::new(dir).join(arg0);
-        if is_executable(&p) {
-            return Ok(p);
+        match executable(&p) {
+            Some(true) => return Ok(p),
+            Some(false) => denied = denied.or(Some(p)),
+            None => {}
         }
     }
-    Err(SetupError::NotExecutable {
-        path: PathBuf::from(format!("{arg0} (searched $PATH {path})")),
-    })
+    match denied {
+        Some(p) => Err(SetupError::NotExecutable { path: p }),
+        None => Err(SetupError::NotFound {
+            path: PathBuf::from(format!("{arg0} (searched $PATH {path})")),
+        }),
+    }
 }
 
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+/// Whether `p` is an executable file; None if nothing is there.
+fn executable(p: &Path) -> Option<bool> {
+    let m = std::fs::metadata(p).ok()?;
+    Some(m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// execve; returns only on failure.

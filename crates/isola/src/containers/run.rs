@@ -35,10 +35,10 @@ pub struct StartArgs {
 /// 127 when the command does not exist, 126 when it cannot be executed.
 pub fn exit_code_for_start_error(message: &str) -> u8 {
     let m = message.to_ascii_lowercase();
-    if m.contains("no such file") || m.contains("not found") && m.contains("exec") {
-        127
-    } else if m.contains("permission denied") && m.contains("exec") {
+    if m.contains("permission denied") && m.contains("exec") {
         126
+    } else if m.contains("no such file") || m.contains("not found") && m.contains("exec") {
+        127
     } else {
         125
     }
@@ -217,10 +217,14 @@ mod tests {
     #[test]
     fn start_errors_map_to_docker_exit_codes() {
         assert_eq!(
-            exit_code_for_start_error(
-                "container setup: executable file not found or not executable: x"
-            ),
+            exit_code_for_start_error("container setup: exec x: executable file not found"),
             127
+        );
+        assert_eq!(
+            exit_code_for_start_error(
+                "container setup: exec /etc/passwd: permission denied (not an executable file)"
+            ),
+            126
         );
         assert_eq!(exit_code_for_start_error("bringing up lo: EPERM"), 125);
     }
