@@ -2,8 +2,9 @@
 //! bytes) into one directory laid out for overlayfs. Owns the safety rules:
 //! every entry lands inside the directory or the layer is rejected.
 //!
-//! - Paths are cleaned component by component: absolute paths and `..` are
-//!   rejected, never rewritten. Each parent component must be a real
+//! - Paths are cleaned component by component: an absolute path is taken
+//!   relative to the layer's root (as docker and containerd do), `..` is
+//!   rejected, never resolved. Each parent component must be a real
 //!   directory created by this layer: a symlink parent is rejected, so a
 //!   symlink is never followed while writing. Files are created with
 //!   `O_CREAT|O_EXCL|O_NOFOLLOW`. The directory is fresh and private to
@@ -293,17 +294,16 @@ pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, Unpack
     })
 }
 
-/// The relative path of an entry: `./` and `.` components dropped; `None`
-/// for the root. Absolute paths and `..` are errors.
+/// The relative path of an entry: `./`, `.` and a leading `/` dropped (an
+/// absolute name is relative to the layer's root, as in docker); `None` for
+/// the root. `..` is an error.
 pub(crate) fn clean_path(raw: &[u8]) -> Result<Option<PathBuf>, String> {
     let mut out = PathBuf::new();
     for c in Path::new(OsStr::from_bytes(raw)).components() {
         match c {
             Component::Normal(n) => out.push(n),
-            Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("absolute path: it would land outside the layer directory".to_string())
-            }
+            Component::CurDir | Component::RootDir => {}
+            Component::Prefix(_) => return Err("a path prefix is not a tar path".to_string()),
             Component::ParentDir => {
                 return Err(
                     "path contains \"..\": it would land outside the layer directory".to_string(),

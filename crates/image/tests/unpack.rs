@@ -51,9 +51,27 @@ fn dotdot_in_the_middle_is_rejected() {
 }
 
 #[test]
-fn absolute_path_is_rejected() {
-    let tar = LayerTar::new().file("/etc/isola-evil", b"x").finish();
-    expect_rejected(tar, "/etc/isola-evil", "absolute path");
+fn absolute_paths_are_taken_relative_to_the_layer() {
+    // As docker and containerd unpack them: under the layer, never on the host.
+    let t = TestStore::new();
+    let tar = LayerTar::new()
+        .dir("/etc")
+        .file("/etc/isola-evil", b"x")
+        .hardlink("/etc/again", "/etc/isola-evil")
+        .finish();
+    let img = commit(&t.store, &[tar], Compress::Gzip, "abs:latest").unwrap();
+    let layer = t
+        .store
+        .root()
+        .join("layers")
+        .join(&img.layers[0]["sha256:".len()..])
+        .join("diff");
+    assert_eq!(fs::read(layer.join("etc/isola-evil")).unwrap(), b"x");
+    assert_eq!(
+        fs::metadata(layer.join("etc/again")).unwrap().ino(),
+        fs::metadata(layer.join("etc/isola-evil")).unwrap().ino()
+    );
+    assert!(!std::path::Path::new("/etc/isola-evil").exists());
 }
 
 #[test]
@@ -92,8 +110,10 @@ fn hardlink_to_outside_is_rejected() {
         .hardlink("passwd", "../../../../etc/passwd")
         .finish();
     expect_rejected(tar, "passwd", "outside the layer");
+    // An absolute target is in the layer too: the host's /etc/passwd is not
+    // an earlier entry of it.
     let tar = LayerTar::new().hardlink("passwd", "/etc/passwd").finish();
-    expect_rejected(tar, "passwd", "outside the layer");
+    expect_rejected(tar, "passwd", "hardlink target \"/etc/passwd\"");
 }
 
 #[test]
