@@ -58,43 +58,64 @@ impl Registry {
     /// A registry whose `auth:` section is what `auth` returns (indented
     /// two spaces); `auth` may write files into the registry's directory.
     pub fn start_with_auth(auth: impl FnOnce(&Path) -> Option<String>) -> Registry {
-        let dir = tempfile::Builder::new()
+        let mut dir = tempfile::Builder::new()
             .prefix("isola-registry-")
             .tempdir()
             .unwrap();
-        let port = free_port();
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        if let Some(section) = auth(dir.path()) {
-            config.push_str("auth:\n");
-            config.push_str(&section);
+        let auth = auth(dir.path());
+        // The port is free when asked for, but another test may take it
+        // before the registry binds it: then the registry exits, and it is
+        // tried again on another port.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut config = format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            );
+            if let Some(section) = &auth {
+                config.push_str("auth:\n");
+                config.push_str(section);
+            }
+            let config_path = dir.path().join("config.yml");
+            fs::write(&config_path, config).unwrap();
+            let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+            let child = Command::new("/usr/bin/docker-registry")
+                .arg("serve")
+                .arg(&config_path)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("docker-registry missing: install it (scripts/setup.sh does)");
+            let mut reg = Registry { port, dir, child };
+            if reg.wait_ready() {
+                return reg;
+            }
+            dir = std::mem::replace(&mut reg.dir, tempfile::tempdir().unwrap());
         }
-        let config_path = dir.path().join("config.yml");
-        fs::write(&config_path, config).unwrap();
-        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry missing: install it (scripts/setup.sh does)");
-        let reg = Registry { port, dir, child };
-        reg.wait_ready();
-        reg
+        panic!("docker-registry did not start on any of 5 ports");
     }
 
-    fn wait_ready(&self) {
+    /// Waits until this registry (not another on the same port) listens;
+    /// false if it exited first.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        let log = self.dir.path().join("registry.log");
+        let listening = format!("listening on 127.0.0.1:{}", self.port);
+        loop {
+            if fs::read_to_string(&log).is_ok_and(|l| l.contains(&listening))
+                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return true;
+            }
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
             assert!(
                 Instant::now() < deadline,
                 "docker-registry did not start: {}",
-                fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+                fs::read_to_string(&log).unwrap_or_default()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
