@@ -114,6 +114,18 @@ fn vms_started_from_one_template_are_each_their_own() {
     }
     a.shutdown(Duration::from_secs(60));
     b.shutdown(Duration::from_secs(60));
+
+    // A template QEMU cannot restore (here: garbage) is dropped and the VM
+    // boots instead; the next VM makes a good one again.
+    let template = saved[0].path();
+    std::fs::write(&template, b"not a saved machine").unwrap();
+    let (mut c, out_c, _run_c) = start();
+    assert!(out_c.contains('-'), "{out_c}");
+    assert!(!template.exists(), "the bad template was left in place");
+    c.shutdown(Duration::from_secs(60));
+    let (mut d, _, _run_d) = start();
+    assert!(template.exists(), "no new template was made");
+    d.shutdown(Duration::from_secs(60));
 }
 
 #[test]
