@@ -29,6 +29,7 @@ pub mod cmdline;
 mod error;
 pub mod initramfs;
 pub mod kernel;
+mod sys;
 pub mod template;
 pub mod vmm;
 

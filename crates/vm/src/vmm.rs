@@ -9,7 +9,6 @@
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -18,7 +17,7 @@ use crate::accel::{self, Accel, AccelChoice};
 use crate::client::AgentClient;
 use crate::cmdline::{self, QemuArgs, Share};
 use crate::kernel::{AgentBinary, GuestKernel};
-use crate::{initramfs, template, Error};
+use crate::{initramfs, sys, template, Error};
 
 /// How one VM is made. [`VmConfig::new`] fills in the defaults.
 #[derive(Debug, Clone)]
@@ -168,32 +167,17 @@ impl Launch<'_> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        let saved_fd = saved.map(|f| f.as_raw_fd());
-        let no_thp = matches!(self.accel, Accel::Tcg { .. });
-        // SAFETY: between fork and exec the closure calls only prctl(2) and
-        // fcntl(2), which are async-signal-safe, on values computed before.
-        unsafe {
-            command.pre_exec(move || {
-                // Under TCG, no transparent huge pages for QEMU (its guest RAM
-                // above all): the host then backs only the 4 KiB pages the
-                // guest touches (with THP one touched byte costs 2 MiB), and
-                // reading an untouched page maps the zero page, which keeps a
-                // VM restored from a template (QEMU checks every page it
-                // restores for zeros) as small as a booted one. TCG's soft TLB
-                // maps 4 KiB pages anyway; KVM keeps huge pages.
-                if no_thp && libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The saved machine, on the fd `-incoming fd:` names: kept
-                // open across exec in this child only.
-                if let Some(fd) = saved_fd {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
+        // Under TCG, no transparent huge pages for QEMU (its guest RAM above
+        // all): the host then backs only the 4 KiB pages the guest touches
+        // (with THP one touched byte costs 2 MiB), and reading an untouched
+        // page maps the zero page, which keeps a VM restored from a template
+        // (QEMU checks every page it restores for zeros) as small as a booted
+        // one. TCG's soft TLB maps 4 KiB pages anyway; KVM keeps huge pages.
+        sys::in_child_before_exec(
+            &mut command,
+            matches!(self.accel, Accel::Tcg { .. }),
+            saved.map(|f| f.as_raw_fd()),
+        );
         let child = command.spawn().map_err(|source| Error::Spawn {
             binary: self.qemu.display().to_string(),
             source,
