@@ -17,7 +17,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -136,7 +136,13 @@ fn make(launch: &Launch<'_>, dir: &Path, key: &str, path: &Path) -> Result<(), E
         saved
     })();
     let _ = fs::remove_dir_all(&work);
-    match made.and_then(|()| fs::rename(&saving, path).map_err(Error::io("rename", &saving))) {
+    // A guest's memory is nobody else's business: root only.
+    let private = |()| {
+        fs::set_permissions(&saving, fs::Permissions::from_mode(0o600))
+            .map_err(Error::io("restrict", &saving))
+    };
+    let renamed = |()| fs::rename(&saving, path).map_err(Error::io("rename", &saving));
+    match made.and_then(private).and_then(renamed) {
         Ok(()) => {
             tracing::info!(
                 template = %path.display(),

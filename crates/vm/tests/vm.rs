@@ -89,6 +89,12 @@ fn vms_started_from_one_template_are_each_their_own() {
         .filter(|e| e.path().extension().is_some_and(|x| x == "vmstate"))
         .collect();
     assert_eq!(saved.len(), 1, "one template for one shape");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&saved[0].metadata().unwrap().permissions());
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "a template is readable by others: {mode:o}"
+    );
     let (mut b, out_b, _run_b) = start();
 
     // Both are the same saved machine: the agent's boot time is the template's.
