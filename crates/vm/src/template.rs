@@ -223,7 +223,9 @@ fn save(qmp: &Path, to: &Path, timeout: Duration) -> Result<(), Error> {
     }
 }
 
-/// Removes templates (and their lock and console files) unused for [`UNUSED_FOR`].
+/// Removes templates (and their lock and console files) unused for
+/// [`UNUSED_FOR`], and what a template VM killed half-way left (its work
+/// directory, its half-saved file).
 fn prune(dir: &Path, keep: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -236,11 +238,62 @@ fn prune(dir: &Path, keep: &Path) {
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > UNUSED_FOR);
+        let name = e.file_name().to_string_lossy().into_owned();
+        let work_dir = e.file_type().is_ok_and(|t| t.is_dir())
+            && name
+                .split_once('.')
+                .is_some_and(|(_, pid)| pid.parse::<u32>().is_ok());
+        if work_dir && stale {
+            let _ = fs::remove_dir_all(&p);
+            continue;
+        }
         let ours = p
             .extension()
-            .is_some_and(|x| x == "vmstate" || x == "lock" || x == "log");
+            .is_some_and(|x| x == "vmstate" || x == "lock" || x == "log")
+            || name.starts_with('.') && name.contains(".vmstate.");
         if p != keep && ours && stale {
             let _ = fs::remove_file(&p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_removes_what_went_unused_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let old = SystemTime::now() - UNUSED_FOR - Duration::from_secs(60);
+        let make = |name: &str, is_dir: bool, when: SystemTime| {
+            let p = d.join(name);
+            if is_dir {
+                fs::create_dir(&p).unwrap();
+            } else {
+                fs::write(&p, b"x").unwrap();
+            }
+            fs::File::open(&p).unwrap().set_modified(when).unwrap();
+            p
+        };
+        let gone = [
+            make("aaaa.vmstate", false, old),
+            make("aaaa.lock", false, old),
+            make("aaaa.console.log", false, old),
+            make("bbbb.4242", true, old),
+            make(".bbbb.vmstate.4242", false, old),
+        ];
+        let kept = [
+            make("cccc.vmstate", false, SystemTime::now()),
+            make("dddd.vmstate", false, old), // the one in use
+            make("unrelated.txt", false, old),
+        ];
+        prune(d, &kept[1]);
+        for p in &gone {
+            assert!(!p.exists(), "{} was kept", p.display());
+        }
+        for p in &kept {
+            assert!(p.exists(), "{} was removed", p.display());
         }
     }
 }
