@@ -43,6 +43,7 @@ impl Containers {
         mut spec: Spec,
         rootfs: &str,
         terminal: bool,
+        seccomp: Option<proto::CompiledSeccomp>,
     ) -> Result<Proc> {
         let bundle = Path::new(BUNDLES).join(id);
         fs::create_dir_all(&bundle)
@@ -68,6 +69,10 @@ impl Containers {
             .and_then(|l| l.cgroups_path().as_ref())
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        let seccomp = seccomp
+            .map(|s| runtime::seccomp::Program::from_bytes(&s.filter, s.flags))
+            .transpose()
+            .context("the host's compiled seccomp program")?;
         let (console, child, ends) = stdio_for(terminal)?;
         let created = runtime::Container::create_no_pivot(runtime::CreateOptions {
             id: id.to_string(),
@@ -80,6 +85,7 @@ impl Containers {
             // Parsed once, from the host's request: no config.json to write
             // and read back (under TCG each JSON pass costs tens of ms).
             spec: Some(Box::new(spec)),
+            seccomp,
         })
         .map_err(|e| anyhow::anyhow!(runtime::error_chain(&e)))?;
         let pid = created

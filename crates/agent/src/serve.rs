@@ -218,9 +218,10 @@ impl Agent {
                 rootfs,
                 terminal,
                 stream,
+                seccomp,
             } => self
                 .containers
-                .create(&cid, *spec, &rootfs, terminal)
+                .create(&cid, *spec, &rootfs, terminal, seccomp)
                 .map(|p| {
                     let pid = p.pid;
                     self.procs.by_stream.insert(stream, p);

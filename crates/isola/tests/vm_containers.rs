@@ -283,6 +283,28 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
     );
     assert_eq!(root.container_dirs(), Vec::<String>::new(), "--rm left it");
 
+    // The default seccomp profile (compiled on the host, installed in the
+    // guest) holds inside the VM too.
+    let out = isola(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--isolation=vm",
+            "busybox",
+            "sh",
+            "-c",
+            "unshare -U true",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{out:?}"
+    );
+
     // QEMU killed under a running container: exited, with a message that says so.
     let id = ok(
         &root,

@@ -19,6 +19,6 @@ pub mod message;
 
 pub use frame::{Decoder, Frame, FrameError, Kind, HEADER_LEN, MAX_PAYLOAD};
 pub use message::{
-    share_path, ContainerStats, ProcessInfo, Request, Response, StdioFd, WindowSize, GUEST_ROOTFS,
-    PROTOCOL_VERSION,
+    share_path, CompiledSeccomp, ContainerStats, ProcessInfo, Request, Response, StdioFd,
+    WindowSize, GUEST_ROOTFS, PROTOCOL_VERSION,
 };

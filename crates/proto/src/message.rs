@@ -15,6 +15,14 @@ pub fn share_path(tag: &str) -> String {
     format!("/run/isola/shares/{tag}")
 }
 
+/// A seccomp BPF program: the kernel's `sock_filter` array in bytes (the
+/// guest's endianness) and the seccomp(2) flags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompiledSeccomp {
+    pub filter: Vec<u8>,
+    pub flags: u64,
+}
+
 /// A host → guest control call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -30,6 +38,10 @@ pub enum Request {
         rootfs: String,
         terminal: bool,
         stream: u32,
+        /// The spec's linux.seccomp compiled by the host (natively, where the
+        /// guest would run libseccomp emulated); absent, the guest compiles it.
+        #[serde(default)]
+        seccomp: Option<CompiledSeccomp>,
     },
     /// Second call, once per VM: make the guest ready for containers. Mix
     /// `entropy` into the guest's random pool and reseed it, set the clock to

@@ -24,6 +24,10 @@ fn requests_and_stdio_cross_a_socketpair_in_order() {
         rootfs: "/run/isola/rootfs".into(),
         terminal: false,
         stream: 5,
+        seccomp: Some(proto::CompiledSeccomp {
+            filter: vec![6, 0, 0, 0, 0, 0, 0xff, 0x7f],
+            flags: 0,
+        }),
     };
     let sent = vec![
         Frame::json(Kind::Request, 1, &Request::Hello { version: 1 }),

@@ -194,6 +194,7 @@ fn create(root: &Path, a: &CreateArgs, console_return: bool) -> Result<runtime::
         preserve_fds: a.preserve_fds,
         stdio: None,
         spec: None,
+        seccomp: None,
     };
     let created = if a.no_pivot {
         Container::create_no_pivot(opts)?

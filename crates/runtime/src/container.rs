@@ -67,6 +67,9 @@ pub struct CreateOptions {
     /// The bundle's configuration, already parsed (the guest agent gets it
     /// from the host); None reads `bundle/config.json`.
     pub spec: Option<Box<Spec>>,
+    /// Its linux.seccomp, already compiled (a host compiles it for its VM's
+    /// guest, where libseccomp runs emulated); None compiles it here.
+    pub seccomp: Option<seccomp::Program>,
 }
 
 /// What `create` returns.

@@ -185,7 +185,10 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     for field in spec::ignored_fields(&spec) {
         tracing::warn!("{field} is not supported by isola-runtime and is ignored");
     }
-    let program = seccomp_program(&spec)?.map(Arc::new);
+    let program = match opts.seccomp {
+        Some(p) => Some(Arc::new(p)),
+        None => seccomp_program(&spec)?.map(Arc::new),
+    };
     let terminal = spec
         .process()
         .as_ref()

@@ -73,6 +73,8 @@ pub enum Error {
     },
     #[error("the compiled seccomp program has {len} instructions, over the kernel's limit of {MAX_INSTRUCTIONS} (shorten linux.seccomp.syscalls)")]
     TooLong { len: usize },
+    #[error("a compiled seccomp program of {len} bytes is not whole BPF instructions of {INSN_SIZE} bytes")]
+    NotInstructions { len: usize },
     #[error("loading the seccomp filter failed (the process needs no_new_privs or CAP_SYS_ADMIN)")]
     Install {
         #[source]
@@ -97,6 +99,48 @@ impl Program {
     pub fn is_empty(&self) -> bool {
         self.filter.is_empty()
     }
+
+    /// The program as the kernel's `sock_filter` array in bytes (native
+    /// endianness) and its seccomp(2) flags: how a host hands a program it
+    /// compiled to a guest of its own architecture.
+    pub fn to_bytes(&self) -> (Vec<u8>, u64) {
+        let mut bytes = Vec::with_capacity(self.filter.len() * INSN_SIZE);
+        for i in &self.filter {
+            bytes.extend_from_slice(&i.code.to_ne_bytes());
+            bytes.extend_from_slice(&[i.jt, i.jf]);
+            bytes.extend_from_slice(&i.k.to_ne_bytes());
+        }
+        (bytes, self.flags)
+    }
+
+    /// The inverse of [`Program::to_bytes`]. The kernel checks the program
+    /// itself when it is installed.
+    pub fn from_bytes(bytes: &[u8], flags: u64) -> Result<Program, Error> {
+        Ok(Program {
+            filter: instructions(bytes)?,
+            flags: flags as libc::c_ulong,
+        })
+    }
+}
+
+/// `bytes` as BPF instructions, at most [`MAX_INSTRUCTIONS`].
+fn instructions(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, Error> {
+    if !bytes.len().is_multiple_of(INSN_SIZE) {
+        return Err(Error::NotInstructions { len: bytes.len() });
+    }
+    let filter: Vec<libc::sock_filter> = bytes
+        .chunks_exact(INSN_SIZE)
+        .map(|b| libc::sock_filter {
+            code: u16::from_ne_bytes([b[0], b[1]]),
+            jt: b[2],
+            jf: b[3],
+            k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+        })
+        .collect();
+    if filter.len() > MAX_INSTRUCTIONS {
+        return Err(Error::TooLong { len: filter.len() });
+    }
+    Ok(filter)
 }
 
 /// Compiles `profile` to BPF. Unknown syscall names are skipped (logged at
@@ -336,19 +380,7 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, Error> {
     file.seek(SeekFrom::Start(0))
         .and_then(|_| file.read_to_end(&mut bytes))
         .map_err(|source| Error::ExportIo { source })?;
-    let filter: Vec<libc::sock_filter> = bytes
-        .chunks_exact(INSN_SIZE)
-        .map(|b| libc::sock_filter {
-            code: u16::from_ne_bytes([b[0], b[1]]),
-            jt: b[2],
-            jf: b[3],
-            k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
-        })
-        .collect();
-    if filter.len() > MAX_INSTRUCTIONS {
-        return Err(Error::TooLong { len: filter.len() });
-    }
-    Ok(filter)
+    instructions(&bytes)
 }
 
 #[cfg(test)]
@@ -426,6 +458,28 @@ mod tests {
             "{status:?}"
         );
         assert!(!std::path::Path::new("/tmp/isola-seccomp-must-not-exist").exists());
+
+        // Through bytes and back (how a host hands its VM's guest a program),
+        // the program filters the same.
+        let (bytes, flags) = program.to_bytes();
+        let again = Program::from_bytes(&bytes, flags).unwrap();
+        assert_eq!(again.len(), program.len());
+        let status = in_filtered_child(&again, || {
+            let mut buf = [0u8; 256];
+            // SAFETY: buf is valid for 256 bytes.
+            let cwd = unsafe { libc::getcwd(buf.as_mut_ptr().cast(), buf.len()) };
+            i32::from(!cwd.is_null() || errno() != libc::ENOSYS)
+        });
+        assert_eq!(
+            status,
+            WaitStatus::Exited(status.pid().unwrap(), 0),
+            "{status:?}"
+        );
+        let err = Program::from_bytes(&bytes[..bytes.len() - 3], flags).unwrap_err();
+        assert!(
+            err.to_string().contains("not whole BPF instructions"),
+            "{err}"
+        );
     }
 
     #[test]

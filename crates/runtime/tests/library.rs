@@ -70,6 +70,7 @@ fn stdio_fds_and_reaping_by_the_caller() {
             stderr: err_w,
         }),
         spec: None,
+        seccomp: None,
     })
     .unwrap();
     assert!(created.console_master.is_none());
@@ -118,6 +119,7 @@ fn console_return_and_exec_with_stdio() {
         preserve_fds: 0,
         stdio: None,
         spec: Some(Box::new(serde_json::from_value(config).unwrap())),
+        seccomp: None,
     })
     .unwrap();
     let master = created.console_master.expect("pty master returned");

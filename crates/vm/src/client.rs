@@ -14,8 +14,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use proto::{
-    ContainerStats, Frame, Kind, ProcessInfo, Request, Response, StdioFd, WindowSize,
-    PROTOCOL_VERSION,
+    CompiledSeccomp, ContainerStats, Frame, Kind, ProcessInfo, Request, Response, StdioFd,
+    WindowSize, PROTOCOL_VERSION,
 };
 
 use crate::Error;
@@ -237,22 +237,7 @@ impl AgentClient {
         rootfs: &str,
         terminal: bool,
     ) -> Result<(i32, ProcessIo), Error> {
-        let (stream, rx) = self.open_stream();
-        let req = Request::CreateContainer {
-            id: id.to_string(),
-            spec: Box::new(spec.clone()),
-            rootfs: rootfs.to_string(),
-            terminal,
-            stream,
-        };
-        match self.expect_ok("create the container", &req) {
-            Ok(Response::Created { pid }) => Ok((pid, self.process_io(stream, rx))),
-            Ok(other) => Err(unexpected("create", &other)),
-            Err(e) => {
-                lock(&self.inner.state).streams.remove(&stream);
-                Err(e)
-            }
-        }
+        self.mount_shares_and_create(&[], id, spec, rootfs, terminal)
     }
 
     /// Mounts the VM's 9p shares (tag, read-only) and creates container `id`
@@ -276,6 +261,8 @@ impl AgentClient {
             };
             mounts.push((*tag, self.request(&req)?));
         }
+        // Compiled here, natively: libseccomp in the guest runs emulated.
+        let seccomp = compile_seccomp(spec)?;
         let (stream, rx) = self.open_stream();
         let created = self
             .request(&Request::CreateContainer {
@@ -284,6 +271,7 @@ impl AgentClient {
                 rootfs: rootfs.to_string(),
                 terminal,
                 stream,
+                seccomp,
             })
             .and_then(|create| {
                 // Every answer is collected, the first failure reported: a
@@ -403,6 +391,20 @@ impl AgentClient {
     pub fn is_connected(&self) -> bool {
         lock(&self.inner.state).closed.is_none()
     }
+}
+
+/// The spec's linux.seccomp as the guest's BPF, when this host compiles for
+/// the guest's architecture (x86_64, QEMU's); None leaves it to the guest.
+fn compile_seccomp(spec: &oci_spec::runtime::Spec) -> Result<Option<CompiledSeccomp>, Error> {
+    if !cfg!(target_arch = "x86_64") {
+        return Ok(None);
+    }
+    let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    let program = runtime::seccomp::compile(profile).map_err(|source| Error::Seccomp { source })?;
+    let (filter, flags) = program.to_bytes();
+    Ok(Some(CompiledSeccomp { filter, flags }))
 }
 
 fn unexpected(call: &'static str, got: &Response) -> Error {

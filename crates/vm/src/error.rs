@@ -57,6 +57,11 @@ pub enum Error {
     Agent { call: &'static str, message: String },
     #[error("the guest agent answered {call} with an unexpected {got}")]
     UnexpectedResponse { call: &'static str, got: String },
+    #[error("compiling the container's seccomp profile")]
+    Seccomp {
+        #[source]
+        source: runtime::seccomp::Error,
+    },
     #[error("VM template: cannot {step}: {message}")]
     Template { step: String, message: String },
     #[error("the channel to the guest agent broke")]

@@ -168,6 +168,7 @@ impl Backend for ProcessBackend {
             preserve_fds: 0,
             stdio,
             spec: None,
+            seccomp: None,
         })
         .map_err(runtime_err("creating", &config.id))?;
         let pid = created
