@@ -101,8 +101,9 @@ accelerator **$accel**, guest ${MEM} MiB, 1 vCPU, release build.
 | floor: bare QEMU boot of the same kernel, static init that powers off at once | $bare_ms | 1 |
 
 Raw ms, isola: $(paste -sd' ' "$work/isola.ms"); booting: $(paste -sd' ' "$work/boot.ms"); bare: $(paste -sd' ' "$work/bare.ms").
-The first VM of a shape makes its template (boots a template VM and saves it, once): that
-unmeasured first run took $first_ms ms.
+The first VM of a shape makes its template (boots a template VM and saves it, once; about
+a second or two under TCG here): the unmeasured first run, which made it if this host had
+none for this shape yet, took $first_ms ms.
 
 ## Idle host memory of one VM container (PSS, after ${SETTLE} s, \`sleep 1000\` inside)
 
