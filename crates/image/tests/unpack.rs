@@ -11,6 +11,15 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use common::{chain, commit, Compress, LayerTar, SnapshotGuard, TestStore};
 use image::Error;
 
+/// Where the store unpacked `img`'s first layer.
+fn first_layer_dir(t: &TestStore, img: &image::Image) -> std::path::PathBuf {
+    t.store
+        .root()
+        .join("layers")
+        .join(&img.layers[0]["sha256:".len()..])
+        .join("diff")
+}
+
 /// Commits a one-layer image and expects the unpack to be rejected.
 fn expect_rejected(tar: Vec<u8>, entry: &str, why: &str) {
     let t = TestStore::new();
@@ -60,12 +69,7 @@ fn absolute_paths_are_taken_relative_to_the_layer() {
         .hardlink("/etc/again", "/etc/isola-evil")
         .finish();
     let img = commit(&t.store, &[tar], Compress::Gzip, "abs:latest").unwrap();
-    let layer = t
-        .store
-        .root()
-        .join("layers")
-        .join(&img.layers[0]["sha256:".len()..])
-        .join("diff");
+    let layer = first_layer_dir(&t, &img);
     assert_eq!(fs::read(layer.join("etc/isola-evil")).unwrap(), b"x");
     assert_eq!(
         fs::metadata(layer.join("etc/again")).unwrap().ino(),
@@ -287,12 +291,7 @@ fn devices_fifos_owners_modes_mtimes_and_xattrs_are_kept() {
     tar.file("tmp/inside", b"x");
     tar.symlink("bin/sh", "/bin/busybox");
     let img = commit(&t.store, &[tar.finish()], Compress::Zstd, "special:latest").unwrap();
-    let layer = t
-        .store
-        .root()
-        .join("layers")
-        .join(&img.layers[0]["sha256:".len()..])
-        .join("diff");
+    let layer = first_layer_dir(&t, &img);
     let null = fs::symlink_metadata(layer.join("dev/null")).unwrap();
     assert!(null.file_type().is_char_device());
     assert_eq!(null.rdev(), nix::sys::stat::makedev(1, 3));
@@ -338,12 +337,7 @@ fn gzip_zstd_and_plain_layers_unpack_alike() {
             .finish();
         let img = commit(&t.store, std::slice::from_ref(&tar), how, "c:latest").unwrap();
         assert_eq!(img.layers, vec![image::digest::sha256(&tar)], "{how:?}");
-        let layer = t
-            .store
-            .root()
-            .join("layers")
-            .join(&img.layers[0]["sha256:".len()..])
-            .join("diff");
+        let layer = first_layer_dir(&t, &img);
         assert_eq!(
             fs::read(layer.join("etc/hostname")).unwrap(),
             b"box\n",
@@ -362,12 +356,7 @@ fn later_entries_replace_earlier_ones() {
         .file("y", b"file now")
         .finish();
     let img = commit(&t.store, &[tar], Compress::Gzip, "r:latest").unwrap();
-    let layer = t
-        .store
-        .root()
-        .join("layers")
-        .join(&img.layers[0]["sha256:".len()..])
-        .join("diff");
+    let layer = first_layer_dir(&t, &img);
     assert_eq!(fs::read(layer.join("x")).unwrap(), b"second");
     assert!(fs::symlink_metadata(layer.join("y")).unwrap().is_file());
     assert_eq!(fs::read(layer.join("y")).unwrap(), b"file now");
@@ -388,12 +377,7 @@ fn pax_owners_and_subsecond_mtimes_are_kept() {
     h.set_size(2);
     tar.with_header(&mut h, "big-ids", b"hi");
     let img = commit(&t.store, &[tar.finish()], Compress::Gzip, "pax:latest").unwrap();
-    let layer = t
-        .store
-        .root()
-        .join("layers")
-        .join(&img.layers[0]["sha256:".len()..])
-        .join("diff");
+    let layer = first_layer_dir(&t, &img);
     let m = fs::symlink_metadata(layer.join("big-ids")).unwrap();
     assert_eq!((m.uid(), m.gid()), (3_000_000, 3_000_001));
     assert_eq!((m.mtime(), m.mtime_nsec()), (1_700_000_000, 250_000_000));
