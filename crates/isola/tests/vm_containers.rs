@@ -8,30 +8,10 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use common::{alive, cgroup_exists, eventually, Root};
-
-/// The statically linked agent, built by crates/agent/build-static.sh (a
-/// no-op when fresh), so that a clean clone's `make test` finds it.
-fn static_agent() -> &'static Path {
-    static AGENT: OnceLock<PathBuf> = OnceLock::new();
-    AGENT.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/build-static.sh");
-        let out = Command::new(&script)
-            .arg("--debug")
-            .output()
-            .expect("run crates/agent/build-static.sh");
-        assert!(
-            out.status.success(),
-            "building the static agent failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
-}
 
 /// Whether the guest kernel exists; prints why the test skips otherwise.
 fn kernel_or_skip(root: &Root, test: &str) -> bool {
@@ -46,25 +26,6 @@ fn kernel_or_skip(root: &Root, test: &str) -> bool {
         return false;
     }
     true
-}
-
-/// `isola` in `root` with the test's agent.
-fn isola(root: &Root, args: &[&str]) -> Command {
-    let mut c = root.cmd(args);
-    c.env("ISOLA_AGENT", static_agent());
-    c
-}
-
-fn ok(root: &Root, args: &[&str]) -> String {
-    let out = isola(root, args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "isola {args:?} failed ({:?}): {}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn host_uname_r() -> String {
@@ -110,25 +71,23 @@ fn assert_vm_gone(root: &Root, id: &str, qemu: i32) {
 
 #[test]
 fn vm_demonstration_ping_runs_in_its_own_kernel_and_every_command_works() {
-    let root = Root::new();
+    let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
     if !kernel_or_skip(&root, "VM demonstration") {
         return;
     }
-    let id = ok(
-        &root,
-        &[
+    let id = root
+        .ok(&[
             "run",
             "-d",
             "--isolation=vm",
             "busybox",
             "ping",
             "localhost",
-        ],
-    )
-    .trim()
-    .to_string();
+        ])
+        .trim()
+        .to_string();
     eventually("ping output in isola logs", || {
-        ok(&root, &["logs", &id]).contains("bytes from 127.0.0.1")
+        root.ok(&["logs", &id]).contains("bytes from 127.0.0.1")
     });
     assert_eq!(root.inspect(&id, ".Isolation"), "vm");
     assert_eq!(root.inspect(&id, ".State.Status"), "running");
@@ -157,7 +116,7 @@ fn vm_demonstration_ping_runs_in_its_own_kernel_and_every_command_works() {
     assert!(Path::new(&console).is_file(), "console log {console}");
 
     // top: the guest's pids.
-    let top = ok(&root, &["top", &id]);
+    let top = root.ok(&["top", &id]);
     let row = top
         .lines()
         .find(|l| l.ends_with("ping localhost"))
@@ -167,10 +126,11 @@ fn vm_demonstration_ping_runs_in_its_own_kernel_and_every_command_works() {
     assert_ne!(host_comm.trim(), "ping", "pid {guest_pid} is a host ping");
 
     // exec: its own kernel; stdin works.
-    let guest_release = ok(&root, &["exec", &id, "uname", "-r"]).trim().to_string();
+    let guest_release = root.ok(&["exec", &id, "uname", "-r"]).trim().to_string();
     assert!(!guest_release.is_empty());
     assert_ne!(guest_release, host_uname_r());
-    let mut cat = isola(&root, &["exec", "-i", &id, "sh", "-c", "cat; exit 3"])
+    let mut cat = root
+        .cmd(&["exec", "-i", &id, "sh", "-c", "cat; exit 3"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -185,52 +145,52 @@ fn vm_demonstration_ping_runs_in_its_own_kernel_and_every_command_works() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through the agent\n");
 
     // The same image runs with process isolation, on the host kernel.
-    let same = ok(&root, &["run", "--rm", "busybox", "uname", "-r"]);
+    let same = root.ok(&["run", "--rm", "busybox", "uname", "-r"]);
     assert_eq!(same.trim(), host_uname_r());
-    let pid_ctr = ok(&root, &["create", "busybox", "true"]).trim().to_string();
+    let pid_ctr = root.ok(&["create", "busybox", "true"]).trim().to_string();
     assert_eq!(
         root.inspect(&pid_ctr, ".Image"),
         root.inspect(&id, ".Image")
     );
-    ok(&root, &["rm", &pid_ctr]);
+    root.ok(&["rm", &pid_ctr]);
 
     // stats: the guest's cgroup and the VM worker on the host.
-    let stats = ok(&root, &["stats", "--no-stream", &id]);
+    let stats = root.ok(&["stats", "--no-stream", &id]);
     assert!(
         stats.contains(&id[..12]) && stats.contains("VM WORKER") && !stats.contains("--"),
         "{stats}"
     );
 
     // pause freezes the VM; unpause lets ping go on.
-    ok(&root, &["pause", &id]);
+    root.ok(&["pause", &id]);
     assert_eq!(root.inspect(&id, ".State.Status"), "paused");
     // A frozen guest cannot answer: top thaws it for the call and freezes it again.
-    assert!(ok(&root, &["top", &id]).contains("ping localhost"));
+    assert!(root.ok(&["top", &id]).contains("ping localhost"));
     assert_eq!(root.inspect(&id, ".State.Status"), "paused");
-    ok(&root, &["unpause", &id]);
-    let before = ok(&root, &["logs", &id]).lines().count();
+    root.ok(&["unpause", &id]);
+    let before = root.ok(&["logs", &id]).lines().count();
     eventually("ping output after unpause", || {
-        ok(&root, &["logs", &id]).lines().count() > before
+        root.ok(&["logs", &id]).lines().count() > before
     });
 
     // stop: signals inside the guest (ping as PID 1 ignores SIGTERM: SIGKILL).
-    ok(&root, &["stop", "-t", "1", &id]);
+    root.ok(&["stop", "-t", "1", &id]);
     assert_eq!(root.inspect(&id, ".State.Status"), "exited");
     assert_eq!(root.inspect(&id, ".State.ExitCode"), "137");
     eventually("QEMU gone after stop", || !alive(qemu));
-    ok(&root, &["rm", &id]);
+    root.ok(&["rm", &id]);
     assert_vm_gone(&root, &id, qemu);
 }
 
 #[test]
 fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
-    let root = Root::new();
+    let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
     if !kernel_or_skip(&root, "VM exit codes and faults") {
         return;
     }
     // VMs start from templates unless told not to; `info` says which.
     let template = |off: bool| {
-        let mut c = isola(&root, &["info", "--format", "json"]);
+        let mut c = root.cmd(&["info", "--format", "json"]);
         if off {
             c.env("ISOLA_VM_TEMPLATE", "0");
         }
@@ -249,20 +209,17 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
     let volume = tempfile::tempdir().unwrap();
     std::fs::write(volume.path().join("in"), "from the host\n").unwrap();
     let bind = format!("{}:/data", volume.path().display());
-    let mut run = isola(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "-i",
-            "-v",
-            &bind,
-            "busybox",
-            "sh",
-            "-c",
-            "read x; echo got $x; uname -r; cat /data/in > /data/out; exit 7",
-        ],
-    );
+    let mut run = root.cmd(&[
+        "run",
+        "--rm",
+        "-i",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "read x; echo got $x; uname -r; cat /data/in > /data/out; exit 7",
+    ]);
     let mut child = run
         .env("ISOLA_ISOLATION", "vm")
         .env("ISOLA_VM_TEMPLATE", "0")
@@ -285,9 +242,8 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
 
     // The default seccomp profile (compiled on the host, installed in the
     // guest) holds inside the VM too.
-    let out = isola(
-        &root,
-        &[
+    let out = root
+        .cmd(&[
             "run",
             "--rm",
             "--isolation=vm",
@@ -295,10 +251,9 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
             "sh",
             "-c",
             "unshare -U true",
-        ],
-    )
-    .output()
-    .unwrap();
+        ])
+        .output()
+        .unwrap();
     assert_ne!(out.status.code(), Some(0), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
@@ -306,12 +261,10 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
     );
 
     // QEMU killed under a running container: exited, with a message that says so.
-    let id = ok(
-        &root,
-        &["run", "-d", "--isolation=hyperv", "busybox", "sleep", "600"],
-    )
-    .trim()
-    .to_string();
+    let id = root
+        .ok(&["run", "-d", "--isolation=hyperv", "busybox", "sleep", "600"])
+        .trim()
+        .to_string();
     let qemu: i32 = root.inspect(&id, ".State.Pid").parse().unwrap();
 
     // exec -it: a terminal in the guest, driven under a pty by script(1).
@@ -322,7 +275,7 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
     );
     let out = Command::new("script")
         .args(["-qec", &isola_cmd, "/dev/null"])
-        .env("ISOLA_AGENT", static_agent())
+        .env("ISOLA_AGENT", testkit::static_agent())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -343,18 +296,18 @@ fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
         error.contains("QEMU was killed by signal 9") && error.contains("console.log"),
         "{error}"
     );
-    assert!(ok(&root, &["ps", "-a"]).contains("Exited (255)"));
+    assert!(root.ok(&["ps", "-a"]).contains("Exited (255)"));
     let monitor: i32 = root.inspect(&id, ".State.MonitorPid").parse().unwrap();
     eventually("the monitor gone", || monitor == 0 || !alive(monitor));
-    ok(&root, &["rm", &id]);
+    root.ok(&["rm", &id]);
     assert_vm_gone(&root, &id, qemu);
 }
 
 #[test]
 fn vm_refusals_name_what_is_missing_and_leave_nothing() {
-    let root = Root::new();
+    let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
     let fails = |args: &[&str], env: &[(&str, &str)], needle: &str| {
-        let mut c = isola(&root, args);
+        let mut c = root.cmd(args);
         for (k, v) in env {
             c.env(k, v);
         }

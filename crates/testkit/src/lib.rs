@@ -77,6 +77,59 @@ impl Bundle {
     }
 }
 
+/// The guest agent, statically linked (debug build), built once per test
+/// process by crates/agent/build-static.sh (cargo makes it a no-op when it
+/// is fresh), so that a clean clone's `make test` has it.
+pub fn static_agent() -> &'static Path {
+    static AGENT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/build-static.sh");
+        let out = Command::new(&script)
+            .arg("--debug")
+            .env("CARGO", env!("CARGO"))
+            .output()
+            .expect("run crates/agent/build-static.sh");
+        assert!(
+            out.status.success(),
+            "building the static agent failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+/// A minimal runtime-spec config.json for a container in a utility VM,
+/// running `args` (root on the guest's rootfs share, read-only; proc, /dev,
+/// devpts, /tmp, sysfs; pid, ipc, uts and mount namespaces; CAP_NET_RAW for
+/// ping). The vm library's tests and its vm-run example use it.
+pub fn vm_container_config(args: &[&str]) -> serde_json::Value {
+    let caps = [
+        "CAP_AUDIT_WRITE",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_RAW",
+    ];
+    serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "user": {"uid": 0, "gid": 0}, "args": args, "cwd": "/",
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps}
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "isola-vm",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]}
+    })
+}
+
 /// A unique, short name for a container, cgroup or image in one test run.
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

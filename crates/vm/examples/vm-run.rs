@@ -47,32 +47,8 @@ struct Args {
 }
 
 fn spec(args: &[String]) -> Result<oci_spec::runtime::Spec> {
-    let caps = [
-        "CAP_AUDIT_WRITE",
-        "CAP_KILL",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_RAW",
-    ];
-    let value = serde_json::json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "user": {"uid": 0, "gid": 0}, "args": args, "cwd": "/",
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps}
-        },
-        "root": {"path": "rootfs", "readonly": true},
-        "hostname": "isola",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
-        ],
-        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]}
-    });
-    Ok(serde_json::from_value(value)?)
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Ok(serde_json::from_value(testkit::vm_container_config(&args))?)
 }
 
 fn main() -> Result<()> {

@@ -42,6 +42,8 @@ fn busybox_archive() -> &'static Path {
 /// (rm -f) before deleting the directory.
 pub struct Root {
     pub dir: tempfile::TempDir,
+    /// Set on every isola command this root runs.
+    env: Vec<(&'static str, std::ffi::OsString)>,
 }
 
 impl Root {
@@ -55,7 +57,16 @@ impl Root {
         let images = image::archive::load(&store, &mut f).unwrap();
         let reference = image::Reference::parse("busybox:latest").unwrap();
         store.tag(&images[0].id, &reference).unwrap();
-        Root { dir }
+        Root {
+            dir,
+            env: Vec::new(),
+        }
+    }
+
+    /// This root with `key=value` in the environment of every isola it runs.
+    pub fn with_env(mut self, key: &'static str, value: impl Into<std::ffi::OsString>) -> Root {
+        self.env.push((key, value.into()));
+        self
     }
 
     /// Loads another image (an OCI-layout tar) into this root's store.
@@ -76,6 +87,7 @@ impl Root {
         c.stdin(Stdio::null());
         // Keep the tests' view of the default isolation independent of the caller's.
         c.env_remove("ISOLA_ISOLATION");
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 

@@ -5,9 +5,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
 
 pub const ID_PREFIX: &str = "vmt";
@@ -23,25 +21,9 @@ pub fn kernel_or_skip(test: &str) -> Option<vm::GuestKernel> {
     }
 }
 
-/// The statically linked agent, built once per test process by
-/// crates/agent/build-static.sh (cargo makes this a no-op when it is fresh).
+/// The statically linked agent ([`testkit::static_agent`]).
 pub fn static_agent() -> vm::AgentBinary {
-    static AGENT: OnceLock<PathBuf> = OnceLock::new();
-    let path = AGENT.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/build-static.sh");
-        let out = Command::new(&script)
-            .arg("--debug")
-            .env("CARGO", env!("CARGO"))
-            .output()
-            .expect("run crates/agent/build-static.sh");
-        assert!(
-            out.status.success(),
-            "building the static agent failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    });
-    vm::AgentBinary::locate(Some(path)).expect("the static agent")
+    vm::AgentBinary::locate(Some(testkit::static_agent())).expect("the static agent")
 }
 
 /// A busybox rootfs with /etc/hosts (so `localhost` resolves).
@@ -71,32 +53,7 @@ pub fn config(kernel: vm::GuestKernel, rootfs: &Path, run_dir: &Path, id: &str) 
 
 /// A minimal container spec running `args` (CAP_NET_RAW for ping).
 pub fn spec(args: &[&str]) -> oci_spec::runtime::Spec {
-    let caps = [
-        "CAP_AUDIT_WRITE",
-        "CAP_KILL",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_RAW",
-    ];
-    serde_json::from_value(serde_json::json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "user": {"uid": 0, "gid": 0}, "args": args, "cwd": "/",
-            "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps}
-        },
-        "root": {"path": "rootfs", "readonly": true},
-        "hostname": "isola-vm",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
-        ],
-        "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]}
-    }))
-    .unwrap()
+    serde_json::from_value(testkit::vm_container_config(args)).unwrap()
 }
 
 /// An OCI process for exec.
