@@ -37,22 +37,14 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\n' >"$rootfs/etc/group"
 tar -C "$rootfs" -c . | "$ISOLA" --root "$root" import - busybox:latest >/dev/null
 
-# shellcheck source=bench/floor-inits.sh
-. bench/floor-inits.sh
+# shellcheck source=bench/vm-floor.sh
+. bench/vm-floor.sh
 make_floor_inits "$work"
 
 TB=$(grep -o 'DEFAULT_TB_SIZE_MIB: u32 = [0-9]*' crates/vm/src/accel.rs | awk '{print $NF}')
 accel=tcg,tb-size=$TB
 if [ -e /sys/module/kvm_intel ] || [ -e /sys/module/kvm_amd ]; then [ -w /dev/kvm ] && accel=kvm; fi
-bare() {  # $1: initramfs. exec, so `bare ... &` gives QEMU's own pid
-  exec qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=on -accel "$accel" -m ${MEM}M -smp 1 \
-    -nodefaults -no-user-config -nographic -no-reboot -monitor none \
-    -kernel "$kernel" -initrd "$1" \
-    -append "console=ttyS0 panic=-1 reboot=t tsc_early_khz=2000000 quiet" \
-    -serial "file:$work/bare-console.log"
-}
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f", m}'; }
+bare() { bare_qemu "$accel" "$1"; }  # $1: initramfs
 
 # One unmeasured run of each: the initramfs cache, the VM template and the
 # page cache are warm for all.

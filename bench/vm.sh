@@ -31,8 +31,8 @@ echo "bench/vm: agent $ISOLA_AGENT ($(stat -c %s "$ISOLA_AGENT") bytes)" >&2
 vmrun=target/release/examples/vm-run
 
 # The floor's inits: power off at once, or sleep forever (for idle PSS).
-# shellcheck source=bench/floor-inits.sh
-. bench/floor-inits.sh
+# shellcheck source=bench/vm-floor.sh
+. bench/vm-floor.sh
 make_floor_inits "$work"
 
 rootfs=$work/rootfs
@@ -46,15 +46,7 @@ if [ -e /sys/module/kvm_intel ] || [ -e /sys/module/kvm_amd ]; then [ -w /dev/kv
 accel_arg() {  # $1: tb size in MiB or "default"
   if [ "$accel" = kvm ]; then echo "kvm"; elif [ "$1" = default ]; then echo "tcg"; else echo "tcg,tb-size=$1"; fi
 }
-bare() {  # $1: initramfs, $2: tb size; exec, so `bare ... &` gives QEMU's own pid
-  exec qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=on -accel "$(accel_arg "$2")" -m ${MEM}M -smp 1 \
-    -nodefaults -no-user-config -nographic -no-reboot -monitor none \
-    -kernel "$kernel" -initrd "$1" \
-    -append "console=ttyS0 panic=-1 reboot=t tsc_early_khz=2000000 quiet" \
-    -serial "file:$work/bare-console.log"
-}
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f", m}'; }
+bare() { bare_qemu "$(accel_arg "$2")" "$1"; }  # $1: initramfs, $2: tb size
 
 echo "bench/vm: cold start, $N interleaved runs each ($accel)" >&2
 "$vmrun" --rootfs "$rootfs" --memory $MEM --accel $accel --tb-size "$DEFAULT_TB" -- true   # makes the template
