@@ -143,7 +143,8 @@ impl RestartPolicy {
 /// "5 minutes", "About an hour", "3 hours", "2 days", "3 weeks", "4 months", "2 years".
 pub fn human_duration(d: chrono::TimeDelta) -> String {
     let secs = d.num_seconds().max(0);
-    let hours = secs / 3600;
+    // Rounded, as docker's `int(d.Hours() + 0.5)`: 90 minutes are "2 hours".
+    let hours = (secs + 1800) / 3600;
     match secs {
         s if s < 1 => "Less than a second".into(),
         1 => "1 second".into(),
@@ -248,6 +249,16 @@ mod tests {
         assert_eq!(human_duration(s(300)), "5 minutes");
         assert_eq!(human_duration(s(3700)), "About an hour");
         assert_eq!(human_duration(s(3 * 86400)), "3 days");
+        assert_eq!(human_duration(s(0)), "Less than a second");
+        assert_eq!(human_duration(s(1)), "1 second");
+        assert_eq!(human_duration(s(45)), "45 seconds");
+        assert_eq!(human_duration(s(90)), "About a minute");
+        assert_eq!(human_duration(s(600)), "10 minutes");
+        assert_eq!(human_duration(s(3600)), "About an hour");
+        assert_eq!(human_duration(s(90 * 60)), "2 hours");
+        assert_eq!(human_duration(s(20 * 86400)), "2 weeks");
+        assert_eq!(human_duration(s(90 * 86400)), "3 months");
+        assert_eq!(human_duration(s(800 * 86400)), "2 years");
     }
 
     #[test]
