@@ -283,3 +283,28 @@ fn a_bind_mount_without_a_source_is_named() {
         "{err}"
     );
 }
+
+/// A sysctl outside the container's namespaces would change the host: it
+/// is refused at create, naming the key. The value is the host's own, so
+/// that even a runtime without the check changes nothing here.
+#[test]
+fn a_host_sysctl_is_refused_at_create() {
+    let rt = Runtime::new();
+    let host = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let mut config = runtime_config(&["true"]);
+    config["linux"]["sysctl"] = json!({"kernel.core_pattern": host.trim_end()});
+    let err = create_fails(&rt, &Bundle::new(&config), &unique_name("sysctl-host"));
+    assert!(
+        err.contains("linux.sysctl[\"kernel.core_pattern\"]"),
+        "{err}"
+    );
+    assert!(err.contains("would change the host"), "{err}");
+
+    // net.* needs the container's own network namespace.
+    let mut config = runtime_config(&["true"]);
+    config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    let namespaces = config["linux"]["namespaces"].as_array_mut().unwrap();
+    namespaces.retain(|n| n["type"] != "network");
+    let err = create_fails(&rt, &Bundle::new(&config), &unique_name("sysctl-net"));
+    assert!(err.contains("needs a network namespace"), "{err}");
+}

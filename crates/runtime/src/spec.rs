@@ -194,6 +194,9 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
                 ));
             }
         }
+        for key in l.sysctl().iter().flat_map(|s| s.keys()) {
+            validate_sysctl(key, has_ns)?;
+        }
         for (i, d) in l.devices().iter().flatten().enumerate() {
             if !d.path().is_absolute() {
                 return Err(invalid(
@@ -204,6 +207,59 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     Ok(())
+}
+
+/// A `linux.sysctl` key is written while the init still holds every
+/// capability, so only keys of a namespace the container has of its own
+/// are accepted (runc's list): the IPC ones with an IPC namespace,
+/// `net.*` with a network namespace, the host and domain name with a UTS
+/// namespace. Anything else (`kernel.core_pattern`, `vm.*`, `fs.*`) would
+/// change the host.
+fn validate_sysctl(
+    key: &str,
+    has_ns: impl Fn(LinuxNamespaceType) -> bool,
+) -> Result<(), SpecError> {
+    let field = || format!("linux.sysctl[{key:?}]");
+    // The key becomes a path under /proc/sys: no way out of it.
+    let normal = key.replace('/', ".");
+    if normal.is_empty()
+        || normal
+            .split('.')
+            .any(|part| part.is_empty() || part == "..")
+    {
+        return Err(invalid(field(), "is not a sysctl name"));
+    }
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.msg_next_id",
+    ]
+    .contains(&normal.as_str())
+        || normal.starts_with("kernel.shm")
+        || normal == "kernel.sem"
+        || normal == "kernel.sem_next_id"
+        || normal.starts_with("fs.mqueue.");
+    let (needed, name) = if ipc {
+        (LinuxNamespaceType::Ipc, "IPC")
+    } else if normal.starts_with("net.") {
+        (LinuxNamespaceType::Network, "network")
+    } else if normal == "kernel.hostname" || normal == "kernel.domainname" {
+        (LinuxNamespaceType::Uts, "UTS")
+    } else {
+        return Err(invalid(
+            field(),
+            "is not in a kernel namespace of the container's own: it would change the host",
+        ));
+    };
+    if has_ns(needed) {
+        Ok(())
+    } else {
+        Err(invalid(
+            field(),
+            format!("needs a {name} namespace in linux.namespaces (it would change the host's)"),
+        ))
+    }
 }
 
 /// Fields isola-runtime accepts but does not act on (the caller logs them).
@@ -287,5 +343,40 @@ mod tests {
         let spec = parse(json, Path::new("config.json")).unwrap();
         let err = validate(&spec).unwrap_err();
         assert!(err.to_string().contains("process.args"), "{err}");
+    }
+
+    #[test]
+    fn sysctl_keys_must_be_namespaced() {
+        use LinuxNamespaceType::{Ipc, Network, Uts};
+        let all = |_: LinuxNamespaceType| true;
+        for key in [
+            "kernel.msgmax",
+            "kernel.shmmax",
+            "kernel.shm_rmid_forced",
+            "kernel.sem",
+            "fs.mqueue.msg_max",
+            "net.ipv4.ip_forward",
+            "net/ipv4/ping_group_range",
+            "kernel.domainname",
+        ] {
+            assert!(validate_sysctl(key, all).is_ok(), "{key} refused");
+        }
+        for key in [
+            "kernel.core_pattern",
+            "kernel.modprobe",
+            "vm.overcommit_memory",
+            "fs.file-max",
+            "kernel.sysrq",
+            "net..ipv4",
+            "net/../kernel/core_pattern",
+        ] {
+            let err = validate_sysctl(key, all).unwrap_err().to_string();
+            assert!(err.contains(&format!("{key:?}")), "{err}");
+        }
+        let only = |t: LinuxNamespaceType| move |n: LinuxNamespaceType| n == t;
+        assert!(validate_sysctl("net.ipv4.ip_forward", only(Ipc)).is_err());
+        assert!(validate_sysctl("kernel.shmmax", only(Network)).is_err());
+        assert!(validate_sysctl("kernel.hostname", only(Uts)).is_ok());
+        assert!(validate_sysctl("kernel.msgmax", only(Ipc)).is_ok());
     }
 }
