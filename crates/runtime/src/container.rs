@@ -434,8 +434,11 @@ impl Container {
                 id: self.state.id.clone(),
             });
         }
+        let created_with = crate::create::resources_with_devices(&*self.spec()?)
+            .and_then(|r| r.devices().clone())
+            .unwrap_or_default();
         self.cgroup()?
-            .apply(resources)
+            .update(resources, &created_with)
             .map_err(Error::cgroup(&self.state.id))
     }
 

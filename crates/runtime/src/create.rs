@@ -145,7 +145,7 @@ pub fn oci_state_json(st: &ContainerState, status: OciStatus) -> String {
 
 /// linux.resources plus an allow rule for each of linux.devices, as runc
 /// does: a configured device must be usable whatever the device rules say.
-fn resources_with_devices(spec: &Spec) -> Option<oci_spec::runtime::LinuxResources> {
+pub(crate) fn resources_with_devices(spec: &Spec) -> Option<oci_spec::runtime::LinuxResources> {
     let linux = spec.linux().as_ref()?;
     let mut r = linux.resources().clone()?;
     let extra: Vec<oci_spec::runtime::LinuxDeviceCgroup> =

@@ -361,3 +361,179 @@ pub fn join_new_session_keyring(name: &str) -> Result<(), Errno> {
         unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
     Errno::result(ret).map(drop)
 }
+
+// The bpf(2) commands the cgroup v2 device program needs (linux/bpf.h).
+// Neither nix nor libc wrap bpf(2), and the BPF crates load only ELF
+// objects (see cgroups/devices.rs), so the few attr layouts are here.
+const BPF_PROG_LOAD: libc::c_int = 5;
+const BPF_PROG_ATTACH: libc::c_int = 8;
+const BPF_PROG_DETACH: libc::c_int = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
+const BPF_PROG_QUERY: libc::c_int = 16;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// The BPF_PROG_LOAD part of union bpf_attr, up to expected_attach_type.
+#[repr(C)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// The BPF_PROG_ATTACH/DETACH part of union bpf_attr.
+#[repr(C)]
+struct ProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+/// The BPF_PROG_QUERY part of union bpf_attr.
+#[repr(C)]
+struct ProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+}
+
+/// The BPF_PROG_GET_FD_BY_ID part of union bpf_attr.
+#[repr(C)]
+struct GetIdAttr {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// bpf(2) with `attr` as the command's attributes.
+fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> Result<libc::c_long, Errno> {
+    // SAFETY: `attr` is a repr(C) prefix of union bpf_attr for `cmd`, valid
+    // for the call; the kernel zero-fills what lies beyond the size passed,
+    // and reads or writes only within it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
+    Errno::result(ret)
+}
+
+/// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program of `insns` (each a struct
+/// bpf_insn's 8 bytes). On refusal the verifier's log comes back with the
+/// error.
+pub fn bpf_load_device_program(insns: &[[u8; 8]]) -> Result<OwnedFd, (Errno, String)> {
+    let license = c"Apache-2.0";
+    let mut log = vec![0u8; 64 * 1024];
+    let mut name = [0u8; 16];
+    name[..5].copy_from_slice(b"isola");
+    let mut load = |log_level: u32| {
+        let mut attr = ProgLoadAttr {
+            prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+            insn_cnt: insns.len() as u32,
+            insns: insns.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            log_level,
+            log_size: if log_level == 0 { 0 } else { log.len() as u32 },
+            log_buf: if log_level == 0 {
+                0
+            } else {
+                log.as_mut_ptr() as u64
+            },
+            kern_version: 0,
+            prog_flags: 0,
+            prog_name: name,
+            prog_ifindex: 0,
+            expected_attach_type: BPF_CGROUP_DEVICE,
+        };
+        bpf(BPF_PROG_LOAD, &mut attr)
+    };
+    // Without a log first (cheaper); on refusal again with one, to say why.
+    match load(0) {
+        // SAFETY: the kernel just gave us this descriptor; we own it.
+        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
+        Err(first) => {
+            let _ = load(1);
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]).trim().to_string();
+            Err((first, text))
+        }
+    }
+}
+
+/// Attaches `prog` to the cgroup directory `cgroup` as a device program,
+/// beside any others (BPF_F_ALLOW_MULTI: a parent's programs keep running).
+pub fn bpf_attach_device_program(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+) -> Result<(), Errno> {
+    let mut attr = ProgAttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        replace_bpf_fd: 0,
+    };
+    bpf(BPF_PROG_ATTACH, &mut attr).map(drop)
+}
+
+/// Detaches the device program `prog` from the cgroup directory `cgroup`.
+pub fn bpf_detach_device_program(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+) -> Result<(), Errno> {
+    let mut attr = ProgAttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: 0,
+        replace_bpf_fd: 0,
+    };
+    bpf(BPF_PROG_DETACH, &mut attr).map(drop)
+}
+
+/// The device programs attached to `cgroup` itself (not inherited ones),
+/// each opened by its id.
+pub fn bpf_device_programs(cgroup: BorrowedFd<'_>) -> Result<Vec<OwnedFd>, Errno> {
+    let mut ids = [0u32; 64];
+    let mut attr = ProgQueryAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+    };
+    bpf(BPF_PROG_QUERY, &mut attr)?;
+    let count = (attr.prog_cnt as usize).min(ids.len());
+    ids[..count]
+        .iter()
+        .map(|&prog_id| {
+            let mut attr = GetIdAttr {
+                prog_id,
+                next_id: 0,
+                open_flags: 0,
+            };
+            let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr)?;
+            // SAFETY: the kernel just gave us this descriptor; we own it.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+        })
+        .collect()
+}

@@ -197,3 +197,67 @@ fn v2_freeze_kill_and_missing_controller_on_the_unified_mount() {
     assert!(!root.join(&rel).exists());
     let _ = std::fs::remove_dir(root.join("isola-test"));
 }
+
+/// Runs `sh -c 'exec 3<PATH'` as a member of `cgroup`: whether the open
+/// of the device node was allowed.
+fn opens_in(cgroup: &Cgroup, path: &str) -> bool {
+    let mut child = Command::new("sh")
+        .args(["-c", &format!("read go; exec 3<{path}")])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    cgroup.add_process(child.id() as i32).unwrap();
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    child.wait().unwrap().success()
+}
+
+/// The v2 device program, for real: on the hybrid host's cgroup2 mount
+/// the kernel runs it on every open, as on a v2-only host. The docker
+/// default rules (deny all, then runc's list) refuse /dev/kmsg and allow
+/// /dev/null; an update replaces the program instead of adding a second.
+#[test]
+fn v2_device_program_refuses_and_update_replaces_it() {
+    let root = std::path::Path::new("/sys/fs/cgroup/unified");
+    if !root.join("cgroup.procs").exists() {
+        eprintln!("no hybrid cgroup2 mount here; the in-guest VM tests cover v2 devices");
+        return;
+    }
+    let rel = PathBuf::from("isola-test").join(unique_name("cg-dev"));
+    let cgroup = Cgroup::V2(v2::CgroupV2::create(root, &rel).unwrap());
+    let _guard = Cleanup(cgroup.clone());
+    let programs = || {
+        let dir = std::fs::File::open(root.join(&rel)).unwrap();
+        crate::sys::bpf_device_programs(std::os::fd::AsFd::as_fd(&dir))
+            .unwrap()
+            .len()
+    };
+    assert!(opens_in(&cgroup, "/dev/kmsg"), "no program yet");
+
+    let deny_all = resources(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}));
+    cgroup.apply(&deny_all).unwrap();
+    assert_eq!(programs(), 1);
+    assert!(
+        !opens_in(&cgroup, "/dev/kmsg"),
+        "/dev/kmsg opened under deny-all"
+    );
+    assert!(
+        opens_in(&cgroup, "/dev/null"),
+        "/dev/null is always allowed"
+    );
+
+    cgroup
+        .apply(&resources(serde_json::json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}
+        ]})))
+        .unwrap();
+    assert_eq!(programs(), 1, "update replaced the program");
+    assert!(
+        opens_in(&cgroup, "/dev/kmsg"),
+        "the updated rules allow /dev/kmsg"
+    );
+
+    cgroup.destroy().unwrap();
+    let _ = std::fs::remove_dir(root.join("isola-test"));
+}

@@ -11,6 +11,7 @@
 //! plus an empty cgroup2 at /sys/fs/cgroup/unified, as here) is treated as v1:
 //! the v2 tree there has no controllers to limit anything with.
 
+pub mod devices;
 mod fs;
 pub(crate) mod mountinfo;
 pub mod v1;
@@ -88,6 +89,14 @@ pub enum Error {
         #[source]
         source: nix::Error,
     },
+    #[error("cannot {op} cgroup {path}{}", if log.is_empty() { String::new() } else { format!(" (verifier: {log})") })]
+    DeviceProgram {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+        log: String,
+    },
     #[error("processes of cgroup {path} are still alive after SIGKILL: {pids:?}")]
     Survivors { path: PathBuf, pids: Vec<i32> },
 }
@@ -164,13 +173,38 @@ impl Cgroup {
 
     /// Writes `linux.resources`. Every controller the resources need is
     /// checked first, so an absent one fails before anything is written.
-    /// On v1 the devices rules are followed by the devices every container
-    /// needs (runc's default allow list); on v2 device rules need an eBPF
-    /// program, which isola does not load yet: they are skipped with a warning.
+    /// The devices rules are followed by the devices every container needs
+    /// (runc's default allow list): on v1 written to devices.allow/deny, on
+    /// v2 compiled into a device program attached to the cgroup.
     pub fn apply(&self, resources: &LinuxResources) -> Result<(), Error> {
         match self {
             Cgroup::V1(c) => c.apply(resources),
             Cgroup::V2(c) => c.apply(resources),
+        }
+    }
+
+    /// Changes the limits of a running container whose cgroup was made with
+    /// the device rules `created_with` (`update`). Device rules in
+    /// `resources` follow those: v1's controller keeps its state and takes
+    /// them as further writes, v2's program is rebuilt from both, so an
+    /// update means the same on either.
+    pub fn update(
+        &self,
+        resources: &LinuxResources,
+        created_with: &[oci_spec::runtime::LinuxDeviceCgroup],
+    ) -> Result<(), Error> {
+        match self {
+            Cgroup::V1(c) => c.apply(resources),
+            Cgroup::V2(c) => match resources.devices().as_deref() {
+                Some(rules) if !rules.is_empty() => {
+                    let mut all = created_with.to_vec();
+                    all.extend_from_slice(rules);
+                    let mut resources = resources.clone();
+                    resources.set_devices(Some(all));
+                    c.apply(&resources)
+                }
+                _ => c.apply(resources),
+            },
         }
     }
 

@@ -304,7 +304,10 @@ impl CgroupV1 {
     /// container needs (see [`default_allowed_devices`]).
     fn apply_devices(&self, rules: &[LinuxDeviceCgroup]) -> Result<(), Error> {
         let dir = self.dir("devices", "devices")?;
-        for rule in rules.iter().chain(default_allowed_devices().iter()) {
+        for rule in rules
+            .iter()
+            .chain(super::devices::default_allowed_devices().iter())
+        {
             let Some(line) = device_rule_line(rule) else {
                 continue;
             };
@@ -524,36 +527,6 @@ fn device_rule_line(rule: &LinuxDeviceCgroup) -> Option<String> {
         number(rule.major()),
         number(rule.minor())
     ))
-}
-
-/// The devices every container may use whatever its config says (runc's
-/// list): mknod of any device, /dev/null, zero, full, random, urandom, tty,
-/// console, ptmx and the pty slaves. Config rules come first, so a
-/// config's "deny all" does not take these away.
-pub fn default_allowed_devices() -> Vec<LinuxDeviceCgroup> {
-    let rule = |typ, major, minor, access: &str| {
-        let mut r = LinuxDeviceCgroup::default();
-        r.set_allow(true);
-        r.set_typ(Some(typ));
-        r.set_major(major);
-        r.set_minor(minor);
-        r.set_access(Some(access.to_string()));
-        r
-    };
-    use LinuxDeviceType::{B, C};
-    vec![
-        rule(C, None, None, "m"),
-        rule(B, None, None, "m"),
-        rule(C, Some(1), Some(3), "rwm"),
-        rule(C, Some(1), Some(5), "rwm"),
-        rule(C, Some(1), Some(7), "rwm"),
-        rule(C, Some(1), Some(8), "rwm"),
-        rule(C, Some(1), Some(9), "rwm"),
-        rule(C, Some(5), Some(0), "rwm"),
-        rule(C, Some(5), Some(1), "rwm"),
-        rule(C, Some(5), Some(2), "rwm"),
-        rule(C, Some(136), None, "rwm"),
-    ]
 }
 
 #[cfg(test)]

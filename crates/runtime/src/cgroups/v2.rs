@@ -4,11 +4,14 @@
 //! is a parameter so tests can point it at a temporary directory laid out
 //! like a cgroup2 mount.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxMemory, LinuxResources};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxMemory, LinuxResources};
 
+use super::devices::{self, DeviceAccess};
 use super::{fs, Error, Stats, FREEZE_LIMIT};
+use crate::sys;
 
 #[derive(Debug, Clone)]
 pub struct CgroupV2 {
@@ -103,15 +106,8 @@ impl CgroupV2 {
                 fs::write(&file("pids.max"), &value)?;
             }
         }
-        if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            // On v2 the device controller is an eBPF program attached to the
-            // cgroup (BPF_CGROUP_DEVICE); isola does not generate one yet, so
-            // device rules are not enforced here. Device nodes the container
-            // has are still only those the runtime creates in its /dev.
-            tracing::warn!(
-                cgroup = %self.dir.display(),
-                "cgroup v2: linux.resources.devices rules are not enforced (needs an eBPF device program)"
-            );
+        if let Some(rules) = r.devices().as_deref().filter(|d| !d.is_empty()) {
+            self.apply_devices(rules)?;
         }
         if let Some(b) = r.block_io() {
             if let Some(w) = b.weight() {
@@ -259,6 +255,54 @@ impl CgroupV2 {
         }
         if m.swappiness().is_some() || m.disable_oom_killer().is_some() {
             tracing::warn!("cgroup v2: linux.resources.memory.swappiness/disableOOMKiller have no v2 file; ignored");
+        }
+        Ok(())
+    }
+
+    /// v2 has no devices.allow: the rules, followed by the devices every
+    /// container needs (as on v1), become a device program attached to the
+    /// cgroup. A program attached before (an earlier apply, `update`) is
+    /// detached once the new one is in place, so there is never a moment
+    /// without one.
+    fn apply_devices(&self, rules: &[LinuxDeviceCgroup]) -> Result<(), Error> {
+        let defaults = devices::default_allowed_devices();
+        let access =
+            DeviceAccess::from_rules(rules.iter().chain(defaults.iter())).map_err(|e| {
+                Error::InvalidValue {
+                    field: "devices".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let insns: Vec<[u8; 8]> = access.program().into_iter().map(|i| i.to_bytes()).collect();
+        let bpf_err = |op: &'static str| {
+            let dir = self.dir.clone();
+            move |source: nix::errno::Errno| Error::DeviceProgram {
+                op,
+                path: dir,
+                source: source.into(),
+                log: String::new(),
+            }
+        };
+        let dir = std::fs::File::open(&self.dir).map_err(|source| Error::DeviceProgram {
+            op: "open the cgroup directory for",
+            path: self.dir.clone(),
+            source,
+            log: String::new(),
+        })?;
+        let old = sys::bpf_device_programs(dir.as_fd())
+            .map_err(bpf_err("query the device programs of"))?;
+        let prog =
+            sys::bpf_load_device_program(&insns).map_err(|(errno, log)| Error::DeviceProgram {
+                op: "load the device program for",
+                path: self.dir.clone(),
+                source: errno.into(),
+                log,
+            })?;
+        sys::bpf_attach_device_program(dir.as_fd(), prog.as_fd())
+            .map_err(bpf_err("attach the device program to"))?;
+        for fd in old {
+            sys::bpf_detach_device_program(dir.as_fd(), fd.as_fd())
+                .map_err(bpf_err("detach the previous device program from"))?;
         }
         Ok(())
     }

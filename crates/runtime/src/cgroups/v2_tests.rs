@@ -71,8 +71,7 @@ fn apply_writes_v2_files() {
         "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 20},
         "blockIO": {"weight": 300, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]},
-        "unified": {"memory.high": "90000000"},
-        "devices": [{"allow": false, "access": "rwm"}]
+        "unified": {"memory.high": "90000000"}
     })))
     .unwrap();
     let leaf = tmp.path().join("isola/c1");
