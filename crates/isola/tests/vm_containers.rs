@@ -13,7 +13,8 @@ use std::process::{Command, Output, Stdio};
 
 use common::{alive, cgroup_exists, eventually, Root};
 
-/// Whether the guest kernel exists; prints why the test skips otherwise.
+/// Whether the guest kernel exists; prints why the test skips otherwise
+/// (with `CI` set a missing kernel fails the test: [`testkit::require`]).
 fn kernel_or_skip(root: &Root, test: &str) -> bool {
     let out = root.cmd(&["info", "--format", "json"]).output().unwrap();
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -21,11 +22,7 @@ fn kernel_or_skip(root: &Root, test: &str) -> bool {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    if kernel.starts_with("missing") {
-        eprintln!("SKIP {test}: {kernel}");
-        return false;
-    }
-    true
+    testkit::require(test, kernel.starts_with("missing").then_some(kernel))
 }
 
 fn host_uname_r() -> String {

@@ -162,8 +162,9 @@ fn import_busybox(ctd: &Containerd) -> &'static str {
 
 #[test]
 fn containerd_runs_busybox_through_isola_runtime() {
-    if !installed("containerd") || !installed("ctr") {
-        println!("SKIP: containerd/ctr not installed (Debian package `containerd`)");
+    let missing = (!installed("containerd") || !installed("ctr"))
+        .then(|| "containerd/ctr not installed (Debian package `containerd`)".to_string());
+    if !testkit::require("containerd test", missing) {
         return;
     }
     let ctd = Containerd::start();

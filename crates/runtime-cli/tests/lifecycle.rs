@@ -471,12 +471,12 @@ fn a_container_without_proc_is_created_and_started() {
 #[test]
 fn run_with_a_terminal_gives_the_container_our_window_size() {
     // script(1) provides the terminal a user would have.
-    if std::process::Command::new("script")
+    let missing = std::process::Command::new("script")
         .arg("--version")
         .output()
         .is_err()
-    {
-        println!("SKIP: script(1) (util-linux) is not installed");
+        .then(|| "script(1) is not installed (Debian package util-linux)".to_string());
+    if !testkit::require("terminal window size test", missing) {
         return;
     }
     let rt = Runtime::new();

@@ -130,6 +130,22 @@ pub fn vm_container_config(args: &[&str]) -> serde_json::Value {
     })
 }
 
+/// Whether a test may go on: `missing` is `None` when what it needs is
+/// there, else what is missing (and how to get it). Outside CI the test
+/// skips, saying why; with `CI` set it fails naming it, since CI installs
+/// everything (`make test` runs scripts/setup.sh) and a skip there would
+/// hide a broken set-up.
+pub fn require(test: &str, missing: Option<String>) -> bool {
+    let Some(missing) = missing else {
+        return true;
+    };
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{test}: {missing} (CI is set: nothing may be skipped)");
+    }
+    eprintln!("SKIP {test}: {missing}");
+    false
+}
+
 /// A unique, short name for a container, cgroup or image in one test run.
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

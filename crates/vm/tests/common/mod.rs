@@ -10,12 +10,13 @@ use std::time::Duration;
 
 pub const ID_PREFIX: &str = "vmt";
 
-/// The cached guest kernel, or `None` after printing why the test skips.
+/// The cached guest kernel, or `None` after printing why the test skips
+/// (with `CI` set a missing kernel fails the test: [`testkit::require`]).
 pub fn kernel_or_skip(test: &str) -> Option<vm::GuestKernel> {
     match vm::GuestKernel::locate(None) {
         Ok(k) => Some(k),
         Err(e) => {
-            eprintln!("SKIP {test}: {e}");
+            testkit::require(test, Some(e.to_string()));
             None
         }
     }
