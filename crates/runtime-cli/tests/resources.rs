@@ -314,3 +314,43 @@ fn seccomp_applies_without_no_new_privileges() {
         "{stderr}"
     );
 }
+
+/// `update` with device rules takes effect in a running container: a node
+/// the rules refuse (/dev/kmsg's numbers, made in the rootfs beforehand)
+/// cannot be opened until an update allows writing it (opening /dev/kmsg
+/// for writing needs no capability; reading would need CAP_SYSLOG).
+#[test]
+fn update_with_device_rules_takes_effect() {
+    let rt = Runtime::new();
+    let id = unique_name("devupd");
+    let mut cfg = config("sleep 1000", &id);
+    cfg["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+    let bundle = Bundle::new(&cfg);
+    nix::sys::stat::mknod(
+        &bundle.rootfs().join("kmsg"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(1, 11),
+    )
+    .unwrap();
+    rt.create(&bundle, &id, &[]).assert_ok();
+    rt.ok(&["start", &id]);
+    let opens = || {
+        rt.cmd(&["exec", &id, "sh", "-c", "exec 3>/kmsg"])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(!opens(), "the deny-all rules let /kmsg open");
+
+    let rules = bundle.path().join("resources.json");
+    std::fs::write(
+        &rules,
+        json!({"devices": [{"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}]})
+            .to_string(),
+    )
+    .unwrap();
+    rt.ok(&["update", "--resources", rules.to_str().unwrap(), &id]);
+    assert!(opens(), "the updated rules allow writing /kmsg");
+    rt.ok(&["delete", "--force", &id]);
+}
