@@ -14,6 +14,8 @@ pub mod isolation;
 pub mod lifecycle;
 pub mod monitor;
 pub mod mounts;
+pub mod netattach;
+pub mod networks;
 pub mod security;
 pub mod spec;
 pub mod state;

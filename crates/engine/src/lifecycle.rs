@@ -15,9 +15,10 @@ use crate::backend::{
 use crate::isolation::{self, IsolationChoice, IsolationError};
 use crate::monitor::{self, MonitorError, ReadyPipe};
 use crate::mounts::MountError;
+use crate::networks::{NetworkError, Networks};
 use crate::security::{self, SecurityError};
 use crate::spec::{self, SpecError};
-use crate::state::{ContainerConfig, Limits, MountPoint, NetworkMode, Status};
+use crate::state::{ContainerConfig, Limits, MountPoint, NetworkMode, NetworkOptions, Status};
 use crate::store::{ContainerRecord, ContainerStore, StoreError};
 use crate::units::RestartPolicy;
 use crate::user::{self, UserError};
@@ -78,6 +79,20 @@ pub enum Error {
     InitMissing { path: PathBuf },
     #[error("container {id} did not exit within {seconds} s after SIGKILL")]
     KillTimeout { id: String, seconds: u64 },
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error("--network {network} is not available with VM isolation yet (VM containers get --network none)")]
+    VmNetwork { network: String },
+    #[error("--network container:{other}: container {other} runs in a VM; only a process container's network can be shared")]
+    SharedVmNetwork { other: String },
+    #[error("invalid --ip {ip}: not a host address of network {network} ({subnet})")]
+    IpOutsideSubnet {
+        ip: std::net::Ipv4Addr,
+        network: String,
+        subnet: ipnet::Ipv4Net,
+    },
+    #[error("{flag} needs a network of the container's own (not --network {mode})")]
+    NeedsNetwork { flag: &'static str, mode: String },
 }
 
 /// What `create`/`run` ask for, flags already parsed.
@@ -97,7 +112,10 @@ pub struct CreateRequest {
     pub open_stdin: bool,
     pub auto_remove: bool,
     pub restart: RestartPolicy,
-    pub network: NetworkMode,
+    /// `None`: the default (process containers join the default network,
+    /// VM containers get loopback only until VM networking exists).
+    pub network: Option<NetworkMode>,
+    pub network_options: NetworkOptions,
     pub read_only: bool,
     pub mounts: Vec<MountPoint>,
     pub limits: Limits,
@@ -142,6 +160,7 @@ pub fn remove_resources(
     store: &ContainerStore,
     config: &ContainerConfig,
 ) -> Result<(), Error> {
+    crate::netattach::release(root, store, config);
     let images = image::store::Store::open(root).map_err(Error::Image)?;
     // The two trees are independent; removing them side by side halves the
     // wait on a disk where each directory removal costs milliseconds.
@@ -218,6 +237,8 @@ impl Engine {
             image: req.image.clone(),
             source,
         })?;
+        let (network, mut network_options) = self.resolve_network(mode, req)?;
+        network_options.exposed = defaults.exposed_ports.clone();
         let caps = security::capabilities(&req.cap_add, &req.cap_drop)?;
         let security = security::security_options(&req.security_opt, &caps)?;
         if req.init && !Path::new(spec::INIT_BINARY).exists() {
@@ -239,19 +260,27 @@ impl Engine {
                 env: defaults.env.clone(),
                 working_dir: defaults.cwd.clone(),
                 user: defaults.user.clone(),
-                hostname: match (&req.hostname, req.network) {
+                hostname: match (&req.hostname, &network) {
                     (Some(h), _) => h.clone(),
                     (None, NetworkMode::Host) => nix::unistd::gethostname()
                         .ok()
                         .and_then(|h| h.into_string().ok())
                         .unwrap_or_else(|| crate::ids::short(id).into()),
-                    (None, NetworkMode::None) => crate::ids::short(id).into(),
+                    (None, _) => crate::ids::short(id).into(),
                 },
                 tty: req.tty,
                 open_stdin: req.open_stdin,
                 auto_remove: req.auto_remove,
                 restart_policy: req.restart,
-                network: req.network,
+                netns: match (&network, mode) {
+                    (_, isolation::Isolation::Vm) | (NetworkMode::Host, _) => None,
+                    (NetworkMode::Container(other), _) => {
+                        Some(crate::netattach::netns_path(&self.root, other))
+                    }
+                    _ => Some(crate::netattach::netns_path(&self.root, id)),
+                },
+                network: network.clone(),
+                network_options: network_options.clone(),
                 read_only: req.read_only,
                 mounts: req.mounts.clone(),
                 limits: req.limits.clone(),
@@ -292,6 +321,92 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// The network mode and options a create request comes to: the
+    /// default per isolation, `container:` resolved to an id, the network
+    /// found and `--ip` inside it; what VM containers cannot have yet is
+    /// refused.
+    fn resolve_network(
+        &self,
+        mode: isolation::Isolation,
+        req: &CreateRequest,
+    ) -> Result<(NetworkMode, NetworkOptions), Error> {
+        let vm = mode == isolation::Isolation::Vm;
+        let network = match &req.network {
+            Some(n) => n.clone(),
+            None if vm => NetworkMode::None,
+            None => NetworkMode::Network(crate::state::DEFAULT_NETWORK.into()),
+        };
+        let mut opts = req.network_options.clone();
+        if opts.extra_hosts.iter().any(|(_, ip)| ip == "host-gateway") {
+            // The host as the container reaches it: its network's gateway
+            // (the default network's without a network of its own).
+            let networks = Networks::open(&self.root)?;
+            let net = match network.network() {
+                Some(n) => networks.get(n)?,
+                None => networks.default_network()?,
+            };
+            for (_, ip) in opts
+                .extra_hosts
+                .iter_mut()
+                .filter(|(_, ip)| ip == "host-gateway")
+            {
+                *ip = net.gateway.to_string();
+            }
+        }
+        let network = match network {
+            NetworkMode::Container(other) => {
+                let rec = self.lookup(&other)?;
+                if rec.config.isolation == isolation::Isolation::Vm {
+                    return Err(Error::SharedVmNetwork { other });
+                }
+                NetworkMode::Container(rec.config.id)
+            }
+            NetworkMode::Network(name) => {
+                let net = Networks::open(&self.root)?.get(&name)?;
+                if let Some(ip) = opts.ip {
+                    let usable = net.subnet.contains(&ip)
+                        && ip != net.subnet.network()
+                        && ip != net.subnet.broadcast()
+                        && ip != net.gateway;
+                    if !usable {
+                        return Err(Error::IpOutsideSubnet {
+                            ip,
+                            network: net.name,
+                            subnet: net.subnet,
+                        });
+                    }
+                }
+                NetworkMode::Network(net.name)
+            }
+            other => other,
+        };
+        if vm && network != NetworkMode::None {
+            return Err(Error::VmNetwork {
+                network: network.as_docker(),
+            });
+        }
+        if network.network().is_none() {
+            let flag = if !opts.ports.is_empty() || opts.publish_all {
+                Some("-p/--publish")
+            } else if opts.ip.is_some() {
+                Some("--ip")
+            } else if opts.mac.is_some() {
+                Some("--mac-address")
+            } else if !opts.aliases.is_empty() {
+                Some("--network-alias")
+            } else {
+                None
+            };
+            if let Some(flag) = flag {
+                return Err(Error::NeedsNetwork {
+                    flag,
+                    mode: network.as_docker(),
+                });
+            }
+        }
+        Ok((network, opts))
     }
 
     /// Starts a created or exited container through a new monitor. With
@@ -354,6 +469,9 @@ impl Engine {
                 s.monitor = None;
             }
         })?;
+        // Nobody is left to release what it held.
+        crate::netattach::release(&self.root, &self.store, &rec.config);
+        let state = self.store.read(&rec.config.id)?.map_or(state, |r| r.state);
         Ok(ContainerRecord { state, ..rec })
     }
 

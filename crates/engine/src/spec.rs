@@ -102,18 +102,24 @@ fn environment(config: &ContainerConfig, user: &ResolvedUser) -> Vec<String> {
 fn write_etc_files(config: &ContainerConfig, dir: &Path) -> Result<(), SpecError> {
     let hostname = &config.hostname;
     write(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
-    let hosts = match config.network {
-        NetworkMode::Host => std::fs::read("/etc/hosts").unwrap_or_default(),
-        NetworkMode::None => format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n"
-        )
-        .into_bytes(),
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let (hosts, resolv) = match config.network {
+        NetworkMode::Host => (
+            std::fs::read("/etc/hosts").unwrap_or_default(),
+            host_resolv.into_bytes(),
+        ),
+        // Until its network is attached (its monitor rewrites the file
+        // then) the container is only itself on loopback.
+        _ => (
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n"
+            )
+            .into_bytes(),
+            crate::netattach::resolv_conf(&host_resolv, config).into_bytes(),
+        ),
     };
     write(&dir.join("hosts"), &hosts)?;
-    write(
-        &dir.join("resolv.conf"),
-        &std::fs::read("/etc/resolv.conf").unwrap_or_default(),
-    )
+    write(&dir.join("resolv.conf"), &resolv)
 }
 
 fn default_mounts() -> Vec<Value> {
@@ -161,8 +167,10 @@ pub fn runtime_config(
         json!({"type": "uts"}),
         json!({"type": "cgroup"}),
     ];
-    if config.network == NetworkMode::None {
-        namespaces.push(json!({"type": "network"}));
+    match (&config.network, &config.netns) {
+        (NetworkMode::Host, _) => {}
+        (_, Some(path)) => namespaces.push(json!({"type": "network", "path": path})),
+        (_, None) => namespaces.push(json!({"type": "network"})),
     }
     let mut mounts = default_mounts();
     if config.read_only {

@@ -12,15 +12,97 @@ use serde::{Deserialize, Serialize};
 use crate::isolation::Isolation;
 use crate::units::{human_duration, RestartPolicy};
 
-/// The network a container gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+/// The network a container gets. Stored and shown as docker writes it:
+/// `none`, `host`, `container:<id>`, or a network's name (the default
+/// network is [`DEFAULT_NETWORK`], which `bridge` also names).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum NetworkMode {
     /// Its own network namespace with only a loopback interface.
     #[default]
     None,
     /// The host's network namespace.
     Host,
+    /// The network namespace of another container (its id).
+    Container(String),
+    /// Its own namespace, attached to a network (its name).
+    Network(String),
+}
+
+/// The network every container joins unless told otherwise (docker's
+/// `bridge`); its bridge device is `isola0`.
+pub const DEFAULT_NETWORK: &str = "isola";
+
+impl NetworkMode {
+    /// The value `--network` takes (`bridge` is the default network).
+    pub fn parse(value: &str) -> NetworkMode {
+        match value {
+            "none" => NetworkMode::None,
+            "host" => NetworkMode::Host,
+            "bridge" | "default" => NetworkMode::Network(DEFAULT_NETWORK.into()),
+            v => match v.strip_prefix("container:") {
+                Some(id) => NetworkMode::Container(id.into()),
+                None => NetworkMode::Network(v.into()),
+            },
+        }
+    }
+
+    /// docker's `HostConfig.NetworkMode` text.
+    pub fn as_docker(&self) -> String {
+        match self {
+            NetworkMode::None => "none".into(),
+            NetworkMode::Host => "host".into(),
+            NetworkMode::Container(id) => format!("container:{id}"),
+            NetworkMode::Network(n) if n == DEFAULT_NETWORK => "bridge".into(),
+            NetworkMode::Network(n) => n.clone(),
+        }
+    }
+
+    /// The network it attaches to, if any.
+    pub fn network(&self) -> Option<&str> {
+        match self {
+            NetworkMode::Network(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for NetworkMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            NetworkMode::Network(n) => s.serialize_str(&format!("network:{n}")),
+            other => s.serialize_str(&other.as_docker()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<NetworkMode, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match text.strip_prefix("network:") {
+            Some(n) => NetworkMode::Network(n.into()),
+            None => NetworkMode::parse(&text),
+        })
+    }
+}
+
+/// What the user asked of the container's network beyond its mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkOptions {
+    /// `-p`, one entry per port (host port 0: picked at start).
+    pub ports: Vec<network::PortMapping>,
+    /// `-P`: the image's exposed ports, each on a picked host port.
+    pub publish_all: bool,
+    /// The image's `ExposedPorts` ("80/tcp").
+    pub exposed: Vec<String>,
+    pub ip: Option<std::net::Ipv4Addr>,
+    pub mac: Option<String>,
+    pub aliases: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `--add-host name:ip` (`host-gateway` already resolved).
+    pub extra_hosts: Vec<(String, String)>,
 }
 
 /// A mount as `inspect` shows it.
@@ -73,6 +155,13 @@ pub struct ContainerConfig {
     pub auto_remove: bool,
     pub restart_policy: RestartPolicy,
     pub network: NetworkMode,
+    #[serde(default)]
+    pub network_options: NetworkOptions,
+    /// The persistent network namespace the container joins (process
+    /// mode, every mode but `host`): its own, or the one of the container
+    /// it shares (`container:<id>`).
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
     pub read_only: bool,
     pub mounts: Vec<MountPoint>,
     pub limits: Limits,
@@ -166,6 +255,23 @@ pub struct ContainerState {
     pub stopped_by_user: bool,
     /// Why the last start failed or why the exit code is unknown.
     pub error: Option<String>,
+    /// The network the running container holds (written by its monitor
+    /// when attached, cleared when released).
+    #[serde(default)]
+    pub network: Option<NetworkState>,
+}
+
+/// A container's attachment to its network while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkState {
+    /// The network's name.
+    pub network: String,
+    /// The persistent namespace file.
+    pub netns: PathBuf,
+    pub attachment: network::Attachment,
+    /// The published ports, host ports picked.
+    pub ports: Vec<network::PortMapping>,
 }
 
 impl ContainerState {
@@ -180,6 +286,7 @@ impl ContainerState {
             restart_count: 0,
             stopped_by_user: false,
             error: None,
+            network: None,
         }
     }
 

@@ -376,6 +376,8 @@ pub(crate) mod tests_support {
             auto_remove: false,
             restart_policy: Default::default(),
             network: NetworkMode::None,
+            network_options: Default::default(),
+            netns: None,
             read_only: false,
             mounts: vec![],
             limits: Default::default(),

@@ -1,15 +1,11 @@
 //! sys: the few raw system calls the engine needs that neither std nor nix
-//! wraps: bringing up the loopback interface inside the container's
-//! network namespace, setting a pty's window size, the SIGPIPE
+//! wraps: setting a pty's window size, the SIGPIPE
 //! disposition its children inherit, the bytes waiting on a descriptor, and
 //! handing back the executable's pages a long-lived monitor no longer uses.
 //! Every unsafe block of the engine is here.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-
-use nix::sched::{setns, CloneFlags};
 
 /// Bytes waiting to be read on `fd` (FIONREAD); 0 if unknown.
 pub fn unread_bytes(fd: BorrowedFd<'_>) -> i32 {
@@ -72,42 +68,6 @@ pub fn release_executable_pages() {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         }
     }
-}
-
-/// Brings `lo` up in the network namespace of `pid`, as docker does for a
-/// container without networking. Switches this thread into the namespace only
-/// long enough to open a socket there.
-pub fn loopback_up(pid: i32) -> io::Result<()> {
-    let own = File::open("/proc/thread-self/ns/net")?;
-    let target = File::open(format!("/proc/{pid}/ns/net"))?;
-    setns(&target, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-    // SAFETY: plain socket(2); the result is checked before use.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    let socket_err = io::Error::last_os_error();
-    setns(&own, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-    if raw < 0 {
-        return Err(socket_err);
-    }
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *dst = *src as libc::c_char;
-    }
-    // SAFETY: SIOCGIFFLAGS reads into the ifreq we own.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the union member ifru_flags is the one SIOCGIFFLAGS filled.
-    unsafe {
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-    }
-    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Sets a terminal's window size.

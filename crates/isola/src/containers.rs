@@ -6,7 +6,7 @@
 mod attach;
 mod exec;
 mod flags;
-mod list;
+pub mod list;
 mod manage;
 mod observe;
 mod run;

@@ -4,6 +4,7 @@
 
 mod containers;
 mod images;
+mod networks;
 mod registry;
 
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ pub enum Command {
     Images(images::ImageCommand),
     #[command(flatten)]
     Registry(registry::RegistryCommand),
+    #[command(flatten)]
+    Networks(networks::NetworkCommand),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Containers(c) => c.run(&cli.root),
         Command::Images(c) => c.run(&cli.root),
         Command::Registry(c) => c.run(&cli.root),
+        Command::Networks(c) => c.run(&cli.root),
     };
     match result {
         Ok(code) => ExitCode::from(code),

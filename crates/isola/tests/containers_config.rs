@@ -133,12 +133,13 @@ fn volumes_mounts_and_read_only_root() {
 #[test]
 fn network_none_has_only_loopback_and_host_shares_the_host_network() {
     let root = Root::new();
-    let links = run_out(&root, &["busybox", "ip", "-o", "link"]);
+    let links = run_out(&root, &["--network", "none", "busybox", "ip", "-o", "link"]);
     let names: Vec<&str> = links.lines().filter_map(|l| l.split(": ").nth(1)).collect();
     assert_eq!(names, ["lo"], "{links}");
     assert!(links.contains("UP"), "lo must be up: {links}");
     assert!(
-        run_out(&root, &["busybox", "ping", "-c", "1", "localhost"]).contains("1 packets received")
+        run_out(&root, &["--network", "none", "busybox", "ping", "-c", "1", "localhost"])
+            .contains("1 packets received")
     );
     let host_links = run_out(&root, &["--network", "host", "busybox", "ip", "-o", "link"]);
     assert!(host_links.lines().count() > 1, "{host_links}");

@@ -44,8 +44,8 @@ fn bad_input_is_a_one_line_error_and_leaves_nothing() {
     );
     assert_one_line_error(
         &root,
-        &["run", "--network", "bridge", "busybox", "true"],
-        "bridge",
+        &["run", "--network", "nosuchnet", "busybox", "true"],
+        "network nosuchnet not found",
     );
     assert_one_line_error(
         &root,

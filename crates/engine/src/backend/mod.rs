@@ -79,7 +79,7 @@ pub enum BackendError {
     Loopback {
         id: String,
         #[source]
-        source: std::io::Error,
+        source: network::Error,
     },
     #[error("waiting for process {pid}")]
     Wait {

@@ -178,9 +178,11 @@ impl Backend for ProcessBackend {
                 id: config.id.clone(),
             })?;
         // docker brings up lo in a container without networking; the runtime
-        // only makes the namespace.
-        if config.network == NetworkMode::None {
-            if let Err(source) = crate::sys::loopback_up(pid) {
+        // only makes the namespace (a persistent one, `config.netns`, comes
+        // with lo up).
+        if config.network == NetworkMode::None && config.netns.is_none() {
+            let ns = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
+            if let Err(source) = network::netns::loopback_up(&ns) {
                 let _ = created.container.delete(true);
                 return Err(BackendError::Loopback {
                     id: config.id.clone(),

@@ -381,8 +381,19 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
             stderr: err_w,
         }
     };
+    // The network before the container: its bundle names the namespace.
+    let release_network = || crate::netattach::release(&args.root, &store, &config);
+    if config.netns.is_some() {
+        crate::netattach::attach(&args.root, &store, &config).map_err(|e| {
+            release_network();
+            fail(&store, chain(&e))
+        })?;
+    }
     let created = sys::with_default_sigpipe(|| backend.create(&config, &bundle_dir(&dir), io))
-        .map_err(|e| fail(&store, chain(&e)))?;
+        .map_err(|e| {
+            release_network();
+            fail(&store, chain(&e))
+        })?;
     let pid = created.pid;
     let wait = created.wait;
     let console = created.console.map(File::from);
@@ -428,6 +439,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
             let _ = protocol::write_frame(&mut c, protocol::ERROR, msg.as_bytes());
         }
         let _ = backend.delete(&config.id, true);
+        release_network();
         return Err(fail(&store, msg));
     }
     let started = store
@@ -520,6 +532,8 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         return Ok(());
     }
     let _ = backend.delete(&config.id, true);
+    // As docker, an exited container holds no address, port or veth.
+    release_network();
     // Exit and restart decision in one write, so no reader sees "exited"
     // for a container that is about to restart.
     let mut restart = false;

@@ -68,10 +68,38 @@ pub struct CreateFlags {
     /// no-new-privileges, seccomp=unconfined or seccomp=<profile.json>.
     #[arg(long)]
     pub security_opt: Vec<String>,
-    /// Network: none (the default: its own namespace with only loopback) or
-    /// host. Bridge networking comes later.
-    #[arg(long, alias = "net", default_value = "none")]
-    pub network: String,
+    /// Network: bridge (the default network), a network's name, none (its
+    /// own namespace with only loopback), host, or container:<name|id>.
+    /// VM containers get none unless told otherwise.
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Publish a port: [ip:][hostPort:]containerPort[/tcp|udp] (ranges too).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes, each on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// The container's IPv4 address on its network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// The container's MAC address.
+    #[arg(long)]
+    pub mac_address: Option<String>,
+    /// Another name for the container on its (user-defined) network.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// A DNS server for the container's /etc/resolv.conf.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// A DNS search domain.
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// A resolv.conf option (e.g. ndots:2).
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// An /etc/hosts entry: host:ip (ip may be host-gateway).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
     /// Restart policy: no, always, unless-stopped, on-failure[:max-retries].
     #[arg(long, default_value = "no")]
     pub restart: String,
@@ -135,14 +163,58 @@ impl CreateFlags {
                 None => None,
             },
         };
-        let network = match self.network.as_str() {
-            "none" => NetworkMode::None,
-            "host" => NetworkMode::Host,
-            "bridge" | "default" => bail!(
-                "invalid --network {:?}: bridge networking is not available yet; use none or host",
-                self.network
+        let network = match self.network.as_deref() {
+            Some("") => {
+                bail!("invalid --network \"\": name a network, or none, host or container:<name>")
+            }
+            Some(n) => Some(NetworkMode::parse(n)),
+            None => None,
+        };
+        let mut ports = Vec::new();
+        for p in &self.publish {
+            ports.extend(network::ports::parse(p)?);
+        }
+        let ip = match &self.ip {
+            Some(ip) => Some(
+                ip.parse::<std::net::Ipv4Addr>()
+                    .map_err(|_| anyhow::anyhow!("invalid --ip {ip:?}: not an IPv4 address"))?,
             ),
-            other => bail!("invalid --network {other:?}: expected none or host"),
+            None => None,
+        };
+        if let Some(mac) = &self.mac_address {
+            let ok = mac.split(':').count() == 6
+                && mac
+                    .split(':')
+                    .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok());
+            if !ok {
+                bail!(
+                    "invalid --mac-address {mac:?}: expected six hex bytes like 02:42:ac:11:00:02"
+                );
+            }
+        }
+        let mut extra_hosts = Vec::new();
+        for h in &self.add_host {
+            let Some((host, addr)) = h.split_once(':') else {
+                bail!("invalid --add-host {h:?}: expected host:ip");
+            };
+            if host.is_empty()
+                || (addr != "host-gateway" && addr.parse::<std::net::IpAddr>().is_err())
+            {
+                bail!("invalid --add-host {h:?}: expected host:ip (ip may be host-gateway)");
+            }
+            extra_hosts.push((host.to_string(), addr.to_string()));
+        }
+        let network_options = engine::state::NetworkOptions {
+            ports,
+            publish_all: self.publish_all,
+            exposed: Vec::new(),
+            ip,
+            mac: self.mac_address.clone(),
+            aliases: self.network_alias.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            dns_options: self.dns_option.clone(),
+            extra_hosts,
         };
         let isolation: IsolationChoice = self.isolation.parse()?;
         let restart: units::RestartPolicy = self.restart.parse()?;
@@ -176,6 +248,7 @@ impl CreateFlags {
             auto_remove: self.rm,
             restart,
             network,
+            network_options,
             read_only: self.read_only,
             mounts,
             limits,

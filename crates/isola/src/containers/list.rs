@@ -145,6 +145,7 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
                     "RunningFor": format!("{} ago", human_duration(now - r.config.created)),
                     "State": r.state.status.as_str(),
                     "Status": r.state.describe(now),
+                    "Ports": ports_column(r),
                     "Names": r.config.name,
                     "Isolation": r.config.isolation.to_string(),
                 });
@@ -165,6 +166,7 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
                         command_column(r, !args.no_trunc),
                         format!("{} ago", human_duration(now - r.config.created)),
                         r.state.describe(now),
+                        ports_column(r),
                         r.config.name.clone(),
                         r.config.isolation.to_string(),
                     ]
@@ -177,6 +179,7 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
                     "COMMAND",
                     "CREATED",
                     "STATUS",
+                    "PORTS",
                     "NAMES",
                     "ISOLATION",
                 ],
@@ -233,7 +236,13 @@ pub fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
         "GraphDriver": { "Data": { "MergedDir": c.rootfs }, "SnapshotKey": c.snapshot_key },
         "HostConfig": {
             "Isolation": c.isolation.to_string(),
-            "NetworkMode": match c.network { engine::state::NetworkMode::None => "none", engine::state::NetworkMode::Host => "host" },
+            "NetworkMode": c.network.as_docker(),
+            "PortBindings": port_bindings(&c.network_options.ports),
+            "Dns": c.network_options.dns,
+            "DnsSearch": c.network_options.dns_search,
+            "DnsOptions": c.network_options.dns_options,
+            "ExtraHosts": c.network_options.extra_hosts.iter().map(|(h, ip)| format!("{h}:{ip}")).collect::<Vec<_>>(),
+            "PublishAllPorts": c.network_options.publish_all,
             "Memory": c.limits.memory.unwrap_or(0),
             "NanoCpus": c.limits.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
             "PidsLimit": c.limits.pids_limit,
@@ -257,8 +266,81 @@ pub fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
             "OpenStdin": c.open_stdin,
             "Labels": c.labels,
         },
+        "NetworkSettings": network_settings(r),
         "Root": engine.root(),
     })
+}
+
+/// docker's `HostConfig.PortBindings`: "80/tcp" -> [{HostIp, HostPort}].
+fn port_bindings(ports: &[network::PortMapping]) -> Value {
+    let mut out = serde_json::Map::new();
+    for m in ports {
+        let key = format!("{}/{}", m.container_port, m.protocol.as_str());
+        let entry = json!({
+            "HostIp": m.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+            "HostPort": if m.host_port == 0 { String::new() } else { m.host_port.to_string() },
+        });
+        match out.get_mut(&key) {
+            Some(Value::Array(a)) => a.push(entry),
+            _ => {
+                out.insert(key, json!([entry]));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// docker's `NetworkSettings`: the address, gateway and MAC of a running
+/// container, its published ports, and its network by name.
+fn network_settings(r: &ContainerRecord) -> Value {
+    let Some(n) = &r.state.network else {
+        return json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0, "Ports": {}, "Networks": {}, "SandboxKey": r.config.netns});
+    };
+    let a = &n.attachment;
+    let gateway = a.gateway.map(|g| g.to_string()).unwrap_or_default();
+    let endpoint = json!({
+        "IPAddress": a.ip.to_string(),
+        "IPPrefixLen": a.prefix_len,
+        "Gateway": gateway,
+        "MacAddress": a.mac,
+        "Aliases": r.config.network_options.aliases,
+        "NetworkID": n.network,
+    });
+    let name = if n.network == engine::state::DEFAULT_NETWORK {
+        "bridge".to_string()
+    } else {
+        n.network.clone()
+    };
+    json!({
+        "IPAddress": a.ip.to_string(),
+        "IPPrefixLen": a.prefix_len,
+        "Gateway": gateway,
+        "MacAddress": a.mac,
+        "Ports": port_bindings(&n.ports),
+        "SandboxKey": n.netns,
+        "Networks": { name: endpoint },
+    })
+}
+
+/// The PORTS column: "0.0.0.0:8080->80/tcp, ..." of a running container.
+fn ports_column(r: &ContainerRecord) -> String {
+    r.state
+        .network
+        .iter()
+        .flat_map(|n| n.ports.iter())
+        .map(|m| {
+            format!(
+                "{}:{}->{}/{}",
+                m.host_ip
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "0.0.0.0".into()),
+                m.host_port,
+                m.container_port,
+                m.protocol.as_str()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Looks up a `{{.A.B}}` path in a JSON value.

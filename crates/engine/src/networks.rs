@@ -1,0 +1,526 @@
+//! networks: the networks a root knows (`isola network create|ls|inspect|
+//! rm|prune`), stored one JSON record each under `<root>/networks/`,
+//! written atomically under one lock so names and subnets stay unique. The
+//! default network ([`DEFAULT_NETWORK`], bridge `isola0`) is made on first
+//! use. What a network becomes on the host (a bridge, addresses, NAT) is
+//! the CNI plugins' work, through the `network` crate; this module only
+//! keeps the records and turns one into a [`network::NetworkSpec`].
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::{Engine, Error as LifecycleError};
+use crate::state::DEFAULT_NETWORK;
+use crate::store::{write_json_atomic, StoreError};
+
+/// The default network's bridge device.
+pub const DEFAULT_BRIDGE: &str = "isola0";
+
+/// Names a user network cannot take: they are network modes.
+const RESERVED: &[&str] = &["none", "host", "bridge", "default", DEFAULT_NETWORK];
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("network {0} not found")]
+    NotFound(String),
+    #[error("network with name {0} already exists")]
+    Exists(String),
+    #[error("invalid network name {0:?}: letters, digits, '_', '.' and '-', starting with a letter or digit")]
+    InvalidName(String),
+    #[error("network name {0:?} is reserved")]
+    Reserved(String),
+    #[error(transparent)]
+    Network(#[from] network::Error),
+    #[error("invalid {flag} {value:?}: {reason}")]
+    InvalidValue {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("subnet {subnet} overlaps network {other} ({other_subnet})")]
+    Overlap {
+        subnet: Ipv4Net,
+        other: String,
+        other_subnet: Ipv4Net,
+    },
+    #[error("no free subnet left in {pool} for a new network (give one with --subnet)")]
+    PoolExhausted { pool: &'static str },
+    #[error("network {network} is in use by container(s) {containers}: remove them first")]
+    InUse { network: String, containers: String },
+    #[error("the default network {0} cannot be removed")]
+    DefaultNetwork(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("removing bridge {bridge}: {stderr}")]
+    RemoveBridge { bridge: String, stderr: String },
+}
+
+/// One network, as `network inspect` shows it (docker's field names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkRecord {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub created: DateTime<Utc>,
+    /// The Linux bridge device.
+    pub bridge: String,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub ip_range: Option<Ipv4Net>,
+    pub internal: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+impl NetworkRecord {
+    pub fn spec(&self) -> network::NetworkSpec {
+        network::NetworkSpec {
+            name: self.name.clone(),
+            bridge: self.bridge.clone(),
+            subnet: self.subnet,
+            gateway: self.gateway,
+            ip_range: self.ip_range,
+            internal: self.internal,
+            mtu: self
+                .options
+                .get("com.docker.network.driver.mtu")
+                .and_then(|m| m.parse().ok()),
+        }
+    }
+
+    /// Whether containers on it find each other by name (user networks,
+    /// not the default one, as in docker).
+    pub fn resolves_names(&self) -> bool {
+        self.name != DEFAULT_NETWORK
+    }
+}
+
+/// What `network create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkCreate {
+    pub name: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// The networks of one root.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> NetworkError + 'a {
+    move |source| NetworkError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.len() <= 64
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An exclusive lock on the networks directory, released on drop.
+pub struct NetworksLock(#[allow(dead_code)] std::fs::File);
+
+impl Networks {
+    pub fn open(root: &Path) -> Result<Networks, NetworkError> {
+        let dir = root.join("networks");
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        Ok(Networks {
+            root: root.to_path_buf(),
+            dir,
+        })
+    }
+
+    /// Held while networks are made or removed and while a container's
+    /// addresses, ports and hosts entries change, so that two commands
+    /// never pick the same subnet or port.
+    pub fn lock(&self) -> Result<NetworksLock, NetworkError> {
+        let path = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("opening lock", &path))?;
+        f.lock().map_err(io("locking", &path))?;
+        Ok(NetworksLock(f))
+    }
+
+    /// The CNI runner for this root: Debian's plugins, results cached in
+    /// `<root>/cni`.
+    pub fn cni(&self) -> network::Cni {
+        network::Cni::new(
+            network::cni::DEBIAN_PLUGIN_DIR,
+            self.root.join("cni/results"),
+        )
+    }
+
+    /// The CNI configuration list of `net`.
+    pub fn conflist(&self, net: &NetworkRecord) -> serde_json::Value {
+        net.spec().conflist(&self.root.join("cni/ipam"))
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    fn read_all(&self) -> Result<Vec<NetworkRecord>, NetworkError> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io("listing", &self.dir))? {
+            let path = entry.map_err(io("listing", &self.dir))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let data = std::fs::read(&path).map_err(io("reading", &path))?;
+                let rec: NetworkRecord = serde_json::from_slice(&data)
+                    .map_err(|source| StoreError::Parse { path, source })?;
+                out.push(rec);
+            }
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+        Ok(out)
+    }
+
+    /// Every network, the default one first (made if missing).
+    pub fn list(&self) -> Result<Vec<NetworkRecord>, NetworkError> {
+        self.default_network()?;
+        let mut all = self.read_all()?;
+        all.sort_by_key(|n| n.name != DEFAULT_NETWORK);
+        Ok(all)
+    }
+
+    /// The default network, made on first use.
+    pub fn default_network(&self) -> Result<NetworkRecord, NetworkError> {
+        if let Some(n) = self
+            .read_all()?
+            .into_iter()
+            .find(|n| n.name == DEFAULT_NETWORK)
+        {
+            return Ok(n);
+        }
+        let _lock = self.lock()?;
+        let all = self.read_all()?;
+        if let Some(n) = all.iter().find(|n| n.name == DEFAULT_NETWORK) {
+            return Ok(n.clone());
+        }
+        let subnet = network::subnet::parse(network::subnet::DEFAULT_SUBNET)?;
+        let rec = NetworkRecord {
+            id: random_id(),
+            name: DEFAULT_NETWORK.into(),
+            driver: "bridge".into(),
+            created: Utc::now(),
+            bridge: DEFAULT_BRIDGE.into(),
+            subnet,
+            gateway: network::subnet::first_host(subnet),
+            ip_range: None,
+            internal: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+        };
+        write_json_atomic(&self.path(&rec.id), &rec)?;
+        Ok(rec)
+    }
+
+    /// A network by name, full id or unique id prefix.
+    pub fn get(&self, reference: &str) -> Result<NetworkRecord, NetworkError> {
+        let reference = match reference {
+            "bridge" | "default" => DEFAULT_NETWORK,
+            r => r,
+        };
+        let all = self.list()?;
+        if let Some(n) = all
+            .iter()
+            .find(|n| n.name == reference || n.id == reference)
+        {
+            return Ok(n.clone());
+        }
+        let mut prefixed = all.iter().filter(|n| n.id.starts_with(reference));
+        match (prefixed.next(), prefixed.next()) {
+            (Some(n), None) if !reference.is_empty() => Ok(n.clone()),
+            _ => Err(NetworkError::NotFound(reference.into())),
+        }
+    }
+
+    /// Makes a user network: the name is new, the subnet valid, overlapping
+    /// no other network, the gateway and range inside it.
+    pub fn create(&self, req: &NetworkCreate) -> Result<NetworkRecord, NetworkError> {
+        if RESERVED.contains(&req.name.as_str()) {
+            return Err(NetworkError::Reserved(req.name.clone()));
+        }
+        if !valid_name(&req.name) {
+            return Err(NetworkError::InvalidName(req.name.clone()));
+        }
+        self.default_network()?;
+        let _lock = self.lock()?;
+        let all = self.read_all()?;
+        if all.iter().any(|n| n.name == req.name) {
+            return Err(NetworkError::Exists(req.name.clone()));
+        }
+        let subnet = match &req.subnet {
+            Some(s) => network::subnet::parse(s)?,
+            None => network::subnet::pick_free(&all.iter().map(|n| n.subnet).collect::<Vec<_>>())
+                .ok_or(NetworkError::PoolExhausted {
+                pool: network::subnet::POOL,
+            })?,
+        };
+        if let Some(other) = all
+            .iter()
+            .find(|n| network::subnet::overlaps(n.subnet, subnet))
+        {
+            return Err(NetworkError::Overlap {
+                subnet,
+                other: other.name.clone(),
+                other_subnet: other.subnet,
+            });
+        }
+        let inside = |flag: &'static str, value: &str, addr: Ipv4Addr| {
+            if subnet.contains(&addr) && addr != subnet.network() && addr != subnet.broadcast() {
+                Ok(addr)
+            } else {
+                Err(NetworkError::InvalidValue {
+                    flag,
+                    value: value.into(),
+                    reason: format!("not a host address of subnet {subnet}"),
+                })
+            }
+        };
+        let gateway = match &req.gateway {
+            Some(g) => {
+                let addr = g.parse().map_err(|_| NetworkError::InvalidValue {
+                    flag: "--gateway",
+                    value: g.clone(),
+                    reason: "not an IPv4 address".into(),
+                })?;
+                inside("--gateway", g, addr)?
+            }
+            None => network::subnet::first_host(subnet),
+        };
+        let ip_range = match &req.ip_range {
+            Some(r) => {
+                let range = network::subnet::parse(r).map_err(|e| NetworkError::InvalidValue {
+                    flag: "--ip-range",
+                    value: r.clone(),
+                    reason: e.to_string(),
+                })?;
+                if !(subnet.contains(&range.network()) && subnet.contains(&range.broadcast())) {
+                    return Err(NetworkError::InvalidValue {
+                        flag: "--ip-range",
+                        value: r.clone(),
+                        reason: format!("not inside subnet {subnet}"),
+                    });
+                }
+                Some(range)
+            }
+            None => None,
+        };
+        let id = random_id();
+        let rec = NetworkRecord {
+            bridge: format!("br-{}", &id[..12]),
+            id,
+            name: req.name.clone(),
+            driver: "bridge".into(),
+            created: Utc::now(),
+            subnet,
+            gateway,
+            ip_range,
+            internal: req.internal,
+            labels: req.labels.clone(),
+            options: req.options.clone(),
+        };
+        self.cni().check_plugins(&self.conflist(&rec))?;
+        write_json_atomic(&self.path(&rec.id), &rec)?;
+        Ok(rec)
+    }
+
+    /// Removes a network nobody uses (`users`: the containers on it, which
+    /// the caller found): its record, its bridge and its address leases.
+    pub fn remove(&self, net: &NetworkRecord, users: &[String]) -> Result<(), NetworkError> {
+        if net.name == DEFAULT_NETWORK {
+            return Err(NetworkError::DefaultNetwork(net.name.clone()));
+        }
+        if !users.is_empty() {
+            return Err(NetworkError::InUse {
+                network: net.name.clone(),
+                containers: users.join(", "),
+            });
+        }
+        let _lock = self.lock()?;
+        remove_bridge(&net.bridge)?;
+        let leases = self.root.join("cni/ipam").join(&net.name);
+        match std::fs::remove_dir_all(&leases) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("removing", &leases)(e)),
+        }
+        let path = self.path(&net.id);
+        std::fs::remove_file(&path).map_err(io("removing", &path))
+    }
+}
+
+/// Deletes a bridge device (the bridge plugin makes them but never removes
+/// them). Absent already is fine.
+fn remove_bridge(bridge: &str) -> Result<(), NetworkError> {
+    if !Path::new("/sys/class/net").join(bridge).exists() {
+        return Ok(());
+    }
+    let out = std::process::Command::new("ip")
+        .args(["link", "delete", bridge, "type", "bridge"])
+        .output()
+        .map_err(io("running ip link delete for", Path::new(bridge)))?;
+    if out.status.success() || !Path::new("/sys/class/net").join(bridge).exists() {
+        Ok(())
+    } else {
+        Err(NetworkError::RemoveBridge {
+            bridge: bridge.into(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Networks, as the CLI and the API reach them: records from
+/// [`Networks`], users from the container store.
+impl Engine {
+    pub fn networks(&self) -> Result<Networks, LifecycleError> {
+        Ok(Networks::open(self.root())?)
+    }
+
+    /// Names of the containers configured on network `name` (running or not).
+    pub fn network_users(&self, name: &str) -> Result<Vec<String>, LifecycleError> {
+        Ok(self
+            .store()
+            .list()?
+            .into_iter()
+            .filter(|r| r.config.network.network() == Some(name))
+            .map(|r| r.config.name)
+            .collect())
+    }
+
+    /// `network rm`: refused while a container is on it, naming them.
+    pub fn remove_network(&self, reference: &str) -> Result<NetworkRecord, LifecycleError> {
+        let networks = self.networks()?;
+        let net = networks.get(reference)?;
+        let users = self.network_users(&net.name)?;
+        networks.remove(&net, &users)?;
+        Ok(net)
+    }
+
+    /// `network prune`: removes every user network no container is on;
+    /// returns their names.
+    pub fn prune_networks(&self) -> Result<Vec<String>, LifecycleError> {
+        let networks = self.networks()?;
+        let mut removed = Vec::new();
+        for net in networks.list()? {
+            if net.name == crate::state::DEFAULT_NETWORK
+                || !self.network_users(&net.name)?.is_empty()
+            {
+                continue;
+            }
+            networks.remove(&net, &[])?;
+            removed.push(net.name);
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(name: &str, subnet: Option<&str>) -> NetworkCreate {
+        NetworkCreate {
+            name: name.into(),
+            subnet: subnet.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn create_checks_names_subnets_and_picks_free_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let nets = Networks::open(dir.path()).unwrap();
+        let def = nets.default_network().unwrap();
+        assert_eq!(
+            (def.name.as_str(), def.bridge.as_str()),
+            ("isola", "isola0")
+        );
+        let a = nets.create(&req("a", None)).unwrap();
+        assert_eq!(a.subnet.to_string(), "10.211.0.0/24");
+        assert_eq!(a.gateway.to_string(), "10.211.0.1");
+        assert!(a.bridge.starts_with("br-") && a.bridge.len() == 15);
+        let b = nets.create(&req("b", None)).unwrap();
+        assert_eq!(b.subnet.to_string(), "10.211.1.0/24");
+        assert!(matches!(
+            nets.create(&req("a", None)),
+            Err(NetworkError::Exists(_))
+        ));
+        assert!(matches!(
+            nets.create(&req("host", None)),
+            Err(NetworkError::Reserved(_))
+        ));
+        assert!(matches!(
+            nets.create(&req("-x", None)),
+            Err(NetworkError::InvalidName(_))
+        ));
+        let e = nets
+            .create(&req("c", Some("10.211.1.128/25")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("overlaps network b"), "{e}");
+        let e = nets
+            .create(&req("c", Some("10.1.2.3/24")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("host bits"), "{e}");
+        let mut r = req("c", Some("10.50.0.0/24"));
+        r.gateway = Some("10.51.0.1".into());
+        let e = nets.create(&r).unwrap_err().to_string();
+        assert!(e.contains("--gateway") && e.contains("10.50.0.0/24"), "{e}");
+        r.gateway = None;
+        r.ip_range = Some("10.50.1.0/28".into());
+        assert!(nets.create(&r).is_err());
+        r.ip_range = Some("10.50.0.16/28".into());
+        let c = nets.create(&r).unwrap();
+        assert_eq!(nets.get("c").unwrap(), c);
+        assert_eq!(nets.get(&c.id[..6]).unwrap(), c);
+        assert_eq!(nets.get("bridge").unwrap().name, "isola");
+        assert_eq!(nets.list().unwrap().len(), 4);
+
+        let e = nets.remove(&c, &["web".into()]).unwrap_err().to_string();
+        assert!(e.contains("in use") && e.contains("web"), "{e}");
+        nets.remove(&c, &[]).unwrap();
+        assert!(matches!(nets.get("c"), Err(NetworkError::NotFound(_))));
+        assert!(nets.remove(&def, &[]).is_err());
+    }
+}

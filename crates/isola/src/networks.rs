@@ -1,0 +1,271 @@
+//! `isola network create|ls|inspect|rm|prune` and `isola port`: printing
+//! what the engine's networks and containers say, docker's shapes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use engine::networks::{NetworkCreate, NetworkRecord};
+use engine::Engine;
+use serde_json::{json, Value};
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkGroup),
+    /// List a container's published ports (or the mapping of one).
+    Port {
+        container: String,
+        /// A container port, e.g. 80 or 80/tcp.
+        port: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkGroup {
+    /// Create a bridge network.
+    Create(CreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show networks as JSON.
+    Inspect { networks: Vec<String> },
+    /// Remove networks (refused while containers use them).
+    #[command(alias = "remove")]
+    Rm { networks: Vec<String> },
+    /// Remove every network no container uses.
+    Prune {
+        /// Do not ask (isola never asks).
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub name: String,
+    /// Driver: only bridge.
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    /// IPv4 subnet in CIDR form (a free /24 from 10.211.0.0/16 if absent).
+    #[arg(long)]
+    pub subnet: Option<String>,
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Hand out addresses from this sub-range only.
+    #[arg(long)]
+    pub ip_range: Option<String>,
+    /// No route out, no NAT: containers reach only each other.
+    #[arg(long)]
+    pub internal: bool,
+    /// key=value
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Driver options, key=value (com.docker.network.driver.mtu).
+    #[arg(short, long = "opt")]
+    pub opt: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            None if !kv.is_empty() => Ok((kv.to_string(), String::new())),
+            _ => bail!("invalid {flag} {kv:?}: expected key=value"),
+        })
+        .collect()
+}
+
+/// docker's `network inspect` JSON of one network.
+pub fn inspect_json(engine: &Engine, net: &NetworkRecord) -> anyhow::Result<Value> {
+    let mut containers = serde_json::Map::new();
+    for rec in engine.list()? {
+        if let Some(n) = rec.state.network.as_ref().filter(|n| n.network == net.name) {
+            containers.insert(
+                rec.config.id.clone(),
+                json!({
+                    "Name": rec.config.name,
+                    "MacAddress": n.attachment.mac,
+                    "IPv4Address": format!("{}/{}", n.attachment.ip, n.attachment.prefix_len),
+                }),
+            );
+        }
+    }
+    let mut config = json!({"Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string()});
+    if let Some(r) = net.ip_range {
+        config["IPRange"] = json!(r.to_string());
+    }
+    Ok(json!({
+        "Name": net.name,
+        "Id": net.id,
+        "Created": engine::monitor::log::format_time(&net.created),
+        "Scope": "local",
+        "Driver": net.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
+        "Internal": net.internal,
+        "Attachable": false,
+        "Containers": containers,
+        "Options": {"com.docker.network.bridge.name": net.bridge},
+        "Labels": net.labels,
+    }))
+}
+
+impl NetworkCommand {
+    pub fn run(self, root: &Path) -> anyhow::Result<u8> {
+        let engine = Engine::open(root)?;
+        match self {
+            NetworkCommand::Port { container, port } => port_command(&engine, &container, port),
+            NetworkCommand::Network(g) => g.run(&engine),
+        }
+    }
+}
+
+impl NetworkGroup {
+    fn run(self, engine: &Engine) -> anyhow::Result<u8> {
+        match self {
+            NetworkGroup::Create(a) => {
+                if a.driver != "bridge" {
+                    bail!(
+                        "invalid --driver {:?}: isola networks are bridge networks",
+                        a.driver
+                    );
+                }
+                let net = engine.networks()?.create(&NetworkCreate {
+                    name: a.name,
+                    subnet: a.subnet,
+                    gateway: a.gateway,
+                    ip_range: a.ip_range,
+                    internal: a.internal,
+                    labels: key_values("--label", &a.label)?,
+                    options: key_values("--opt", &a.opt)?,
+                })?;
+                println!("{}", net.id);
+                Ok(0)
+            }
+            NetworkGroup::Ls(a) => {
+                let nets = engine.networks()?.list()?;
+                let id = |n: &NetworkRecord| {
+                    if a.no_trunc {
+                        n.id.clone()
+                    } else {
+                        n.id[..12].to_string()
+                    }
+                };
+                if a.quiet {
+                    for n in &nets {
+                        println!("{}", id(n));
+                    }
+                    return Ok(0);
+                }
+                match a.format.as_str() {
+                    "json" | "{{json .}}" => {
+                        for n in &nets {
+                            let v = json!({"ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": "local", "Internal": n.internal.to_string()});
+                            println!("{v}");
+                        }
+                    }
+                    "table" => {
+                        let rows: Vec<Vec<String>> = nets
+                            .iter()
+                            .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), "local".into()])
+                            .collect();
+                        crate::containers::list::print_table(
+                            &["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
+                            &rows,
+                        );
+                    }
+                    other => bail!("invalid --format {other:?}: expected table or json"),
+                }
+                Ok(0)
+            }
+            NetworkGroup::Inspect { networks } => {
+                if networks.is_empty() {
+                    bail!("network inspect needs at least one network");
+                }
+                let mut out = Vec::new();
+                for n in &networks {
+                    out.push(inspect_json(engine, &engine.networks()?.get(n)?)?);
+                }
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                Ok(0)
+            }
+            NetworkGroup::Rm { networks } => {
+                if networks.is_empty() {
+                    bail!("network rm needs at least one network");
+                }
+                let mut failed = None;
+                for n in &networks {
+                    match engine.remove_network(n) {
+                        Ok(_) => println!("{n}"),
+                        Err(e) => {
+                            eprintln!("isola: {}", runtime::error_chain(&e));
+                            failed = Some(1);
+                        }
+                    }
+                }
+                Ok(failed.unwrap_or(0))
+            }
+            NetworkGroup::Prune { .. } => {
+                let removed = engine.prune_networks()?;
+                if !removed.is_empty() {
+                    println!("Deleted Networks:");
+                    for n in removed {
+                        println!("{n}");
+                    }
+                }
+                Ok(0)
+            }
+        }
+    }
+}
+
+fn port_command(engine: &Engine, container: &str, port: Option<String>) -> anyhow::Result<u8> {
+    let rec = engine.lookup(container)?;
+    let ports = rec.state.network.map(|n| n.ports).unwrap_or_default();
+    let wanted = match &port {
+        Some(p) => {
+            let (number, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            let number: u16 = number
+                .parse()
+                .map_err(|_| anyhow::anyhow!("invalid port {p:?}: expected PORT[/tcp|udp]"))?;
+            Some((number, proto.to_string()))
+        }
+        None => None,
+    };
+    let mut found = false;
+    for m in &ports {
+        let host = format!(
+            "{}:{}",
+            m.host_ip
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "0.0.0.0".into()),
+            m.host_port
+        );
+        match &wanted {
+            Some((n, proto)) if *n == m.container_port && proto == m.protocol.as_str() => {
+                println!("{host}");
+                found = true;
+            }
+            Some(_) => {}
+            None => println!("{}/{} -> {host}", m.container_port, m.protocol.as_str()),
+        }
+    }
+    if let (Some(p), false) = (&port, found) {
+        bail!("no public port '{p}' published for {container}");
+    }
+    Ok(0)
+}
