@@ -19,6 +19,8 @@
 //!   [`Container::oci_state`] (the runtime-spec state JSON).
 //! - Also: [`Container::create_no_pivot`] (MS_MOVE + chroot, for a ramfs root such as
 //!   the guest's initramfs), [`Container::update`] (cgroup limits), [`Container::spec`].
+//! - [`rootfile::read`]: reads a file a container controls (its /etc/passwd) from the
+//!   host side: resolved inside the rootfs, a regular file only, with a size limit.
 //!
 //! How a container is made (create.rs drives it, init.rs runs in the children):
 //! the caller forks an intermediate child, puts it in the cgroup, and lets it join
@@ -46,6 +48,7 @@ pub mod hooks;
 mod init;
 mod mounts;
 mod process;
+pub mod rootfile;
 mod rootfs;
 pub mod spec;
 mod state;
