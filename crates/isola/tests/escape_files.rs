@@ -2,10 +2,13 @@
 //! /etc/passwd, made a FIFO, a device, a link to a host file or a huge
 //! file, fails `exec -u` and `run -u` at once with a one-line error that
 //! names it (it used to hang the CLI, read without end, or read the
-//! host's file).
+//! host's file). And no unprivileged host user reaches an image's files
+//! (a setuid binary) through the engine's root.
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -252,4 +255,81 @@ fn run_u_never_reads_a_host_file() {
             "unable to find user hostuser",
         );
     }
+}
+
+/// Runs `program args` as `nobody` on the host (runuser, util-linux; not
+/// setpriv, which execs its program before the capabilities are gone).
+fn as_nobody(program: &Path, args: &[&str]) -> Output {
+    std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("runuser (util-linux) is missing")
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn host_users_cannot_run_an_images_setuid_binary() {
+    let root = Root::new();
+    // A setuid-root copy of the host's `id` (busybox drops setuid itself):
+    // run by nobody, it would print euid=0.
+    let mut builder = tar::Builder::new(Vec::new());
+    let binary = std::fs::read("/usr/bin/id").unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(0o4755);
+    header.set_mtime(0);
+    header.set_size(binary.len() as u64);
+    builder
+        .append_data(&mut header, "bin/suid-id", binary.as_slice())
+        .unwrap();
+    let image = testkit::LayoutImage::new(
+        "suid",
+        "latest",
+        vec![testkit::busybox_layer_tar(), builder.into_inner().unwrap()],
+        serde_json::json!({ "Cmd": ["sh"], "Env": ["PATH=/bin"] }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    common::layout_tar(&image, &dir.path().join("image.tar"));
+    root.load(&dir.path().join("image.tar"));
+    // As mkdir leaves /var/lib/isola on a stock host, and as an older isola
+    // left its store and state: world-traversable.
+    let runtime_root = root.path().join("runtime");
+    std::fs::create_dir_all(&runtime_root).unwrap();
+    for d in [root.path(), &root.path().join("image"), &runtime_root] {
+        chmod(d, 0o755);
+    }
+    let id = root.run_detached(&["suid", "sleep", "1000"]);
+    let merged = root.inspect(&id, ".GraphDriver.Data.MergedDir");
+    let layer = std::fs::read_dir(root.path().join("image/layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("diff/bin/suid-id"))
+        .find(|p| p.exists())
+        .expect("the setuid layer's unpacked binary");
+    for binary in [layer, Path::new(&merged).join("bin/suid-id")] {
+        // The binary is there and setuid: only the way to it is closed.
+        assert_eq!(mode(&binary), 0o4755, "{}", binary.display());
+        let out = as_nobody(&binary, &[]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            !out.status.success() && stderr.contains("Permission denied"),
+            "nobody ran {}: {stdout}{stderr}",
+            binary.display()
+        );
+    }
+    for d in [root.path(), &root.path().join("image"), &runtime_root] {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+    let snapshot = Path::new(&merged).parent().unwrap();
+    assert_eq!(mode(snapshot), 0o700, "{}", snapshot.display());
 }

@@ -60,6 +60,7 @@ pub use container::{
 };
 pub use error::{chain as error_chain, Error};
 pub use spec::SpecError;
+pub use state::private_dir;
 
 impl Container {
     /// Runs `process` in this container (joins its namespaces and cgroup);
