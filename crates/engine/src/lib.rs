@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod monitor;
 pub mod mounts;
 pub mod security;
+pub mod socket;
 pub mod spec;
 pub mod state;
 pub mod store;

@@ -333,3 +333,87 @@ fn host_users_cannot_run_an_images_setuid_binary() {
     let snapshot = Path::new(&merged).parent().unwrap();
     assert_eq!(mode(snapshot), 0o700, "{}", snapshot.display());
 }
+
+/// Env var naming the socket [`connect_as_helper`] connects to.
+const CONNECT_ENV: &str = "ISOLA_TEST_CONNECT";
+
+/// Not a test by itself: run as another user by [`connect_as`], it
+/// connects to the socket named in [`CONNECT_ENV`] and prints `errno N`,
+/// or `read N` with the bytes the server sent within 2 s (0: it hung up).
+#[test]
+#[ignore]
+fn connect_as_helper() {
+    use std::io::Read;
+    let Some(path) = std::env::var_os(CONNECT_ENV) else {
+        return;
+    };
+    // Through /proc/self/fd: the socket's path is longer than sun_path.
+    let path = Path::new(&path);
+    let connected = std::fs::File::open(path.parent().unwrap()).and_then(|dir| {
+        std::os::unix::net::UnixStream::connect(format!(
+            "/proc/self/fd/{}/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&dir),
+            path.file_name().unwrap().to_string_lossy()
+        ))
+    });
+    match connected {
+        Err(e) => println!("errno {}", e.raw_os_error().unwrap_or(-1)),
+        Ok(mut s) => {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).unwrap_or(0);
+            println!("read {n}");
+        }
+    }
+}
+
+/// Runs [`connect_as_helper`] on `socket` as `user`: its one-line verdict.
+fn connect_as(user: &str, socket: &Path) -> String {
+    // A copy of this test binary that any user can run, wherever the
+    // checkout is.
+    let dir = tempfile::tempdir().unwrap();
+    chmod(dir.path(), 0o755);
+    let exe = dir.path().join("helper");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    chmod(&exe, 0o755);
+    let out = std::process::Command::new("runuser")
+        .args(["-u", user, "--", "env"])
+        .arg(format!("{CONNECT_ENV}={}", socket.display()))
+        .arg(&exe)
+        .args(["--exact", "connect_as_helper", "--ignored", "--nocapture"])
+        .output()
+        .expect("runuser (util-linux) is missing");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find(|l| l.starts_with("errno ") || l.starts_with("read "))
+        .unwrap_or_else(|| panic!("helper said nothing: {stdout}{out:?}"))
+        .to_string()
+}
+
+#[test]
+fn the_monitor_socket_is_private_and_checks_its_peer() {
+    let root = Root::new();
+    // Output every 0.1 s: a connected, admitted client gets some at once.
+    let id = root.run_detached(&[
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.1; done",
+    ]);
+    let dir = root.containers_dir().join(&id);
+    let socket = dir.join("monitor.sock");
+    eventually("the monitor's socket", || socket.exists());
+    assert_eq!(mode(&socket) & 0o777, 0o600);
+    assert_eq!(mode(&dir), 0o700);
+    // EACCES (13): the way to the socket is closed to nobody.
+    assert_eq!(connect_as("nobody", &socket), "errno 13");
+    // Opened by hand, the server still refuses another uid's connection
+    // (SO_PEERCRED) and hangs up; root's is served.
+    for d in [root.path(), &root.containers_dir(), &dir] {
+        chmod(d, 0o755);
+    }
+    chmod(&socket, 0o666);
+    assert_eq!(connect_as("nobody", &socket), "read 0");
+    assert_ne!(connect_as("root", &socket), "read 0");
+}

@@ -14,7 +14,6 @@ pub mod settings;
 mod stdio;
 
 use std::collections::BTreeMap;
-use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -462,11 +461,12 @@ impl Backend for VmBackend {
             }
         };
         let socket = dir.join(CONTROL_SOCKET);
-        let _ = std::fs::remove_file(&socket);
-        let listener = UnixListener::bind(&socket).map_err(|source| BackendError::VmControl {
-            id: id.into(),
-            path: socket.clone(),
-            source,
+        let listener = crate::socket::bind_private(&dir, CONTROL_SOCKET).map_err(|source| {
+            BackendError::VmControl {
+                id: id.into(),
+                path: socket.clone(),
+                source,
+            }
         })?;
         control::serve(listener, shared.clone());
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(shared);
