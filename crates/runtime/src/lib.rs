@@ -62,6 +62,14 @@ pub use error::{chain as error_chain, Error};
 pub use spec::SpecError;
 pub use state::private_dir;
 
+/// Marks every descriptor >= `from` close-on-exec (close_range(2), or fcntl
+/// up to the fd limit on older kernels). Async-signal-safe: the engine and
+/// the vm crate call it between fork and exec of the processes they start,
+/// so that only the descriptors they place survive.
+pub fn close_on_exec_from(from: std::os::fd::RawFd) -> Result<(), nix::errno::Errno> {
+    sys::cloexec_from(from)
+}
+
 impl Container {
     /// Runs `process` in this container (joins its namespaces and cgroup);
     /// the caller becomes its parent and must reap it.
