@@ -17,6 +17,7 @@ pub mod mounts;
 pub mod netattach;
 pub mod networks;
 pub mod security;
+pub mod socket;
 pub mod spec;
 pub mod state;
 pub mod store;

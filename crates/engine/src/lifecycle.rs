@@ -179,9 +179,11 @@ const POLL: Duration = Duration::from_millis(10);
 
 impl Engine {
     /// Opens the engine at `root` (created if missing; made absolute, since
-    /// monitors run from `/`).
+    /// monitors run from `/`). The root is made 0700 (also when it exists
+    /// with looser permissions): it holds the images' and containers' root
+    /// filesystems, whose setuid binaries no other host user may reach.
     pub fn open(root: &Path) -> Result<Engine, Error> {
-        std::fs::create_dir_all(root).map_err(io_err("creating", root))?;
+        runtime::private_dir(root).map_err(io_err("creating", root))?;
         let root = std::fs::canonicalize(root).map_err(io_err("resolving", root))?;
         let store = ContainerStore::open(&root)?;
         Ok(Engine { root, store })

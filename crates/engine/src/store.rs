@@ -257,7 +257,10 @@ impl ContainerStore {
         };
         let id = ids::new_id().map_err(io("reading", Path::new("/dev/urandom")))?;
         let dir = self.container_dir(&id);
-        fs::create_dir(&dir).map_err(io("creating", &dir))?;
+        // 0700: the monitor's socket and the container's log live here.
+        std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700)
+            .create(&dir)
+            .map_err(io("creating", &dir))?;
         let config = match make(&id, &name, &dir) {
             Ok(c) => c,
             Err(e) => {

@@ -111,9 +111,14 @@ pub fn with_default_sigpipe<T>(f: impl FnOnce() -> T) -> T {
 pub fn detach_with_fds(cmd: &mut std::process::Command, fds: Vec<(std::os::fd::RawFd, i32)>) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe calls (fcntl, dup2, close, setsid) on a fixed array.
+    // async-signal-safe calls (close_range or fcntl, dup2, close, setsid) on
+    // a fixed array.
     unsafe {
         cmd.pre_exec(move || {
+            // Nothing else the caller holds (its own caller's descriptors
+            // included) reaches the monitor, nor through it the container
+            // or QEMU; dup2 below clears the flag on the placed numbers.
+            runtime::close_on_exec_from(3).map_err(io::Error::from)?;
             // Move every source out of the way first, so that no dup2 below
             // overwrites a source that is still to be placed.
             let mut moved = [(-1, -1); 4];
@@ -154,9 +159,15 @@ pub fn daemonize() -> io::Result<()> {
 
 /// Takes ownership of a descriptor inherited at a known number (the
 /// readiness pipe and attach socket that [`crate::monitor::spawn`] places
-/// at fds 3 and 4).
+/// at fds 3 and 4), and makes it close-on-exec: it is the monitor's alone,
+/// not for the processes the monitor starts (the container, QEMU).
 pub fn inherited_fd(fd: i32) -> OwnedFd {
     // SAFETY: the fd was placed at this number by our parent for this process
     // alone; nothing else in the process owns it.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let _ = nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    fd
 }

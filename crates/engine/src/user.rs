@@ -1,8 +1,12 @@
 //! user: turns `-u user[:group]` (names or numbers) into uid, gid and
 //! supplementary gids using the container's own /etc/passwd and /etc/group,
-//! as docker does. Reads only files inside the given rootfs.
+//! as docker does. The container controls those files: they are read with
+//! [`runtime::rootfile`] (resolved inside the rootfs, regular files only, a
+//! size limit), never by a plain path join on the host.
 
 use std::path::{Path, PathBuf};
+
+use runtime::rootfile::{self, RootFileError};
 
 /// A user resolved against the rootfs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -20,6 +24,12 @@ pub enum UserError {
     UnknownUser { user: String, passwd: PathBuf },
     #[error("unable to find group {group}: no matching entries in {group_file}")]
     UnknownGroup { group: String, group_file: PathBuf },
+    #[error("looking up -u {spec:?}")]
+    ContainerFile {
+        spec: String,
+        #[source]
+        source: RootFileError,
+    },
 }
 
 struct PasswdEntry {
@@ -29,17 +39,18 @@ struct PasswdEntry {
     home: String,
 }
 
-fn read_lines(path: &Path) -> Vec<Vec<String>> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+/// The lines of `path` in `rootfs`, split at ':'; none if it is missing.
+fn read_lines(rootfs: &Path, path: &str) -> Result<Vec<Vec<String>>, RootFileError> {
+    let data = rootfile::read(rootfs, Path::new(path), rootfile::DEFAULT_LIMIT)?;
+    Ok(String::from_utf8_lossy(&data.unwrap_or_default())
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| l.split(':').map(str::to_string).collect())
-        .collect()
+        .collect())
 }
 
-fn passwd(rootfs: &Path) -> Vec<PasswdEntry> {
-    read_lines(&rootfs.join("etc/passwd"))
+fn passwd(rootfs: &Path) -> Result<Vec<PasswdEntry>, RootFileError> {
+    Ok(read_lines(rootfs, "/etc/passwd")?
         .into_iter()
         .filter_map(|f| {
             Some(PasswdEntry {
@@ -49,12 +60,12 @@ fn passwd(rootfs: &Path) -> Vec<PasswdEntry> {
                 home: f.get(5).cloned().unwrap_or_default(),
             })
         })
-        .collect()
+        .collect())
 }
 
 /// (name, gid, members)
-fn groups(rootfs: &Path) -> Vec<(String, u32, Vec<String>)> {
-    read_lines(&rootfs.join("etc/group"))
+fn groups(rootfs: &Path) -> Result<Vec<(String, u32, Vec<String>)>, RootFileError> {
+    Ok(read_lines(rootfs, "/etc/group")?
         .into_iter()
         .filter_map(|f| {
             let members = f
@@ -68,7 +79,23 @@ fn groups(rootfs: &Path) -> Vec<(String, u32, Vec<String>)> {
                 .unwrap_or_default();
             Some((f.first()?.clone(), f.get(2)?.parse().ok()?, members))
         })
-        .collect()
+        .collect())
+}
+
+/// A file the container broke fails an explicit `-u`; the default user
+/// (root) still resolves without it, so that `exec` can repair the
+/// container, as it could if the file were missing.
+fn lenient<T>(spec: &str, read: Result<Vec<T>, RootFileError>) -> Result<Vec<T>, UserError> {
+    match read {
+        Err(e) if spec.is_empty() => {
+            tracing::warn!("ignoring the container's {e}");
+            Ok(Vec::new())
+        }
+        r => r.map_err(|source| UserError::ContainerFile {
+            spec: spec.into(),
+            source,
+        }),
+    }
 }
 
 /// Resolves `spec` (`""`, `user`, `uid`, `user:group`, `uid:gid`) in `rootfs`.
@@ -77,7 +104,7 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let users = passwd(rootfs);
+    let users = lenient(spec, passwd(rootfs))?;
     let entry = if user.is_empty() {
         users.iter().find(|e| e.uid == 0)
     } else {
@@ -98,7 +125,7 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
             })
         }
     };
-    let all_groups = groups(rootfs);
+    let all_groups = lenient(spec, groups(rootfs))?;
     if let Some(g) = group.filter(|g| !g.is_empty()) {
         gid = match all_groups.iter().find(|(n, _, _)| n == g) {
             Some((_, id, _)) => *id,
@@ -164,5 +191,18 @@ mod tests {
             .to_string()
             .contains("ghost"));
         assert!(resolve(r.path(), "web:ghosts").is_err());
+    }
+
+    #[test]
+    fn a_fifo_passwd_fails_an_explicit_user_at_once_and_not_the_default() {
+        let r = rootfs();
+        let p = r.path().join("etc/passwd");
+        std::fs::remove_file(&p).unwrap();
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let e = resolve(r.path(), "nobody").unwrap_err();
+        assert!(matches!(e, UserError::ContainerFile { .. }), "{e:?}");
+        assert!(runtime::error_chain(&e).contains("/etc/passwd"), "{e}");
+        let u = resolve(r.path(), "").unwrap();
+        assert_eq!((u.uid, u.gid), (0, 0));
     }
 }

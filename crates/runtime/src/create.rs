@@ -196,7 +196,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
         .unwrap_or(false);
     let console_socket = connect_console(&opts.console, terminal, &bundle)?;
 
-    fs::create_dir_all(&opts.root).map_err(Error::io("create state root", &opts.root))?;
+    crate::state::private_dir(&opts.root).map_err(Error::io("create state root", &opts.root))?;
     let dir = opts.root.join(&opts.id);
     match fs::create_dir(&dir) {
         Ok(()) => {}

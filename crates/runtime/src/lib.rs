@@ -19,6 +19,8 @@
 //!   [`Container::oci_state`] (the runtime-spec state JSON).
 //! - Also: [`Container::create_no_pivot`] (MS_MOVE + chroot, for a ramfs root such as
 //!   the guest's initramfs), [`Container::update`] (cgroup limits), [`Container::spec`].
+//! - [`rootfile::read`]: reads a file a container controls (its /etc/passwd) from the
+//!   host side: resolved inside the rootfs, a regular file only, with a size limit.
 //!
 //! How a container is made (create.rs drives it, init.rs runs in the children):
 //! the caller forks an intermediate child, puts it in the cgroup, and lets it join
@@ -46,6 +48,7 @@ pub mod hooks;
 mod init;
 mod mounts;
 mod process;
+pub mod rootfile;
 mod rootfs;
 pub mod spec;
 mod state;
@@ -57,6 +60,15 @@ pub use container::{
 };
 pub use error::{chain as error_chain, Error};
 pub use spec::SpecError;
+pub use state::private_dir;
+
+/// Marks every descriptor >= `from` close-on-exec (close_range(2), or fcntl
+/// up to the fd limit on older kernels). Async-signal-safe: the engine and
+/// the vm crate call it between fork and exec of the processes they start,
+/// so that only the descriptors they place survive.
+pub fn close_on_exec_from(from: std::os::fd::RawFd) -> Result<(), nix::errno::Errno> {
+    sys::cloexec_from(from)
+}
 
 impl Container {
     /// Runs `process` in this container (joins its namespaces and cgroup);

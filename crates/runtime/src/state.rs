@@ -17,6 +17,24 @@ pub const STATE_FILE: &str = "state.json";
 pub const SPEC_FILE: &str = "config.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 
+/// Creates `path` (and missing parents) and makes it 0700, also when it
+/// exists with looser permissions: state, images and sockets under it must
+/// not be reachable by other host users (a setuid binary in a rootfs, a
+/// socket, a state file), whatever the umask. Parents it creates get 0700
+/// too; existing parents are left as they are.
+pub fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    let meta = fs::metadata(path)?;
+    if meta.permissions().mode() & 0o7777 != 0o700 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// What the runtime remembers about one container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerState {
@@ -145,6 +163,21 @@ pub fn is_alive(pid: i32, start_time: Option<u64>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_dir_is_0700_new_or_existing() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("a/b");
+        private_dir(&new).unwrap();
+        assert_eq!((mode(&new), mode(&dir.path().join("a"))), (0o700, 0o700));
+        let old = dir.path().join("old");
+        fs::create_dir(&old).unwrap();
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&old).unwrap();
+        assert_eq!(mode(&old), 0o700);
+    }
 
     #[test]
     fn state_round_trips_through_an_atomic_write() {

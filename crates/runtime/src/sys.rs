@@ -146,7 +146,9 @@ pub fn set_domainname(name: &str) -> Result<(), Errno> {
 
 /// Marks every descriptor >= `from` close-on-exec, so that exactly 0..from
 /// (stdio plus preserved fds) survive execve. close_range(2) needs no /proc
-/// (a container may have none); older kernels fall back to /proc/self/fd.
+/// (a container may have none); older kernels get fcntl on every number up
+/// to the fd limit. Async-signal-safe (no allocation): callable between
+/// fork and exec of a multi-threaded process.
 pub fn cloexec_from(from: RawFd) -> Result<(), Errno> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on fds.
@@ -161,11 +163,16 @@ pub fn cloexec_from(from: RawFd) -> Result<(), Errno> {
     if ret == 0 {
         return Ok(());
     }
-    let dir = std::fs::read_dir("/proc/self/fd").map_err(|_| Errno::last())?;
-    let fds: Vec<RawFd> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    for fd in fds.into_iter().filter(|fd| *fd >= from) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit, which `lim` is.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(Errno::last());
+    }
+    let max = lim.rlim_cur.min(1 << 20) as RawFd;
+    for fd in from..max {
         // SAFETY: F_SETFD on a number only sets a flag; a closed fd gives EBADF.
         let _ = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }

@@ -135,7 +135,10 @@ impl Launch<'_> {
 
     fn spawn(&self, start: cmdline::StartMode<'_>, saved: Option<&fs::File>) -> Result<Vm, Error> {
         let cfg = self.cfg;
-        fs::create_dir_all(&cfg.run_dir).map_err(Error::io("create", &cfg.run_dir))?;
+        // 0700: the agent socket in it is the guest's control channel.
+        std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&cfg.run_dir)
+            .map_err(Error::io("create", &cfg.run_dir))?;
         let console = cfg
             .console_log
             .clone()

@@ -13,7 +13,7 @@ pub mod protocol;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -408,13 +408,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         ));
     }
 
-    let sock_dir = File::open(&dir).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(dir.join(SOCKET));
-    let listener = UnixListener::bind(format!(
-        "/proc/self/fd/{}/{SOCKET}",
-        std::os::fd::AsRawFd::as_raw_fd(&sock_dir)
-    ))
-    .map_err(|e| {
+    let listener = crate::socket::bind_private(&dir, SOCKET).map_err(|e| {
         fail(
             &store,
             format!("binding {}: {e}", dir.join(SOCKET).display()),
@@ -478,7 +472,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
     {
         let hub2 = hub.clone();
         std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
+            for stream in crate::socket::allowed_incoming(&listener) {
                 let Ok(reader) = stream.try_clone() else {
                     continue;
                 };

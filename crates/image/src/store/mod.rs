@@ -41,6 +41,21 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// Creates `path` 0700, or makes it so if it exists with looser
+/// permissions, whatever the umask. (The runtime crate has the same for its
+/// state root; this crate does not depend on it.)
+pub(crate) fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    if fs::metadata(path)?.permissions().mode() & 0o7777 != 0o700 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// An exclusive flock held until dropped.
 pub(crate) struct LockGuard {
     _lock: Flock<File>,
@@ -48,8 +63,12 @@ pub(crate) struct LockGuard {
 
 impl Store {
     /// Opens (creating if needed) the store under `<engine_root>/image`.
+    /// The store's root is 0700 (made so if looser): its layers and
+    /// snapshots hold images' setuid binaries, which no other host user may
+    /// run (moby's CVE-2021-41091).
     pub fn open(engine_root: &Path) -> Result<Store, Error> {
         let root = engine_root.join("image");
+        private_dir(&root).map_err(|e| Error::io("creating", &root, e))?;
         for d in [
             "blobs/sha256",
             "layers",

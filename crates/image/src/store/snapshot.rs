@@ -101,7 +101,9 @@ impl Store {
                 });
             }
         }
-        match fs::create_dir(&dir) {
+        // 0700: the snapshot's upper dir and mounted rootfs are the
+        // container's files, setuid binaries included.
+        match DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(Error::SnapshotExists(key.to_string()))

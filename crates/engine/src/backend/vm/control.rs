@@ -88,7 +88,7 @@ pub fn host_process(pid: u32) -> HostProcess {
 /// Serves the control socket at `path` until the process exits.
 pub fn serve(listener: UnixListener, shared: Arc<Shared>) {
     std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
+        for conn in crate::socket::allowed_incoming(&listener) {
             let shared = shared.clone();
             std::thread::spawn(move || {
                 if let Err(e) = handle(conn, &shared) {

@@ -14,7 +14,6 @@ pub mod settings;
 mod stdio;
 
 use std::collections::BTreeMap;
-use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -169,6 +168,23 @@ fn agent_err<'a>(op: &'static str, id: &'a str) -> impl FnOnce(vm::Error) -> Bac
     }
 }
 
+/// How much of the end of the guest console log is searched for a panic:
+/// the guest writes that file, as much as it likes.
+const CONSOLE_TAIL: u64 = 256 * 1024;
+
+/// The last [`CONSOLE_TAIL`] bytes of the console log (empty if unreadable).
+fn console_tail(console: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(console) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(CONSOLE_TAIL)));
+    let mut buf = Vec::new();
+    let _ = f.take(CONSOLE_TAIL).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 /// Why the VM went away, for the container's record: QEMU's status and what
 /// the console says of a guest panic.
 fn explain_fault(vm: &mut Option<vm::Vm>, console: &Path) -> String {
@@ -183,7 +199,7 @@ fn explain_fault(vm: &mut Option<vm::Vm>, console: &Path) -> String {
             },
         )
         .unwrap_or_else(|| "the agent channel broke".into());
-    let text = std::fs::read_to_string(console).unwrap_or_default();
+    let text = console_tail(console);
     let panic = text
         .lines()
         .find(|l| l.contains("Kernel panic"))
@@ -462,11 +478,12 @@ impl Backend for VmBackend {
             }
         };
         let socket = dir.join(CONTROL_SOCKET);
-        let _ = std::fs::remove_file(&socket);
-        let listener = UnixListener::bind(&socket).map_err(|source| BackendError::VmControl {
-            id: id.into(),
-            path: socket.clone(),
-            source,
+        let listener = crate::socket::bind_private(&dir, CONTROL_SOCKET).map_err(|source| {
+            BackendError::VmControl {
+                id: id.into(),
+                path: socket.clone(),
+                source,
+            }
         })?;
         control::serve(listener, shared.clone());
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(shared);
@@ -652,6 +669,19 @@ impl Backend for VmBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_console_logs_tail_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("console.log");
+        let mut text = "x".repeat(CONSOLE_TAIL as usize * 2);
+        text.push_str("\nKernel panic - not syncing: test\n");
+        std::fs::write(&log, &text).unwrap();
+        let tail = console_tail(&log);
+        assert_eq!(tail.len() as u64, CONSOLE_TAIL);
+        assert!(tail.contains("Kernel panic"));
+        assert_eq!(console_tail(&dir.path().join("missing")), "");
+    }
 
     #[test]
     fn sockets_go_under_the_root_unless_the_path_would_not_fit() {

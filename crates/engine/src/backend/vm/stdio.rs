@@ -97,6 +97,14 @@ pub fn pty_bridge(
 ) -> std::io::Result<(OwnedFd, PtyOutput)> {
     use nix::sys::termios;
     let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
+    // openpty(3) gives no close-on-exec: the monitor's pty is not QEMU's.
+    for fd in [&pty.master, &pty.slave] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(std::io::Error::from)?;
+    }
     let mut t = termios::tcgetattr(&pty.slave).map_err(std::io::Error::from)?;
     termios::cfmakeraw(&mut t);
     termios::tcsetattr(&pty.slave, termios::SetArg::TCSANOW, &t).map_err(std::io::Error::from)?;
