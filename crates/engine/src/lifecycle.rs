@@ -212,6 +212,9 @@ impl Engine {
     /// record, the snapshot and the bundle; on failure nothing is left.
     pub fn create(&self, req: &CreateRequest) -> Result<ContainerRecord, Error> {
         let mode = isolation::resolve(req.isolation.unwrap_or(IsolationChoice::Default))?;
+        // Bad network input fails before the backend's checks (and their
+        // warnings) run.
+        let (network, mut network_options) = self.resolve_network(mode, req)?;
         backend::open(mode, &self.paths())?.preflight(&req.limits)?;
         let images = image::store::Store::open(&self.root).map_err(Error::Image)?;
         let img = match images.resolve(&req.image) {
@@ -239,7 +242,6 @@ impl Engine {
             image: req.image.clone(),
             source,
         })?;
-        let (network, mut network_options) = self.resolve_network(mode, req)?;
         network_options.exposed = defaults.exposed_ports.clone();
         let caps = security::capabilities(&req.cap_add, &req.cap_drop)?;
         let security = security::security_options(&req.security_opt, &caps)?;
@@ -366,7 +368,13 @@ impl Engine {
                 NetworkMode::Container(rec.config.id)
             }
             NetworkMode::Network(name) => {
-                let net = Networks::open(&self.root)?.get(&name)?;
+                let networks = Networks::open(&self.root)?;
+                let net = networks.get(&name)?;
+                // A missing plugin fails the create, not the start.
+                networks
+                    .cni()
+                    .check_plugins(&networks.conflist(&net))
+                    .map_err(NetworkError::from)?;
                 if let Some(ip) = opts.ip {
                     let usable = net.subnet.contains(&ip)
                         && ip != net.subnet.network()

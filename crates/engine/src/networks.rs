@@ -18,6 +18,9 @@ use crate::lifecycle::{Engine, Error as LifecycleError};
 use crate::state::DEFAULT_NETWORK;
 use crate::store::{write_json_atomic, StoreError};
 
+/// Names the directory of the CNI plugins (default: Debian's /usr/lib/cni).
+pub const CNI_PATH_ENV: &str = "ISOLA_CNI_PATH";
+
 /// The default network's bridge device.
 pub const DEFAULT_BRIDGE: &str = "isola0";
 
@@ -63,8 +66,6 @@ pub enum NetworkError {
         #[source]
         source: std::io::Error,
     },
-    #[error("removing bridge {bridge}: {stderr}")]
-    RemoveBridge { bridge: String, stderr: String },
 }
 
 /// One network, as `network inspect` shows it (docker's field names).
@@ -180,13 +181,14 @@ impl Networks {
         Ok(NetworksLock(f))
     }
 
-    /// The CNI runner for this root: Debian's plugins, results cached in
-    /// `<root>/cni`.
+    /// The CNI runner for this root: the plugins in `ISOLA_CNI_PATH`, else
+    /// Debian's; results cached in `<root>/cni`.
     pub fn cni(&self) -> network::Cni {
-        network::Cni::new(
-            network::cni::DEBIAN_PLUGIN_DIR,
-            self.root.join("cni/results"),
-        )
+        let dir = std::env::var_os(CNI_PATH_ENV)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(network::cni::DEBIAN_PLUGIN_DIR));
+        network::Cni::new(dir, self.root.join("cni/results"))
     }
 
     /// The CNI configuration list of `net`.
@@ -230,18 +232,35 @@ impl Networks {
         {
             return Ok(n);
         }
+        let _host = host_lock()?;
         let _lock = self.lock()?;
         let all = self.read_all()?;
         if let Some(n) = all.iter().find(|n| n.name == DEFAULT_NETWORK) {
             return Ok(n.clone());
         }
-        let subnet = network::subnet::parse(network::subnet::DEFAULT_SUBNET)?;
+        // Another root on this host (a second engine, a test) may hold the
+        // usual subnet and bridge: then the next free ones.
+        let taken = taken_subnets(&all);
+        let usual = network::subnet::parse(network::subnet::DEFAULT_SUBNET)?;
+        let subnet = if taken.iter().any(|t| network::subnet::overlaps(*t, usual)) {
+            network::subnet::pick_free(&taken).ok_or(NetworkError::PoolExhausted {
+                pool: network::subnet::POOL,
+            })?
+        } else {
+            usual
+        };
+        let bridge = std::iter::once(DEFAULT_BRIDGE.to_string())
+            .chain((1..100).map(|n| format!("isola{n}")))
+            .find(|b| !network::bridge::exists(b))
+            .ok_or(NetworkError::PoolExhausted {
+                pool: "isola0..isola99",
+            })?;
         let rec = NetworkRecord {
             id: random_id(),
             name: DEFAULT_NETWORK.into(),
             driver: "bridge".into(),
             created: Utc::now(),
-            bridge: DEFAULT_BRIDGE.into(),
+            bridge,
             subnet,
             gateway: network::subnet::first_host(subnet),
             ip_range: None,
@@ -249,8 +268,30 @@ impl Networks {
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
         };
-        write_json_atomic(&self.path(&rec.id), &rec)?;
+        self.make(&rec)?;
         Ok(rec)
+    }
+
+    /// Claims the record's bridge and subnet on the host, then writes it.
+    fn make(&self, rec: &NetworkRecord) -> Result<(), NetworkError> {
+        self.cni().check_plugins(&self.conflist(rec))?;
+        network::bridge::create(&rec.bridge, rec.gateway, rec.subnet)?;
+        if let Err(e) = write_json_atomic(&self.path(&rec.id), rec) {
+            let _ = network::bridge::remove(&rec.bridge);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Removes every network of this root, the default one too: for a root
+    /// that goes away as a whole (nothing of it may run any more).
+    pub fn destroy(&self) -> Result<(), NetworkError> {
+        let _lock = self.lock()?;
+        for net in self.read_all()? {
+            network::bridge::remove(&net.bridge)?;
+            let _ = std::fs::remove_file(self.path(&net.id));
+        }
+        Ok(())
     }
 
     /// A network by name, full id or unique id prefix.
@@ -283,6 +324,7 @@ impl Networks {
             return Err(NetworkError::InvalidName(req.name.clone()));
         }
         self.default_network()?;
+        let _host = host_lock()?;
         let _lock = self.lock()?;
         let all = self.read_all()?;
         if all.iter().any(|n| n.name == req.name) {
@@ -290,11 +332,24 @@ impl Networks {
         }
         let subnet = match &req.subnet {
             Some(s) => network::subnet::parse(s)?,
-            None => network::subnet::pick_free(&all.iter().map(|n| n.subnet).collect::<Vec<_>>())
-                .ok_or(NetworkError::PoolExhausted {
-                pool: network::subnet::POOL,
-            })?,
+            None => network::subnet::pick_free(&taken_subnets(&all)).ok_or(
+                NetworkError::PoolExhausted {
+                    pool: network::subnet::POOL,
+                },
+            )?,
         };
+        if let Some((route, dev)) = network::bridge::host_routes()
+            .into_iter()
+            .find(|(r, _)| network::subnet::overlaps(*r, subnet))
+        {
+            if !all.iter().any(|n| n.bridge == dev) {
+                return Err(NetworkError::Overlap {
+                    subnet,
+                    other: format!("the host's route via {dev}"),
+                    other_subnet: route,
+                });
+            }
+        }
         if let Some(other) = all
             .iter()
             .find(|n| network::subnet::overlaps(n.subnet, subnet))
@@ -359,8 +414,7 @@ impl Networks {
             labels: req.labels.clone(),
             options: req.options.clone(),
         };
-        self.cni().check_plugins(&self.conflist(&rec))?;
-        write_json_atomic(&self.path(&rec.id), &rec)?;
+        self.make(&rec)?;
         Ok(rec)
     }
 
@@ -377,7 +431,7 @@ impl Networks {
             });
         }
         let _lock = self.lock()?;
-        remove_bridge(&net.bridge)?;
+        network::bridge::remove(&net.bridge)?;
         let leases = self.root.join("cni/ipam").join(&net.name);
         match std::fs::remove_dir_all(&leases) {
             Ok(()) => {}
@@ -389,27 +443,30 @@ impl Networks {
     }
 }
 
-/// Deletes a bridge device (the bridge plugin makes them but never removes
-/// them). Absent already is fine.
-fn remove_bridge(bridge: &str) -> Result<(), NetworkError> {
-    if !Path::new("/sys/class/net").join(bridge).exists() {
-        return Ok(());
-    }
-    let out = std::process::Command::new("ip")
-        .args(["link", "delete", bridge, "type", "bridge"])
-        .output()
-        .map_err(io("running ip link delete for", Path::new(bridge)))?;
-    if out.status.success() || !Path::new("/sys/class/net").join(bridge).exists() {
-        Ok(())
-    } else {
-        Err(NetworkError::RemoveBridge {
-            bridge: bridge.into(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+/// Subnets a new network must not overlap: this root's networks and the
+/// host's routes (other roots' bridges, the host's own links).
+fn taken_subnets(all: &[NetworkRecord]) -> Vec<Ipv4Net> {
+    let mut taken: Vec<Ipv4Net> = all.iter().map(|n| n.subnet).collect();
+    taken.extend(network::bridge::host_routes().into_iter().map(|(r, _)| r));
+    taken
 }
 
-/// Networks, as the CLI and the API reach them: records from
+/// Held while a network's subnet and bridge are chosen and claimed, across
+/// every root of the host (another engine root picks from the same pool).
+fn host_lock() -> Result<NetworksLock, NetworkError> {
+    let dir = Path::new("/run/isola");
+    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    let path = dir.join("networks.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io("opening lock", &path))?;
+    f.lock().map_err(io("locking", &path))?;
+    Ok(NetworksLock(f))
+}
+
 /// [`Networks`], users from the container store.
 impl Engine {
     pub fn networks(&self) -> Result<Networks, LifecycleError> {

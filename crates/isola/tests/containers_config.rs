@@ -137,10 +137,19 @@ fn network_none_has_only_loopback_and_host_shares_the_host_network() {
     let names: Vec<&str> = links.lines().filter_map(|l| l.split(": ").nth(1)).collect();
     assert_eq!(names, ["lo"], "{links}");
     assert!(links.contains("UP"), "lo must be up: {links}");
-    assert!(
-        run_out(&root, &["--network", "none", "busybox", "ping", "-c", "1", "localhost"])
-            .contains("1 packets received")
-    );
+    assert!(run_out(
+        &root,
+        &[
+            "--network",
+            "none",
+            "busybox",
+            "ping",
+            "-c",
+            "1",
+            "localhost"
+        ]
+    )
+    .contains("1 packets received"));
     let host_links = run_out(&root, &["--network", "host", "busybox", "ip", "-o", "link"]);
     assert!(host_links.lines().count() > 1, "{host_links}");
     root.assert_clean();

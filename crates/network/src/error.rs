@@ -40,6 +40,8 @@ pub enum Error {
     },
     #[error("invalid published port {spec:?}: {reason}")]
     InvalidPort { spec: String, reason: String },
+    #[error("{command} failed: {stderr}")]
+    Command { command: String, stderr: String },
     #[error("invalid subnet {value:?}: {reason}")]
     InvalidSubnet { value: String, reason: String },
 }

@@ -12,6 +12,7 @@
 //! a namespace path, and nothing of the engine's records: the engine keeps
 //! which networks exist and which container is on which.
 
+pub mod bridge;
 pub mod cni;
 mod error;
 pub mod netns;
@@ -92,7 +93,9 @@ impl NetworkSpec {
             "plugins": [
                 bridge,
                 {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
-                {"type": "firewall", "backend": "iptables"},
+                // same-bridge: containers of other networks cannot reach
+                // this one's (docker's isolation between networks).
+                {"type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge"},
                 {"type": "tuning", "capabilities": {"mac": true}},
             ],
         })

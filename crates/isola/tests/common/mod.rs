@@ -184,6 +184,10 @@ impl Drop for Root {
         for id in self.container_dirs() {
             let _ = self.run(&["rm", "-f", &id]);
         }
+        // The root's networks have bridges on the host: they go with it.
+        if let Ok(networks) = engine::networks::Networks::open(self.path()) {
+            let _ = networks.destroy();
+        }
     }
 }
 
