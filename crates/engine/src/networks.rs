@@ -525,19 +525,39 @@ mod tests {
 
     #[test]
     fn create_checks_names_subnets_and_picks_free_ones() {
+        /// The networks' bridges are real: they go when the test ends.
+        struct Destroy(Networks);
+        impl Drop for Destroy {
+            fn drop(&mut self) {
+                let _ = self.0.destroy();
+            }
+        }
         let dir = tempfile::tempdir().unwrap();
         let nets = Networks::open(dir.path()).unwrap();
+        let _destroy = Destroy(nets.clone());
+        let host_before = network::bridge::host_routes();
         let def = nets.default_network().unwrap();
-        assert_eq!(
-            (def.name.as_str(), def.bridge.as_str()),
-            ("isola", "isola0")
-        );
+        assert_eq!(def.name, "isola");
+        assert!(network::bridge::exists(&def.bridge), "{}", def.bridge);
+        // A second root on the same host gets a bridge and subnet of its own.
+        let dir2 = tempfile::tempdir().unwrap();
+        let other = Networks::open(dir2.path()).unwrap();
+        let _destroy2 = Destroy(other.clone());
+        let def2 = other.default_network().unwrap();
+        assert_ne!(def2.bridge, def.bridge);
+        assert!(!network::subnet::overlaps(def2.subnet, def.subnet));
+
         let a = nets.create(&req("a", None)).unwrap();
-        assert_eq!(a.subnet.to_string(), "10.211.0.0/24");
-        assert_eq!(a.gateway.to_string(), "10.211.0.1");
+        let pool: Ipv4Net = network::subnet::POOL.parse().unwrap();
+        assert!(pool.contains(&a.subnet.network()) && a.subnet.prefix_len() == 24);
+        assert!(!host_before
+            .iter()
+            .any(|(r, _)| network::subnet::overlaps(*r, a.subnet)));
+        assert_eq!(a.gateway, network::subnet::first_host(a.subnet));
         assert!(a.bridge.starts_with("br-") && a.bridge.len() == 15);
+        assert!(network::bridge::exists(&a.bridge));
         let b = nets.create(&req("b", None)).unwrap();
-        assert_eq!(b.subnet.to_string(), "10.211.1.0/24");
+        assert!(!network::subnet::overlaps(a.subnet, b.subnet));
         assert!(matches!(
             nets.create(&req("a", None)),
             Err(NetworkError::Exists(_))
@@ -550,24 +570,34 @@ mod tests {
             nets.create(&req("-x", None)),
             Err(NetworkError::InvalidName(_))
         ));
+        let inside_b = format!("{}/25", b.subnet.network());
         let e = nets
-            .create(&req("c", Some("10.211.1.128/25")))
+            .create(&req("c", Some(&inside_b)))
             .unwrap_err()
             .to_string();
         assert!(e.contains("overlaps network b"), "{e}");
+        // Another root's network is seen through the host's routes.
+        let e = other
+            .create(&req("c", Some(&inside_b)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the host's route via"), "{e}");
         let e = nets
             .create(&req("c", Some("10.1.2.3/24")))
             .unwrap_err()
             .to_string();
         assert!(e.contains("host bits"), "{e}");
-        let mut r = req("c", Some("10.50.0.0/24"));
-        r.gateway = Some("10.51.0.1".into());
+        let mut r = req("c", Some("10.214.77.0/24"));
+        r.gateway = Some("10.215.0.1".into());
         let e = nets.create(&r).unwrap_err().to_string();
-        assert!(e.contains("--gateway") && e.contains("10.50.0.0/24"), "{e}");
+        assert!(
+            e.contains("--gateway") && e.contains("10.214.77.0/24"),
+            "{e}"
+        );
         r.gateway = None;
-        r.ip_range = Some("10.50.1.0/28".into());
+        r.ip_range = Some("10.214.78.0/28".into());
         assert!(nets.create(&r).is_err());
-        r.ip_range = Some("10.50.0.16/28".into());
+        r.ip_range = Some("10.214.77.16/28".into());
         let c = nets.create(&r).unwrap();
         assert_eq!(nets.get("c").unwrap(), c);
         assert_eq!(nets.get(&c.id[..6]).unwrap(), c);
