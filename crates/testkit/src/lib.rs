@@ -98,6 +98,52 @@ pub fn static_agent() -> &'static Path {
     })
 }
 
+/// The escape probe (`probe/escape-probe.c`), a static binary the escape
+/// tests run inside containers: each subcommand makes one call and prints
+/// `ok` or `errno=<NAME>`. Built once per source version with
+/// `cc -static -O2` and cached in the temp directory, alone in its directory
+/// so that a test can mount that directory as a volume (`-v dir:/probe:ro`),
+/// in process and in VM mode.
+pub fn escape_probe() -> &'static Path {
+    static PROBE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PROBE.get_or_init(|| {
+        const SOURCE: &str = include_str!("../probe/escape-probe.c");
+        let digest = sha256_digest(SOURCE.as_bytes());
+        let dir = std::env::temp_dir().join(format!("isola-escape-probe-{}", &digest[7..19]));
+        let probe = dir.join("escape-probe");
+        if probe.exists() {
+            return probe;
+        }
+        fs::create_dir_all(&dir).unwrap();
+        // Built beside the directory and renamed in, so that parallel test
+        // processes never run half a binary.
+        let work = tempfile::Builder::new()
+            .prefix("isola-escape-probe-build-")
+            .tempdir()
+            .unwrap();
+        let source = work.path().join("escape-probe.c");
+        let binary = work.path().join("escape-probe");
+        fs::write(&source, SOURCE).unwrap();
+        let out = Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&binary)
+            .arg(&source)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run cc to build the escape probe ({e}): install build-essential (make test does)")
+            });
+        assert!(
+            out.status.success(),
+            "cc -static failed to build crates/testkit/probe/escape-probe.c (build-essential installs cc and the static C library): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let staged = dir.join(format!(".escape-probe.{}", std::process::id()));
+        fs::copy(&binary, &staged).unwrap();
+        fs::rename(&staged, &probe).unwrap();
+        probe
+    })
+}
+
 /// A minimal runtime-spec config.json for a container in a utility VM,
 /// running `args` (root on the guest's rootfs share, read-only; proc, /dev,
 /// devpts, /tmp, sysfs; pid, ipc, uts and mount namespaces; CAP_NET_RAW for
