@@ -51,6 +51,9 @@ pub enum SetupError {
     /// The runtime sent something other than what this step waits for.
     #[error("unexpected message from the runtime: {got}")]
     UnexpectedMessage { got: String },
+    /// A proc or sysfs mount whose destination is a symlink or a file.
+    #[error("mount {fstype} on {dest}: filesystem {fstype:?} must be mounted on ordinary directory (it is a symlink or not a directory)")]
+    NotOrdinaryDirectory { fstype: String, dest: PathBuf },
     /// A terminal was asked for but nowhere was given to send its master.
     #[error("process.terminal is true but no console socket was given (--console-socket)")]
     NoConsoleSocket,
