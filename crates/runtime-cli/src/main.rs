@@ -166,7 +166,8 @@ fn main() {
             if cli.log.is_some() {
                 log.write_line("error", &msg);
             }
-            eprintln!("isola-runtime: {msg}");
+            // "error" as runc's level=error says it: callers look for the word.
+            eprintln!("isola-runtime: error: {msg}");
             std::process::exit(1);
         }
     }

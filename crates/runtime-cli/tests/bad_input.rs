@@ -14,7 +14,7 @@ fn create_fails(rt: &Runtime, bundle: &Bundle, id: &str) -> String {
     assert!(!c.success, "create of a bad bundle succeeded");
     let err = c.stderr();
     assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
-    assert!(err.starts_with("isola-runtime: "), "{err}");
+    assert!(err.starts_with("isola-runtime: error: "), "{err}");
     assert_nothing_left(rt, id, bundle);
     err
 }
@@ -171,7 +171,7 @@ fn commands_on_a_missing_container_say_it_does_not_exist() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
             err.trim(),
-            "isola-runtime: container \"nope\" does not exist",
+            "isola-runtime: error: container \"nope\" does not exist",
             "{args:?}"
         );
     }

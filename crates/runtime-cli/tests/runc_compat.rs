@@ -52,3 +52,84 @@ fn proc_or_sys_on_a_symlink_is_refused() {
         }
     }
 }
+
+/// Runs a command that must fail; returns its stderr.
+fn fails(rt: &common::Runtime, args: &[&str]) -> String {
+    let out = rt.cmd(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "{}: {args:?} succeeded: {err}",
+        rt.name()
+    );
+    err
+}
+
+/// Asserts `err` (the stderr of a failed command) says "error" and each of
+/// `words`: what containerd's shim, go-runc and podman look for in a
+/// runtime's output to tell a missing container from a running one.
+fn says(rt: &common::Runtime, args: &[&str], err: &str, words: &[&str]) {
+    assert!(
+        err.contains("error"),
+        "{}: {args:?}: no \"error\" in {err:?}",
+        rt.name()
+    );
+    for w in words {
+        assert!(
+            err.contains(w),
+            "{}: {args:?}: no {w:?} in {err:?}",
+            rt.name()
+        );
+    }
+}
+
+/// The errors callers tell apart by their words, worded as runc words them.
+#[test]
+fn errors_say_what_runc_says() {
+    for rt in runtimes(&["runc"]) {
+        let nosuch = unique_name("nosuch");
+        for cmd in ["delete", "state", "kill", "start", "pause", "resume"] {
+            let args = [cmd, nosuch.as_str()];
+            let err = fails(&rt, &args);
+            says(&rt, &args, &err, &["does not exist"]);
+        }
+        let args = ["exec", nosuch.as_str(), "true"];
+        let err = fails(&rt, &args);
+        says(&rt, &args, &err, &["does not exist"]);
+
+        let bundle = Bundle::new(&runtime_config(&["sleep", "100"]));
+        let id = unique_name("errs");
+        rt.create(&bundle, &id, &[]).assert_ok();
+        let c = rt.create(&bundle, &id, &[]);
+        assert!(!c.success, "{}: second create of {id} succeeded", rt.name());
+        says(&rt, &["create", &id], &c.stderr(), &["already exists"]);
+
+        rt.ok(&["start", &id]);
+        for (args, words) in [
+            (vec!["delete", &id], &["not stopped", "running"][..]),
+            (vec!["start", &id], &["already running"][..]),
+            (vec!["resume", &id], &["not paused"][..]),
+        ] {
+            let err = fails(&rt, &args);
+            says(&rt, &args, &err, words);
+        }
+        rt.ok(&["pause", &id]);
+        let args = ["delete", id.as_str()];
+        let err = fails(&rt, &args);
+        says(&rt, &args, &err, &["not stopped", "paused"]);
+        rt.ok(&["resume", &id]);
+
+        rt.ok(&["kill", &id, "KILL"]);
+        rt.wait_status(&id, "stopped");
+        for (args, words) in [
+            (vec!["kill", &id, "KILL"], &["not running"][..]),
+            (vec!["pause", &id], &["not running"][..]),
+            (vec!["start", &id], &["stopped"][..]),
+            (vec!["exec", &id, "true"], &["stopped"][..]),
+        ] {
+            let err = fails(&rt, &args);
+            says(&rt, &args, &err, words);
+        }
+        rt.ok(&["delete", &id]);
+    }
+}

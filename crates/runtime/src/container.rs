@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{ContainerState as OciStatus, Spec};
 
 use crate::cgroups::Cgroup;
+use crate::error::Action;
 use crate::state::{self, ContainerState, EXEC_FIFO, SPEC_FILE};
 use crate::{create, hooks, seccomp, Error};
 
@@ -307,7 +308,7 @@ impl Container {
             .map_err(Error::cgroup(&self.state.id))
     }
 
-    fn wrong_status(&self, action: &'static str) -> Error {
+    fn wrong_status(&self, action: Action) -> Error {
         Error::WrongStatus {
             id: self.state.id.clone(),
             status: self.status(),
@@ -319,7 +320,7 @@ impl Container {
     pub fn start(&mut self) -> Result<(), Error> {
         let _lock = state::lock(&self.dir)?;
         if self.status() != Status::Created {
-            return Err(self.wrong_status("start"));
+            return Err(self.wrong_status(Action::Start));
         }
         let fifo_path = self.dir.join(EXEC_FIFO);
         // Non-blocking: a blocking open would hang forever if the init died.
@@ -406,7 +407,7 @@ impl Container {
     pub fn pause(&mut self) -> Result<(), Error> {
         let _lock = state::lock(&self.dir)?;
         if !matches!(self.status(), Status::Running | Status::Created) {
-            return Err(self.wrong_status("pause"));
+            return Err(self.wrong_status(Action::Pause));
         }
         self.cgroup()?
             .freeze()
@@ -418,7 +419,7 @@ impl Container {
     pub fn resume(&mut self) -> Result<(), Error> {
         let _lock = state::lock(&self.dir)?;
         if self.status() != Status::Paused {
-            return Err(self.wrong_status("resume"));
+            return Err(self.wrong_status(Action::Resume));
         }
         self.cgroup()?
             .thaw()
@@ -450,7 +451,7 @@ impl Container {
         let _lock = state::lock(&self.dir)?;
         let status = self.status();
         if matches!(status, Status::Running | Status::Paused) && !force {
-            return Err(self.wrong_status("delete it without --force"));
+            return Err(self.wrong_status(Action::Delete));
         }
         let cgroup = self.cgroup().ok();
         if status != Status::Stopped {

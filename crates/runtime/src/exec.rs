@@ -36,8 +36,13 @@ const NAMESPACES: [(LinuxNamespaceType, &str); 8] = [
 
 pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Executed, Error> {
     let id = c.id().to_string();
-    if !matches!(c.status(), Status::Running | Status::Created) {
-        return Err(Error::NotRunning { id });
+    let status = c.status();
+    if !matches!(status, Status::Running | Status::Created) {
+        return Err(Error::WrongStatus {
+            id,
+            status,
+            action: crate::error::Action::Exec,
+        });
     }
     spec::validate_process(process, "process").map_err(|source| Error::Spec {
         bundle: c.bundle().to_path_buf(),
