@@ -283,3 +283,19 @@ fn a_bind_mount_without_a_source_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn an_oci_version_that_is_no_semantic_version_is_refused() {
+    let rt = Runtime::new();
+    for bad in ["bogus", "1.0", ""] {
+        let mut config = runtime_config(&["true"]);
+        config["ociVersion"] = json!(bad);
+        let bundle = Bundle::new(&config);
+        let err = create_fails(&rt, &bundle, &unique_name("badver"));
+        assert!(err.contains("ociVersion"), "{err}");
+    }
+    // A pre-release is a semantic version (runc's own spec says "1.0.2-dev").
+    let mut config = runtime_config(&["true"]);
+    config["ociVersion"] = json!("1.0.2-dev");
+    rt.run_ok(&Bundle::new(&config), &unique_name("devver"));
+}

@@ -89,6 +89,17 @@ pub fn rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
 /// Checks what the runtime needs beyond the JSON schema, before anything
 /// is created (an exec'd process alone: [`validate_process`]).
 pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    // The runtime spec requires SemVer 2.0.0; a caller that wrote something
+    // else is not speaking the format it claims.
+    if let Err(e) = semver::Version::parse(spec.version()) {
+        return Err(invalid(
+            "ociVersion",
+            format!(
+                "{:?} is not a semantic version such as \"1.2.0\" ({e})",
+                spec.version()
+            ),
+        ));
+    }
     let process = spec
         .process()
         .as_ref()
