@@ -360,7 +360,7 @@ impl Container {
         if let Ok(spec) = self.spec() {
             if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
                 let json = create::oci_state_json(&self.state, OciStatus::Running);
-                if let Err(e) = hooks::run_all("poststart", h, &json) {
+                for e in hooks::run_each("poststart", h, &json, hooks::DefaultEnv::Inherit) {
                     tracing::warn!("{}", crate::error::chain(&e));
                 }
             }
@@ -481,7 +481,7 @@ impl Container {
         if let Ok(spec) = self.spec() {
             if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
                 let json = create::oci_state_json(&self.state, OciStatus::Stopped);
-                if let Err(e) = hooks::run_all("poststop", h, &json) {
+                for e in hooks::run_each("poststop", h, &json, hooks::DefaultEnv::Inherit) {
                     tracing::warn!("{}", crate::error::chain(&e));
                 }
             }

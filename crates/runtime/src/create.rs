@@ -409,14 +409,14 @@ fn drive_children(
                 chan.send(&Message::Continue)?;
             }
             Message::RunCreateRuntimeHooks => {
-                let json = oci_state_json(st, OciStatus::Creating);
+                // "created", as crun says: the container is set up by now.
+                let json = oci_state_json(st, OciStatus::Created);
                 if let Some(h) = spec.hooks().as_ref() {
-                    hooks::run_all("prestart", h.prestart().as_deref().unwrap_or(&[]), &json)?;
-                    hooks::run_all(
-                        "createRuntime",
-                        h.create_runtime().as_deref().unwrap_or(&[]),
-                        &json,
-                    )?;
+                    let inherit = hooks::DefaultEnv::Inherit;
+                    let prestart = h.prestart().as_deref().unwrap_or(&[]);
+                    hooks::run_all("prestart", prestart, &json, inherit)?;
+                    let create_runtime = h.create_runtime().as_deref().unwrap_or(&[]);
+                    hooks::run_all("createRuntime", create_runtime, &json, inherit)?;
                 }
                 chan.send(&Message::HookState(oci_state_json(st, OciStatus::Created)))?;
             }

@@ -310,7 +310,13 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
         .and_then(|h| h.create_container().as_ref())
     {
         nix::unistd::chdir(args.rootfs).map_err(|e| SetupError::path("chdir", args.rootfs, e))?;
-        hooks::run_all("createContainer", h, &state_json)?;
+        let env = process.env().as_deref().unwrap_or(&[]);
+        hooks::run_all(
+            "createContainer",
+            h,
+            &state_json,
+            hooks::DefaultEnv::Process(env),
+        )?;
     }
 
     // exec.fifo is reopened for writing through our fd table in the host's
@@ -400,10 +406,15 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
             .as_ref()
             .and_then(|h| h.start_container().as_ref())
         {
+            let env: Vec<String> = env
+                .iter()
+                .map(|e| e.to_string_lossy().into_owned())
+                .collect();
             hooks::run_all(
                 "startContainer",
                 h,
                 &state_json.replace("\"created\"", "\"running\""),
+                hooks::DefaultEnv::Process(&env),
             )?;
         }
         finish_exec(late_seccomp, args.preserve_fds, &exe, process, &env)
