@@ -112,7 +112,7 @@ pub enum Command {
         ps_args: Vec<String>,
     },
     /// Run a process in a running container.
-    Exec(commands::ExecArgs),
+    Exec(Box<commands::ExecArgs>),
     /// Freeze all processes of a container.
     Pause { id: String },
     /// Thaw a paused container.

@@ -271,3 +271,131 @@ fn a_failing_poststart_or_poststop_hook_does_not_stop_the_others() {
         "the poststop hook after the failed one did not run"
     );
 }
+
+/// A capability set from a /proc/<pid>/status line, e.g. CapInh.
+fn cap_set(status: &str, name: &str) -> u64 {
+    u64::from_str_radix(common::status_field(status, name), 16).unwrap()
+}
+
+const CAP_SYS_ADMIN_BIT: u64 = 1 << 21;
+
+/// `exec --cap` adds to the bounding, effective and permitted sets only,
+/// never to the inheritable or ambient ones (runc since CVE-2022-29162:
+/// an inheritable capability survives into programs the process runs).
+#[test]
+fn exec_cap_does_not_add_inheritable_or_ambient() {
+    for rt in runtimes(&["runc"]) {
+        let bundle = Bundle::new(&runtime_config(&["sleep", "100"]));
+        let id = unique_name("execcap");
+        rt.create(&bundle, &id, &[]).assert_ok();
+        rt.ok(&["start", &id]);
+        let status = rt.ok(&[
+            "exec",
+            "--cap",
+            "CAP_SYS_ADMIN",
+            &id,
+            "cat",
+            "/proc/self/status",
+        ]);
+        for set in ["CapBnd", "CapEff", "CapPrm"] {
+            assert_ne!(
+                cap_set(&status, set) & CAP_SYS_ADMIN_BIT,
+                0,
+                "{}: {set} lacks CAP_SYS_ADMIN: {status}",
+                rt.name()
+            );
+        }
+        for set in ["CapInh", "CapAmb"] {
+            assert_eq!(
+                cap_set(&status, set) & CAP_SYS_ADMIN_BIT,
+                0,
+                "{}: {set} has CAP_SYS_ADMIN: {status}",
+                rt.name()
+            );
+        }
+    }
+}
+
+/// `exec` into a paused container is refused unless --ignore-paused is
+/// given; with it, the process starts and runs once the container resumes.
+#[test]
+fn exec_ignore_paused() {
+    for rt in runtimes(&["runc"]) {
+        let bundle = Bundle::new(&runtime_config(&["sleep", "100"]));
+        let id = unique_name("execpaused");
+        rt.create(&bundle, &id, &[]).assert_ok();
+        rt.ok(&["start", &id]);
+        rt.ok(&["pause", &id]);
+        let err = fails(&rt, &["exec", "-d", &id, "sleep", "200"]);
+        assert!(err.contains("paused"), "{}: {err}", rt.name());
+        let mut exec = rt
+            .cmd(&["exec", "-d", "--ignore-paused", &id, "sleep", "200"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // It may finish while paused or once resumed; it must not fail.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        rt.ok(&["resume", &id]);
+        let st = exec.wait().unwrap();
+        assert!(st.success(), "{}: exec --ignore-paused: {st}", rt.name());
+        let pids: Vec<i32> =
+            serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).unwrap();
+        assert_eq!(pids.len(), 2, "{}: {pids:?}", rt.name());
+    }
+}
+
+/// The container's cgroup in the pids hierarchy, from its init's
+/// /proc/<pid>/cgroup (the runtimes name it differently).
+fn pids_cgroup(pid: i64) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
+            (ctl == "pids" || ctl.is_empty()).then(|| path.to_string())
+        })
+        .unwrap()
+}
+
+/// `exec --cgroup pids:sub` puts the process in the existing sub-cgroup
+/// `sub` of the container's cgroup in that hierarchy.
+#[test]
+fn exec_into_a_sub_cgroup() {
+    if !std::path::Path::new("/sys/fs/cgroup/pids").is_dir() {
+        // cgroup v2 host: one tree; the v1 hierarchy is what this checks here.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no cgroup v1 pids hierarchy"
+        );
+        return;
+    }
+    for rt in runtimes(&["runc"]) {
+        let bundle = Bundle::new(&runtime_config(&["sleep", "100"]));
+        let id = unique_name("execcg");
+        rt.create(&bundle, &id, &[]).assert_ok();
+        rt.ok(&["start", &id]);
+        let init = rt.state(&id)["pid"].as_i64().unwrap();
+        let cg = pids_cgroup(init);
+        let sub = std::path::Path::new("/sys/fs/cgroup/pids")
+            .join(cg.trim_start_matches('/'))
+            .join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let out = rt.ok(&[
+            "exec",
+            "--cgroup",
+            "pids:sub",
+            &id,
+            "cat",
+            "/proc/self/cgroup",
+        ]);
+        let line = out.lines().find(|l| l.contains(":pids:")).unwrap_or("");
+        assert!(line.ends_with(&format!("{cg}/sub")), "{}: {out}", rt.name());
+        // The other hierarchies stay at the container's cgroup.
+        let line = out.lines().find(|l| l.contains(":freezer:")).unwrap_or("");
+        assert!(!line.ends_with("/sub"), "{}: {out}", rt.name());
+        rt.ok(&["kill", &id, "KILL"]);
+        rt.wait_status(&id, "stopped");
+        rt.ok(&["delete", &id]);
+    }
+}

@@ -87,6 +87,12 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub stdio: Option<Stdio3>,
     pub preserve_fds: u32,
+    /// Exec into a paused container too (the process stays frozen with it
+    /// until resume), as runc's --ignore-paused.
+    pub ignore_paused: bool,
+    /// Existing sub-cgroups of the container's to put the process in
+    /// (runc's --cgroup); empty: the container's cgroup.
+    pub sub_cgroups: Vec<crate::cgroups::SubCgroup>,
 }
 
 /// What `exec` returns; the caller is the process's parent and reaps it.

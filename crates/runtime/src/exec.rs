@@ -37,7 +37,8 @@ const NAMESPACES: [(LinuxNamespaceType, &str); 8] = [
 pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Executed, Error> {
     let id = c.id().to_string();
     let status = c.status();
-    if !matches!(status, Status::Running | Status::Created) {
+    let paused_ok = status == Status::Paused && opts.ignore_paused;
+    if !matches!(status, Status::Running | Status::Created) && !paused_ok {
         return Err(Error::WrongStatus {
             id,
             status,
@@ -129,7 +130,12 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
     const WHO: &str = "the exec'd process";
     let mut exec_pid = None;
     let r = (|| -> Result<Option<OwnedFd>, Error> {
-        cgroup.add_process(child).map_err(Error::cgroup(&id))?;
+        if opts.sub_cgroups.is_empty() {
+            cgroup.add_process(child)
+        } else {
+            cgroup.add_process_below(child, &opts.sub_cgroups)
+        }
+        .map_err(Error::cgroup(&id))?;
         parent_chan.send(&Message::Continue)?;
         let mut master = None;
         loop {

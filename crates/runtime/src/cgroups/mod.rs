@@ -92,6 +92,13 @@ pub enum Error {
     Survivors { path: PathBuf, pids: Vec<i32> },
 }
 
+/// An existing cgroup below a container's, for one controller (v1) or all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubCgroup {
+    pub controller: Option<String>,
+    pub path: PathBuf,
+}
+
 /// Resource usage of a cgroup, as far as the host's controllers report it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -179,6 +186,50 @@ impl Cgroup {
         match self {
             Cgroup::V1(c) => c.add_process(pid),
             Cgroup::V2(c) => c.add_process(pid),
+        }
+    }
+
+    /// Moves `pid` into existing sub-cgroups of this cgroup (runc's `exec
+    /// --cgroup`): each of `subs` is a controller (None: all of them) and a
+    /// path below the container's cgroup; a hierarchy no sub names gets the
+    /// cgroup itself. On v2 there is one tree: a controller is ignored.
+    pub fn add_process_below(&self, pid: i32, subs: &[SubCgroup]) -> Result<(), Error> {
+        for s in subs {
+            let bad = |reason| Error::InvalidPath {
+                path: s.path.display().to_string(),
+                reason,
+            };
+            if s.path.as_os_str().is_empty()
+                || !s
+                    .path
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_)))
+            {
+                return Err(bad("a sub-cgroup must be a relative path without \"..\""));
+            }
+        }
+        let sub_for = |controller: &str| {
+            subs.iter()
+                .find(|s| s.controller.as_deref() == Some(controller))
+                .or_else(|| subs.iter().find(|s| s.controller.is_none()))
+                .map(|s| s.path.clone())
+        };
+        match self {
+            Cgroup::V1(c) => c.add_process_below(pid, sub_for),
+            Cgroup::V2(c) => {
+                let dir = c.paths().into_iter().next().ok_or(Error::NotFound {
+                    path: PathBuf::from("/"),
+                })?;
+                let target = subs
+                    .iter()
+                    .map(|s| dir.join(&s.path))
+                    .next_back()
+                    .unwrap_or(dir);
+                if !target.is_dir() {
+                    return Err(Error::NotFound { path: target });
+                }
+                fs::write(&target.join("cgroup.procs"), &pid.to_string())
+            }
         }
     }
 

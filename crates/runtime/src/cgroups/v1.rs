@@ -391,6 +391,34 @@ impl CgroupV1 {
         Ok(())
     }
 
+    /// Moves `pid` into sub-cgroups: in each hierarchy, to the sub-path
+    /// `sub` gives for one of its controllers, else to the cgroup itself.
+    pub fn add_process_below(
+        &self,
+        pid: i32,
+        sub: impl Fn(&str) -> Option<PathBuf>,
+    ) -> Result<(), Error> {
+        let mut targets: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+        for (controller, dir) in &self.dirs {
+            let target = sub(controller).map_or_else(|| dir.clone(), |s| dir.join(s));
+            // Co-mounted controllers share a directory: a sub-path named for
+            // any of them wins over none.
+            let slot = targets.entry(dir.clone()).or_insert_with(|| dir.clone());
+            if target != *dir {
+                *slot = target;
+            }
+        }
+        for target in targets.values() {
+            if !target.is_dir() {
+                return Err(Error::NotFound {
+                    path: target.clone(),
+                });
+            }
+            fs::write(&target.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
     fn freezer_state(&self) -> Result<PathBuf, Error> {
         self.file("freezer", "freezer", "freezer.state")
     }
