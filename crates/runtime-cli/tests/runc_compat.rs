@@ -399,3 +399,31 @@ fn exec_into_a_sub_cgroup() {
         rt.ok(&["delete", &id]);
     }
 }
+
+/// linux.timeOffsets take effect with a user namespace whose root is not
+/// the host's: once the setup process has changed to that uid the kernel
+/// hands its /proc/self to the host's root, and timens_offsets could not be
+/// written. /proc/uptime counts CLOCK_BOOTTIME, so an offset of a day shows
+/// as a day more than the host's uptime.
+#[test]
+fn time_offsets_apply_in_a_user_namespace() {
+    let rt = common::Runtime::new();
+    let mut config = runtime_config(&["cat", "/proc/uptime"]);
+    let ns = config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.push(json!({"type": "user"}));
+    ns.push(json!({"type": "time"}));
+    config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    config["linux"]["timeOffsets"] = json!({
+        "monotonic": {"secs": 86400, "nanosecs": 0},
+        "boottime": {"secs": 86400, "nanosecs": 0}
+    });
+    let bundle = Bundle::new(&config);
+    let uptime = |text: &str| -> f64 { text.split_whitespace().next().unwrap().parse().unwrap() };
+    let host = uptime(&std::fs::read_to_string("/proc/uptime").unwrap());
+    let out = rt.run_ok(&bundle, &unique_name("timens"));
+    assert!(
+        uptime(&out) >= host + 86400.0,
+        "uptime inside {out:?}, on the host {host}"
+    );
+}

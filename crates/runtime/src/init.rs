@@ -222,11 +222,25 @@ fn write_time_offsets(spec: &Spec) -> Result<(), SetupError> {
     if text.is_empty() {
         return Ok(());
     }
-    std::fs::write("/proc/self/timens_offsets", &text).map_err(|e| SetupError::Io {
+    // After setresuid into a new user namespace the kernel made us
+    // non-dumpable, which gives /proc/self to the host's root, a uid the
+    // namespace's root (us) cannot write as: be dumpable just for the write,
+    // as runc's nsexec is. Nothing else runs in the namespace yet.
+    let was_dumpable = sys::dumpable().map_err(|e| SetupError::sys("prctl(PR_GET_DUMPABLE)", e))?;
+    if !was_dumpable {
+        sys::prctl(libc::PR_SET_DUMPABLE, 1)
+            .map_err(|e| SetupError::sys("prctl(PR_SET_DUMPABLE)", e))?;
+    }
+    let written = std::fs::write("/proc/self/timens_offsets", &text).map_err(|e| SetupError::Io {
         op: "write linux.timeOffsets to",
         path: "/proc/self/timens_offsets".into(),
         source: e,
-    })
+    });
+    if !was_dumpable {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0)
+            .map_err(|e| SetupError::sys("prctl(PR_SET_DUMPABLE)", e))?;
+    }
+    written
 }
 
 /// Places the caller-provided stdio on 0, 1, 2 (in whatever order they were).

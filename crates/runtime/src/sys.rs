@@ -207,6 +207,21 @@ pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// prctl(PR_GET_DUMPABLE): whether /proc/self belongs to our own uid.
+pub fn dumpable() -> Result<bool, Errno> {
+    // SAFETY: PR_GET_DUMPABLE takes no pointer arguments and returns the flag.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_GET_DUMPABLE,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    Errno::result(ret).map(|v| v == 1)
+}
+
 /// Exits the calling (forked) process at once, without running destructors
 /// or atexit handlers that belong to the parent's copy of the program.
 pub fn exit_now(code: i32) -> ! {
