@@ -79,6 +79,11 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
         ns_fds.push((t, path, fd));
     }
     let cgroup = c.cgroup()?;
+    // The container's policy holds for every process in it.
+    let memory_policy = cspec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref());
 
     let (parent_chan, child_chan) = Channel::pair()?;
     let stdio = opts.stdio.as_ref().map(Stdio3::raw_fds);
@@ -103,6 +108,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                     sys::Forked::Child => {
                         let e = exec_child(
                             process,
+                            memory_policy,
                             &child_chan,
                             sock,
                             to_parent,
@@ -181,6 +187,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
 /// The exec'd process after it joined the namespaces; returns only on failure.
 fn exec_child(
     process: &Process,
+    memory_policy: Option<&oci_spec::runtime::LinuxMemoryPolicy>,
     chan: &Channel,
     console_socket: Option<i32>,
     to_parent: bool,
@@ -194,6 +201,9 @@ fn exec_child(
         nix::unistd::setsid().map_err(|e| SetupError::sys("setsid", e))?;
         console::setup_for(process, console_socket, to_parent, chan, false)?;
         process::apply_oom_score(process)?;
+        if let Some(p) = memory_policy {
+            init::apply_memory_policy(p)?;
+        }
         process::apply_limits(process)?;
         let late_seccomp = init::early_seccomp(process, program)?;
         process::apply_user_and_caps(process)?;

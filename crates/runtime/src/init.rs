@@ -390,6 +390,9 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
         rootfs::mask_paths(p)?;
     }
 
+    if let Some(p) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        apply_memory_policy(p)?;
+    }
     process::apply_limits(process)?;
     let late_seccomp = early_seccomp(process, args.seccomp)?;
     process::apply_user_and_caps(process)?;
@@ -438,6 +441,17 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
         Err(e) => eprintln!("isola-runtime: container init: {}", crate::error::chain(&e)),
     }
     sys::exit_now(127)
+}
+
+/// linux.memoryPolicy, checked at create; kept across execve.
+pub fn apply_memory_policy(p: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<(), SetupError> {
+    let policy = crate::mempolicy::parse(p)?;
+    crate::mempolicy::apply(&policy).map_err(|e| {
+        SetupError::sys(
+            format!("set_mempolicy({}) for linux.memoryPolicy", p.mode()),
+            e,
+        )
+    })
 }
 
 /// Without noNewPrivileges the kernel takes a filter only from a process

@@ -44,6 +44,7 @@ pub mod error;
 mod exec;
 pub mod hooks;
 mod init;
+mod mempolicy;
 mod mounts;
 mod process;
 mod rootfs;

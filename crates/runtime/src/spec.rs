@@ -205,6 +205,9 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
                 ));
             }
         }
+        if let Some(p) = l.memory_policy() {
+            crate::mempolicy::parse(p)?;
+        }
         for (i, d) in l.devices().iter().flatten().enumerate() {
             if !d.path().is_absolute() {
                 return Err(invalid(
@@ -237,9 +240,6 @@ pub fn ignored_fields(spec: &Spec) -> Vec<&'static str> {
     if let Some(l) = spec.linux() {
         if l.intel_rdt().is_some() {
             out.push("linux.intelRdt");
-        }
-        if l.memory_policy().is_some() {
-            out.push("linux.memoryPolicy");
         }
         if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
             out.push("linux.netDevices");
