@@ -310,8 +310,12 @@ impl Container {
     }
 
     pub(crate) fn cgroup(&self) -> Result<Cgroup, Error> {
-        Cgroup::open(&self.state.cgroups_path, &self.state.id)
-            .map_err(Error::cgroup(&self.state.id))
+        if self.state.cgroup_dirs.is_empty() {
+            Cgroup::open(&self.state.cgroups_path, &self.state.id)
+        } else {
+            Cgroup::from_dirs(&self.state.cgroup_dirs)
+        }
+        .map_err(Error::cgroup(&self.state.id))
     }
 
     fn wrong_status(&self, action: Action) -> Error {
@@ -495,6 +499,7 @@ impl Container {
         if let Some(cg) = cgroup {
             cg.destroy().map_err(Error::cgroup(&self.state.id))?;
         }
+        crate::cgroups::remove_parents(&self.state.cgroup_parents);
         fs::remove_dir_all(&self.dir).map_err(Error::io("remove", &self.dir))?;
         tracing::debug!(id = %self.state.id, "deleted");
         Ok(())

@@ -52,6 +52,7 @@ pub fn validate_id(id: &str) -> Result<(), Error> {
 struct Undo {
     dir: PathBuf,
     cgroup: Option<Cgroup>,
+    cgroup_parents: Vec<PathBuf>,
     pids: Vec<i32>,
     armed: bool,
 }
@@ -69,13 +70,14 @@ impl Drop for Undo {
             if let Err(e) = cg.destroy() {
                 tracing::warn!("cleanup: {}", crate::error::chain(&e));
             }
+            crate::cgroups::remove_parents(&self.cgroup_parents);
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
 /// The cgroups path for a container: the spec's, or empty (the cgroups
-/// module then uses its default parent and the id).
+/// module then names it after the id, as runc does).
 ///
 /// A systemd-style "slice:prefix:name" (what containerd and kubelet pass with
 /// the systemd cgroup driver) becomes the cgroupfs path systemd would use,
@@ -210,6 +212,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     let mut undo = Undo {
         dir: dir.clone(),
         cgroup: None,
+        cgroup_parents: Vec::new(),
         pids: Vec::new(),
         armed: true,
     };
@@ -229,14 +232,20 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
         pid_start_time: None,
         created_ns: state::now_ns(),
         cgroups_path: cgroups_path(&spec),
+        cgroup_dirs: Default::default(),
+        cgroup_parents: Vec::new(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         paused: false,
         created: false,
     };
     state::write_state(&dir, &st, false)?;
 
-    let cgroup = Cgroup::create(&st.cgroups_path, &opts.id).map_err(Error::cgroup(&opts.id))?;
+    let (cgroup, parents) = Cgroup::create_noting_parents(&st.cgroups_path, &opts.id)
+        .map_err(Error::cgroup(&opts.id))?;
+    st.cgroup_dirs = cgroup.dirs();
+    st.cgroup_parents = parents.clone();
     undo.cgroup = Some(cgroup);
+    undo.cgroup_parents = parents;
     let cgroup = undo.cgroup.as_ref().expect("just set");
     if let Some(r) = resources_with_devices(&spec) {
         cgroup.apply(&r).map_err(Error::cgroup(&opts.id))?;
