@@ -131,8 +131,9 @@ impl Cgroup {
         Cgroup::create_noting_parents(cgroups_path, container_id).map(|(c, _)| c)
     }
 
-    /// [`Cgroup::create`], also returning the ancestor directories that did
-    /// not exist before (deepest last), for [`remove_parents`] at the end.
+    /// [`Cgroup::create`], also returning, for a relative path, the ancestor
+    /// directories that did not exist before, for [`remove_parents`] at the
+    /// end.
     pub fn create_noting_parents(
         cgroups_path: &str,
         container_id: &str,
@@ -145,7 +146,13 @@ impl Cgroup {
         let rel_for = |controller: &str| rel.below(own.get(controller));
         let layout = mountinfo::detect()?;
         let mut missing = Vec::new();
+        // Only for a relative path: an absolute one names a shared parent
+        // (the engine's /isola) that other containers come and go under.
+        let relative = matches!(rel, Placement::Relative(_));
         let mut note = |mount: &Path, rel: &Path| {
+            if !relative {
+                return;
+            }
             let mut dir = mount.to_path_buf();
             for c in rel.parent().into_iter().flat_map(Path::components) {
                 dir.push(c);
