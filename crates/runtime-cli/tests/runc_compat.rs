@@ -521,3 +521,106 @@ fn delete_removes_the_cgroup_parents_create_made() {
     assert!(!pre.join("mid").exists(), "{}/mid is left", pre.display());
     std::fs::remove_dir(&pre).unwrap();
 }
+
+/// Detaches whatever a runtime left mounted under a rootfs (runc leaves a
+/// mount-namespace-less container's mounts), so the bundle can go.
+struct LeftMounts(std::path::PathBuf);
+
+impl Drop for LeftMounts {
+    fn drop(&mut self) {
+        if !mounts_under(&self.0).is_empty() {
+            let _ = std::process::Command::new("umount")
+                .args(["-R", "-l"])
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+/// The optional fields (propagation) of the host's "/" mount.
+fn root_propagation() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let end = f.iter().position(|x| *x == "-").unwrap();
+            f[6..end].join(" ")
+        })
+        .unwrap()
+}
+
+/// A config without a mount namespace runs as runc runs it: in the
+/// caller's mount namespace, chrooted into the rootfs, its mounts made
+/// there (without touching the host's "/"). isola-runtime also removes
+/// those mounts at delete (runc leaves them); masked and read-only paths,
+/// which need a private mount namespace, are refused as runc refuses them.
+#[test]
+fn a_config_without_a_mount_namespace_runs_in_the_callers() {
+    for rt in runtimes(&["runc"]) {
+        let mut config = runtime_config(&["sh", "-c", "cat /marker; exec sleep 100"]);
+        let ns = config["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "mount");
+        let bundle = Bundle::new(&config);
+        let id = unique_name("nomntns");
+        let c = rt.create(&bundle, &id, &[]);
+        assert!(
+            !c.success,
+            "{}: maskedPaths without a mount namespace",
+            rt.name()
+        );
+        assert!(
+            c.stderr().contains("mount namespace") || c.stderr().contains("MNT namespace"),
+            "{}: {}",
+            rt.name(),
+            c.stderr()
+        );
+        assert_eq!(
+            mounts_under(&bundle.path()),
+            Vec::<String>::new(),
+            "{}",
+            rt.name()
+        );
+
+        let linux = config["linux"].as_object_mut().unwrap();
+        linux.remove("maskedPaths");
+        linux.remove("readonlyPaths");
+        bundle.write_config(&config);
+        std::fs::write(bundle.rootfs().join("marker"), "in the rootfs\n").unwrap();
+        let before = root_propagation();
+        let id = unique_name("nomntns");
+        let _tidy = LeftMounts(bundle.rootfs());
+        let c = rt.create(&bundle, &id, &[]);
+        c.assert_ok();
+        rt.ok(&["start", &id]);
+        common::wait_until("the container's output", || c.stdout().contains("rootfs"));
+        assert_eq!(c.stdout(), "in the rootfs\n", "{}", rt.name());
+        let mounts = mounts_under(&bundle.rootfs());
+        assert!(
+            mounts.iter().any(|m| m.ends_with("/rootfs/proc")),
+            "{}: the container's mounts are not in the caller's namespace: {mounts:?}",
+            rt.name()
+        );
+        assert_eq!(
+            root_propagation(),
+            before,
+            "{}: the host's / changed",
+            rt.name()
+        );
+        if rt.name() != "runc" {
+            // exec'd processes see the container's root too (runc 1.1's
+            // run in the host's root instead).
+            let out = rt.ok(&["exec", &id, "cat", "/marker"]);
+            assert_eq!(out, "in the rootfs\n", "{}: exec", rt.name());
+        }
+        rt.ok(&["delete", "--force", &id]);
+        if rt.name() != "runc" {
+            assert_eq!(
+                mounts_under(&bundle.path()),
+                Vec::<String>::new(),
+                "mounts left in the caller's namespace after delete"
+            );
+        }
+    }
+}

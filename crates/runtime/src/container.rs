@@ -489,6 +489,11 @@ impl Container {
             }
         }
         if let Ok(spec) = self.spec() {
+            if !crate::rootfs::own_mount_namespace(&spec) {
+                crate::rootfs::unmount_in_callers_namespace(&self.state.rootfs).map_err(
+                    Error::sys(format!("unmount {}", self.state.rootfs.display())),
+                )?;
+            }
             if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
                 let json = create::oci_state_json(&self.state, OciStatus::Stopped);
                 for e in hooks::run_each("poststop", h, &json, hooks::DefaultEnv::Inherit) {

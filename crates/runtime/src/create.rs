@@ -51,6 +51,9 @@ pub fn validate_id(id: &str) -> Result<(), Error> {
 /// Undoes a half-made container when dropped, unless disarmed.
 struct Undo {
     dir: PathBuf,
+    /// The rootfs, when the container has no mount namespace of its own:
+    /// its mounts are in ours and must go.
+    callers_mounts: Option<PathBuf>,
     cgroup: Option<Cgroup>,
     cgroup_parents: Vec<PathBuf>,
     pids: Vec<i32>,
@@ -65,6 +68,11 @@ impl Drop for Undo {
         for pid in &self.pids {
             let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(*pid), None);
+        }
+        if let Some(rootfs) = &self.callers_mounts {
+            if let Err(e) = crate::rootfs::unmount_in_callers_namespace(rootfs) {
+                tracing::warn!("cleanup: unmount {}: {e}", rootfs.display());
+            }
         }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
@@ -211,6 +219,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     }
     let mut undo = Undo {
         dir: dir.clone(),
+        callers_mounts: (!crate::rootfs::own_mount_namespace(&spec)).then(|| rootfs.clone()),
         cgroup: None,
         cgroup_parents: Vec::new(),
         pids: Vec::new(),

@@ -79,6 +79,9 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
         ns_fds.push((t, path, fd));
     }
     let cgroup = c.cgroup()?;
+    // A container without a mount namespace lives in ours, chrooted.
+    let callers_root =
+        (!crate::rootfs::own_mount_namespace(&cspec)).then(|| format!("/proc/{init_pid}/root"));
     // The container's policy holds for every process in it.
     let memory_policy = cspec
         .linux()
@@ -100,6 +103,12 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                 for (t, path, fd) in &ns_fds {
                     setns(fd, CloneFlags::from_bits_retain(*t as i32))
                         .map_err(|e| SetupError::path("join namespace", path, e))?;
+                }
+                if let Some(root) = &callers_root {
+                    // No mount namespace to join: take the init's root.
+                    nix::unistd::chroot(root.as_str())
+                        .map_err(|e| SetupError::path("chroot", root, e))?;
+                    nix::unistd::chdir("/").map_err(|e| SetupError::path("chdir", "/", e))?;
                 }
                 match sys::fork_with_flags(libc::CLONE_PARENT)
                     .map_err(|e| SetupError::sys("clone", e))?

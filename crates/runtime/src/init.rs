@@ -344,7 +344,11 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
     )
     .map_err(|e| SetupError::path("open", "/proc/self/fd", e))?;
 
-    rootfs::pivot(args.rootfs, args.no_pivot)?;
+    rootfs::pivot(
+        args.rootfs,
+        args.no_pivot,
+        rootfs::own_mount_namespace(spec),
+    )?;
 
     console::setup_for(
         process,

@@ -169,11 +169,26 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             "needs a UTS namespace in linux.namespaces",
         ));
     }
+    // Without a mount namespace the container runs in the caller's, as with
+    // runc; paths can only be masked in a private one.
     if !has_ns(LinuxNamespaceType::Mount) {
-        return Err(invalid(
-            "linux.namespaces",
-            "has no mount namespace: isola-runtime needs one to set up the root filesystem",
-        ));
+        for (field, paths) in [
+            (
+                "linux.maskedPaths",
+                linux.and_then(|l| l.masked_paths().as_ref()),
+            ),
+            (
+                "linux.readonlyPaths",
+                linux.and_then(|l| l.readonly_paths().as_ref()),
+            ),
+        ] {
+            if paths.is_some_and(|p| !p.is_empty()) {
+                return Err(invalid(
+                    field,
+                    "needs a mount namespace in linux.namespaces (it would change the caller's)",
+                ));
+            }
+        }
     }
     if let Some(l) = linux {
         let maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
