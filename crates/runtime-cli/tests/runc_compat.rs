@@ -624,3 +624,109 @@ fn a_config_without_a_mount_namespace_runs_in_the_callers() {
         }
     }
 }
+
+/// Accepts one connection on `listener` (waiting at most 20 s) and returns
+/// the message and the fds that came with it.
+fn receive_with_fds(
+    listener: std::os::unix::net::UnixListener,
+) -> Option<(Vec<u8>, Vec<std::os::fd::OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let conn = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            // SAFETY: the kernel just gave us these fds; nothing else owns them.
+            fds.extend(
+                raw.into_iter()
+                    .map(|f| unsafe { std::os::fd::OwnedFd::from_raw_fd(f) }),
+            );
+        }
+    }
+    let n = msg.bytes;
+    Some((buf[..n].to_vec(), fds))
+}
+
+/// SCMP_ACT_NOTIFY with a listenerPath: the notify fd goes to the listener
+/// over the unix socket with the container process state (runtime spec
+/// "ContainerProcessState", as runc sends it); once the listener closes it,
+/// the notified syscall fails with ENOSYS.
+#[test]
+fn seccomp_notify_fd_goes_to_the_listener() {
+    for rt in runtimes(&["runc"]) {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("listener.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let receiver = std::thread::spawn(move || receive_with_fds(listener));
+        let mut config = runtime_config(&["sh", "-c", "mkdir /tmp/notified; echo done"]);
+        config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "listenerMetadata": "from-the-test",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+        let bundle = Bundle::new(&config);
+        let id = unique_name("notify");
+        let c = rt.create(&bundle, &id, &[]);
+        let got = receiver.join().unwrap();
+        c.assert_ok();
+        let (data, fds) =
+            got.unwrap_or_else(|| panic!("{}: nothing reached the listener", rt.name()));
+        let state: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        assert_eq!(state["fds"], json!(["seccompFd"]), "{}: {state}", rt.name());
+        assert_eq!(state["metadata"], "from-the-test", "{}: {state}", rt.name());
+        assert_eq!(state["state"]["id"], id.as_str(), "{}: {state}", rt.name());
+        assert_eq!(state["pid"], rt.state(&id)["pid"], "{}: {state}", rt.name());
+        assert_eq!(fds.len(), 1, "{}", rt.name());
+        let what = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fds[0])
+        ))
+        .unwrap();
+        assert_eq!(
+            what.to_string_lossy(),
+            "anon_inode:seccomp notify",
+            "{}",
+            rt.name()
+        );
+        drop(fds);
+        rt.ok(&["start", &id]);
+        common::wait_until("the container's echo", || c.stdout().contains("done"));
+        assert!(
+            c.stdout().contains("implemented") || c.stderr().contains("implemented"),
+            "{}: mkdir did not fail with ENOSYS: {} {}",
+            rt.name(),
+            c.stdout(),
+            c.stderr()
+        );
+        assert!(
+            !bundle.rootfs().join("tmp/notified").exists(),
+            "{}",
+            rt.name()
+        );
+    }
+}

@@ -335,6 +335,35 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
     state::write_atomic(&abs, pid.to_string().as_bytes(), false)
 }
 
+/// Hands a seccomp notify fd to linux.seccomp.listenerPath as runc does:
+/// one message holding the runtime-spec ContainerProcessState as JSON, with
+/// the fd (named "seccompFd" in its `fds`) attached by SCM_RIGHTS.
+pub(crate) fn send_to_listener(
+    spec: &Spec,
+    pid: i32,
+    state: oci_spec::runtime::State,
+    fd: &OwnedFd,
+) -> Result<(), Error> {
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let path = seccomp
+        .and_then(|s| s.listener_path().clone())
+        .unwrap_or_default();
+    let io = |source| Error::SeccompListener {
+        path: path.clone(),
+        source,
+    };
+    let mut msg = oci_spec::runtime::ContainerProcessState::default();
+    msg.set_version(oci_spec::runtime::VERSION.to_string());
+    msg.set_fds(vec![oci_spec::runtime::SECCOMP_FD_NAME.to_string()]);
+    msg.set_pid(pid);
+    msg.set_metadata(seccomp.and_then(|s| s.listener_metadata().clone()));
+    msg.set_state(state);
+    let data = serde_json::to_vec(&msg).map_err(|e| io(std::io::Error::other(e)))?;
+    let sock = UnixStream::connect(&path).map_err(io)?;
+    sys::send_with_fds(std::os::fd::AsFd::as_fd(&sock), &data, &[fd.as_raw_fd()])
+        .map_err(|e| io(e.into()))
+}
+
 /// The compiled linux.seccomp profile, if the spec has one.
 pub(crate) fn seccomp_program(spec: &Spec) -> Result<Option<seccomp::Program>, Error> {
     spec.linux()
@@ -439,6 +468,15 @@ fn drive_children(
                 chan.send(&Message::HookState(oci_state_json(st, OciStatus::Created)))?;
             }
             Message::ConsoleMaster => master = fds.pop(),
+            Message::SeccompFd => {
+                let fd = fds.pop().ok_or(Error::UnexpectedMessage {
+                    who: WHO,
+                    got: "a seccomp-fd message without its fd".into(),
+                })?;
+                let pid = st.pid.unwrap_or(0);
+                send_to_listener(spec, pid, oci_state(st, OciStatus::Creating), &fd)?;
+                chan.send(&Message::Continue)?;
+            }
             Message::Ready => return Ok(master),
             other => {
                 return Err(Error::UnexpectedMessage {

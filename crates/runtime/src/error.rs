@@ -75,6 +75,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The seccomp notify fd could not be handed to linux.seccomp.listenerPath.
+    #[error("seccomp listener {path} (linux.seccomp.listenerPath)")]
+    SeccompListener {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("timed out after {seconds}s waiting for container {id:?} to {what}")]
     Timeout {
         id: String,

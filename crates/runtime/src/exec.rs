@@ -162,6 +162,15 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                     parent_chan.send(&Message::Continue)?;
                 }
                 Message::ConsoleMaster => master = fds.pop(),
+                Message::SeccompFd => {
+                    let fd = fds.pop().ok_or(Error::UnexpectedMessage {
+                        who: WHO,
+                        got: "a seccomp-fd message without its fd".into(),
+                    })?;
+                    let pid = exec_pid.unwrap_or(0);
+                    create::send_to_listener(&cspec, pid, c.oci_state(), &fd)?;
+                    parent_chan.send(&Message::Continue)?;
+                }
                 Message::Ready => return Ok(master),
                 other => {
                     return Err(Error::UnexpectedMessage {
@@ -214,7 +223,7 @@ fn exec_child(
             init::apply_memory_policy(p)?;
         }
         process::apply_limits(process)?;
-        let late_seccomp = init::early_seccomp(process, program)?;
+        let late_seccomp = init::early_seccomp(process, program, chan)?;
         process::apply_user_and_caps(process)?;
         process::apply_misc(process)?;
         let exe = process::resolve_executable(process)?;

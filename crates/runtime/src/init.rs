@@ -5,7 +5,7 @@
 //! exec.fifo until `start`, and execs. Errors go back over the sync channel
 //! as one line; these functions never return.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -398,7 +398,7 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
         apply_memory_policy(p)?;
     }
     process::apply_limits(process)?;
-    let late_seccomp = early_seccomp(process, args.seccomp)?;
+    let late_seccomp = early_seccomp(process, args.seccomp, chan)?;
     process::apply_user_and_caps(process)?;
     process::apply_misc(process)?;
     let exe = process::resolve_executable(process)?;
@@ -462,15 +462,25 @@ pub fn apply_memory_policy(p: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<(
 /// holding CAP_SYS_ADMIN, so it goes in now, before capabilities are dropped
 /// (as runc does); with it, it waits until just before execve so it does not
 /// filter the runtime's own setup. Returns the program still to install.
+///
+/// A program with SCMP_ACT_NOTIFY rules goes in now either way, as runc
+/// does: its listener fd must reach the parent (which passes it to
+/// linux.seccomp.listenerPath) while the parent still listens.
 pub fn early_seccomp<'a>(
     process: &oci_spec::runtime::Process,
     program: Option<&'a seccomp::Program>,
+    chan: &Channel,
 ) -> Result<Option<&'a seccomp::Program>, SetupError> {
-    if process.no_new_privileges().unwrap_or(false) {
+    let notifies = program.is_some_and(seccomp::Program::has_listener);
+    if process.no_new_privileges().unwrap_or(false) && !notifies {
         return Ok(program);
     }
     if let Some(p) = program {
-        seccomp::install(p).map_err(SetupError::Seccomp)?;
+        if let Some(fd) = seccomp::install(p).map_err(SetupError::Seccomp)? {
+            chan.send_with_fds(&Message::SeccompFd, &[fd.as_raw_fd()])?;
+            drop(fd);
+            wait_continue(chan)?;
+        }
     }
     Ok(None)
 }
