@@ -193,7 +193,14 @@ impl Cgroup {
                     .iter()
                     .map(|(c, mount)| (c.clone(), mount.join(rel.below(own.get(c)))))
                     .collect();
-                v1::CgroupV1::from_dirs(&dirs).map(Cgroup::V1)
+                v1::CgroupV1::from_dirs(&dirs)
+                    .map(Cgroup::V1)
+                    .map_err(|e| match e {
+                        Error::NotFound { .. } => Error::NotFound {
+                            path: PathBuf::from("/").join(rel.below(None)),
+                        },
+                        e => e,
+                    })
             }
             mountinfo::Layout::V2(root) => {
                 v2::CgroupV2::open(&root, &rel.below(own.get(""))).map(Cgroup::V2)
