@@ -139,6 +139,8 @@ impl Containers {
                     pid_file: None,
                     stdio: child,
                     preserve_fds: 0,
+                    ignore_paused: false,
+                    sub_cgroups: Vec::new(),
                 },
             )
             .map_err(|e| anyhow::anyhow!(runtime::error_chain(&e)))?;

@@ -48,13 +48,21 @@ pub struct ExecArgs {
     /// Additional gids.
     #[arg(short = 'g', long = "additional-gids")]
     pub additional_gids: Vec<u32>,
-    /// Add a capability to the bounding, effective, permitted and inheritable sets.
+    /// Add a capability to the bounding, effective and permitted sets (as
+    /// runc since CVE-2022-29162: not the inheritable nor the ambient set).
     #[arg(short, long)]
     pub cap: Vec<String>,
     #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// Allow exec in a paused container (the process is frozen with it).
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup of the container's:
+    /// [<controller>:]<path>, repeatable.
+    #[arg(long = "cgroup", value_parser = parse_sub_cgroup)]
+    pub cgroup: Vec<runtime::cgroups::SubCgroup>,
     /// Accepted for runc compatibility and ignored.
     #[arg(long = "process-label")]
     pub process_label: Option<String>,
@@ -379,6 +387,21 @@ fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
     Ok(0)
 }
 
+/// runc's `exec --cgroup` value: "[<controller>:]<path>".
+fn parse_sub_cgroup(s: &str) -> Result<runtime::cgroups::SubCgroup, String> {
+    let (controller, path) = match s.split_once(':') {
+        Some((c, p)) if !c.is_empty() => (Some(c.to_string()), p),
+        _ => (None, s),
+    };
+    if path.is_empty() {
+        return Err(format!("{s:?}: expected [<controller>:]<cgroup>"));
+    }
+    Ok(runtime::cgroups::SubCgroup {
+        controller,
+        path: PathBuf::from(path.trim_start_matches('/')),
+    })
+}
+
 /// "KILL", "SIGKILL", "kill" or "9".
 pub fn parse_signal(s: &str) -> Result<Signal> {
     if let Ok(n) = s.parse::<i32>() {
@@ -456,7 +479,6 @@ fn exec_process(c: &Container, a: &ExecArgs) -> Result<Process> {
         caps.set_bounding(Some(add(caps.bounding().as_ref())?));
         caps.set_effective(Some(add(caps.effective().as_ref())?));
         caps.set_permitted(Some(add(caps.permitted().as_ref())?));
-        caps.set_inheritable(Some(add(caps.inheritable().as_ref())?));
         p.set_capabilities(Some(caps));
     }
     Ok(p)
@@ -479,6 +501,8 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
             pid_file: a.pid_file.clone(),
             stdio: None,
             preserve_fds: a.preserve_fds,
+            ignore_paused: a.ignore_paused,
+            sub_cgroups: a.cgroup.clone(),
         },
     )?;
     if a.detach {

@@ -112,7 +112,7 @@ pub enum Command {
         ps_args: Vec<String>,
     },
     /// Run a process in a running container.
-    Exec(commands::ExecArgs),
+    Exec(Box<commands::ExecArgs>),
     /// Freeze all processes of a container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -166,7 +166,8 @@ fn main() {
             if cli.log.is_some() {
                 log.write_line("error", &msg);
             }
-            eprintln!("isola-runtime: {msg}");
+            // "error" as runc's level=error says it: callers look for the word.
+            eprintln!("isola-runtime: error: {msg}");
             std::process::exit(1);
         }
     }

@@ -14,7 +14,7 @@ fn create_fails(rt: &Runtime, bundle: &Bundle, id: &str) -> String {
     assert!(!c.success, "create of a bad bundle succeeded");
     let err = c.stderr();
     assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
-    assert!(err.starts_with("isola-runtime: "), "{err}");
+    assert!(err.starts_with("isola-runtime: error: "), "{err}");
     assert_nothing_left(rt, id, bundle);
     err
 }
@@ -171,7 +171,7 @@ fn commands_on_a_missing_container_say_it_does_not_exist() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
             err.trim(),
-            "isola-runtime: container \"nope\" does not exist",
+            "isola-runtime: error: container \"nope\" does not exist",
             "{args:?}"
         );
     }
@@ -307,4 +307,36 @@ fn a_host_sysctl_is_refused_at_create() {
     namespaces.retain(|n| n["type"] != "network");
     let err = create_fails(&rt, &Bundle::new(&config), &unique_name("sysctl-net"));
     assert!(err.contains("needs a network namespace"), "{err}");
+}
+
+#[test]
+fn an_oci_version_that_is_no_semantic_version_is_refused() {
+    let rt = Runtime::new();
+    for bad in ["bogus", "1.0", ""] {
+        let mut config = runtime_config(&["true"]);
+        config["ociVersion"] = json!(bad);
+        let bundle = Bundle::new(&config);
+        let err = create_fails(&rt, &bundle, &unique_name("badver"));
+        assert!(err.contains("ociVersion"), "{err}");
+    }
+    // A pre-release is a semantic version (runc's own spec says "1.0.2-dev").
+    let mut config = runtime_config(&["true"]);
+    config["ociVersion"] = json!("1.0.2-dev");
+    rt.run_ok(&Bundle::new(&config), &unique_name("devver"));
+}
+
+/// seccomp's SCMP_ACT_NOTIFY needs a listener for the notify fd: a
+/// profile with such a rule and no listenerPath is refused at create,
+/// naming the field, before anything is made.
+#[test]
+fn a_seccomp_notify_rule_without_a_listener_is_refused() {
+    let rt = Runtime::new();
+    let mut config = runtime_config(&["true"]);
+    config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let bundle = Bundle::new(&config);
+    let err = create_fails(&rt, &bundle, &unique_name("notify"));
+    assert!(err.contains("linux.seccomp.listenerPath"), "{err}");
 }

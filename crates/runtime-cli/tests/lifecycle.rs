@@ -346,6 +346,14 @@ fn features_reports_hooks_and_namespaces() {
         .as_array()
         .unwrap()
         .contains(&"user".into()));
+    assert!(f["linux"]["seccomp"]["actions"]
+        .as_array()
+        .unwrap()
+        .contains(&"SCMP_ACT_NOTIFY".into()));
+    assert!(f["linux"]["memoryPolicy"]["modes"]
+        .as_array()
+        .unwrap()
+        .contains(&"MPOL_BIND".into()));
 }
 
 #[test]

@@ -128,7 +128,7 @@ fn hooks_run_in_lifecycle_order_with_the_state_on_stdin() {
 
     let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(st["id"], id.as_str());
-    assert_eq!(st["status"], "creating");
+    assert_eq!(st["status"], "created");
     assert_eq!(st["bundle"], bundle.path().to_str().unwrap());
     assert_eq!(st["pid"], rt.state(&id)["pid"]);
 

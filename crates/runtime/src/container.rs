@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{ContainerState as OciStatus, Spec};
 
 use crate::cgroups::Cgroup;
+use crate::error::Action;
 use crate::state::{self, ContainerState, EXEC_FIFO, SPEC_FILE};
 use crate::{create, hooks, seccomp, Error};
 
@@ -86,6 +87,12 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub stdio: Option<Stdio3>,
     pub preserve_fds: u32,
+    /// Exec into a paused container too (the process stays frozen with it
+    /// until resume), as runc's --ignore-paused.
+    pub ignore_paused: bool,
+    /// Existing sub-cgroups of the container's to put the process in
+    /// (runc's --cgroup); empty: the container's cgroup.
+    pub sub_cgroups: Vec<crate::cgroups::SubCgroup>,
 }
 
 /// What `exec` returns; the caller is the process's parent and reaps it.
@@ -303,11 +310,15 @@ impl Container {
     }
 
     pub(crate) fn cgroup(&self) -> Result<Cgroup, Error> {
-        Cgroup::open(&self.state.cgroups_path, &self.state.id)
-            .map_err(Error::cgroup(&self.state.id))
+        if self.state.cgroup_dirs.is_empty() {
+            Cgroup::open(&self.state.cgroups_path, &self.state.id)
+        } else {
+            Cgroup::from_dirs(&self.state.cgroup_dirs)
+        }
+        .map_err(Error::cgroup(&self.state.id))
     }
 
-    fn wrong_status(&self, action: &'static str) -> Error {
+    fn wrong_status(&self, action: Action) -> Error {
         Error::WrongStatus {
             id: self.state.id.clone(),
             status: self.status(),
@@ -319,7 +330,7 @@ impl Container {
     pub fn start(&mut self) -> Result<(), Error> {
         let _lock = state::lock(&self.dir)?;
         if self.status() != Status::Created {
-            return Err(self.wrong_status("start"));
+            return Err(self.wrong_status(Action::Start));
         }
         let fifo_path = self.dir.join(EXEC_FIFO);
         // Non-blocking: a blocking open would hang forever if the init died.
@@ -359,7 +370,7 @@ impl Container {
         if let Ok(spec) = self.spec() {
             if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
                 let json = create::oci_state_json(&self.state, OciStatus::Running);
-                if let Err(e) = hooks::run_all("poststart", h, &json) {
+                for e in hooks::run_each("poststart", h, &json, hooks::DefaultEnv::Inherit) {
                     tracing::warn!("{}", crate::error::chain(&e));
                 }
             }
@@ -406,7 +417,7 @@ impl Container {
     pub fn pause(&mut self) -> Result<(), Error> {
         let _lock = state::lock(&self.dir)?;
         if !matches!(self.status(), Status::Running | Status::Created) {
-            return Err(self.wrong_status("pause"));
+            return Err(self.wrong_status(Action::Pause));
         }
         self.cgroup()?
             .freeze()
@@ -418,7 +429,7 @@ impl Container {
     pub fn resume(&mut self) -> Result<(), Error> {
         let _lock = state::lock(&self.dir)?;
         if self.status() != Status::Paused {
-            return Err(self.wrong_status("resume"));
+            return Err(self.wrong_status(Action::Resume));
         }
         self.cgroup()?
             .thaw()
@@ -453,7 +464,7 @@ impl Container {
         let _lock = state::lock(&self.dir)?;
         let status = self.status();
         if matches!(status, Status::Running | Status::Paused) && !force {
-            return Err(self.wrong_status("delete it without --force"));
+            return Err(self.wrong_status(Action::Delete));
         }
         let cgroup = self.cgroup().ok();
         if status != Status::Stopped {
@@ -481,9 +492,14 @@ impl Container {
             }
         }
         if let Ok(spec) = self.spec() {
+            if !crate::rootfs::own_mount_namespace(&spec) {
+                crate::rootfs::unmount_in_callers_namespace(&self.state.rootfs).map_err(
+                    Error::sys(format!("unmount {}", self.state.rootfs.display())),
+                )?;
+            }
             if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
                 let json = create::oci_state_json(&self.state, OciStatus::Stopped);
-                if let Err(e) = hooks::run_all("poststop", h, &json) {
+                for e in hooks::run_each("poststop", h, &json, hooks::DefaultEnv::Inherit) {
                     tracing::warn!("{}", crate::error::chain(&e));
                 }
             }
@@ -491,6 +507,7 @@ impl Container {
         if let Some(cg) = cgroup {
             cg.destroy().map_err(Error::cgroup(&self.state.id))?;
         }
+        crate::cgroups::remove_parents(&self.state.cgroup_parents);
         fs::remove_dir_all(&self.dir).map_err(Error::io("remove", &self.dir))?;
         tracing::debug!(id = %self.state.id, "deleted");
         Ok(())

@@ -51,7 +51,11 @@ pub fn validate_id(id: &str) -> Result<(), Error> {
 /// Undoes a half-made container when dropped, unless disarmed.
 struct Undo {
     dir: PathBuf,
+    /// The rootfs, when the container has no mount namespace of its own:
+    /// its mounts are in ours and must go.
+    callers_mounts: Option<PathBuf>,
     cgroup: Option<Cgroup>,
+    cgroup_parents: Vec<PathBuf>,
     pids: Vec<i32>,
     armed: bool,
 }
@@ -65,17 +69,23 @@ impl Drop for Undo {
             let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(*pid), None);
         }
+        if let Some(rootfs) = &self.callers_mounts {
+            if let Err(e) = crate::rootfs::unmount_in_callers_namespace(rootfs) {
+                tracing::warn!("cleanup: unmount {}: {e}", rootfs.display());
+            }
+        }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
                 tracing::warn!("cleanup: {}", crate::error::chain(&e));
             }
+            crate::cgroups::remove_parents(&self.cgroup_parents);
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
 /// The cgroups path for a container: the spec's, or empty (the cgroups
-/// module then uses its default parent and the id).
+/// module then names it after the id, as runc does).
 ///
 /// A systemd-style "slice:prefix:name" (what containerd and kubelet pass with
 /// the systemd cgroup driver) becomes the cgroupfs path systemd would use,
@@ -209,7 +219,9 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     }
     let mut undo = Undo {
         dir: dir.clone(),
+        callers_mounts: (!crate::rootfs::own_mount_namespace(&spec)).then(|| rootfs.clone()),
         cgroup: None,
+        cgroup_parents: Vec::new(),
         pids: Vec::new(),
         armed: true,
     };
@@ -229,14 +241,20 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
         pid_start_time: None,
         created_ns: state::now_ns(),
         cgroups_path: cgroups_path(&spec),
+        cgroup_dirs: Default::default(),
+        cgroup_parents: Vec::new(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         paused: false,
         created: false,
     };
     state::write_state(&dir, &st, false)?;
 
-    let cgroup = Cgroup::create(&st.cgroups_path, &opts.id).map_err(Error::cgroup(&opts.id))?;
+    let (cgroup, parents) = Cgroup::create_noting_parents(&st.cgroups_path, &opts.id)
+        .map_err(Error::cgroup(&opts.id))?;
+    st.cgroup_dirs = cgroup.dirs();
+    st.cgroup_parents = parents.clone();
     undo.cgroup = Some(cgroup);
+    undo.cgroup_parents = parents;
     let cgroup = undo.cgroup.as_ref().expect("just set");
     if let Some(r) = resources_with_devices(&spec) {
         cgroup.apply(&r).map_err(Error::cgroup(&opts.id))?;
@@ -315,6 +333,35 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
     // Atomic (a reader never sees half a number) but not fsynced: the pid
     // file is for whoever started us, now.
     state::write_atomic(&abs, pid.to_string().as_bytes(), false)
+}
+
+/// Hands a seccomp notify fd to linux.seccomp.listenerPath as runc does:
+/// one message holding the runtime-spec ContainerProcessState as JSON, with
+/// the fd (named "seccompFd" in its `fds`) attached by SCM_RIGHTS.
+pub(crate) fn send_to_listener(
+    spec: &Spec,
+    pid: i32,
+    state: oci_spec::runtime::State,
+    fd: &OwnedFd,
+) -> Result<(), Error> {
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let path = seccomp
+        .and_then(|s| s.listener_path().clone())
+        .unwrap_or_default();
+    let io = |source| Error::SeccompListener {
+        path: path.clone(),
+        source,
+    };
+    let mut msg = oci_spec::runtime::ContainerProcessState::default();
+    msg.set_version(oci_spec::runtime::VERSION.to_string());
+    msg.set_fds(vec![oci_spec::runtime::SECCOMP_FD_NAME.to_string()]);
+    msg.set_pid(pid);
+    msg.set_metadata(seccomp.and_then(|s| s.listener_metadata().clone()));
+    msg.set_state(state);
+    let data = serde_json::to_vec(&msg).map_err(|e| io(std::io::Error::other(e)))?;
+    let sock = UnixStream::connect(&path).map_err(io)?;
+    sys::send_with_fds(std::os::fd::AsFd::as_fd(&sock), &data, &[fd.as_raw_fd()])
+        .map_err(|e| io(e.into()))
 }
 
 /// The compiled linux.seccomp profile, if the spec has one.
@@ -409,18 +456,27 @@ fn drive_children(
                 chan.send(&Message::Continue)?;
             }
             Message::RunCreateRuntimeHooks => {
-                let json = oci_state_json(st, OciStatus::Creating);
+                // "created", as crun says: the container is set up by now.
+                let json = oci_state_json(st, OciStatus::Created);
                 if let Some(h) = spec.hooks().as_ref() {
-                    hooks::run_all("prestart", h.prestart().as_deref().unwrap_or(&[]), &json)?;
-                    hooks::run_all(
-                        "createRuntime",
-                        h.create_runtime().as_deref().unwrap_or(&[]),
-                        &json,
-                    )?;
+                    let inherit = hooks::DefaultEnv::Inherit;
+                    let prestart = h.prestart().as_deref().unwrap_or(&[]);
+                    hooks::run_all("prestart", prestart, &json, inherit)?;
+                    let create_runtime = h.create_runtime().as_deref().unwrap_or(&[]);
+                    hooks::run_all("createRuntime", create_runtime, &json, inherit)?;
                 }
                 chan.send(&Message::HookState(oci_state_json(st, OciStatus::Created)))?;
             }
             Message::ConsoleMaster => master = fds.pop(),
+            Message::SeccompFd => {
+                let fd = fds.pop().ok_or(Error::UnexpectedMessage {
+                    who: WHO,
+                    got: "a seccomp-fd message without its fd".into(),
+                })?;
+                let pid = st.pid.unwrap_or(0);
+                send_to_listener(spec, pid, oci_state(st, OciStatus::Creating), &fd)?;
+                chan.send(&Message::Continue)?;
+            }
             Message::Ready => return Ok(master),
             other => {
                 return Err(Error::UnexpectedMessage {

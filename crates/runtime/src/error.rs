@@ -20,11 +20,13 @@ pub enum Error {
         #[source]
         source: SpecError,
     },
-    #[error("container {id:?} is {status}, cannot {action}")]
+    /// Worded as runc words it, because callers tell these apart by their
+    /// words ("not stopped", "already running", "not paused").
+    #[error("{}", wrong_status(.id, *.status, *.action))]
     WrongStatus {
         id: String,
         status: Status,
-        action: &'static str,
+        action: Action,
     },
     /// Worded so containerd's shim recognises it ("container not running").
     #[error("container not running: {id:?} has stopped")]
@@ -73,12 +75,51 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The seccomp notify fd could not be handed to linux.seccomp.listenerPath.
+    #[error("seccomp listener {path} (linux.seccomp.listenerPath)")]
+    SeccompListener {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("timed out after {seconds}s waiting for container {id:?} to {what}")]
     Timeout {
         id: String,
         what: &'static str,
         seconds: u64,
     },
+}
+
+/// What was asked of a container that is in the wrong status for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Pause,
+    Resume,
+    /// Delete without force.
+    Delete,
+    Exec,
+}
+
+fn wrong_status(id: &str, status: Status, action: Action) -> String {
+    match (action, status) {
+        (Action::Start, Status::Running | Status::Paused) => {
+            format!("cannot start an already running container {id:?}")
+        }
+        (Action::Start, Status::Stopped) => {
+            format!("cannot start a container that has stopped: {id:?}")
+        }
+        (Action::Pause, _) => format!("container not running: {id:?} is {status}"),
+        (Action::Resume, _) => format!("container not paused: {id:?} is {status}"),
+        (Action::Delete, _) => format!(
+            "cannot delete container {id:?} that is not stopped: {status} (stop it, or use --force)"
+        ),
+        (Action::Exec, Status::Paused) => {
+            format!("cannot exec in a paused container {id:?} (resume it, or use --ignore-paused)")
+        }
+        (Action::Exec, _) => format!("cannot exec in a {status} container {id:?}"),
+        (Action::Start, _) => format!("cannot start container {id:?}: it is {status}"),
+    }
 }
 
 impl Error {

@@ -36,8 +36,14 @@ const NAMESPACES: [(LinuxNamespaceType, &str); 8] = [
 
 pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Executed, Error> {
     let id = c.id().to_string();
-    if !matches!(c.status(), Status::Running | Status::Created) {
-        return Err(Error::NotRunning { id });
+    let status = c.status();
+    let paused_ok = status == Status::Paused && opts.ignore_paused;
+    if !matches!(status, Status::Running | Status::Created) && !paused_ok {
+        return Err(Error::WrongStatus {
+            id,
+            status,
+            action: crate::error::Action::Exec,
+        });
     }
     spec::validate_process(process, "process").map_err(|source| Error::Spec {
         bundle: c.bundle().to_path_buf(),
@@ -73,6 +79,14 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
         ns_fds.push((t, path, fd));
     }
     let cgroup = c.cgroup()?;
+    // A container without a mount namespace lives in ours, chrooted.
+    let callers_root =
+        (!crate::rootfs::own_mount_namespace(&cspec)).then(|| format!("/proc/{init_pid}/root"));
+    // The container's policy holds for every process in it.
+    let memory_policy = cspec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref());
 
     let (parent_chan, child_chan) = Channel::pair()?;
     let stdio = opts.stdio.as_ref().map(Stdio3::raw_fds);
@@ -90,6 +104,12 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                     setns(fd, CloneFlags::from_bits_retain(*t as i32))
                         .map_err(|e| SetupError::path("join namespace", path, e))?;
                 }
+                if let Some(root) = &callers_root {
+                    // No mount namespace to join: take the init's root.
+                    nix::unistd::chroot(root.as_str())
+                        .map_err(|e| SetupError::path("chroot", root, e))?;
+                    nix::unistd::chdir("/").map_err(|e| SetupError::path("chdir", "/", e))?;
+                }
                 match sys::fork_with_flags(libc::CLONE_PARENT)
                     .map_err(|e| SetupError::sys("clone", e))?
                 {
@@ -97,6 +117,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                     sys::Forked::Child => {
                         let e = exec_child(
                             process,
+                            memory_policy,
                             &child_chan,
                             sock,
                             to_parent,
@@ -124,7 +145,12 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
     const WHO: &str = "the exec'd process";
     let mut exec_pid = None;
     let r = (|| -> Result<Option<OwnedFd>, Error> {
-        cgroup.add_process(child).map_err(Error::cgroup(&id))?;
+        if opts.sub_cgroups.is_empty() {
+            cgroup.add_process(child)
+        } else {
+            cgroup.add_process_below(child, &opts.sub_cgroups)
+        }
+        .map_err(Error::cgroup(&id))?;
         parent_chan.send(&Message::Continue)?;
         let mut master = None;
         loop {
@@ -136,6 +162,15 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                     parent_chan.send(&Message::Continue)?;
                 }
                 Message::ConsoleMaster => master = fds.pop(),
+                Message::SeccompFd => {
+                    let fd = fds.pop().ok_or(Error::UnexpectedMessage {
+                        who: WHO,
+                        got: "a seccomp-fd message without its fd".into(),
+                    })?;
+                    let pid = exec_pid.unwrap_or(0);
+                    create::send_to_listener(&cspec, pid, c.oci_state(), &fd)?;
+                    parent_chan.send(&Message::Continue)?;
+                }
                 Message::Ready => return Ok(master),
                 other => {
                     return Err(Error::UnexpectedMessage {
@@ -170,6 +205,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
 /// The exec'd process after it joined the namespaces; returns only on failure.
 fn exec_child(
     process: &Process,
+    memory_policy: Option<&oci_spec::runtime::LinuxMemoryPolicy>,
     chan: &Channel,
     console_socket: Option<i32>,
     to_parent: bool,
@@ -183,8 +219,11 @@ fn exec_child(
         nix::unistd::setsid().map_err(|e| SetupError::sys("setsid", e))?;
         console::setup_for(process, console_socket, to_parent, chan, false)?;
         process::apply_oom_score(process)?;
+        if let Some(p) = memory_policy {
+            init::apply_memory_policy(p)?;
+        }
         process::apply_limits(process)?;
-        let late_seccomp = init::early_seccomp(process, program)?;
+        let late_seccomp = init::early_seccomp(process, program, chan)?;
         process::apply_user_and_caps(process)?;
         process::apply_misc(process)?;
         let exe = process::resolve_executable(process)?;

@@ -50,16 +50,53 @@ fn stderr_suffix(s: &str) -> String {
     }
 }
 
+/// The environment of a hook that has no `env` of its own, as runc gives
+/// it: a hook's own `env` (even an empty one) replaces it.
+#[derive(Debug, Clone, Copy)]
+pub enum DefaultEnv<'a> {
+    /// This process's environment: the runtime's, for the hooks that run in
+    /// the runtime's namespaces (prestart, createRuntime, poststart, poststop).
+    Inherit,
+    /// The container process's environment, for the hooks that run in the
+    /// container (createContainer, startContainer).
+    Process(&'a [String]),
+}
+
 /// Runs `hooks` in order; stops at the first failure.
-pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &str) -> Result<(), Error> {
+pub fn run_all(
+    kind: &'static str,
+    hooks: &[Hook],
+    state_json: &str,
+    env: DefaultEnv<'_>,
+) -> Result<(), Error> {
     for h in hooks {
-        run(kind, h, state_json)?;
+        run(kind, h, state_json, env)?;
     }
     Ok(())
 }
 
+/// Runs every one of `hooks`, in order, whatever the earlier ones did, and
+/// returns their failures: poststart and poststop hooks, whose failures the
+/// runtime spec has logged as warnings while the rest still run.
+pub fn run_each(
+    kind: &'static str,
+    hooks: &[Hook],
+    state_json: &str,
+    env: DefaultEnv<'_>,
+) -> Vec<Error> {
+    hooks
+        .iter()
+        .filter_map(|h| run(kind, h, state_json, env).err())
+        .collect()
+}
+
 /// Runs one hook to completion.
-pub fn run(kind: &'static str, hook: &Hook, state_json: &str) -> Result<(), Error> {
+pub fn run(
+    kind: &'static str,
+    hook: &Hook,
+    state_json: &str,
+    env: DefaultEnv<'_>,
+) -> Result<(), Error> {
     let path = hook.path().clone();
     let mut cmd = Command::new(&path);
     if let Some(args) = hook.args() {
@@ -67,10 +104,18 @@ pub fn run(kind: &'static str, hook: &Hook, state_json: &str) -> Result<(), Erro
             cmd.arg0(arg0).args(rest);
         }
     }
-    cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    let own = hook.env().as_deref();
+    let vars = match (own, env) {
+        (Some(own), _) => Some(own),
+        (None, DefaultEnv::Process(p)) => Some(p),
+        (None, DefaultEnv::Inherit) => None,
+    };
+    if let Some(vars) = vars {
+        cmd.env_clear();
+        for kv in vars {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     cmd.stdin(Stdio::piped())
@@ -232,7 +277,7 @@ mod tests {
             "args": ["sh", "-c", format!("cat > {0}; echo \" $X\" >> {0}", out.display())],
             "env": ["X=from-env"]
         }));
-        run("test", &h, r#"{"id":"c"}"#).unwrap();
+        run("test", &h, r#"{"id":"c"}"#, DefaultEnv::Inherit).unwrap();
         assert_eq!(
             fs::read_to_string(&out).unwrap(),
             "{\"id\":\"c\"} from-env\n"
@@ -244,7 +289,9 @@ mod tests {
         let h = hook(
             serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "echo oops >&2; exit 3"]}),
         );
-        let e = run("poststop", &h, "{}").unwrap_err().to_string();
+        let e = run("poststop", &h, "{}", DefaultEnv::Inherit)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("poststop hook /bin/sh") && e.contains("oops"),
             "{e}"
@@ -252,7 +299,7 @@ mod tests {
         let h =
             hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "10"], "timeout": 1}));
         assert!(matches!(
-            run("prestart", &h, "{}"),
+            run("prestart", &h, "{}", DefaultEnv::Inherit),
             Err(Error::Timeout { .. })
         ));
     }
@@ -268,7 +315,7 @@ mod tests {
             // Only so that a regression fails instead of hanging.
             "timeout": 120
         }));
-        match run("poststop", &h, "{}") {
+        match run("poststop", &h, "{}", DefaultEnv::Inherit) {
             Err(Error::Failed { status, stderr, .. }) => {
                 assert_eq!(status.code(), Some(3));
                 assert!(stderr.starts_with("é\né\n"), "{stderr:?}");
@@ -286,7 +333,7 @@ mod tests {
         let h =
             hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}));
         assert!(matches!(
-            run("prestart", &h, &state),
+            run("prestart", &h, &state, DefaultEnv::Inherit),
             Err(Error::Timeout { .. })
         ));
         // And a hook that reads it gets all of it, then EOF.
@@ -296,7 +343,7 @@ mod tests {
             "path": "/bin/sh",
             "args": ["sh", "-c", format!("cat > {}", out.display())]
         }));
-        run("prestart", &h, &state).unwrap();
+        run("prestart", &h, &state, DefaultEnv::Inherit).unwrap();
         assert_eq!(fs::read_to_string(&out).unwrap(), state);
     }
 

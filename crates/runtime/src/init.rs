@@ -5,7 +5,7 @@
 //! exec.fifo until `start`, and execs. Errors go back over the sync channel
 //! as one line; these functions never return.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -51,6 +51,9 @@ pub enum SetupError {
     /// The runtime sent something other than what this step waits for.
     #[error("unexpected message from the runtime: {got}")]
     UnexpectedMessage { got: String },
+    /// A proc or sysfs mount whose destination is a symlink or a file.
+    #[error("mount {fstype} on {dest}: filesystem {fstype:?} must be mounted on ordinary directory (it is a symlink or not a directory)")]
+    NotOrdinaryDirectory { fstype: String, dest: PathBuf },
     /// A terminal was asked for but nowhere was given to send its master.
     #[error("process.terminal is true but no console socket was given (--console-socket)")]
     NoConsoleSocket,
@@ -219,11 +222,25 @@ fn write_time_offsets(spec: &Spec) -> Result<(), SetupError> {
     if text.is_empty() {
         return Ok(());
     }
-    std::fs::write("/proc/self/timens_offsets", &text).map_err(|e| SetupError::Io {
+    // After setresuid into a new user namespace the kernel made us
+    // non-dumpable, which gives /proc/self to the host's root, a uid the
+    // namespace's root (us) cannot write as: be dumpable just for the write,
+    // as runc's nsexec is. Nothing else runs in the namespace yet.
+    let was_dumpable = sys::dumpable().map_err(|e| SetupError::sys("prctl(PR_GET_DUMPABLE)", e))?;
+    if !was_dumpable {
+        sys::prctl(libc::PR_SET_DUMPABLE, 1)
+            .map_err(|e| SetupError::sys("prctl(PR_SET_DUMPABLE)", e))?;
+    }
+    let written = std::fs::write("/proc/self/timens_offsets", &text).map_err(|e| SetupError::Io {
         op: "write linux.timeOffsets to",
         path: "/proc/self/timens_offsets".into(),
         source: e,
-    })
+    });
+    if !was_dumpable {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0)
+            .map_err(|e| SetupError::sys("prctl(PR_SET_DUMPABLE)", e))?;
+    }
+    written
 }
 
 /// Places the caller-provided stdio on 0, 1, 2 (in whatever order they were).
@@ -307,7 +324,13 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
         .and_then(|h| h.create_container().as_ref())
     {
         nix::unistd::chdir(args.rootfs).map_err(|e| SetupError::path("chdir", args.rootfs, e))?;
-        hooks::run_all("createContainer", h, &state_json)?;
+        let env = process.env().as_deref().unwrap_or(&[]);
+        hooks::run_all(
+            "createContainer",
+            h,
+            &state_json,
+            hooks::DefaultEnv::Process(env),
+        )?;
     }
 
     // exec.fifo is reopened for writing through our fd table in the host's
@@ -321,7 +344,11 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
     )
     .map_err(|e| SetupError::path("open", "/proc/self/fd", e))?;
 
-    rootfs::pivot(args.rootfs, args.no_pivot)?;
+    rootfs::pivot(
+        args.rootfs,
+        args.no_pivot,
+        rootfs::own_mount_namespace(spec),
+    )?;
 
     console::setup_for(
         process,
@@ -367,8 +394,11 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
         rootfs::mask_paths(p)?;
     }
 
+    if let Some(p) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        apply_memory_policy(p)?;
+    }
     process::apply_limits(process)?;
-    let late_seccomp = early_seccomp(process, args.seccomp)?;
+    let late_seccomp = early_seccomp(process, args.seccomp, chan)?;
     process::apply_user_and_caps(process)?;
     process::apply_misc(process)?;
     let exe = process::resolve_executable(process)?;
@@ -397,10 +427,15 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
             .as_ref()
             .and_then(|h| h.start_container().as_ref())
         {
+            let env: Vec<String> = env
+                .iter()
+                .map(|e| e.to_string_lossy().into_owned())
+                .collect();
             hooks::run_all(
                 "startContainer",
                 h,
                 &state_json.replace("\"created\"", "\"running\""),
+                hooks::DefaultEnv::Process(&env),
             )?;
         }
         finish_exec(late_seccomp, args.preserve_fds, &exe, process, &env)
@@ -412,19 +447,40 @@ fn init_steps(args: &InitArgs<'_>, chan: &Channel) -> Result<Never, SetupError> 
     sys::exit_now(127)
 }
 
+/// linux.memoryPolicy, checked at create; kept across execve.
+pub fn apply_memory_policy(p: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<(), SetupError> {
+    let policy = crate::mempolicy::parse(p)?;
+    crate::mempolicy::apply(&policy).map_err(|e| {
+        SetupError::sys(
+            format!("set_mempolicy({}) for linux.memoryPolicy", p.mode()),
+            e,
+        )
+    })
+}
+
 /// Without noNewPrivileges the kernel takes a filter only from a process
 /// holding CAP_SYS_ADMIN, so it goes in now, before capabilities are dropped
 /// (as runc does); with it, it waits until just before execve so it does not
 /// filter the runtime's own setup. Returns the program still to install.
+///
+/// A program with SCMP_ACT_NOTIFY rules goes in now either way, as runc
+/// does: its listener fd must reach the parent (which passes it to
+/// linux.seccomp.listenerPath) while the parent still listens.
 pub fn early_seccomp<'a>(
     process: &oci_spec::runtime::Process,
     program: Option<&'a seccomp::Program>,
+    chan: &Channel,
 ) -> Result<Option<&'a seccomp::Program>, SetupError> {
-    if process.no_new_privileges().unwrap_or(false) {
+    let notifies = program.is_some_and(seccomp::Program::has_listener);
+    if process.no_new_privileges().unwrap_or(false) && !notifies {
         return Ok(program);
     }
     if let Some(p) = program {
-        seccomp::install(p).map_err(SetupError::Seccomp)?;
+        if let Some(fd) = seccomp::install(p).map_err(SetupError::Seccomp)? {
+            chan.send_with_fds(&Message::SeccompFd, &[fd.as_raw_fd()])?;
+            drop(fd);
+            wait_continue(chan)?;
+        }
     }
     Ok(None)
 }

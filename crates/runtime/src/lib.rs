@@ -46,6 +46,7 @@ pub mod error;
 mod exec;
 pub mod hooks;
 mod init;
+mod mempolicy;
 mod mounts;
 mod process;
 pub mod rootfile;

@@ -278,7 +278,11 @@ pub fn mount_one(
     if typ == "cgroup" || typ == "cgroup2" {
         return crate::cgroupfs::mount(root, dest, &opts, new_cgroupns);
     }
-    let target = open_or_create_in_root(root, dest, true)?;
+    let target = if typ == "proc" || typ == "sysfs" {
+        open_ordinary_dir(root, dest, typ)?
+    } else {
+        open_or_create_in_root(root, dest, true)?
+    };
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = opts.data();
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
@@ -292,6 +296,37 @@ pub fn mount_one(
     .map_err(|e| SetupError::mount(typ, dest, e))?;
     apply_recursive(root, dest, &opts)?;
     apply_propagation(root, dest, &opts)
+}
+
+/// The destination of a proc or sysfs mount, which must be a directory
+/// itself, not a symlink to one (nor a file), as runc requires: procfs
+/// mounted through an image's link lands wherever the image chose. Opened
+/// with O_NOFOLLOW, so what is checked is what gets mounted on.
+fn open_ordinary_dir(root: BorrowedFd<'_>, dest: &Path, typ: &str) -> Result<OwnedFd, SetupError> {
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return open_or_create_in_root(root, dest, true);
+    };
+    let parent = open_or_create_in_root(root, parent, true)?;
+    let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut created = false;
+    loop {
+        match nix::fcntl::openat(&parent, name, flags, Mode::empty()) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) if !created => {
+                match nix::sys::stat::mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => created = true,
+                    Err(e) => return Err(SetupError::path("create directory", dest, e)),
+                }
+            }
+            Err(Errno::ENOTDIR | Errno::ELOOP) => {
+                return Err(SetupError::NotOrdinaryDirectory {
+                    fstype: typ.to_string(),
+                    dest: dest.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(SetupError::path("open mount point", dest, e)),
+        }
+    }
 }
 
 fn mount_bind(

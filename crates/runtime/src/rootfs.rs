@@ -1,7 +1,8 @@
 //! rootfs: turns the bundle's rootfs into the container's "/" inside the new
 //! mount namespace: propagation, the rootfs bind, the OCI mounts, /dev,
 //! pivot_root, then what must happen after it (read-only root, masked and
-//! read-only paths). Only called in the container's init process.
+//! read-only paths). Only called in the container's init process, but for
+//! the unmount that delete does for a container without a mount namespace.
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -18,16 +19,19 @@ use crate::{devices, spec, sys};
 /// Everything before pivot_root that needs the host's view: propagation,
 /// rootfs bind, mounts, devices. Returns an fd of the rootfs.
 pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<OwnedFd, SetupError> {
-    // Nothing we mount may propagate back to the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|e| SetupError::mount("make / a recursive slave", Path::new("/"), e))?;
-    // pivot_root needs the new root to be a mount point.
+    if own_mount_namespace(spec) {
+        // Nothing we mount may propagate back to the host.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| SetupError::mount("make / a recursive slave", Path::new("/"), e))?;
+    }
+    // pivot_root needs the new root to be a mount point; without a mount
+    // namespace it holds every mount we make, for delete to detach at once.
     mount(
         Some(rootfs),
         rootfs,
@@ -91,7 +95,14 @@ pub fn prepare(spec: &Spec, rootfs: &Path, bundle: &Path) -> Result<OwnedFd, Set
 /// Makes the rootfs "/" with pivot_root, detaching the old root. With
 /// `no_pivot` (for ramfs roots where pivot_root fails) it moves the rootfs
 /// over "/" and chroots instead.
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), SetupError> {
+pub fn pivot(rootfs: &Path, no_pivot: bool, own_mount_ns: bool) -> Result<(), SetupError> {
+    if !own_mount_ns {
+        // In the caller's mount namespace neither pivot_root nor MS_MOVE
+        // over "/" may happen: chroot, as runc does there.
+        nix::unistd::chdir(rootfs).map_err(|e| SetupError::path("chdir", rootfs, e))?;
+        nix::unistd::chroot(".").map_err(|e| SetupError::path("chroot", rootfs, e))?;
+        return nix::unistd::chdir("/").map_err(|e| SetupError::path("chdir", "/", e));
+    }
     if no_pivot {
         nix::unistd::chdir(rootfs).map_err(|e| SetupError::path("chdir", rootfs, e))?;
         mount(
@@ -131,6 +142,25 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), SetupError> {
     umount2(".", MntFlags::MNT_DETACH)
         .map_err(|e| SetupError::path("detach the old root", "/", e))?;
     nix::unistd::chdir("/").map_err(|e| SetupError::path("chdir", "/", e))
+}
+
+/// Whether the spec asks for a mount namespace (new or joined): without
+/// one the container's mounts are made in the caller's.
+pub fn own_mount_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Mount))
+}
+
+/// Detaches the rootfs bind and every mount below it, which a container
+/// without a mount namespace made in the caller's (runc leaves them).
+pub fn unmount_in_callers_namespace(rootfs: &Path) -> Result<(), Errno> {
+    match umount2(rootfs, MntFlags::MNT_DETACH) {
+        // Not a mount point: the setup failed before the bind.
+        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// After pivot_root: root propagation, read-only root.

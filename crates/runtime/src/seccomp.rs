@@ -18,6 +18,7 @@
 //! generate the BPF (`seccomp_export_bpf`), so the child needs nothing from it.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use libseccomp::error::SeccompError;
 use libseccomp::{
@@ -80,6 +81,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("linux.seccomp.listenerPath is missing but a rule's action is SCMP_ACT_NOTIFY (the notify fd needs a listener)")]
+    NoListener,
 }
 
 /// A compiled seccomp filter, ready for [`install`]. Made in the parent so
@@ -94,6 +97,11 @@ impl Program {
     /// Number of BPF instructions.
     pub fn len(&self) -> usize {
         self.filter.len()
+    }
+
+    /// Whether installing it yields a notify listener fd (SCMP_ACT_NOTIFY).
+    pub fn has_listener(&self) -> bool {
+        self.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER != 0
     }
 
     pub fn is_empty(&self) -> bool {
@@ -148,16 +156,23 @@ fn instructions(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, Error> {
 /// and libseccomp versions. Everything else that cannot be honoured is an
 /// error naming the field.
 pub fn compile(profile: &LinuxSeccomp) -> Result<Program, Error> {
-    if let Some(path) = profile.listener_path() {
+    if profile.default_action() == LinuxSeccompAction::ScmpActNotify {
         return Err(Error::Unsupported {
-            field: "listenerPath".into(),
-            value: path.display().to_string(),
+            field: "defaultAction".into(),
+            value: "SCMP_ACT_NOTIFY (only a rule can notify)".into(),
         });
+    }
+    let notifies = profile
+        .syscalls()
+        .iter()
+        .flatten()
+        .any(|s| s.action() == LinuxSeccompAction::ScmpActNotify);
+    if notifies && profile.listener_path().is_none() {
+        return Err(Error::NoListener);
     }
     let default_action = action(
         profile.default_action(),
         profile.default_errno_ret(),
-        "defaultAction",
         "defaultErrnoRet",
     )?;
     let mut ctx = ScmpFilterContext::new(default_action).map_err(|source| Error::Init {
@@ -173,7 +188,6 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, Error> {
         let rule_action = action(
             rule.action(),
             rule.errno_ret(),
-            &format!("syscalls[{i}].action"),
             &format!("syscalls[{i}].errnoRet"),
         )?;
         // libseccomp refuses rules whose action is the default one; they
@@ -233,13 +247,22 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, Error> {
             }
         })
         .fold(0, |acc, f| acc | f);
+    // A notifying filter hands back a listener fd at install, which the
+    // runtime passes on to linux.seccomp.listenerPath.
+    let flags = if notifies {
+        flags | libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+    } else {
+        flags
+    };
     Ok(Program { filter, flags })
 }
 
 /// Installs `program` on the calling thread with seccomp(2). Safe to call in
 /// a forked child: it allocates nothing. The caller must have set
 /// no_new_privs or still hold CAP_SYS_ADMIN.
-pub fn install(program: &Program) -> Result<(), Error> {
+///
+/// Returns the notify listener fd of a program with SCMP_ACT_NOTIFY rules.
+pub fn install(program: &Program) -> Result<Option<OwnedFd>, Error> {
     let prog = libc::sock_fprog {
         // compile() guarantees len <= MAX_INSTRUCTIONS, which fits in u16.
         len: program.filter.len() as u16,
@@ -256,19 +279,23 @@ pub fn install(program: &Program) -> Result<(), Error> {
             &prog as *const libc::sock_fprog,
         )
     };
-    if rc != 0 {
+    if rc < 0 {
         return Err(Error::Install {
             source: std::io::Error::last_os_error(),
         });
     }
-    Ok(())
+    if program.has_listener() {
+        // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER a successful call
+        // returns a new fd that nothing else owns.
+        return Ok(Some(unsafe { OwnedFd::from_raw_fd(rc as RawFd) }));
+    }
+    Ok(None)
 }
 
-/// Maps an OCI action; `field` names the action, `errno_field` its errnoRet.
+/// Maps an OCI action; `errno_field` names its errnoRet.
 fn action(
     action: LinuxSeccompAction,
     errno_ret: Option<u32>,
-    field: &str,
     errno_field: &str,
 ) -> Result<ScmpAction, Error> {
     let ret = |limit: u64, reason: &'static str| -> Result<u64, Error> {
@@ -298,13 +325,7 @@ fn action(
         )? as u16),
         LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
         LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
-        // NOTIFY needs a listener socket (listenerPath) that isola does not serve.
-        LinuxSeccompAction::ScmpActNotify => {
-            return Err(Error::Unsupported {
-                field: field.to_string(),
-                value: "SCMP_ACT_NOTIFY".into(),
-            })
-        }
+        LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
     })
 }
 
@@ -411,7 +432,7 @@ mod tests {
                     }
                 }
                 let code = match install(program) {
-                    Ok(()) => check(),
+                    Ok(_) => check(),
                     Err(_) => 101,
                 };
                 // SAFETY: ends the child without running the parent's atexit handlers.
@@ -658,7 +679,13 @@ mod tests {
             "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}]
         })))
         .unwrap_err();
-        assert!(err.to_string().contains("syscalls[0].action"), "{err}");
+        assert!(err.to_string().contains("listenerPath"), "{err}");
+        let p = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/l.sock",
+            "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}]
+        })))
+        .unwrap();
+        assert!(p.has_listener());
 
         let err = compile(&profile(serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",

@@ -89,6 +89,17 @@ pub fn rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
 /// Checks what the runtime needs beyond the JSON schema, before anything
 /// is created (an exec'd process alone: [`validate_process`]).
 pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    // The runtime spec requires SemVer 2.0.0; a caller that wrote something
+    // else is not speaking the format it claims.
+    if let Err(e) = semver::Version::parse(spec.version()) {
+        return Err(invalid(
+            "ociVersion",
+            format!(
+                "{:?} is not a semantic version such as \"1.2.0\" ({e})",
+                spec.version()
+            ),
+        ));
+    }
     let process = spec
         .process()
         .as_ref()
@@ -158,11 +169,26 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             "needs a UTS namespace in linux.namespaces",
         ));
     }
+    // Without a mount namespace the container runs in the caller's, as with
+    // runc; paths can only be masked in a private one.
     if !has_ns(LinuxNamespaceType::Mount) {
-        return Err(invalid(
-            "linux.namespaces",
-            "has no mount namespace: isola-runtime needs one to set up the root filesystem",
-        ));
+        for (field, paths) in [
+            (
+                "linux.maskedPaths",
+                linux.and_then(|l| l.masked_paths().as_ref()),
+            ),
+            (
+                "linux.readonlyPaths",
+                linux.and_then(|l| l.readonly_paths().as_ref()),
+            ),
+        ] {
+            if paths.is_some_and(|p| !p.is_empty()) {
+                return Err(invalid(
+                    field,
+                    "needs a mount namespace in linux.namespaces (it would change the caller's)",
+                ));
+            }
+        }
     }
     if let Some(l) = linux {
         let maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
@@ -196,6 +222,9 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
         for key in l.sysctl().iter().flat_map(|s| s.keys()) {
             validate_sysctl(key, has_ns)?;
+        }
+        if let Some(p) = l.memory_policy() {
+            crate::mempolicy::parse(p)?;
         }
         for (i, d) in l.devices().iter().flatten().enumerate() {
             if !d.path().is_absolute() {
@@ -282,9 +311,6 @@ pub fn ignored_fields(spec: &Spec) -> Vec<&'static str> {
     if let Some(l) = spec.linux() {
         if l.intel_rdt().is_some() {
             out.push("linux.intelRdt");
-        }
-        if l.memory_policy().is_some() {
-            out.push("linux.memoryPolicy");
         }
         if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
             out.push("linux.netDevices");

@@ -50,6 +50,15 @@ pub struct ContainerState {
     pub created_ns: u128,
     /// The cgroups path given to `Cgroup::create`.
     pub cgroups_path: String,
+    /// The directories create made it in (controller → directory), so that
+    /// a caller in another cgroup finds the same ones; empty in state
+    /// written before they were kept (then `cgroups_path` is resolved again).
+    #[serde(default)]
+    pub cgroup_dirs: std::collections::BTreeMap<String, PathBuf>,
+    /// Ancestors of the cgroup that create made; delete removes those left
+    /// empty (pre-existing ones are never removed).
+    #[serde(default)]
+    pub cgroup_parents: Vec<PathBuf>,
     pub annotations: HashMap<String, String>,
     /// Set by pause, cleared by resume.
     pub paused: bool,
@@ -190,6 +199,8 @@ mod tests {
             pid_start_time: Some(7),
             created_ns: 1,
             cgroups_path: "/isola/c1".into(),
+            cgroup_dirs: Default::default(),
+            cgroup_parents: Vec::new(),
             annotations: HashMap::from([("k".into(), "v".into())]),
             paused: false,
             created: true,

@@ -26,6 +26,10 @@ pub enum Message {
     HookState(String),
     /// Init → parent: the pty master (passed as an fd with this message).
     ConsoleMaster,
+    /// Init or exec'd process → parent: the seccomp notify listener fd
+    /// (passed with this message), for linux.seccomp.listenerPath; the
+    /// parent answers Continue once it has passed it on.
+    SeccompFd,
     /// Init → parent: set up and blocked until start (or, for exec, about to execve).
     Ready,
     /// Child → parent: setup failed; the error chain, already joined.
@@ -108,6 +112,7 @@ fn message_name(msg: &Message) -> &'static str {
         Message::RunCreateRuntimeHooks => "run-hooks",
         Message::HookState(_) => "hook-state",
         Message::ConsoleMaster => "console-master",
+        Message::SeccompFd => "seccomp-fd",
         Message::Ready => "ready",
         Message::Failed(_) => "failure",
     }

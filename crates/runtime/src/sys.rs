@@ -214,6 +214,31 @@ pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// prctl(PR_GET_DUMPABLE): whether /proc/self belongs to our own uid.
+pub fn dumpable() -> Result<bool, Errno> {
+    // SAFETY: PR_GET_DUMPABLE takes no pointer arguments and returns the flag.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_GET_DUMPABLE,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    Errno::result(ret).map(|v| v == 1)
+}
+
+/// set_mempolicy(2): `mode` (with its MPOL_F_* flags) over the nodes set
+/// in `mask`.
+pub fn set_mempolicy(mode: i32, mask: &[libc::c_ulong]) -> Result<(), Errno> {
+    let maxnode = (mask.len() * libc::c_ulong::BITS as usize) as libc::c_ulong;
+    // SAFETY: the kernel reads `maxnode` bits from `mask`, which holds
+    // exactly that many and lives across the call.
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, mask.as_ptr(), maxnode) };
+    Errno::result(ret).map(drop)
+}
+
 /// Exits the calling (forked) process at once, without running destructors
 /// or atexit handlers that belong to the parent's copy of the program.
 pub fn exit_now(code: i32) -> ! {

@@ -151,6 +151,8 @@ fn console_return_and_exec_with_stdio() {
                     stderr: devnull(),
                 }),
                 preserve_fds: 0,
+                ignore_paused: false,
+                sub_cgroups: Vec::new(),
             },
         )
         .unwrap();

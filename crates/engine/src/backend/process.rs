@@ -232,6 +232,8 @@ impl Backend for ProcessBackend {
                     pid_file: None,
                     stdio,
                     preserve_fds: 0,
+                    ignore_paused: false,
+                    sub_cgroups: Vec::new(),
                 },
             )
             .map_err(runtime_err("executing in", id))?;

@@ -14,9 +14,11 @@ use testkit::Bundle;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_isola-runtime");
 
-/// One --root directory; deletes every container it knows on drop.
+/// One runtime binary (isola-runtime unless told otherwise) with its own
+/// --root directory; deletes every container it knows on drop.
 pub struct Runtime {
     pub root: tempfile::TempDir,
+    pub bin: PathBuf,
     ids: RefCell<Vec<String>>,
 }
 
@@ -28,17 +30,32 @@ impl Default for Runtime {
 
 impl Runtime {
     pub fn new() -> Runtime {
+        Runtime::with_binary(Path::new(BIN))
+    }
+
+    /// Another runtime with runc's command line (runc, crun), to hold
+    /// isola-runtime's behaviour against.
+    pub fn with_binary(bin: &Path) -> Runtime {
         Runtime {
             root: tempfile::Builder::new()
                 .prefix("isola-rt-root-")
                 .tempdir()
                 .unwrap(),
+            bin: bin.to_path_buf(),
             ids: RefCell::new(Vec::new()),
         }
     }
 
+    /// The binary's file name, for assertion messages.
+    pub fn name(&self) -> String {
+        self.bin
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(self.root.path()).args(args);
         cmd.stdin(Stdio::null());
         cmd
@@ -147,6 +164,30 @@ impl Created {
     pub fn assert_ok(&self) {
         assert!(self.success, "create failed: {}", self.stderr());
     }
+}
+
+/// isola-runtime, then each of the peer runtimes in `peers` (e.g. "runc")
+/// found on PATH: a compatibility test runs the same bundle against each,
+/// so that what it expects is the peer's behaviour, not only ours. A peer
+/// that is missing is skipped with a note, unless CI is set: then the test
+/// fails and names it.
+pub fn runtimes(peers: &[&str]) -> Vec<Runtime> {
+    let mut out = vec![Runtime::new()];
+    for peer in peers {
+        let found = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(peer))
+                .find(|p| p.is_file())
+        });
+        match found {
+            Some(p) => out.push(Runtime::with_binary(&p)),
+            None if std::env::var_os("CI").is_some() => {
+                panic!("{peer} is not installed (apt-get install {peer}); CI needs it")
+            }
+            None => eprintln!("note: {peer} is not installed; comparing with it is skipped"),
+        }
+    }
+    out
 }
 
 /// Runs `cmd` to the end; asserts it succeeded (showing its stderr

@@ -17,13 +17,11 @@ pub(crate) mod mountinfo;
 pub mod v1;
 pub mod v2;
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use oci_spec::runtime::LinuxResources;
-
-/// Parent of containers whose `cgroupsPath` is empty or relative.
-pub const DEFAULT_PARENT: &str = "isola";
 
 /// How long a freeze waits for every task to stop before it gives up and
 /// thaws again (both versions).
@@ -101,6 +99,13 @@ pub enum Error {
     Survivors { path: PathBuf, pids: Vec<i32> },
 }
 
+/// An existing cgroup below a container's, for one controller (v1) or all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubCgroup {
+    pub controller: Option<String>,
+    pub path: PathBuf,
+}
+
 /// Resource usage of a cgroup, as far as the host's controllers report it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -124,30 +129,116 @@ pub enum Cgroup {
 }
 
 impl Cgroup {
-    /// Create (or open) the cgroup for `cgroups_path` (OCI linux.cgroupsPath;
-    /// an absolute path like "/isola/<id>" is relative to each hierarchy's
-    /// root; an empty one means "isola/<id>" and a relative one "isola/<path>"),
-    /// detecting v1/v2/hybrid from /proc/self/mountinfo. On error nothing it
-    /// made is left behind.
+    /// Create (or open) the cgroup for `cgroups_path` (OCI linux.cgroupsPath),
+    /// named as runc's cgroupfs driver names it: an absolute path like
+    /// "/isola/<id>" is below each hierarchy's root; a relative one is below
+    /// this process's own cgroup in each hierarchy, and an empty one is the
+    /// container id there ("/<id>" for a caller in the root cgroup). Detects
+    /// v1/v2/hybrid from /proc/self/mountinfo. On error nothing it made is
+    /// left behind.
     pub fn create(cgroups_path: &str, container_id: &str) -> Result<Cgroup, Error> {
+        Cgroup::create_noting_parents(cgroups_path, container_id).map(|(c, _)| c)
+    }
+
+    /// [`Cgroup::create`], also returning, for a relative path, the ancestor
+    /// directories that did not exist before, for [`remove_parents`] at the
+    /// end.
+    pub fn create_noting_parents(
+        cgroups_path: &str,
+        container_id: &str,
+    ) -> Result<(Cgroup, Vec<PathBuf>), Error> {
         let rel = relative_path(cgroups_path, container_id)?;
-        match mountinfo::detect()? {
-            mountinfo::Layout::V1(hierarchies) => {
-                v1::CgroupV1::create(&hierarchies, &rel).map(Cgroup::V1)
+        let own = match rel {
+            Placement::Absolute(_) => BTreeMap::new(),
+            Placement::Relative(_) => own_cgroups()?,
+        };
+        let rel_for = |controller: &str| rel.below(own.get(controller));
+        let layout = mountinfo::detect()?;
+        let mut missing = Vec::new();
+        // Only for a relative path: an absolute one names a shared parent
+        // (the engine's /isola) that other containers come and go under.
+        let relative = matches!(rel, Placement::Relative(_));
+        let mut note = |mount: &Path, rel: &Path| {
+            if !relative {
+                return;
             }
-            mountinfo::Layout::V2(root) => v2::CgroupV2::create(&root, &rel).map(Cgroup::V2),
-        }
+            let mut dir = mount.to_path_buf();
+            for c in rel.parent().into_iter().flat_map(Path::components) {
+                dir.push(c);
+                if !dir.exists() && !missing.contains(&dir) {
+                    missing.push(dir.clone());
+                }
+            }
+        };
+        let cgroup = match layout {
+            mountinfo::Layout::V1(hierarchies) => {
+                for (controller, mount) in &hierarchies {
+                    note(mount, &rel_for(controller));
+                }
+                v1::CgroupV1::create_each(&hierarchies, rel_for).map(Cgroup::V1)?
+            }
+            mountinfo::Layout::V2(root) => {
+                let rel = rel_for("");
+                note(&root, &rel);
+                v2::CgroupV2::create(&root, &rel).map(Cgroup::V2)?
+            }
+        };
+        Ok((cgroup, missing))
     }
 
     /// Opens an existing cgroup (made by [`Cgroup::create`], maybe by another
-    /// process); [`Error::NotFound`] if it is absent.
+    /// process: a relative path is resolved against this process's own
+    /// cgroup again, so a caller that moved should use [`Cgroup::from_dirs`]);
+    /// [`Error::NotFound`] if it is absent.
     pub fn open(cgroups_path: &str, container_id: &str) -> Result<Cgroup, Error> {
         let rel = relative_path(cgroups_path, container_id)?;
+        let own = match rel {
+            Placement::Absolute(_) => BTreeMap::new(),
+            Placement::Relative(_) => own_cgroups()?,
+        };
         match mountinfo::detect()? {
             mountinfo::Layout::V1(hierarchies) => {
-                v1::CgroupV1::open(&hierarchies, &rel).map(Cgroup::V1)
+                let dirs = hierarchies
+                    .iter()
+                    .map(|(c, mount)| (c.clone(), mount.join(rel.below(own.get(c)))))
+                    .collect();
+                v1::CgroupV1::from_dirs(&dirs)
+                    .map(Cgroup::V1)
+                    .map_err(|e| match e {
+                        Error::NotFound { .. } => Error::NotFound {
+                            path: PathBuf::from("/").join(rel.below(None)),
+                        },
+                        e => e,
+                    })
             }
-            mountinfo::Layout::V2(root) => v2::CgroupV2::open(&root, &rel).map(Cgroup::V2),
+            mountinfo::Layout::V2(root) => {
+                v2::CgroupV2::open(&root, &rel.below(own.get(""))).map(Cgroup::V2)
+            }
+        }
+    }
+
+    /// The cgroup with the directories [`Cgroup::dirs`] gave (kept in a
+    /// container's state, so that any process finds what create made).
+    pub fn from_dirs(dirs: &BTreeMap<String, PathBuf>) -> Result<Cgroup, Error> {
+        match mountinfo::detect()? {
+            mountinfo::Layout::V1(_) => v1::CgroupV1::from_dirs(dirs).map(Cgroup::V1),
+            mountinfo::Layout::V2(_) => {
+                let dir = dirs.get("").ok_or(Error::NotFound {
+                    path: PathBuf::from("/"),
+                })?;
+                let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+                    return Err(Error::NotFound { path: dir.clone() });
+                };
+                v2::CgroupV2::open(parent, Path::new(name)).map(Cgroup::V2)
+            }
+        }
+    }
+
+    /// Controller → directory (v2: one entry, keyed "").
+    pub fn dirs(&self) -> BTreeMap<String, PathBuf> {
+        match self {
+            Cgroup::V1(c) => c.dirs().clone(),
+            Cgroup::V2(c) => c.paths().into_iter().map(|d| (String::new(), d)).collect(),
         }
     }
 
@@ -216,6 +307,50 @@ impl Cgroup {
         }
     }
 
+    /// Moves `pid` into existing sub-cgroups of this cgroup (runc's `exec
+    /// --cgroup`): each of `subs` is a controller (None: all of them) and a
+    /// path below the container's cgroup; a hierarchy no sub names gets the
+    /// cgroup itself. On v2 there is one tree: a controller is ignored.
+    pub fn add_process_below(&self, pid: i32, subs: &[SubCgroup]) -> Result<(), Error> {
+        for s in subs {
+            let bad = |reason| Error::InvalidPath {
+                path: s.path.display().to_string(),
+                reason,
+            };
+            if s.path.as_os_str().is_empty()
+                || !s
+                    .path
+                    .components()
+                    .all(|c| matches!(c, Component::Normal(_)))
+            {
+                return Err(bad("a sub-cgroup must be a relative path without \"..\""));
+            }
+        }
+        let sub_for = |controller: &str| {
+            subs.iter()
+                .find(|s| s.controller.as_deref() == Some(controller))
+                .or_else(|| subs.iter().find(|s| s.controller.is_none()))
+                .map(|s| s.path.clone())
+        };
+        match self {
+            Cgroup::V1(c) => c.add_process_below(pid, sub_for),
+            Cgroup::V2(c) => {
+                let dir = c.paths().into_iter().next().ok_or(Error::NotFound {
+                    path: PathBuf::from("/"),
+                })?;
+                let target = subs
+                    .iter()
+                    .map(|s| dir.join(&s.path))
+                    .next_back()
+                    .unwrap_or(dir);
+                if !target.is_dir() {
+                    return Err(Error::NotFound { path: target });
+                }
+                fs::write(&target.join("cgroup.procs"), &pid.to_string())
+            }
+        }
+    }
+
     /// Freezes every task of the cgroup and waits until the kernel says FROZEN.
     pub fn freeze(&self) -> Result<(), Error> {
         match self {
@@ -272,25 +407,86 @@ impl Cgroup {
     }
 }
 
-/// The cgroup's path below each hierarchy's root (see [`Cgroup::create`]).
-fn relative_path(cgroups_path: &str, container_id: &str) -> Result<PathBuf, Error> {
+/// Removes `parents` (from [`Cgroup::create_noting_parents`]) that are
+/// empty now, deepest first; one another container still uses stays.
+pub fn remove_parents(parents: &[PathBuf]) {
+    let mut sorted = parents.to_vec();
+    sorted.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for dir in sorted {
+        if let Err(e) = std::fs::remove_dir(&dir) {
+            tracing::debug!(path = %dir.display(), error = %e, "cgroup parent kept");
+        }
+    }
+}
+
+/// Where a cgroups path puts the cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Placement {
+    /// Below each hierarchy's root.
+    Absolute(PathBuf),
+    /// Below this process's own cgroup in each hierarchy.
+    Relative(PathBuf),
+}
+
+impl Placement {
+    /// The path below a hierarchy's mount, given our own cgroup there.
+    fn below(&self, own: Option<&PathBuf>) -> PathBuf {
+        match self {
+            Placement::Absolute(p) => p.clone(),
+            Placement::Relative(p) => own.map_or_else(|| p.clone(), |o| o.join(p)),
+        }
+    }
+}
+
+/// This process's cgroup in each hierarchy (controller, or "" for the v2
+/// tree → path below the hierarchy's root), from /proc/self/cgroup.
+fn own_cgroups() -> Result<BTreeMap<String, PathBuf>, Error> {
+    let path = PathBuf::from("/proc/self/cgroup");
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(parse_own_cgroups(&text))
+}
+
+fn parse_own_cgroups(text: &str) -> BTreeMap<String, PathBuf> {
+    let mut own = BTreeMap::new();
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(p)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        // A path outside our cgroup namespace reads "/.." and up: no base.
+        if p.contains("/..") {
+            continue;
+        }
+        let p = PathBuf::from(p.trim_start_matches('/'));
+        for c in controllers.split(',') {
+            own.insert(c.to_string(), p.clone());
+        }
+    }
+    own
+}
+
+/// Where the cgroup goes (see [`Cgroup::create`]).
+fn relative_path(cgroups_path: &str, container_id: &str) -> Result<Placement, Error> {
     let invalid = |reason| Error::InvalidPath {
         path: cgroups_path.to_string(),
         reason,
     };
-    let rel = if cgroups_path.is_empty() {
+    let (rel, absolute) = if cgroups_path.is_empty() {
         if container_id.is_empty() || container_id.contains('/') || container_id.starts_with('.') {
             return Err(invalid("the container id cannot name a cgroup directory"));
         }
-        Path::new(DEFAULT_PARENT).join(container_id)
+        (PathBuf::from(container_id), false)
     } else if let Some(abs) = cgroups_path.strip_prefix('/') {
-        PathBuf::from(abs)
+        (PathBuf::from(abs), true)
     } else if cgroups_path.split(':').count() == 3 {
         return Err(invalid(
             "systemd-style \"slice:prefix:name\" paths are not supported; use a path such as /isola/<id>",
         ));
     } else {
-        Path::new(DEFAULT_PARENT).join(cgroups_path)
+        (PathBuf::from(cgroups_path), false)
     };
     let mut clean = PathBuf::new();
     for component in rel.components() {
@@ -303,7 +499,11 @@ fn relative_path(cgroups_path: &str, container_id: &str) -> Result<PathBuf, Erro
     if clean.as_os_str().is_empty() {
         return Err(invalid("it names the root cgroup"));
     }
-    Ok(clean)
+    Ok(if absolute {
+        Placement::Absolute(clean)
+    } else {
+        Placement::Relative(clean)
+    })
 }
 
 #[cfg(test)]
@@ -312,26 +512,34 @@ mod tests {
 
     #[test]
     fn cgroups_path_resolution() {
-        assert_eq!(relative_path("", "c1").unwrap(), Path::new("isola/c1"));
-        assert_eq!(
-            relative_path("/isola/c1", "x").unwrap(),
-            Path::new("isola/c1")
-        );
+        let rel = |p: &str| Placement::Relative(PathBuf::from(p));
+        let abs = |p: &str| Placement::Absolute(PathBuf::from(p));
+        assert_eq!(relative_path("", "c1").unwrap(), rel("c1"));
+        assert_eq!(relative_path("/isola/c1", "x").unwrap(), abs("isola/c1"));
         assert_eq!(
             relative_path("/kubepods/pod1/c", "x").unwrap(),
-            Path::new("kubepods/pod1/c")
+            abs("kubepods/pod1/c")
         );
-        assert_eq!(
-            relative_path("team/c2", "x").unwrap(),
-            Path::new("isola/team/c2")
-        );
+        assert_eq!(relative_path("team/c2", "x").unwrap(), rel("team/c2"));
         for bad in ["/", "/a/../../etc", "system.slice:isola:c1"] {
             let err = relative_path(bad, "x").unwrap_err();
             assert!(err.to_string().contains(bad), "{err}");
         }
         assert!(relative_path("", "a/b").is_err());
     }
-}
 
-#[cfg(test)]
-mod host_tests;
+    #[test]
+    fn a_relative_path_is_below_our_own_cgroup() {
+        let own = parse_own_cgroups("4:memory:/user/a\n1:cpu,cpuacct:/\n0::/u/b\n2:pids:/../x\n");
+        assert_eq!(own["memory"], Path::new("user/a"));
+        assert_eq!(own["cpuacct"], Path::new(""));
+        assert_eq!(own[""], Path::new("u/b"));
+        assert!(!own.contains_key("pids"));
+        let p = relative_path("", "c1").unwrap();
+        assert_eq!(p.below(own.get("memory")), Path::new("user/a/c1"));
+        assert_eq!(p.below(own.get("cpu")), Path::new("c1"));
+        assert_eq!(p.below(own.get("pids")), Path::new("c1"));
+        let p = relative_path("/isola/c1", "x").unwrap();
+        assert_eq!(p.below(own.get("memory")), Path::new("isola/c1"));
+    }
+}

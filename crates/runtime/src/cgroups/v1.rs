@@ -23,10 +23,20 @@ impl CgroupV1 {
     /// point). A new cpuset directory gets its parent's cpus and mems, or no
     /// task could join it. On error, removes every directory it made.
     pub fn create(hierarchies: &Hierarchies, rel: &Path) -> Result<CgroupV1, Error> {
+        Self::create_each(hierarchies, |_| rel.to_path_buf())
+    }
+
+    /// Like [`CgroupV1::create`], with the path below each hierarchy's
+    /// mount given per controller (co-mounted controllers share the first's).
+    pub fn create_each(
+        hierarchies: &Hierarchies,
+        rel_for: impl Fn(&str) -> PathBuf,
+    ) -> Result<CgroupV1, Error> {
         let mut made: Vec<PathBuf> = Vec::new();
         for (mount, controllers) in by_mount(hierarchies) {
             let is_cpuset = controllers.iter().any(|c| c == "cpuset");
-            let result = fs::create_chain(&mount, rel, |dir| {
+            let rel = rel_for(controllers.first().map(String::as_str).unwrap_or(""));
+            let result = fs::create_chain(&mount, &rel, |dir| {
                 if is_cpuset {
                     copy_cpuset_from_parent(dir)
                 } else {
@@ -41,12 +51,40 @@ impl CgroupV1 {
                 }
             }
         }
+        let first_of_mount = |mount: &PathBuf| {
+            hierarchies
+                .iter()
+                .find(|(_, m)| *m == mount)
+                .map(|(c, _)| c.clone())
+                .unwrap_or_default()
+        };
         Ok(CgroupV1 {
             dirs: hierarchies
                 .iter()
-                .map(|(c, mount)| (c.clone(), mount.join(rel)))
+                .map(|(c, mount)| (c.clone(), mount.join(rel_for(&first_of_mount(mount)))))
                 .collect(),
         })
+    }
+
+    /// The cgroup whose directories (controller → directory) a create
+    /// recorded; those that are gone are left out.
+    pub fn from_dirs(dirs: &BTreeMap<String, PathBuf>) -> Result<CgroupV1, Error> {
+        let dirs: BTreeMap<String, PathBuf> = dirs
+            .iter()
+            .filter(|(_, d)| d.is_dir())
+            .map(|(c, d)| (c.clone(), d.clone()))
+            .collect();
+        if dirs.is_empty() {
+            return Err(Error::NotFound {
+                path: PathBuf::from("/"),
+            });
+        }
+        Ok(CgroupV1 { dirs })
+    }
+
+    /// Controller → this cgroup's directory.
+    pub fn dirs(&self) -> &BTreeMap<String, PathBuf> {
+        &self.dirs
     }
 
     /// The existing cgroup `rel`, in the hierarchies where it exists.
@@ -390,6 +428,34 @@ impl CgroupV1 {
     pub fn add_process(&self, pid: i32) -> Result<(), Error> {
         for dir in self.paths() {
             fs::write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` into sub-cgroups: in each hierarchy, to the sub-path
+    /// `sub` gives for one of its controllers, else to the cgroup itself.
+    pub fn add_process_below(
+        &self,
+        pid: i32,
+        sub: impl Fn(&str) -> Option<PathBuf>,
+    ) -> Result<(), Error> {
+        let mut targets: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+        for (controller, dir) in &self.dirs {
+            let target = sub(controller).map_or_else(|| dir.clone(), |s| dir.join(s));
+            // Co-mounted controllers share a directory: a sub-path named for
+            // any of them wins over none.
+            let slot = targets.entry(dir.clone()).or_insert_with(|| dir.clone());
+            if target != *dir {
+                *slot = target;
+            }
+        }
+        for target in targets.values() {
+            if !target.is_dir() {
+                return Err(Error::NotFound {
+                    path: target.clone(),
+                });
+            }
+            fs::write(&target.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
     }
