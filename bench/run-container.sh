@@ -73,10 +73,14 @@ jq --slurpfile sc "$work/seccomp.json" '.process.terminal = false | .process.arg
   "$work/bundle/config.json" >"$work/bundle/config.tmp"
 mv "$work/bundle/config.tmp" "$work/bundle/config.json"
 
-# Same network choice for all: none (isola's default; crun's spec has a new netns).
-run_isola()  { "$isola" --root "$iroot" run --rm busybox true; }
+# Same network choice for the first three: none (crun's spec has a new netns
+# and no interface). Then isola and podman each on their default bridge
+# network (the CNI chain or netavark, an address, NAT rules, a veth).
+run_isola()  { "$isola" --root "$iroot" run --rm --network none busybox true; }
 run_podman() { podman run --rm --runtime crun --network none "$image" true; }
 run_crun()   { crun --root "$work/crun-state" run --bundle "$work/bundle" "bench-$1"; }
+run_isola_bridge()  { "$isola" --root "$iroot" run --rm busybox true; }
+run_podman_bridge() { podman run --rm --runtime crun --network bridge "$image" true; }
 
 # once TOOL I: prints the wall time in nanoseconds; fails if the run fails.
 once() {
@@ -89,7 +93,7 @@ once() {
   echo $(( t1 - t0 ))
 }
 
-tools=(isola podman crun)
+tools=(isola podman crun isola_bridge podman_bridge)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for i in $(seq 1 "$WARMUP"); do
   for t in "${tools[@]}"; do once "$t" "w$i" >/dev/null; done
@@ -125,10 +129,21 @@ mkdir -p "$(dirname "$OUT")"
   echo "isola's cycle hands off between more processes (CLI, monitor, runtime) than crun's, so it"
   echo "suffers more from a busy CPU; compare runs made at a similar load."
   echo
+  echo "Without networking (\`--network none\` for isola and podman):"
+  echo
   echo "| tool | median (ms) | p90 (ms) | median vs crun | median vs podman |"
   echo "|---|---:|---:|---:|---:|"
-  for t in "${tools[@]}"; do
+  for t in isola podman crun; do
     echo "| $t | ${med[$t]} | ${p90[$t]} | $(ratio "${med[$t]}" "${med[crun]}")x | $(ratio "${med[$t]}" "${med[podman]}")x |"
+  done
+  echo
+  echo "On each one's default bridge network (isola: CNI bridge + host-local + portmap + firewall + tuning;"
+  echo "podman: its $(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null) backend), the same cycle:"
+  echo
+  echo "| tool | median (ms) | p90 (ms) | median vs podman |"
+  echo "|---|---:|---:|---:|"
+  for t in isola_bridge podman_bridge; do
+    echo "| ${t/_/ --network } | ${med[$t]} | ${p90[$t]} | $(ratio "${med[$t]}" "${med[podman_bridge]}")x |"
   done
 } >"$OUT"
 cat "$OUT"

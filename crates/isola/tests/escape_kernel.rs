@@ -4,7 +4,8 @@
 //! the device rules), /proc and /sys writes, mount and user namespaces.
 //! Each probe must be refused. The VM half runs on the guest's cgroup v2
 //! only kernel, so it checks the v2 device program for real (this host's
-//! v1 controller covers the process half); one VM runs every probe.
+//! v1 controller covers the process half), and the default seccomp profile
+//! (compiled on the host) inside the guest; one VM runs every probe.
 
 mod common;
 
@@ -30,12 +31,31 @@ probe sys 'echo 1500 > /sys/class/net/lo/mtu'
 probe mount 'mkdir -p /tmp/m && mount -t tmpfs none /tmp/m'
 probe unshare-user 'unshare -U true'
 probe null-works 'echo x > /dev/null && head -c 1 /dev/zero >/dev/null'
+for p in process_vm_readv kcmp pidfd_getfd unknown-syscall keyctl io_uring_setup clone3; do
+  echo "syscall-$p: $(/probe/escape-probe $p)"
+done
 "#;
+
+/// The seccomp probes of [`PROBES`] (testkit's static escape probe) and
+/// what the default profile must answer.
+const SYSCALLS: &[(&str, &str)] = &[
+    ("syscall-process_vm_readv", "errno=EPERM"),
+    ("syscall-kcmp", "errno=EPERM"),
+    ("syscall-pidfd_getfd", "errno=EPERM"),
+    ("syscall-unknown-syscall", "errno=EPERM"),
+    ("syscall-keyctl", "errno=EPERM"),
+    ("syscall-io_uring_setup", "errno=EPERM"),
+    ("syscall-clone3", "errno=ENOSYS"),
+];
 
 /// Runs [`PROBES`] in a container with `args` before the image; the
 /// results by probe name.
 fn probe(root: &Root, args: &[&str]) -> BTreeMap<String, String> {
-    let mut full = vec!["run", "--rm"];
+    let volume = format!(
+        "{}:/probe:ro",
+        testkit::escape_probe().parent().unwrap().display()
+    );
+    let mut full = vec!["run", "--rm", "-v", &volume];
     full.extend_from_slice(args);
     full.extend_from_slice(&["busybox", "sh", "-c", PROBES]);
     root.ok(&full)
@@ -75,6 +95,13 @@ fn assert_refused(results: &BTreeMap<String, String>, mode: &str) {
         Some("allowed"),
         "{mode}: /dev/null and /dev/zero must work"
     );
+    for (name, want) in SYSCALLS {
+        assert_eq!(
+            results.get(*name).map(String::as_str),
+            Some(*want),
+            "{mode}: {name}: {results:?}"
+        );
+    }
 }
 
 #[test]
