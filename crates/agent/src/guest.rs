@@ -158,3 +158,30 @@ pub fn uptime_ms() -> u64 {
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0, |secs| (secs * 1000.0) as u64)
 }
+
+/// The host's Network call: the guest's NIC (the one with the MAC of the
+/// container's veth on the host) gets the veth's address, prefix and MTU,
+/// and the default route via the network's gateway.
+pub fn configure_network(
+    mac: &str,
+    address: std::net::Ipv4Addr,
+    prefix_len: u8,
+    gateway: Option<std::net::Ipv4Addr>,
+    mtu: u32,
+) -> Result<()> {
+    let mut name = None;
+    for entry in fs::read_dir("/sys/class/net").context("list /sys/class/net")? {
+        let entry = entry.context("list /sys/class/net")?;
+        let found = fs::read_to_string(entry.path().join("address")).unwrap_or_default();
+        if found.trim().eq_ignore_ascii_case(mac) {
+            name = entry.file_name().into_string().ok();
+        }
+    }
+    let name = name.with_context(|| format!("no network interface with MAC {mac} in the guest"))?;
+    sys::configure_interface(&name, address, prefix_len, mtu)
+        .with_context(|| format!("configure {name} with {address}/{prefix_len}"))?;
+    if let Some(gw) = gateway {
+        sys::add_default_route(gw).with_context(|| format!("add the default route via {gw}"))?;
+    }
+    Ok(())
+}

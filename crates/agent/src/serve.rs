@@ -232,6 +232,14 @@ impl Agent {
                 entropy,
                 unix_time_ns,
             } => guest::init(&entropy, unix_time_ns).map(|()| Response::Ok),
+            Request::Network {
+                mac,
+                address,
+                prefix_len,
+                gateway,
+                mtu,
+            } => guest::configure_network(&mac, address, prefix_len, gateway, mtu)
+                .map(|()| Response::Ok),
             Request::Start { container } => {
                 self.containers.start(&container).map(|()| Response::Ok)
             }

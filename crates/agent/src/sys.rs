@@ -124,3 +124,91 @@ pub fn set_window_size(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// An AF_INET datagram socket for interface and route ioctls.
+fn inet_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket() takes no pointers; the fd is owned right after.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+fn sockaddr_in(addr: std::net::Ipv4Addr) -> libc::sockaddr {
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(addr.octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in and sockaddr have the same size; the kernel reads
+    // the family to know which one it is.
+    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
+}
+
+/// Gives the interface `name` its address, netmask and MTU, and brings it
+/// up. With ioctls rather than netlink: the agent is a static PID 1 whose
+/// whole network work is these four calls and a route, and the classic
+/// ioctls need no netlink library inside the guest.
+pub fn configure_interface(
+    name: &str,
+    addr: std::net::Ipv4Addr,
+    prefix_len: u8,
+    mtu: u32,
+) -> io::Result<()> {
+    let sock = inet_socket()?;
+    let request = || {
+        // SAFETY: ifreq is plain data; all-zero is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (dst, src) in req
+            .ifr_name
+            .iter_mut()
+            .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+        {
+            *dst = src as libc::c_char;
+        }
+        req
+    };
+    let ioctl = |op: libc::c_ulong, req: &mut libc::ifreq| -> io::Result<()> {
+        // SAFETY: req is a valid ifreq for `op` that outlives the call.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), op, req as *mut libc::ifreq) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    let mut req = request();
+    req.ifr_ifru.ifru_mtu = mtu as libc::c_int;
+    ioctl(libc::SIOCSIFMTU, &mut req)?;
+    let mut req = request();
+    req.ifr_ifru.ifru_addr = sockaddr_in(addr);
+    ioctl(libc::SIOCSIFADDR, &mut req)?;
+    let mask = if prefix_len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix_len))
+    };
+    let mut req = request();
+    req.ifr_ifru.ifru_netmask = sockaddr_in(std::net::Ipv4Addr::from(mask));
+    ioctl(libc::SIOCSIFNETMASK, &mut req)?;
+    interface_up(name)
+}
+
+/// Adds the default route via `gateway`.
+pub fn add_default_route(gateway: std::net::Ipv4Addr) -> io::Result<()> {
+    let sock = inet_socket()?;
+    // SAFETY: rtentry is plain data; all-zero is a valid value.
+    let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
+    rt.rt_dst = sockaddr_in(std::net::Ipv4Addr::UNSPECIFIED);
+    rt.rt_genmask = sockaddr_in(std::net::Ipv4Addr::UNSPECIFIED);
+    rt.rt_gateway = sockaddr_in(gateway);
+    rt.rt_flags = (libc::RTF_UP | libc::RTF_GATEWAY) as libc::c_ushort;
+    // SAFETY: SIOCADDRT reads the rtentry we own, which outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCADDRT, &mut rt) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

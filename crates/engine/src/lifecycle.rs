@@ -81,7 +81,7 @@ pub enum Error {
     KillTimeout { id: String, seconds: u64 },
     #[error(transparent)]
     Network(#[from] NetworkError),
-    #[error("--network {network} is not available with VM isolation yet (VM containers get --network none)")]
+    #[error("--network {network} cannot be used with VM isolation (the VM has its own network stack; use a network or none)")]
     VmNetwork { network: String },
     #[error("--network container:{other}: container {other} runs in a VM; only a process container's network can be shared")]
     SharedVmNetwork { other: String },
@@ -277,7 +277,7 @@ impl Engine {
                 auto_remove: req.auto_remove,
                 restart_policy: req.restart,
                 netns: match (&network, mode) {
-                    (_, isolation::Isolation::Vm) | (NetworkMode::Host, _) => None,
+                    (NetworkMode::None, isolation::Isolation::Vm) | (NetworkMode::Host, _) => None,
                     (NetworkMode::Container(other), _) => {
                         Some(crate::netattach::netns_path(&self.root, other))
                     }
@@ -392,7 +392,7 @@ impl Engine {
             }
             other => other,
         };
-        if vm && network != NetworkMode::None {
+        if vm && matches!(network, NetworkMode::Host | NetworkMode::Container(_)) {
             return Err(Error::VmNetwork {
                 network: network.as_docker(),
             });

@@ -167,10 +167,15 @@ pub fn runtime_config(
         json!({"type": "uts"}),
         json!({"type": "cgroup"}),
     ];
+    // A VM container's namespace on the host holds its VM's tap, not the
+    // container: in the guest the agent gives it the guest's stack.
+    let joins_host_netns = config.isolation == crate::isolation::Isolation::Process;
     match (&config.network, &config.netns) {
         (NetworkMode::Host, _) => {}
-        (_, Some(path)) => namespaces.push(json!({"type": "network", "path": path})),
-        (_, None) => namespaces.push(json!({"type": "network"})),
+        (_, Some(path)) if joins_host_netns => {
+            namespaces.push(json!({"type": "network", "path": path}))
+        }
+        _ => namespaces.push(json!({"type": "network"})),
     }
     let mut mounts = default_mounts();
     if config.read_only {

@@ -679,11 +679,11 @@ fn bad_network_input_is_one_line_and_leaves_nothing() {
             "--rm",
             "--isolation=vm",
             "--network",
-            "bridge",
+            "host",
             "busybox",
             "true",
         ],
-        "VM isolation",
+        "cannot be used with VM isolation",
     );
 
     // A port a host process holds, and one another container holds.
@@ -768,6 +768,120 @@ fn bad_network_input_is_one_line_and_leaves_nothing() {
         root.ok(&rm);
     }
     assert_eq!(held(&root, &leftovers), (0, 0, 0));
+    root.ok(&["network", "rm", &net]);
+    root.assert_clean();
+}
+
+/// VM isolation on the same networks (Kata's tcfilter model: the veth the
+/// CNI chain made, a tap beside it joined by tc redirects, the guest's NIC
+/// configured with the veth's MAC and address). One VM checks: a published
+/// port from the host's loopback and from outside, name resolution both
+/// ways with a process container, egress through NAT; then QEMU killed and
+/// `rm`, with nothing left.
+#[test]
+fn a_vm_container_gets_the_same_networks() {
+    if !plugins_or_skip("VM networking") {
+        return;
+    }
+    let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
+    let out = root.cmd(&["info", "--format", "json"]).output().unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kernel = info["Vm"]["Kernel"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if !testkit::require(
+        "VM networking",
+        kernel.starts_with("missing").then_some(kernel),
+    ) {
+        return;
+    }
+    let outside = Outside::new();
+    let _server = outside.serve(8081, "outside world");
+    let pid = std::process::id();
+    let net = format!("mix{pid}");
+    root.ok(&["network", "create", &net]);
+    let site = tempfile::tempdir().unwrap();
+    let volume = www(site.path(), "served from a VM");
+    let port = free_port();
+    let vm = root.run_detached(&[
+        "--name",
+        &format!("vmweb{pid}"),
+        "--isolation=vm",
+        "--network",
+        &net,
+        "--network-alias",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "-v",
+        &volume,
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    assert_eq!(root.inspect(&vm, ".Isolation"), "vm");
+    for addr in [Ipv4Addr::LOCALHOST, host_address()] {
+        let body = fetch(addr, port).unwrap_or_else(|| panic!("nothing on {addr}:{port}"));
+        assert!(body.contains("served from a VM"), "{addr}: {body}");
+    }
+    let body = outside.fetch(&outside.host_ip, port);
+    assert!(
+        body.as_deref()
+            .is_some_and(|b| b.contains("served from a VM")),
+        "outside: {body:?}"
+    );
+    // A process container on the network finds the VM by name and alias...
+    let get = wget("http://web/");
+    let mut args = vec!["run", "--rm", "--network", net.as_str(), "busybox"];
+    args.extend(get.iter().map(String::as_str));
+    assert!(root.ok(&args).contains("served from a VM"));
+    let proc_name = format!("peer{pid}");
+    let peer = root.run_detached(&[
+        "--name",
+        &proc_name,
+        "--network",
+        &net,
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    // ...and the VM finds it, and reaches the outside through NAT.
+    let ping = root.run(&["exec", &vm, "ping", "-c", "1", "-W", "3", &proc_name]);
+    assert!(ping.status.success(), "{ping:?}");
+    let url = format!("http://{}:8081/", outside.ip);
+    let get = wget(&url);
+    let mut args = vec!["exec", vm.as_str()];
+    args.extend(get.iter().map(String::as_str));
+    assert!(root.ok(&args).contains("outside world"));
+    let ip = root.inspect(&vm, ".NetworkSettings.IPAddress");
+    let guest = root.ok(&["exec", &vm, "ip", "-o", "-4", "addr", "show", "eth0"]);
+    assert!(guest.contains(&format!("{ip}/")), "{guest}");
+    assert_eq!(
+        root.inspect(&vm, ".NetworkSettings.MacAddress"),
+        root.ok(&["exec", &vm, "cat", "/sys/class/net/eth0/address"])
+            .trim()
+    );
+
+    // QEMU killed under it, then rm: nothing left.
+    let qemu: i32 = root.inspect(&vm, ".State.Pid").parse().unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(qemu),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    eventually("the VM container is seen exited", || {
+        root.inspect(&vm, ".State.Status") == "exited"
+    });
+    root.ok(&["rm", "-f", &vm, &peer]);
+    assert_eq!(held(&root, &[vm.clone(), peer.clone()]), (0, 0, 0));
+    assert!(
+        fetch(Ipv4Addr::LOCALHOST, port).is_none(),
+        "the port still answers"
+    );
     root.ok(&["network", "rm", &net]);
     root.assert_clean();
 }

@@ -19,6 +19,7 @@ pub mod netns;
 pub mod ports;
 pub mod subnet;
 mod sys;
+pub mod tap;
 
 pub use cni::{Attachment, Cni};
 pub use error::Error;

@@ -212,6 +212,26 @@ impl AgentClient {
         self.expect_ok("prepare the guest", &req).map(drop)
     }
 
+    /// Gives the guest's NIC with `mac` its address and default route.
+    pub fn configure_network(
+        &self,
+        mac: &str,
+        address: std::net::Ipv4Addr,
+        prefix_len: u8,
+        gateway: Option<std::net::Ipv4Addr>,
+        mtu: u32,
+    ) -> Result<(), Error> {
+        let req = Request::Network {
+            mac: mac.to_string(),
+            address,
+            prefix_len,
+            gateway,
+            mtu,
+        };
+        self.expect_ok("configure the guest's network", &req)
+            .map(drop)
+    }
+
     fn open_stream(&self) -> (u32, Receiver<Output>) {
         let stream = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();

@@ -77,6 +77,8 @@ pub struct QemuArgs<'a> {
     pub rootfs: &'a Path,
     pub agent_socket: &'a Path,
     pub shares: &'a [Share],
+    /// A virtio-net device on an inherited tap descriptor, and its MAC.
+    pub nic: Option<(i32, &'a str)>,
     /// How the machine starts: booted, booted to be saved as a template, or
     /// restored from one.
     pub start: StartMode<'a>,
@@ -217,6 +219,16 @@ impl QemuArgs<'_> {
                 &format!("virtio-9p-device,fsdev=share{i},mount_tag={}", share.tag),
             ]);
         }
+        if let Some((fd, mac)) = self.nic {
+            // Plain virtio-net: vhost-net would take the data path into the
+            // host kernel where /dev/vhost-net exists (not on these hosts).
+            push(&[
+                "-netdev",
+                &format!("tap,id=net0,fd={fd}"),
+                "-device",
+                &format!("virtio-net-device,netdev=net0,mac={}", opt(mac)),
+            ]);
+        }
         // Entropy, so the guest's getrandom() does not wait at boot.
         push(&["-device", "virtio-rng-device"]);
         // Free page reporting: memory the guest frees goes back to the host.
@@ -261,6 +273,7 @@ mod tests {
             console_log: Path::new("/run/x/console.log"),
             rootfs: Path::new("/var/lib/isola/rootfs"),
             agent_socket: Path::new("/run/x/agent.sock"),
+            nic: None,
             shares: &[Share {
                 tag: "vol0".into(),
                 host_path: "/srv/data".into(),

@@ -39,7 +39,7 @@ pub use cmdline::Share;
 pub use error::Error;
 pub use kernel::{AgentBinary, GuestKernel};
 pub use proto::{share_path, ContainerStats, ProcessInfo, GUEST_ROOTFS};
-pub use vmm::{Vm, VmConfig};
+pub use vmm::{Nic, Vm, VmConfig};
 
 #[cfg(test)]
 mod tests {

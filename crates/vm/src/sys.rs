@@ -10,7 +10,8 @@ use std::process::Command;
 /// `inherit` open across the exec (for QEMU's `-incoming fd:`), in the
 /// child only. QEMU thus gets no descriptor of the monitor's (the
 /// container's stdio, a pty, a readiness pipe, the caller's own).
-pub(crate) fn in_child_before_exec(command: &mut Command, no_thp: bool, inherit: Option<RawFd>) {
+pub(crate) fn in_child_before_exec(command: &mut Command, no_thp: bool, inherit: &[RawFd]) {
+    let inherit = inherit.to_vec();
     // SAFETY: between fork and exec the closure calls only prctl(2),
     // close_range(2) or fcntl(2), which are async-signal-safe, on values
     // computed before.
@@ -20,8 +21,8 @@ pub(crate) fn in_child_before_exec(command: &mut Command, no_thp: bool, inherit:
                 return Err(std::io::Error::last_os_error());
             }
             runtime::close_on_exec_from(3).map_err(std::io::Error::from)?;
-            if let Some(fd) = inherit {
-                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+            for fd in &inherit {
+                if libc::fcntl(*fd, libc::F_SETFD, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
@@ -40,7 +41,7 @@ mod tests {
     fn child_fds(inherit: Option<RawFd>) -> Vec<RawFd> {
         let mut cmd = Command::new("/bin/busybox");
         cmd.args(["ls", "/proc/self/fd"]);
-        in_child_before_exec(&mut cmd, false, inherit);
+        in_child_before_exec(&mut cmd, false, inherit.as_slice());
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "{out:?}");
         let mut fds: Vec<RawFd> = String::from_utf8_lossy(&out.stdout)

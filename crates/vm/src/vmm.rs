@@ -53,6 +53,17 @@ pub struct VmConfig {
     pub console_log: Option<PathBuf>,
     /// Where VM templates are kept ([`crate::template`]); None boots every VM.
     pub template_dir: Option<PathBuf>,
+    /// A network interface (virtio-net) backed by a tap the caller opened.
+    pub nic: Option<Nic>,
+}
+
+/// The guest's network interface: QEMU's virtio-net device on a tap
+/// descriptor that QEMU inherits (the caller keeps it open until QEMU has
+/// started), with the MAC address of the endpoint it stands for.
+#[derive(Debug, Clone)]
+pub struct Nic {
+    pub tap_fd: std::os::fd::RawFd,
+    pub mac: String,
 }
 
 impl VmConfig {
@@ -82,6 +93,7 @@ impl VmConfig {
             shares: Vec::new(),
             console_log: None,
             template_dir: Some(PathBuf::from(crate::kernel::DEFAULT_CACHE).join("templates")),
+            nic: None,
         }
     }
 }
@@ -158,6 +170,7 @@ impl Launch<'_> {
             rootfs: &cfg.rootfs,
             agent_socket: &socket,
             shares: &cfg.shares,
+            nic: cfg.nic.as_ref().map(|n| (n.tap_fd, n.mac.as_str())),
             start,
         }
         .to_args();
@@ -176,10 +189,15 @@ impl Launch<'_> {
         // page maps the zero page, which keeps a VM restored from a template
         // (QEMU checks every page it restores for zeros) as small as a booted
         // one. TCG's soft TLB maps 4 KiB pages anyway; KVM keeps huge pages.
+        let inherit: Vec<i32> = saved
+            .map(|f| f.as_raw_fd())
+            .into_iter()
+            .chain(cfg.nic.as_ref().map(|n| n.tap_fd))
+            .collect();
         sys::in_child_before_exec(
             &mut command,
             matches!(self.accel, Accel::Tcg { .. }),
-            saved.map(|f| f.as_raw_fd()),
+            &inherit,
         );
         let child = command.spawn().map_err(|source| Error::Spawn {
             binary: self.qemu.display().to_string(),
@@ -253,7 +271,9 @@ impl Vm {
             initrd: &initrd,
         };
         let mut vm = None;
-        if let Some(dir) = &cfg.template_dir {
+        // A template's machine has no NIC: a VM with one boots (a template
+        // per network shape would need a tap for the template VM too).
+        if let Some(dir) = cfg.template_dir.as_ref().filter(|_| cfg.nic.is_none()) {
             match template::ensure(&launch, dir) {
                 Ok(saved) => match launch.restore(&saved) {
                     Ok(restored) => vm = Some(restored),

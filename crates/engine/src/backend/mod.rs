@@ -75,6 +75,12 @@ pub enum BackendError {
     },
     #[error("{command} failed: {stderr}")]
     CommandFailed { command: String, stderr: String },
+    #[error("connecting the VM of container {id} to its network")]
+    VmNetwork {
+        id: String,
+        #[source]
+        source: Box<network::Error>,
+    },
     #[error("bringing up lo in the network namespace of container {id}")]
     Loopback {
         id: String,

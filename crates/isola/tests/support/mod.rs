@@ -180,12 +180,33 @@ impl Drop for Registry {
     }
 }
 
-/// A fresh engine root, removed on drop.
-pub fn engine_root() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("isola-root-")
-        .tempdir()
-        .unwrap()
+/// A fresh engine root, removed on drop with its networks' bridges.
+pub fn engine_root() -> EngineRoot {
+    EngineRoot(
+        tempfile::Builder::new()
+            .prefix("isola-root-")
+            .tempdir()
+            .unwrap(),
+    )
+}
+
+/// A temporary engine root: a directory, and on the host the bridges of
+/// the networks its containers used (removed on drop).
+pub struct EngineRoot(tempfile::TempDir);
+
+impl std::ops::Deref for EngineRoot {
+    type Target = tempfile::TempDir;
+    fn deref(&self) -> &tempfile::TempDir {
+        &self.0
+    }
+}
+
+impl Drop for EngineRoot {
+    fn drop(&mut self) {
+        if let Ok(networks) = engine::networks::Networks::open(self.0.path()) {
+            let _ = networks.destroy();
+        }
+    }
 }
 
 /// Runs `isola --root <root> <args>` with `env`; stdin empty unless given.

@@ -407,7 +407,40 @@ impl Backend for VmBackend {
         cfg.template_dir = settings.template().then(template_dir);
         let console = container_dir.join(CONSOLE_LOG);
         cfg.console_log = Some(console.clone());
+        // On a network: the namespace its monitor attached holds the veth;
+        // a tap beside it, redirected both ways, becomes the guest's NIC.
+        let attached = match (&config.netns, config.network.network()) {
+            (Some(ns), Some(_)) => crate::store::ContainerStore::open(&self.root)
+                .ok()
+                .and_then(|s| s.read(id).ok().flatten())
+                .and_then(|r| r.state.network)
+                .map(|n| (ns.clone(), n)),
+            _ => None,
+        };
+        let tap = match &attached {
+            Some((ns, n)) => Some(network::tap::connect(ns, &n.attachment.ifname).map_err(
+                |source| BackendError::VmNetwork {
+                    id: id.into(),
+                    source: Box::new(source),
+                },
+            )?),
+            None => None,
+        };
+        if let (Some((fd, _)), Some((_, n))) = (&tap, &attached) {
+            cfg.nic = Some(vm::Nic {
+                tap_fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+                mac: n.attachment.mac.clone(),
+            });
+        }
         let vm = vm::Vm::boot(&cfg).map_err(boot)?;
+        // QEMU holds its own copy of the tap now.
+        let mtu = tap.map(|(_, mtu)| mtu);
+        if let (Some((_, n)), Some(mtu)) = (&attached, mtu) {
+            let a = &n.attachment;
+            vm.client()
+                .configure_network(&a.mac, a.ip, a.prefix_len, a.gateway, mtu)
+                .map_err(agent_err("configure the guest's network", id))?;
+        }
         let qemu_pid = vm.pid();
         let _ = std::fs::write(dir.join(QEMU_PID), qemu_pid.to_string());
         let client = vm.client().clone();

@@ -1,0 +1,111 @@
+//! tap: a VM container's link to its network namespace, as Kata
+//! Containers' tcfilter model makes it: the CNI chain gives the namespace
+//! a veth (`eth0`) as for a process container; a tap device beside it is
+//! joined to it by tc `mirred` redirects in both directions, so every frame
+//! the veth receives leaves through the tap to QEMU's virtio-net device and
+//! every frame from the guest leaves through the veth. The guest's NIC gets
+//! the veth's MAC and addresses, so the network sees the same endpoint a
+//! process container would be.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::Command;
+
+use crate::{netns, sys, Error};
+
+/// The tap device's name inside the container's namespace.
+pub const TAP: &str = "tap0";
+
+fn run(args: &[&str]) -> std::io::Result<()> {
+    let out = Command::new(args[0]).args(&args[1..]).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Makes the tap in namespace `ns` and the redirects between it and
+/// `veth`; returns the tap's descriptor for QEMU (`-netdev tap,fd=`) and
+/// the veth's MTU (the guest's NIC takes it). The tap and its filters go
+/// away when the descriptor's last holder closes it (QEMU exits), the
+/// veth's with the namespace.
+pub fn connect(ns: &Path, veth: &str) -> Result<(OwnedFd, u32), Error> {
+    netns::in_namespace(ns, || {
+        let tap = sys::open_tap(TAP)?;
+        // Commands started from this thread run in its namespace (its
+        // /sys is still the host's: ask ip for the veth's MTU).
+        let out = Command::new("ip")
+            .args(["-o", "link", "show", veth])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mtu = text
+            .split_whitespace()
+            .skip_while(|w| *w != "mtu")
+            .nth(1)
+            .unwrap_or("1500")
+            .to_string();
+        run(&["ip", "link", "set", TAP, "mtu", &mtu, "up"])?;
+        for (from, to) in [(veth, TAP), (TAP, veth)] {
+            run(&["tc", "qdisc", "add", "dev", from, "ingress"])?;
+            run(&[
+                "tc", "filter", "add", "dev", from, "parent", "ffff:", "protocol", "all", "u32",
+                "match", "u8", "0", "0", "action", "mirred", "egress", "redirect", "dev", to,
+            ])?;
+        }
+        Ok((tap, mtu.parse().unwrap_or(1500)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_cross_between_veth_and_tap() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path().join("ns");
+        netns::create(&ns).unwrap();
+        // A veth pair inside the namespace stands for the CNI one.
+        netns::in_namespace(&ns, || {
+            run(&[
+                "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
+            ])?;
+            run(&["ip", "link", "set", "eth0", "up"])?;
+            run(&["ip", "link", "set", "peer0", "up"])
+        })
+        .unwrap();
+        let (tap, mtu) = connect(&ns, "eth0").unwrap();
+        assert_eq!(mtu, 1500);
+        let filters = netns::in_namespace(&ns, || {
+            let out = Command::new("tc")
+                .args(["filter", "show", "dev", "eth0", "ingress"])
+                .output()?;
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        })
+        .unwrap();
+        assert!(
+            filters.contains("mirred") && filters.contains(TAP),
+            "{filters}"
+        );
+        let tap_exists = || {
+            netns::in_namespace(&ns, || {
+                Ok(Command::new("ip")
+                    .args(["link", "show", TAP])
+                    .output()?
+                    .status
+                    .success())
+            })
+            .unwrap()
+        };
+        assert!(tap_exists());
+        drop(tap);
+        // Without its descriptor the tap is gone.
+        assert!(!tap_exists());
+        netns::remove(&ns).unwrap();
+    }
+}
