@@ -241,7 +241,8 @@ impl Networks {
         // Another root on this host (a second engine, a test) may hold the
         // usual subnet and bridge: then the next free ones.
         let taken = taken_subnets(&all);
-        let usual = network::subnet::parse(network::subnet::DEFAULT_SUBNET)?;
+        let usual = configured_default_subnet(Path::new(crate::isolation::CONFIG_FILE))?
+            .unwrap_or(network::subnet::parse(network::subnet::DEFAULT_SUBNET)?);
         let subnet = if taken.iter().any(|t| network::subnet::overlaps(*t, usual)) {
             network::subnet::pick_free(&taken).ok_or(NetworkError::PoolExhausted {
                 pool: network::subnet::POOL,
@@ -443,6 +444,44 @@ impl Networks {
     }
 }
 
+/// `[network]` in the host's config file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkSettings {
+    default_subnet: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct HostFile {
+    #[serde(default)]
+    network: NetworkSettings,
+}
+
+/// `default_subnet` of `[network]` in `file` (the default network's subnet,
+/// for a host where 10.210.0.0/16 is taken); `None` without one.
+fn configured_default_subnet(file: &Path) -> Result<Option<Ipv4Net>, NetworkError> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("reading", file)(e)),
+    };
+    let host: HostFile = toml::from_str(&text).map_err(|e| NetworkError::InvalidValue {
+        flag: "[network] in the config file",
+        value: file.display().to_string(),
+        reason: e.message().to_string(),
+    })?;
+    host.network
+        .default_subnet
+        .map(|s| {
+            network::subnet::parse(&s).map_err(|e| NetworkError::InvalidValue {
+                flag: "[network] default_subnet",
+                value: s.clone(),
+                reason: format!("{e} (in {})", file.display()),
+            })
+        })
+        .transpose()
+}
+
 /// Subnets a new network must not overlap: this root's networks and the
 /// host's routes (other roots' bridges, the host's own links).
 fn taken_subnets(all: &[NetworkRecord]) -> Vec<Ipv4Net> {
@@ -514,6 +553,35 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_subnet_comes_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        assert_eq!(configured_default_subnet(&file).unwrap(), None);
+        std::fs::write(
+            &file,
+            "default_isolation = \"process\"\n[vm]\ntemplate = true\n",
+        )
+        .unwrap();
+        assert_eq!(configured_default_subnet(&file).unwrap(), None);
+        std::fs::write(&file, "[network]\ndefault_subnet = \"10.99.0.0/16\"\n").unwrap();
+        assert_eq!(
+            configured_default_subnet(&file)
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            "10.99.0.0/16"
+        );
+        std::fs::write(&file, "[network]\ndefault_subnet = \"10.99.0.1/16\"\n").unwrap();
+        let e = configured_default_subnet(&file).unwrap_err().to_string();
+        assert!(
+            e.contains("default_subnet") && e.contains("host bits"),
+            "{e}"
+        );
+        std::fs::write(&file, "[network]\nsubnet = \"x\"\n").unwrap();
+        assert!(configured_default_subnet(&file).is_err());
+    }
 
     fn req(name: &str, subnet: Option<&str>) -> NetworkCreate {
         NetworkCreate {
