@@ -205,7 +205,9 @@ impl Container {
         let mut out = Vec::new();
         for e in entries.flatten() {
             let name = e.file_name();
-            let Some(id) = name.to_str() else { continue };
+            let Some(id) = name.to_str().filter(|n| !n.starts_with('.')) else {
+                continue;
+            };
             match Container::load(root, id) {
                 Ok(c) => out.push(c),
                 Err(Error::NotFound { .. }) => {}
@@ -305,7 +307,8 @@ impl Container {
         if let Some(p) = self.seccomp.get() {
             return Ok(p.clone());
         }
-        let program = create::seccomp_program(&*self.spec()?)?.map(Arc::new);
+        let root = self.dir.parent().unwrap_or(Path::new("/"));
+        let program = create::seccomp_program(&*self.spec()?, root)?.map(Arc::new);
         Ok(self.seccomp.get_or_init(|| program).clone())
     }
 

@@ -197,7 +197,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     }
     let program = match opts.seccomp {
         Some(p) => Some(Arc::new(p)),
-        None => seccomp_program(&spec)?.map(Arc::new),
+        None => seccomp_program(&spec, &opts.root)?.map(Arc::new),
     };
     let terminal = spec
         .process()
@@ -364,15 +364,21 @@ pub(crate) fn send_to_listener(
         .map_err(|e| io(e.into()))
 }
 
-/// The compiled linux.seccomp profile, if the spec has one.
-pub(crate) fn seccomp_program(spec: &Spec) -> Result<Option<seccomp::Program>, Error> {
+/// The compiled linux.seccomp profile, if the spec has one, from the
+/// state root's cache of compiled programs (`<root>/.seccomp`).
+pub(crate) fn seccomp_program(spec: &Spec, root: &Path) -> Result<Option<seccomp::Program>, Error> {
+    let cache = root.join(SECCOMP_CACHE);
     spec.linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
-        .map(seccomp::compile)
+        .map(|p| seccomp::compile_cached(p, &cache))
         .transpose()
         .map_err(Error::Seccomp)
 }
+
+/// The state root's directory of compiled seccomp programs (a dot name:
+/// never a container id).
+pub(crate) const SECCOMP_CACHE: &str = ".seccomp";
 
 /// The console socket of a process whose `terminal` is set, connected
 /// before anything is forked so that a bad path fails first. A terminal

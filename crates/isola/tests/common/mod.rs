@@ -161,8 +161,15 @@ impl Root {
             Vec::<String>::new(),
             "container records left"
         );
+        // (The runtime's cache of compiled seccomp programs, `.seccomp`, is
+        // no container's state.)
         let runtime: Vec<_> = std::fs::read_dir(self.path().join("runtime"))
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name())
+                    .filter(|n| !n.to_string_lossy().starts_with('.'))
+                    .collect()
+            })
             .unwrap_or_default();
         assert!(runtime.is_empty(), "runtime state left: {runtime:?}");
         let root = std::fs::canonicalize(self.path()).unwrap();
