@@ -51,7 +51,7 @@ pub struct CreateFlags {
     #[arg(long)]
     pub read_only: bool,
     /// Memory limit, e.g. 512m or 1g.
-    #[arg(short, long)]
+    #[arg(short, long, allow_hyphen_values = true)]
     pub memory: Option<String>,
     /// CPU limit as a number of CPUs, e.g. 1.5.
     #[arg(long, allow_negative_numbers = true)]
