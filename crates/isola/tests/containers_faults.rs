@@ -18,8 +18,9 @@ fn bad_input_is_a_one_line_error_and_leaves_nothing() {
     let root = Root::new();
     assert_one_line_error(
         &root,
-        &["run", "--rm", "no-such-image", "true"],
-        "no-such-image",
+        // Never pulled: a missing image is one line, not a registry's answer.
+        &["run", "--rm", "--pull", "never", "no-such-image", "true"],
+        "No such image: no-such-image:latest",
     );
     assert_one_line_error(
         &root,

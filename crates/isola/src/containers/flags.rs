@@ -109,6 +109,13 @@ pub struct CreateFlags {
     /// Run an init (tini) as PID 1 that forwards signals and reaps zombies.
     #[arg(long)]
     pub init: bool,
+    /// Pull the image before creating: missing (only when the store lacks
+    /// it), always, or never.
+    #[arg(long, default_value = "missing", value_name = "missing|always|never")]
+    pub pull: engine::images::PullPolicy,
+    /// Suppress the pull output.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// The image (name[:tag], or id).
     pub image: String,
     /// The command and its arguments (default: the image's).
