@@ -1,4 +1,4 @@
-//! images: the image operations clients call through the engine (pull, and
+//! images: the image operations clients call through the engine (pull, load,
 //! the question `run` asks first: is this image here?), so that the CLI and
 //! the API service reach the image store and the registries in one place.
 //! It owns where credentials and registry settings come from; the work is
@@ -6,6 +6,7 @@
 
 use crate::lifecycle::{Engine, Error};
 
+pub use image::archive::Loaded;
 pub use image::progress::{Mode as ProgressMode, Stream as ProgressStream};
 pub use image::registry::{Platform, Pulled};
 
@@ -72,6 +73,18 @@ impl Engine {
             progress_stream: req.progress_stream,
         };
         Ok(image::registry::pull(&store, &req.reference, &opts)?)
+    }
+
+    /// Loads the images of a docker-archive or OCI-layout tar; each comes
+    /// with the names the archive gave it.
+    pub fn load(
+        &self,
+        input: &mut dyn std::io::Read,
+        progress: ProgressMode,
+    ) -> Result<Vec<Loaded>, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        image::archive::load_listing(&store, input, &image::progress::Progress::new(progress))
+            .map_err(Error::Image)
     }
 
     /// Whether the store holds the image `name_or_id` names. A name that is

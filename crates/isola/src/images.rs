@@ -8,7 +8,7 @@ use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use image::progress::{Mode, Progress};
+use image::progress::Mode;
 use image::{archive, Image, Reference, Store};
 use serde_json::json;
 
@@ -144,7 +144,9 @@ impl ImageCommand {
             ImageCommand::Image(ImageSub::Inspect(a)) => inspect(&store, a),
             ImageCommand::Tag(a) | ImageCommand::Image(ImageSub::Tag(a)) => tag(&store, a),
             ImageCommand::Rmi(a) | ImageCommand::Image(ImageSub::Rm(a)) => rmi(&store, a),
-            ImageCommand::Load(a) | ImageCommand::Image(ImageSub::Load(a)) => load(&store, a),
+            ImageCommand::Load(a) | ImageCommand::Image(ImageSub::Load(a)) => {
+                load(&engine::Engine::open(root)?, a)
+            }
             ImageCommand::Save(a) | ImageCommand::Image(ImageSub::Save(a)) => save(&store, a),
             ImageCommand::Import(a) | ImageCommand::Image(ImageSub::Import(a)) => import(&store, a),
             ImageCommand::Image(ImageSub::Prune(a)) => prune(&store, a),
@@ -419,27 +421,30 @@ fn rmi(store: &Store, args: RmiArgs) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-fn load(store: &Store, args: LoadArgs) -> anyhow::Result<u8> {
-    let progress = Progress::new(Mode::detect(args.quiet));
-    let images = match &args.input {
+fn load(engine: &engine::Engine, args: LoadArgs) -> anyhow::Result<u8> {
+    let progress = Mode::detect(args.quiet);
+    let loaded = match &args.input {
         Some(path) => {
             let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            archive::load_with_progress(store, &mut f, &progress)
+            engine
+                .load(&mut f, progress)
                 .with_context(|| format!("loading {}", path.display()))?
         }
         None => {
             if io::stdin().is_terminal() {
                 bail!("requested load from stdin, but stdin is a terminal: give -i FILE or redirect a tar archive");
             }
-            archive::load_with_progress(store, &mut io::stdin().lock(), &progress)
+            engine
+                .load(&mut io::stdin().lock(), progress)
                 .context("loading from stdin")?
         }
     };
-    for img in &images {
-        if img.names.is_empty() {
-            println!("Loaded image ID: {}", img.id);
+    // The names the archive gave, not every name the image has here.
+    for l in &loaded {
+        if l.names.is_empty() {
+            println!("Loaded image ID: {}", l.image.id);
         }
-        for n in &img.names {
+        for n in &l.names {
             println!("Loaded image: {}", n.familiar());
         }
     }
