@@ -9,6 +9,7 @@ use crate::lifecycle::{Engine, Error};
 pub use image::archive::Loaded;
 pub use image::progress::{Mode as ProgressMode, Stream as ProgressStream};
 pub use image::registry::{Platform, Pulled};
+pub use image::Image;
 
 /// docker's `--pull` policy for `run` and `create`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,6 +86,27 @@ impl Engine {
         let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
         image::archive::load_listing(&store, input, &image::progress::Progress::new(progress))
             .map_err(Error::Image)
+    }
+
+    /// The image `name_or_id` names; None if the store has none.
+    pub fn find_image(&self, name_or_id: &str) -> Result<Option<Image>, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        match store.resolve(name_or_id) {
+            Ok(img) => Ok(Some(img)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(Error::Image(e)),
+        }
+    }
+
+    /// The unpacked layer directories of `img`, top first (overlayfs's
+    /// lowerdir order, what `inspect` shows as `GraphDriver.Data.LowerDirs`).
+    pub fn image_layer_dirs(&self, img: &Image) -> Result<Vec<std::path::PathBuf>, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        img.layers
+            .iter()
+            .rev()
+            .map(|l| store.layer_diff_dir(l).map_err(Error::Image))
+            .collect()
     }
 
     /// Whether the store holds the image `name_or_id` names. A name that is

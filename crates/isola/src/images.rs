@@ -317,8 +317,16 @@ fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<u8> {
     }
     let found = images
         .iter()
-        .map(|i| inspect_json(store, i))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|i| {
+            let dirs = i
+                .layers
+                .iter()
+                .rev()
+                .map(|l| store.layer_diff_dir(l))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(inspect_json(i, &dirs))
+        })
+        .collect::<Result<Vec<_>, image::Error>>()?;
     let mut out = io::stdout().lock();
     let mut ser = serde_json::Serializer::with_formatter(
         &mut out,
@@ -332,7 +340,7 @@ fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<u8> {
 /// `image inspect`'s object, fields in docker's order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct InspectImage<'a> {
+pub struct InspectImage<'a> {
     id: &'a str,
     repo_tags: Vec<String>,
     repo_digests: Vec<String>,
@@ -352,16 +360,12 @@ struct InspectImage<'a> {
     metadata: serde_json::Value,
 }
 
-fn inspect_json<'a>(store: &Store, img: &'a Image) -> Result<InspectImage<'a>, image::Error> {
+/// `img`'s inspect object; `layer_dirs` are its unpacked layers, top first.
+pub fn inspect_json<'a>(img: &'a Image, layer_dirs: &[PathBuf]) -> InspectImage<'a> {
     let (os, architecture, variant) = img.platform();
     let history = img.config.history().clone().unwrap_or_default();
-    let lower_dirs = img
-        .layers
-        .iter()
-        .rev()
-        .map(|l| Ok(store.layer_diff_dir(l)?.display().to_string()))
-        .collect::<Result<Vec<String>, image::Error>>()?;
-    Ok(InspectImage {
+    let lower_dirs: Vec<String> = layer_dirs.iter().map(|d| d.display().to_string()).collect();
+    InspectImage {
         id: &img.id,
         repo_tags: img.names.iter().map(Reference::familiar).collect(),
         repo_digests: img
@@ -388,7 +392,7 @@ fn inspect_json<'a>(store: &Store, img: &'a Image) -> Result<InspectImage<'a>, i
         graph_driver: json!({ "Name": "overlay", "Data": { "LowerDirs": lower_dirs } }),
         root_fs: json!({ "Type": "layers", "Layers": img.layers }),
         metadata: json!({ "ManifestDigest": img.manifest_digest }),
-    })
+    }
 }
 
 fn tag(store: &Store, args: TagArgs) -> anyhow::Result<u8> {
