@@ -94,18 +94,8 @@ fn main() -> ExitCode {
 
 /// Commands whose only output is a report on stdout.
 fn prints_a_report(command: &Command) -> bool {
-    use containers::ContainerCommand as C;
     match command {
-        Command::Containers(c) => matches!(
-            c,
-            C::Ps(_)
-                | C::Inspect(_)
-                | C::Logs(_)
-                | C::Top(_)
-                | C::Stats(_)
-                | C::Info(_)
-                | C::Version
-        ),
+        Command::Containers(c) => c.prints_a_report(),
         Command::Images(images::ImageCommand::Images(_)) => true,
         _ => false,
     }

@@ -48,3 +48,74 @@ fn inspect_falls_back_to_the_image_when_no_container_has_the_name() {
     assert_eq!(err, format!("isola: no such container: {image_id}\n"));
     root.ok(&["rm", id]);
 }
+
+#[test]
+fn every_container_command_is_also_a_container_verb() {
+    let root = Root::new();
+    for verb in [
+        "run", "create", "start", "inspect", "logs", "top", "stats", "exec", "attach", "wait",
+        "stop", "kill", "restart", "pause", "unpause", "rm", "rename", "ls", "list", "ps", "prune",
+        "port",
+    ] {
+        let help = root.ok(&["container", verb, "--help"]);
+        assert!(
+            help.contains("Usage: isola container "),
+            "container {verb}: {help}"
+        );
+    }
+    let id = root.ok(&[
+        "container",
+        "create",
+        "--name",
+        "c1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; sleep 1000",
+    ]);
+    let id = id.trim();
+    assert_eq!(root.ok(&["container", "start", "c1"]), "c1\n");
+    for ls in ["ls", "list", "ps"] {
+        let out = root.ok(&["container", ls, "-q", "--no-trunc"]);
+        assert_eq!(out.trim(), id, "container {ls}");
+    }
+    assert_eq!(
+        root.ok(&["container", "inspect", "-f", "{{.State.Status}}", "c1"])
+            .trim(),
+        "running"
+    );
+    assert_eq!(root.ok(&["container", "exec", "c1", "echo", "hi"]), "hi\n");
+    assert!(root.ok(&["container", "top", "c1"]).contains("sleep 1000"));
+    common::eventually("the container's first line", || {
+        root.ok(&["container", "logs", "c1"]) == "started\n"
+    });
+    root.ok(&["container", "pause", "c1"]);
+    assert_eq!(root.inspect("c1", ".State.Status"), "paused");
+    root.ok(&["container", "unpause", "c1"]);
+    assert!(root
+        .ok(&["container", "stats", "--no-stream", "c1"])
+        .contains("c1"));
+    assert_eq!(root.ok(&["container", "port", "c1"]), "");
+    root.ok(&["container", "rename", "c1", "c2"]);
+    root.ok(&["container", "restart", "-t", "1", "c2"]);
+    root.ok(&["container", "kill", "c2"]);
+    assert_eq!(root.ok(&["container", "wait", "c2"]).trim(), "137");
+    root.ok(&["container", "start", "c2"]);
+    root.ok(&["container", "stop", "-t", "1", "c2"]);
+    assert_eq!(root.ok(&["container", "rm", "c2"]).trim(), "c2");
+    assert_eq!(
+        root.ok(&["container", "run", "--rm", "busybox", "echo", "ok"]),
+        "ok\n"
+    );
+    let stopped = root.ok(&["container", "create", "busybox", "true"]);
+    let pruned = root.ok(&["container", "prune", "-f"]);
+    assert!(
+        pruned.starts_with("Deleted Containers:\n") && pruned.contains(stopped.trim()),
+        "{pruned}"
+    );
+    assert_eq!(root.ok(&["container", "ls", "-aq"]), "");
+    // container inspect is about containers only: no image fallback.
+    let (_, err) = root.fails(&["container", "inspect", "busybox"]);
+    assert_eq!(err, "isola: no such container: busybox\n");
+    root.assert_clean();
+}
