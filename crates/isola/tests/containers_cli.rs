@@ -119,3 +119,100 @@ fn every_container_command_is_also_a_container_verb() {
     assert_eq!(err, "isola: no such container: busybox\n");
     root.assert_clean();
 }
+
+#[test]
+fn ps_last_and_latest_show_the_newest_in_any_state() {
+    let root = Root::new();
+    let mut ids = Vec::new();
+    for name in ["c1", "c2", "c3"] {
+        let id = root.ok(&["create", "--name", name, "busybox", "true"]);
+        ids.push(id.trim().to_string());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let q = |extra: &[&str]| {
+        let mut args = vec!["ps", "-q", "--no-trunc"];
+        args.extend_from_slice(extra);
+        root.ok(&args)
+    };
+    // None runs: plain ps shows nothing.
+    assert_eq!(q(&[]), "");
+    assert_eq!(q(&["-l"]), format!("{}\n", ids[2]));
+    assert_eq!(q(&["--latest"]), format!("{}\n", ids[2]));
+    assert_eq!(q(&["-n", "2"]), format!("{}\n{}\n", ids[2], ids[1]));
+    assert_eq!(q(&["--last", "2"]), format!("{}\n{}\n", ids[2], ids[1]));
+    assert_eq!(q(&["--last=5"]).lines().count(), 3);
+    // -n 0 is no limit: running ones only, as docker.
+    assert_eq!(q(&["-n", "0"]), "");
+    // Filters first, then the limit.
+    assert_eq!(q(&["-l", "--filter", "name=c1"]), format!("{}\n", ids[0]));
+    let table = root.ok(&["ps", "-l"]);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(
+        table.lines().nth(1).unwrap().starts_with(&ids[2][..12]),
+        "{table}"
+    );
+    let (code, err) = root.fails(&["ps", "-n", "x"]);
+    assert_eq!(code, 125, "{err}");
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn logs_until_stops_at_the_time_given() {
+    let root = Root::new();
+    root.run_detached(&[
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo early; sleep 3; echo late",
+    ]);
+    common::eventually("the first line", || {
+        root.ok(&["logs", "talker"]).contains("early")
+    });
+    let until = format!("{:.3}", unix_now());
+    assert_eq!(root.ok(&["wait", "talker"]).trim(), "0");
+    assert_eq!(root.ok(&["logs", "talker"]), "early\nlate\n");
+    assert_eq!(root.ok(&["logs", "--until", &until, "talker"]), "early\n");
+    assert_eq!(root.ok(&["logs", "--until", "1h", "talker"]), "");
+    assert_eq!(
+        root.ok(&[
+            "logs",
+            "--since",
+            &until,
+            "--until",
+            &format!("{:.3}", unix_now()),
+            "talker"
+        ]),
+        "late\n"
+    );
+    let (code, err) = root.fails(&["logs", "--until", "soon", "talker"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("invalid --until \"soon\""), "{err}");
+
+    // -f with --until ends at that time, though the container runs on.
+    root.run_detached(&[
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.2; done",
+    ]);
+    let until = format!("{:.3}", unix_now() + 1.5);
+    let started = std::time::Instant::now();
+    let out = root.ok(&["logs", "-f", "--until", &until, "ticker"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(
+        out.lines().count() >= 1 && out.lines().all(|l| l == "tick"),
+        "{out}"
+    );
+    assert_eq!(root.inspect("ticker", ".State.Status"), "running");
+    root.ok(&["rm", "-f", "talker", "ticker"]);
+}

@@ -26,6 +26,12 @@ pub struct PsArgs {
     /// Do not truncate ids and commands.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Show the n last created containers (in any state).
+    #[arg(short = 'n', long, default_value_t = -1, allow_negative_numbers = true)]
+    pub last: i64,
+    /// Show the last created container (in any state).
+    #[arg(short = 'l', long)]
+    pub latest: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,11 +133,19 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
     let filters = parse_filters(&args.filter)?;
     let has_status_filter = filters.iter().any(|(k, _)| k == "status");
     let now = Utc::now();
+    // docker: -l is -n 1; a positive -n shows every state, newest first.
+    let last = if args.latest && args.last < 0 {
+        1
+    } else {
+        args.last
+    };
+    let limit = usize::try_from(last).ok().filter(|&n| n > 0);
     let recs: Vec<ContainerRecord> = engine
         .list()?
         .into_iter()
-        .filter(|r| args.all || has_status_filter || r.state.status.is_active())
+        .filter(|r| args.all || limit.is_some() || has_status_filter || r.state.status.is_active())
         .filter(|r| matches(r, &filters))
+        .take(limit.unwrap_or(usize::MAX))
         .collect();
     if args.quiet {
         for r in &recs {
