@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod ids;
+pub mod images;
 pub mod info;
 pub mod isolation;
 pub mod lifecycle;

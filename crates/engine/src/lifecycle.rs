@@ -46,6 +46,10 @@ pub enum Error {
     ImageNotFound { image: String },
     #[error("image store")]
     Image(#[source] image::Error),
+    #[error(transparent)]
+    Reference(#[from] image::ReferenceError),
+    #[error(transparent)]
+    Registry(#[from] image::registry::RegistryError),
     #[error("image {image}: {source}")]
     ImageDefaults {
         image: String,
@@ -220,9 +224,10 @@ impl Engine {
         let img = match images.resolve(&req.image) {
             Ok(i) => i,
             Err(e) if e.is_not_found() => {
+                crate::images::check_reference(&req.image)?;
                 return Err(Error::ImageNotFound {
                     image: req.image.clone(),
-                })
+                });
             }
             Err(e) => return Err(Error::Image(e)),
         };

@@ -133,6 +133,9 @@ pub enum Error {
     #[error("invalid working directory \"{0}\": it must be an absolute path")]
     RelativeWorkdir(String),
 
+    #[error("not a tar archive: expected {expected}")]
+    NotATar { expected: &'static str },
+
     #[error("reading the archive")]
     ArchiveRead {
         #[source]

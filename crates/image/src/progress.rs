@@ -1,7 +1,8 @@
 //! Per-layer progress for `pull` and `load`: live bars on a terminal
 //! (indicatif), plain `"<short id>: <status>"` lines otherwise, nothing when
 //! quiet. Owns only presentation: it never decides what a status means.
-//! Everything goes to stdout, as docker prints pull progress.
+//! Everything goes to stdout, as docker prints pull progress, unless the
+//! caller asks for stderr (`run` pulling an image: stdout is the container's).
 //!
 //! ```no_run
 //! use image::progress::{Mode, Progress};
@@ -28,12 +29,48 @@ pub enum Mode {
     Quiet,
 }
 
+/// Where progress is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stream {
+    #[default]
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn is_terminal(self) -> bool {
+        match self {
+            Stream::Stdout => std::io::stdout().is_terminal(),
+            Stream::Stderr => std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn line(self, line: &str) {
+        match self {
+            Stream::Stdout => println!("{line}"),
+            Stream::Stderr => eprintln!("{line}"),
+        }
+    }
+
+    fn draw_target(self) -> ProgressDrawTarget {
+        match self {
+            Stream::Stdout => ProgressDrawTarget::stdout(),
+            Stream::Stderr => ProgressDrawTarget::stderr(),
+        }
+    }
+}
+
 impl Mode {
     /// `Quiet` if asked, else `Live` on a terminal and `Plain` otherwise.
     pub fn detect(quiet: bool) -> Mode {
+        Mode::detect_on(quiet, Stream::Stdout)
+    }
+
+    /// [`Mode::detect`] for progress written to `stream`.
+    pub fn detect_on(quiet: bool, stream: Stream) -> Mode {
         if quiet {
             Mode::Quiet
-        } else if std::io::stdout().is_terminal() {
+        } else if stream.is_terminal() {
             Mode::Live
         } else {
             Mode::Plain
@@ -51,14 +88,24 @@ pub fn short_id(id: &str) -> &str {
 #[derive(Debug)]
 pub struct Progress {
     mode: Mode,
+    stream: Stream,
     multi: Option<MultiProgress>,
 }
 
 impl Progress {
     pub fn new(mode: Mode) -> Progress {
-        let multi = (mode == Mode::Live)
-            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
-        Progress { mode, multi }
+        Progress::on(mode, Stream::Stdout)
+    }
+
+    /// Progress written to `stream`.
+    pub fn on(mode: Mode, stream: Stream) -> Progress {
+        let multi =
+            (mode == Mode::Live).then(|| MultiProgress::with_draw_target(stream.draw_target()));
+        Progress {
+            mode,
+            stream,
+            multi,
+        }
     }
 
     pub fn mode(&self) -> Mode {
@@ -74,7 +121,7 @@ impl Progress {
                 // println only fails when the terminal is gone; nothing to do then.
                 let _ = m.println(line);
             }
-            _ => println!("{line}"),
+            _ => self.stream.line(line),
         }
     }
 
@@ -105,6 +152,7 @@ impl Progress {
         LayerProgress {
             id: short_id(id).to_string(),
             mode: self.mode,
+            stream: self.stream,
             bar,
         }
     }
@@ -116,6 +164,7 @@ impl Progress {
 pub struct LayerProgress {
     id: String,
     mode: Mode,
+    stream: Stream,
     bar: Option<ProgressBar>,
 }
 
@@ -144,7 +193,7 @@ impl LayerProgress {
                 );
                 b.finish_with_message(status.to_string());
             }
-            (Mode::Plain, _) => println!("{}: {status}", self.id),
+            (Mode::Plain, _) => self.stream.line(&format!("{}: {status}", self.id)),
             _ => {}
         }
     }

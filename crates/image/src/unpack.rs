@@ -112,6 +112,62 @@ pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<(Compression, Box<dy
     Ok((kind, r))
 }
 
+/// `stream` (already decompressed) if it starts like a tar archive, with
+/// nothing consumed; `None` if it does not (an empty stream, a short one,
+/// or a first block whose header checksum is wrong), so that callers can
+/// say "not a tar archive" instead of quoting the tar reader's complaint
+/// about bytes it took for a header.
+pub fn expect_tar<'a>(mut stream: Box<dyn Read + 'a>) -> io::Result<Option<Box<dyn Read + 'a>>> {
+    let mut block = Vec::with_capacity(512);
+    (&mut stream).take(512).read_to_end(&mut block)?;
+    if block.len() < 512 || !is_tar_header(&block) {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(io::Cursor::new(block).chain(stream))))
+}
+
+/// Whether a 512-byte block is a tar header (its checksum field matches
+/// the sum of its bytes, that field counted as spaces) or the all-zero
+/// end of an empty archive.
+fn is_tar_header(block: &[u8]) -> bool {
+    if block.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let field = &block[148..156];
+    let text: String = field
+        .iter()
+        .map(|&b| b as char)
+        .filter(|c| !matches!(c, '\0' | ' '))
+        .collect();
+    let Ok(stored) = u64::from_str_radix(&text, 8) else {
+        return false;
+    };
+    let unsigned: u64 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
+        .sum();
+    // Some old tars summed signed bytes.
+    let signed: i64 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                i64::from(b as i8)
+            }
+        })
+        .sum();
+    stored == unsigned || i64::try_from(stored).is_ok_and(|s| s == signed)
+}
+
 /// Unpacks the layer `blob` into the empty directory `dest`.
 pub fn unpack_layer(blob: &mut dyn Read, dest: &Path) -> Result<Unpacked, UnpackError> {
     let (_, stream) = decompress(blob).map_err(|source| UnpackError::Stream { source })?;
@@ -552,5 +608,30 @@ fn copy_entry(
             op: "writing the file",
             source,
         })?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tar_streams_pass_expect_tar() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, "a", &b"hi"[..]).unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let mut passed = expect_tar(Box::new(&bytes[..])).unwrap().unwrap();
+        let mut back = Vec::new();
+        passed.read_to_end(&mut back).unwrap();
+        assert_eq!(back, bytes, "nothing consumed");
+        assert!(expect_tar(Box::new(&[0u8; 1024][..])).unwrap().is_some());
+        let passwd = b"root:x:0:0:root:/root:/bin/bash\n".repeat(40);
+        assert!(expect_tar(Box::new(&passwd[..])).unwrap().is_none());
+        assert!(expect_tar(Box::new(&b"short"[..])).unwrap().is_none());
+        assert!(expect_tar(Box::new(&b""[..])).unwrap().is_none());
     }
 }

@@ -1,6 +1,6 @@
 //! The container commands: run, create, start, ps, inspect, logs, top, exec,
 //! attach, wait, stop, kill, restart, pause, unpause, rm, container prune,
-//! rename, stats, plus info and version. Parses flags and prints; the work is
+//! rename, stats (each also as `container <verb>`), plus info and version. Parses flags and prints; the work is
 //! the `engine`'s. Submodules group commands by concern.
 
 mod attach;
@@ -18,16 +18,16 @@ use clap::Subcommand;
 
 pub use flags::CreateFlags;
 
+/// The container commands, at the top level (`isola rm`) and under
+/// `isola container` (`isola container rm`), as docker has them both ways.
 #[derive(Debug, Subcommand)]
-pub enum ContainerCommand {
+pub enum ContainerVerb {
     /// Create and start a container from an image (attached unless -d).
     Run(Box<run::RunArgs>),
     /// Create a container without starting it; prints its id.
     Create(Box<CreateFlags>),
     /// Start one or more created or stopped containers.
     Start(run::StartArgs),
-    /// List containers (running ones unless -a).
-    Ps(list::PsArgs),
     /// Show containers' full configuration and state as JSON.
     Inspect(list::InspectArgs),
     /// Show a container's output (stdout and stderr, as logged).
@@ -56,7 +56,15 @@ pub enum ContainerCommand {
     Rm(manage::RmArgs),
     /// Rename a container.
     Rename { container: String, new_name: String },
-    /// Manage containers (prune).
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    #[command(flatten)]
+    Verb(ContainerVerb),
+    /// List containers (running ones unless -a).
+    Ps(list::PsArgs),
+    /// Manage containers: every container command, plus ls, port and prune.
     #[command(subcommand)]
     Container(ContainerGroup),
     /// Show host facts: kernel, cgroups, isolation modes, storage root.
@@ -80,6 +88,8 @@ pub enum ContainerCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ContainerGroup {
+    #[command(flatten)]
+    Verb(ContainerVerb),
     /// Remove all stopped containers.
     Prune {
         /// Do not ask for confirmation (kept for docker compatibility; isola never asks).
@@ -87,8 +97,32 @@ pub enum ContainerGroup {
         force: bool,
     },
     /// List containers (same as ps).
-    #[command(alias = "list")]
+    #[command(visible_aliases = ["list", "ps"])]
     Ls(list::PsArgs),
+    /// List a container's published ports (same as port).
+    Port(crate::networks::PortArgs),
+}
+
+impl ContainerCommand {
+    /// Whether the command's only output is a report on stdout.
+    pub fn prints_a_report(&self) -> bool {
+        match self {
+            ContainerCommand::Verb(v) | ContainerCommand::Container(ContainerGroup::Verb(v)) => {
+                matches!(
+                    v,
+                    ContainerVerb::Inspect(_)
+                        | ContainerVerb::Logs(_)
+                        | ContainerVerb::Top(_)
+                        | ContainerVerb::Stats(_)
+                )
+            }
+            ContainerCommand::Ps(_)
+            | ContainerCommand::Container(ContainerGroup::Ls(_))
+            | ContainerCommand::Info(_)
+            | ContainerCommand::Version => true,
+            _ => false,
+        }
+    }
 }
 
 fn parse_console_size(s: &str) -> Result<(u16, u16), String> {
@@ -130,31 +164,49 @@ impl ContainerCommand {
 
     fn run_with(self, engine: &engine::Engine) -> anyhow::Result<u8> {
         match self {
-            ContainerCommand::Run(a) => run::run(engine, *a),
-            ContainerCommand::Create(f) => run::create(engine, *f),
-            ContainerCommand::Start(a) => run::start(engine, a),
-            ContainerCommand::Ps(a) => list::ps(engine, a),
-            ContainerCommand::Inspect(a) => list::inspect(engine, a),
-            ContainerCommand::Logs(a) => observe::logs(engine, a),
-            ContainerCommand::Top(a) => observe::top(engine, a),
-            ContainerCommand::Stats(a) => observe::stats(engine, a),
-            ContainerCommand::Exec(a) => exec::exec(engine, a),
-            ContainerCommand::Attach(a) => attach::attach(engine, a),
-            ContainerCommand::Wait(a) => manage::wait(engine, a),
-            ContainerCommand::Stop(a) => manage::stop(engine, a),
-            ContainerCommand::Kill(a) => manage::kill(engine, a),
-            ContainerCommand::Restart(a) => manage::restart(engine, a),
-            ContainerCommand::Pause(a) => manage::pause(engine, a, true),
-            ContainerCommand::Unpause(a) => manage::pause(engine, a, false),
-            ContainerCommand::Rm(a) => manage::rm(engine, a),
-            ContainerCommand::Rename {
+            ContainerCommand::Verb(v) => v.run(engine),
+            ContainerCommand::Container(ContainerGroup::Verb(ContainerVerb::Inspect(mut a))) => {
+                // docker container inspect: containers only, no image fallback.
+                a.kind = Some(list::ObjectKind::Container);
+                list::inspect(engine, a)
+            }
+            ContainerCommand::Container(ContainerGroup::Verb(v)) => v.run(engine),
+            ContainerCommand::Ps(a) | ContainerCommand::Container(ContainerGroup::Ls(a)) => {
+                list::ps(engine, a)
+            }
+            ContainerCommand::Container(ContainerGroup::Prune { .. }) => manage::prune(engine),
+            ContainerCommand::Container(ContainerGroup::Port(a)) => {
+                crate::networks::port_command(engine, &a.container, a.port)
+            }
+            ContainerCommand::Info(a) => system::info(engine, a),
+            ContainerCommand::Version | ContainerCommand::Monitor { .. } => system::version(),
+        }
+    }
+}
+
+impl ContainerVerb {
+    fn run(self, engine: &engine::Engine) -> anyhow::Result<u8> {
+        match self {
+            ContainerVerb::Run(a) => run::run(engine, *a),
+            ContainerVerb::Create(f) => run::create(engine, *f),
+            ContainerVerb::Start(a) => run::start(engine, a),
+            ContainerVerb::Inspect(a) => list::inspect(engine, a),
+            ContainerVerb::Logs(a) => observe::logs(engine, a),
+            ContainerVerb::Top(a) => observe::top(engine, a),
+            ContainerVerb::Stats(a) => observe::stats(engine, a),
+            ContainerVerb::Exec(a) => exec::exec(engine, a),
+            ContainerVerb::Attach(a) => attach::attach(engine, a),
+            ContainerVerb::Wait(a) => manage::wait(engine, a),
+            ContainerVerb::Stop(a) => manage::stop(engine, a),
+            ContainerVerb::Kill(a) => manage::kill(engine, a),
+            ContainerVerb::Restart(a) => manage::restart(engine, a),
+            ContainerVerb::Pause(a) => manage::pause(engine, a, true),
+            ContainerVerb::Unpause(a) => manage::pause(engine, a, false),
+            ContainerVerb::Rm(a) => manage::rm(engine, a),
+            ContainerVerb::Rename {
                 container,
                 new_name,
             } => manage::rename(engine, &container, &new_name),
-            ContainerCommand::Container(ContainerGroup::Prune { .. }) => manage::prune(engine),
-            ContainerCommand::Container(ContainerGroup::Ls(a)) => list::ps(engine, a),
-            ContainerCommand::Info(a) => system::info(engine, a),
-            ContainerCommand::Version | ContainerCommand::Monitor { .. } => system::version(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use image::progress::{Mode, Progress};
+use image::progress::Mode;
 use image::{archive, Image, Reference, Store};
 use serde_json::json;
 
@@ -144,7 +144,9 @@ impl ImageCommand {
             ImageCommand::Image(ImageSub::Inspect(a)) => inspect(&store, a),
             ImageCommand::Tag(a) | ImageCommand::Image(ImageSub::Tag(a)) => tag(&store, a),
             ImageCommand::Rmi(a) | ImageCommand::Image(ImageSub::Rm(a)) => rmi(&store, a),
-            ImageCommand::Load(a) | ImageCommand::Image(ImageSub::Load(a)) => load(&store, a),
+            ImageCommand::Load(a) | ImageCommand::Image(ImageSub::Load(a)) => {
+                load(&engine::Engine::open(root)?, a)
+            }
             ImageCommand::Save(a) | ImageCommand::Image(ImageSub::Save(a)) => save(&store, a),
             ImageCommand::Import(a) | ImageCommand::Image(ImageSub::Import(a)) => import(&store, a),
             ImageCommand::Image(ImageSub::Prune(a)) => prune(&store, a),
@@ -315,8 +317,16 @@ fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<u8> {
     }
     let found = images
         .iter()
-        .map(|i| inspect_json(store, i))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|i| {
+            let dirs = i
+                .layers
+                .iter()
+                .rev()
+                .map(|l| store.layer_diff_dir(l))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(inspect_json(i, &dirs))
+        })
+        .collect::<Result<Vec<_>, image::Error>>()?;
     let mut out = io::stdout().lock();
     let mut ser = serde_json::Serializer::with_formatter(
         &mut out,
@@ -330,7 +340,7 @@ fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<u8> {
 /// `image inspect`'s object, fields in docker's order.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct InspectImage<'a> {
+pub struct InspectImage<'a> {
     id: &'a str,
     repo_tags: Vec<String>,
     repo_digests: Vec<String>,
@@ -350,16 +360,12 @@ struct InspectImage<'a> {
     metadata: serde_json::Value,
 }
 
-fn inspect_json<'a>(store: &Store, img: &'a Image) -> Result<InspectImage<'a>, image::Error> {
+/// `img`'s inspect object; `layer_dirs` are its unpacked layers, top first.
+pub fn inspect_json<'a>(img: &'a Image, layer_dirs: &[PathBuf]) -> InspectImage<'a> {
     let (os, architecture, variant) = img.platform();
     let history = img.config.history().clone().unwrap_or_default();
-    let lower_dirs = img
-        .layers
-        .iter()
-        .rev()
-        .map(|l| Ok(store.layer_diff_dir(l)?.display().to_string()))
-        .collect::<Result<Vec<String>, image::Error>>()?;
-    Ok(InspectImage {
+    let lower_dirs: Vec<String> = layer_dirs.iter().map(|d| d.display().to_string()).collect();
+    InspectImage {
         id: &img.id,
         repo_tags: img.names.iter().map(Reference::familiar).collect(),
         repo_digests: img
@@ -386,7 +392,7 @@ fn inspect_json<'a>(store: &Store, img: &'a Image) -> Result<InspectImage<'a>, i
         graph_driver: json!({ "Name": "overlay", "Data": { "LowerDirs": lower_dirs } }),
         root_fs: json!({ "Type": "layers", "Layers": img.layers }),
         metadata: json!({ "ManifestDigest": img.manifest_digest }),
-    })
+    }
 }
 
 fn tag(store: &Store, args: TagArgs) -> anyhow::Result<u8> {
@@ -419,27 +425,30 @@ fn rmi(store: &Store, args: RmiArgs) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-fn load(store: &Store, args: LoadArgs) -> anyhow::Result<u8> {
-    let progress = Progress::new(Mode::detect(args.quiet));
-    let images = match &args.input {
+fn load(engine: &engine::Engine, args: LoadArgs) -> anyhow::Result<u8> {
+    let progress = Mode::detect(args.quiet);
+    let loaded = match &args.input {
         Some(path) => {
             let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            archive::load_with_progress(store, &mut f, &progress)
+            engine
+                .load(&mut f, progress)
                 .with_context(|| format!("loading {}", path.display()))?
         }
         None => {
             if io::stdin().is_terminal() {
                 bail!("requested load from stdin, but stdin is a terminal: give -i FILE or redirect a tar archive");
             }
-            archive::load_with_progress(store, &mut io::stdin().lock(), &progress)
+            engine
+                .load(&mut io::stdin().lock(), progress)
                 .context("loading from stdin")?
         }
     };
-    for img in &images {
-        if img.names.is_empty() {
-            println!("Loaded image ID: {}", img.id);
+    // The names the archive gave, not every name the image has here.
+    for l in &loaded {
+        if l.names.is_empty() {
+            println!("Loaded image ID: {}", l.image.id);
         }
-        for n in &img.names {
+        for n in &l.names {
             println!("Loaded image: {}", n.familiar());
         }
     }

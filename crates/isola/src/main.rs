@@ -6,11 +6,12 @@ mod containers;
 mod images;
 mod networks;
 mod registry;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Global options shared by every command.
 #[derive(Debug, Parser)]
@@ -51,7 +52,19 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let mut cmd = Cli::command();
+            cmd.build();
+            let args: Vec<String> = argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            return usage::report(&cmd, &args, &err);
+        }
+    };
     init_logging(&cli);
     if prints_a_report(&cli.command) {
         // `isola ps | head`: a reader that goes away ends a report quietly, as
@@ -74,25 +87,15 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line: the whole chain, outermost first.
             eprintln!("isola: {}", runtime::error_chain(err.as_ref()));
-            ExitCode::from(125)
+            ExitCode::from(usage::EXIT_USAGE)
         }
     }
 }
 
 /// Commands whose only output is a report on stdout.
 fn prints_a_report(command: &Command) -> bool {
-    use containers::ContainerCommand as C;
     match command {
-        Command::Containers(c) => matches!(
-            c,
-            C::Ps(_)
-                | C::Inspect(_)
-                | C::Logs(_)
-                | C::Top(_)
-                | C::Stats(_)
-                | C::Info(_)
-                | C::Version
-        ),
+        Command::Containers(c) => c.prints_a_report(),
         Command::Images(images::ImageCommand::Images(_)) => true,
         _ => false,
     }
@@ -110,5 +113,7 @@ fn init_logging(cli: &Cli) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .without_time()
+        // Colour only for a person at a terminal: logs and pipes get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -16,11 +16,15 @@ pub enum NetworkCommand {
     #[command(subcommand)]
     Network(NetworkGroup),
     /// List a container's published ports (or the mapping of one).
-    Port {
-        container: String,
-        /// A container port, e.g. 80 or 80/tcp.
-        port: Option<String>,
-    },
+    Port(PortArgs),
+}
+
+/// `port` (also `container port`).
+#[derive(Debug, clap::Args)]
+pub struct PortArgs {
+    pub container: String,
+    /// A container port, e.g. 80 or 80/tcp.
+    pub port: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,7 +132,7 @@ impl NetworkCommand {
     pub fn run(self, root: &Path) -> anyhow::Result<u8> {
         let engine = Engine::open(root)?;
         match self {
-            NetworkCommand::Port { container, port } => port_command(&engine, &container, port),
+            NetworkCommand::Port(a) => port_command(&engine, &a.container, a.port),
             NetworkCommand::Network(g) => g.run(&engine),
         }
     }
@@ -233,7 +237,7 @@ impl NetworkGroup {
     }
 }
 
-fn port_command(engine: &Engine, container: &str, port: Option<String>) -> anyhow::Result<u8> {
+pub fn port_command(engine: &Engine, container: &str, port: Option<String>) -> anyhow::Result<u8> {
     let rec = engine.lookup(container)?;
     let ports = rec.state.network.map(|n| n.ports).unwrap_or_default();
     let wanted = match &port {

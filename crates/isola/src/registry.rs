@@ -1,13 +1,13 @@
 //! The registry commands: `pull`, `login`, `logout`. Parses their flags and
-//! prints results; the work is `image::registry`'s.
+//! prints results; `pull` goes through the engine, the rest is still
+//! `image::registry`'s.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use image::progress::Mode;
-use image::registry::{self, AuthStore, Credentials, Platform, PullOptions, Transport};
-use image::store::Store;
+use engine::images::{Platform, ProgressMode, ProgressStream, PullRequest};
+use image::registry::{self, AuthStore, Credentials, Transport};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RegistryCommand {
@@ -76,14 +76,14 @@ impl RegistryCommand {
 
 fn pull(root: &Path, args: PullArgs) -> anyhow::Result<u8> {
     let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let store = Store::open(root).context("opening the image store")?;
-    let opts = PullOptions {
+    let engine = engine::Engine::open(root)?;
+    let pulled = engine.pull(&PullRequest {
+        reference: args.name,
         platform,
-        transport: Transport::from_host(&args.insecure_registries)?,
-        auth: AuthStore::new(root),
-        progress: Mode::detect(args.quiet),
-    };
-    let pulled = registry::pull(&store, &args.name, &opts)?;
+        insecure_registries: args.insecure_registries,
+        progress: Some(ProgressMode::detect(args.quiet)),
+        progress_stream: ProgressStream::Stdout,
+    })?;
     println!("{}", pulled.reference);
     Ok(0)
 }

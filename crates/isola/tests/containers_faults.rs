@@ -18,8 +18,9 @@ fn bad_input_is_a_one_line_error_and_leaves_nothing() {
     let root = Root::new();
     assert_one_line_error(
         &root,
-        &["run", "--rm", "no-such-image", "true"],
-        "no-such-image",
+        // Never pulled: a missing image is one line, not a registry's answer.
+        &["run", "--rm", "--pull", "never", "no-such-image", "true"],
+        "No such image: no-such-image:latest",
     );
     assert_one_line_error(
         &root,
@@ -68,7 +69,7 @@ fn bad_input_is_a_one_line_error_and_leaves_nothing() {
     );
     for cmd in [
         &["stop", "nope"][..],
-        &["inspect", "nope"],
+        &["inspect", "--type", "container", "nope"],
         &["logs", "nope"],
         &["rm", "nope"],
         &["exec", "nope", "true"],
@@ -76,6 +77,8 @@ fn bad_input_is_a_one_line_error_and_leaves_nothing() {
     ] {
         assert_one_line_error(&root, cmd, "no such container: nope");
     }
+    // Neither a container nor an image: docker's "no such object".
+    assert_one_line_error(&root, &["inspect", "nope"], "no such object: nope");
     root.assert_clean();
     let id = root.run_detached(&["--name", "dup", "busybox", "sleep", "1000"]);
     assert_one_line_error(

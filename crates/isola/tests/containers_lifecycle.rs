@@ -126,7 +126,7 @@ fn detached_container_lifecycle() {
     root.ok(&["rename", "web", "web2"]);
     assert_eq!(root.inspect("web2", ".Name"), "/web2");
     let (_, err) = root.fails(&["inspect", "web"]);
-    assert!(err.contains("no such container"), "{err}");
+    assert!(err.contains("no such object: web"), "{err}");
     assert_eq!(root.ok(&["rm", "web2"]).trim(), "web2");
     root.assert_clean();
     assert!(!common::cgroup_exists(&id));

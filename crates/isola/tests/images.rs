@@ -421,3 +421,68 @@ fn loading_a_malicious_archive_fails_and_leaves_nothing() {
         assert_eq!(env.store_dirs(d), 0, "{d} is empty after a failed load");
     }
 }
+
+#[test]
+fn load_reports_only_the_names_the_archive_gives() {
+    let env = Env::new();
+    let tar = env.skopeo_archive("docker-archive", "busybox:latest");
+    env.ok(&["load", "-q", "-i", s(&tar)]);
+    // The image gets more names here; loading the archive again says only its own.
+    env.ok(&["tag", "busybox:latest", "mine/other:1"]);
+    env.ok(&["tag", "busybox:latest", "busybox:extra"]);
+    assert_eq!(
+        env.ok(&["load", "-q", "-i", s(&tar)]),
+        "Loaded image: busybox:latest\n"
+    );
+    let oci = env.skopeo_archive("oci-archive", "busybox:1.36");
+    assert_eq!(
+        env.ok(&["load", "-q", "-i", s(&oci)]),
+        "Loaded image: busybox:1.36\n"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_tar_is_named_in_one_line_never_quoted() {
+    let env = Env::new();
+    let secret = env.path("passwd-like");
+    std::fs::write(
+        &secret,
+        "root:x:0:0:root:/root:/bin/bash\n".repeat(30) + "TOPSECRET-LINE\n",
+    )
+    .unwrap();
+    let garbage = env.path("garbage.bin");
+    std::fs::write(
+        &garbage,
+        (0..4096u32)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    for file in [&secret, &garbage] {
+        for (args, expected) in [
+            (
+                vec!["load", "-i", s(file)],
+                "expected a docker-archive or OCI image layout tar",
+            ),
+            (
+                vec!["import", s(file), "x:1"],
+                "expected a root filesystem tarball",
+            ),
+        ] {
+            let out = env.run(&args);
+            assert_eq!(out.status.code(), Some(125), "isola {args:?}");
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(err.lines().count(), 1, "isola {args:?}: {err}");
+            assert!(err.contains(s(file)), "names the file: {err}");
+            assert!(err.contains("not a tar archive"), "{err}");
+            assert!(err.contains(expected), "{err}");
+            assert!(
+                !err.contains("root:x") && !err.contains("TOPSECRET"),
+                "quotes the file: {err}"
+            );
+        }
+    }
+    // Nothing of them is kept.
+    assert_eq!(env.store_dirs("images"), 0);
+    assert_eq!(env.store_dirs("blobs/sha256"), 0);
+}

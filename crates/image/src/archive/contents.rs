@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use tempfile::NamedTempFile;
 
 use crate::progress::{LayerProgress, Progress};
-use crate::unpack::{clean_path, decompress, Compression};
+use crate::unpack::{clean_path, decompress, expect_tar, Compression};
 use crate::{Error, Store};
 
 /// Files at least this big get a progress bar.
@@ -39,6 +39,11 @@ impl Contents {
         progress: &Progress,
     ) -> Result<Contents, Error> {
         let (_, stream) = decompress(input).map_err(|source| Error::ArchiveRead { source })?;
+        let stream = expect_tar(stream)
+            .map_err(|source| Error::ArchiveRead { source })?
+            .ok_or(Error::NotATar {
+                expected: "a docker-archive or OCI image layout tar (plain, gzip or zstd)",
+            })?;
         let mut archive = tar::Archive::new(stream);
         let mut contents = Contents {
             store: store.clone(),

@@ -7,7 +7,7 @@ use std::io::Read;
 use crate::digest::DigestingReader;
 use crate::manifest::{Descriptor, Manifest, OCI_CONFIG};
 use crate::registry::Platform;
-use crate::unpack::decompress;
+use crate::unpack::{decompress, expect_tar};
 use crate::{Error, Image, Reference, Store};
 
 /// Makes a one-layer image from `rootfs_tar`, tagged `name` if given.
@@ -41,6 +41,11 @@ fn commit(
         source,
     };
     let (compression, stream) = decompress(file).map_err(read_err)?;
+    let stream = expect_tar(stream)
+        .map_err(read_err)?
+        .ok_or(Error::NotATar {
+            expected: "a root filesystem tarball (plain, gzip or zstd)",
+        })?;
     let (diff_id, _) = DigestingReader::new(stream).finish().map_err(read_err)?;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let host = Platform::host();

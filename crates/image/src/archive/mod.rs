@@ -30,12 +30,33 @@ pub fn load(store: &Store, input: &mut dyn Read) -> Result<Vec<Image>, Error> {
     load_with_progress(store, input, &Progress::new(Mode::Quiet))
 }
 
+/// One image an archive held, and the names the archive gave it (the
+/// image may have more in the store: those are not the archive's).
+#[derive(Debug)]
+pub struct Loaded {
+    pub image: Image,
+    pub names: Vec<Reference>,
+}
+
 /// [`load`], showing each big file of the archive as it is read.
 pub fn load_with_progress(
     store: &Store,
     input: &mut dyn Read,
     progress: &Progress,
 ) -> Result<Vec<Image>, Error> {
+    Ok(load_listing(store, input, progress)?
+        .into_iter()
+        .map(|l| l.image)
+        .collect())
+}
+
+/// [`load_with_progress`], telling which names each image got from the
+/// archive (what `load` reports).
+pub fn load_listing(
+    store: &Store,
+    input: &mut dyn Read,
+    progress: &Progress,
+) -> Result<Vec<Loaded>, Error> {
     let mut contents = Contents::read(store, input, progress)?;
     // docker 25+ saves both files; its manifest.json is then the one followed.
     let result = if contents.has("manifest.json") {
@@ -65,7 +86,7 @@ struct DockerManifestEntry {
     layers: Vec<String>,
 }
 
-fn load_docker(store: &Store, contents: &mut Contents) -> Result<Vec<Image>, Error> {
+fn load_docker(store: &Store, contents: &mut Contents) -> Result<Vec<Loaded>, Error> {
     let bytes = contents.read_small("manifest.json")?;
     let entries: Vec<DockerManifestEntry> =
         serde_json::from_slice(&bytes).map_err(|e| Error::ArchiveEntry {
@@ -97,7 +118,7 @@ fn load_docker(store: &Store, contents: &mut Contents) -> Result<Vec<Image>, Err
             names.push(Reference::parse(tag)?);
         }
         let image = commit_named(store, &manifest_digest, &names)?;
-        images.push(image);
+        images.push(Loaded { image, names });
     }
     Ok(images)
 }
@@ -113,7 +134,7 @@ fn commit_named(store: &Store, manifest_digest: &str, names: &[Reference]) -> Re
     store.resolve(&image.id)
 }
 
-fn load_oci(store: &Store, contents: &mut Contents) -> Result<Vec<Image>, Error> {
+fn load_oci(store: &Store, contents: &mut Contents) -> Result<Vec<Loaded>, Error> {
     let bytes = contents.read_small("index.json")?;
     let index: Index = serde_json::from_slice(&bytes).map_err(|e| Error::ArchiveEntry {
         entry: "index.json".into(),
@@ -124,7 +145,10 @@ fn load_oci(store: &Store, contents: &mut Contents) -> Result<Vec<Image>, Error>
         let name = oci_name(desc)?;
         let manifest_digest = resolve_platform(contents, desc, 0)?;
         let image = load_oci_manifest(store, contents, &manifest_digest, name.as_ref())?;
-        images.push(image);
+        images.push(Loaded {
+            image,
+            names: name.into_iter().collect(),
+        });
     }
     Ok(images)
 }

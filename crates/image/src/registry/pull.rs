@@ -18,7 +18,7 @@ use super::error::{classify, Fetching, RegistryError};
 use super::fetch::Source;
 use super::platform::{self, Platform};
 use super::transport::Transport;
-use crate::progress::{LayerProgress, Mode, Progress};
+use crate::progress::{LayerProgress, Mode, Progress, Stream};
 use crate::reference::Reference;
 use crate::store::Store;
 use crate::Image;
@@ -35,6 +35,8 @@ pub struct PullOptions {
     pub transport: Transport,
     pub auth: AuthStore,
     pub progress: Mode,
+    /// Where progress goes (stdout unless told).
+    pub progress_stream: Stream,
 }
 
 /// What a pull produced.
@@ -170,7 +172,7 @@ impl Session<'_> {
 /// Pulls `name` (`busybox`, `127.0.0.1:5000/busybox:1.36`, `...@sha256:...`)
 /// into `store`. Blobs already in the store are not fetched again.
 pub fn pull(store: &Store, name: &str, opts: &PullOptions) -> Result<Pulled, RegistryError> {
-    let progress = Progress::new(opts.progress);
+    let progress = Progress::on(opts.progress, opts.progress_stream);
     let parsed = Reference::parse(name)?;
     if !has_tag_or_digest(name) {
         progress.message("Using default tag: latest");

@@ -51,7 +51,7 @@ pub struct CreateFlags {
     #[arg(long)]
     pub read_only: bool,
     /// Memory limit, e.g. 512m or 1g.
-    #[arg(short, long)]
+    #[arg(short, long, allow_hyphen_values = true)]
     pub memory: Option<String>,
     /// CPU limit as a number of CPUs, e.g. 1.5.
     #[arg(long, allow_negative_numbers = true)]
@@ -109,6 +109,13 @@ pub struct CreateFlags {
     /// Run an init (tini) as PID 1 that forwards signals and reaps zombies.
     #[arg(long)]
     pub init: bool,
+    /// Pull the image before creating: missing (only when the store lacks
+    /// it), always, or never.
+    #[arg(long, default_value = "missing", value_name = "missing|always|never")]
+    pub pull: engine::images::PullPolicy,
+    /// Suppress the pull output.
+    #[arg(short, long)]
+    pub quiet: bool,
     /// The image (name[:tag], or id).
     pub image: String,
     /// The command and its arguments (default: the image's).

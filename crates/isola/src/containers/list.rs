@@ -26,6 +26,12 @@ pub struct PsArgs {
     /// Do not truncate ids and commands.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Show the n last created containers (in any state).
+    #[arg(short = 'n', long, default_value_t = -1, allow_negative_numbers = true)]
+    pub last: i64,
+    /// Show the last created container (in any state).
+    #[arg(short = 'l', long)]
+    pub latest: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -33,8 +39,20 @@ pub struct InspectArgs {
     /// A Go-template-like path to print instead of JSON, e.g. '{{.State.Pid}}'.
     #[arg(short, long)]
     pub format: Option<String>,
-    #[arg(required = true)]
+    /// Only objects of this type: container or image (default: a container,
+    /// else an image of that name, as docker looks).
+    #[arg(long = "type", value_name = "container|image")]
+    pub kind: Option<ObjectKind>,
+    /// Container or image names or IDs.
+    #[arg(required = true, value_name = "NAME|ID")]
     pub containers: Vec<String>,
+}
+
+/// What `inspect --type` may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectKind {
+    Container,
+    Image,
 }
 
 fn matches(rec: &ContainerRecord, filters: &[(String, String)]) -> bool {
@@ -115,11 +133,19 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
     let filters = parse_filters(&args.filter)?;
     let has_status_filter = filters.iter().any(|(k, _)| k == "status");
     let now = Utc::now();
+    // docker: -l is -n 1; a positive -n shows every state, newest first.
+    let last = if args.latest && args.last < 0 {
+        1
+    } else {
+        args.last
+    };
+    let limit = usize::try_from(last).ok().filter(|&n| n > 0);
     let recs: Vec<ContainerRecord> = engine
         .list()?
         .into_iter()
-        .filter(|r| args.all || has_status_filter || r.state.status.is_active())
+        .filter(|r| args.all || limit.is_some() || has_status_filter || r.state.status.is_active())
         .filter(|r| matches(r, &filters))
+        .take(limit.unwrap_or(usize::MAX))
         .collect();
     if args.quiet {
         for r in &recs {
@@ -371,13 +397,38 @@ fn template(format: &str, v: &Value) -> anyhow::Result<String> {
     })
 }
 
+/// The object `name` names, as docker's `inspect` looks: a container
+/// first, then an image; None if neither.
+fn inspect_object(
+    engine: &Engine,
+    name: &str,
+    kind: Option<ObjectKind>,
+) -> anyhow::Result<Option<Value>> {
+    if kind != Some(ObjectKind::Image) {
+        match engine.lookup(name) {
+            Ok(rec) => return Ok(Some(inspect_json(engine, &rec))),
+            Err(engine::Error::Store(engine::store::StoreError::NotFound(_))) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if kind != Some(ObjectKind::Container) {
+        if let Some(img) = engine.find_image(name)? {
+            let dirs = engine.image_layer_dirs(&img)?;
+            return Ok(Some(serde_json::to_value(crate::images::inspect_json(
+                &img, &dirs,
+            ))?));
+        }
+    }
+    Ok(None)
+}
+
 pub fn inspect(engine: &Engine, args: InspectArgs) -> anyhow::Result<u8> {
     let mut out = Vec::new();
-    let mut failed = None;
-    for r in &args.containers {
-        match engine.lookup(r) {
-            Ok(rec) => out.push(inspect_json(engine, &rec)),
-            Err(e) => failed = Some(e),
+    let mut missing = Vec::new();
+    for name in &args.containers {
+        match inspect_object(engine, name, args.kind)? {
+            Some(v) => out.push(v),
+            None => missing.push(name),
         }
     }
     match &args.format {
@@ -388,8 +439,15 @@ pub fn inspect(engine: &Engine, args: InspectArgs) -> anyhow::Result<u8> {
         }
         None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
     }
-    match failed {
-        Some(e) => Err(e.into()),
-        None => Ok(0),
+    // docker: what was found is printed, each name not found is one line,
+    // and the exit code is 1.
+    for name in &missing {
+        let what = match args.kind {
+            Some(ObjectKind::Container) => "container",
+            Some(ObjectKind::Image) => "image",
+            None => "object",
+        };
+        eprintln!("isola: no such {what}: {name}");
     }
+    Ok(if missing.is_empty() { 0 } else { 1 })
 }

@@ -23,6 +23,10 @@ pub struct LogsArgs {
     /// Show lines since a time: RFC 3339, a unix timestamp, or a duration like 10m.
     #[arg(long)]
     pub since: Option<String>,
+    /// Show lines up to a time: RFC 3339, a unix timestamp, or a duration
+    /// like 10m (that long ago). With -f, following ends there.
+    #[arg(long)]
+    pub until: Option<String>,
     /// Prefix each line with its timestamp.
     #[arg(short, long)]
     pub timestamps: bool,
@@ -49,13 +53,14 @@ pub struct StatsArgs {
 }
 
 /// `--since`: RFC 3339, unix seconds, or a Go-style duration (`90s`, `10m`, `1h30m`).
-pub fn parse_since(value: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+/// A `--since`/`--until` time (`flag` names which, for the error).
+pub fn parse_time(flag: &str, value: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(t.with_timezone(&Utc));
     }
     if let Ok(secs) = value.parse::<f64>() {
         return DateTime::from_timestamp(secs.trunc() as i64, (secs.fract() * 1e9) as u32)
-            .ok_or_else(|| anyhow::anyhow!("invalid --since {value:?}"));
+            .ok_or_else(|| anyhow::anyhow!("invalid {flag} {value:?}"));
     }
     let mut total = 0f64;
     let mut num = String::new();
@@ -66,7 +71,7 @@ pub fn parse_since(value: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<U
         }
         let n: f64 = num.parse().map_err(|_| {
             anyhow::anyhow!(
-                "invalid --since {value:?}: expected RFC 3339, unix seconds or a duration like 10m"
+                "invalid {flag} {value:?}: expected RFC 3339, unix seconds or a duration like 10m"
             )
         })?;
         total += n * match c {
@@ -74,13 +79,13 @@ pub fn parse_since(value: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<U
             'm' => 60.0,
             'h' => 3600.0,
             _ => bail!(
-                "invalid --since {value:?}: expected RFC 3339, unix seconds or a duration like 10m"
+                "invalid {flag} {value:?}: expected RFC 3339, unix seconds or a duration like 10m"
             ),
         };
         num.clear();
     }
     if !num.is_empty() || total == 0.0 {
-        bail!("invalid --since {value:?}: expected RFC 3339, unix seconds or a duration like 10m");
+        bail!("invalid {flag} {value:?}: expected RFC 3339, unix seconds or a duration like 10m");
     }
     Ok(now - chrono::TimeDelta::milliseconds((total * 1000.0) as i64))
 }
@@ -107,8 +112,14 @@ pub fn logs(engine: &Engine, args: LogsArgs) -> anyhow::Result<u8> {
     let since = args
         .since
         .as_deref()
-        .map(|s| parse_since(s, Utc::now()))
+        .map(|s| parse_time("--since", s, Utc::now()))
         .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|s| parse_time("--until", s, Utc::now()))
+        .transpose()?;
+    let before_until = |e: &LogEntry| until.is_none_or(|u| e.time <= u);
     let tail: Option<usize> = match args.tail.as_str() {
         "all" | "-1" => None,
         n => Some(
@@ -119,7 +130,7 @@ pub fn logs(engine: &Engine, args: LogsArgs) -> anyhow::Result<u8> {
     let (entries, mut follower) = log::read_with_follower(&rec.dir)?;
     let entries: Vec<&LogEntry> = entries
         .iter()
-        .filter(|e| since.is_none_or(|s| e.time >= s))
+        .filter(|e| since.is_none_or(|s| e.time >= s) && before_until(e))
         .collect();
     let skip = tail.map(|n| entries.len().saturating_sub(n)).unwrap_or(0);
     for e in &entries[skip..] {
@@ -133,12 +144,19 @@ pub fn logs(engine: &Engine, args: LogsArgs) -> anyhow::Result<u8> {
             Some(r) => engine.refresh(r)?.state.status.is_active(),
             None => false,
         };
+        let past_until = until.is_some_and(|u| Utc::now() > u);
         for e in follower.poll()? {
+            if !before_until(&e) {
+                return Ok(0);
+            }
             print_entry(&e, args.timestamps)?;
         }
-        if !active {
+        if !active || past_until {
             // One last read: the monitor logs the final output before it records the exit.
             for e in follower.poll()? {
+                if !before_until(&e) {
+                    return Ok(0);
+                }
                 print_entry(&e, args.timestamps)?;
             }
             return Ok(0);

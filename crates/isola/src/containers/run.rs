@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use engine::images::{self, PullPolicy};
 use engine::store::ContainerRecord;
 use engine::Engine;
 
@@ -51,46 +52,48 @@ pub fn start_failed(message: String) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// Whether a reference names its registry (`host.domain/...`, `host:port/...`,
-/// `localhost/...`): only those are pulled on demand, so that a typo never
-/// waits on a registry this host may not reach.
-fn names_registry(reference: &str) -> bool {
-    match reference.split_once('/') {
-        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
-        None => false,
+/// Creates the container, pulling its image first as `--pull` says:
+/// docker's messages and the pull's progress go to stderr (stdout is the
+/// container's, or its id's).
+fn create_pulling(engine: &Engine, flags: &CreateFlags) -> anyhow::Result<ContainerRecord> {
+    let req = flags.to_request()?;
+    let shown = || images::familiar_reference(&req.image);
+    match flags.pull {
+        PullPolicy::Always => pull(engine, &req.image, flags.quiet)?,
+        PullPolicy::Missing => {
+            if !engine.has_image(&req.image)? {
+                eprintln!("Unable to find image '{}' locally", shown());
+                pull(engine, &req.image, flags.quiet)?;
+            }
+        }
+        PullPolicy::Never => {
+            if !engine.has_image(&req.image)? {
+                anyhow::bail!("No such image: {}", shown());
+            }
+        }
     }
+    Ok(engine.create(&req)?)
 }
 
-/// Creates the container; an image missing from the store that names its
-/// registry is pulled first, as docker does.
-fn create_pulling(engine: &Engine, req: &engine::CreateRequest) -> anyhow::Result<ContainerRecord> {
-    match engine.create(req) {
-        Err(engine::Error::ImageNotFound { image }) if names_registry(&image) => {
-            eprintln!("Unable to find image '{image}' locally");
-            let store = image::store::Store::open(engine.root())?;
-            let opts = image::registry::PullOptions {
-                platform: None,
-                transport: image::registry::Transport::from_host(&[])?,
-                auth: image::registry::AuthStore::new(engine.root()),
-                progress: image::progress::Mode::Quiet,
-            };
-            let pulled = image::registry::pull(&store, &image, &opts)?;
-            eprintln!("Pulled {}", pulled.reference);
-            Ok(engine.create(req)?)
-        }
-        other => Ok(other?),
-    }
+fn pull(engine: &Engine, reference: &str, quiet: bool) -> anyhow::Result<()> {
+    let stream = images::ProgressStream::Stderr;
+    engine.pull(&images::PullRequest {
+        reference: reference.to_string(),
+        progress: Some(images::ProgressMode::detect_on(quiet, stream)),
+        progress_stream: stream,
+        ..Default::default()
+    })?;
+    Ok(())
 }
 
 pub fn create(engine: &Engine, flags: CreateFlags) -> anyhow::Result<u8> {
-    let rec = create_pulling(engine, &flags.to_request()?)?;
+    let rec = create_pulling(engine, &flags)?;
     println!("{}", rec.config.id);
     Ok(0)
 }
 
 pub fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<u8> {
-    let req = args.flags.to_request()?;
-    let rec = create_pulling(engine, &req)?;
+    let rec = create_pulling(engine, &args.flags)?;
     if args.detach {
         let result = engine
             .start(&rec, false, None)
@@ -204,15 +207,6 @@ pub fn chain(e: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_references_with_a_registry_are_pulled_on_demand() {
-        assert!(names_registry("127.0.0.1:5000/busybox:latest"));
-        assert!(names_registry("registry.example.com/team/app"));
-        assert!(names_registry("localhost/busybox"));
-        assert!(!names_registry("busybox"));
-        assert!(!names_registry("library/busybox:1.36"));
-    }
 
     #[test]
     fn start_errors_map_to_docker_exit_codes() {

@@ -1,0 +1,165 @@
+//! images: the image operations clients call through the engine (pull, load,
+//! the question `run` asks first: is this image here?), so that the CLI and
+//! the API service reach the image store and the registries in one place.
+//! It owns where credentials and registry settings come from; the work is
+//! `image`'s. It prints nothing itself: progress goes where the caller says.
+
+use crate::lifecycle::{Engine, Error};
+
+pub use image::archive::Loaded;
+pub use image::progress::{Mode as ProgressMode, Stream as ProgressStream};
+pub use image::registry::{Platform, Pulled};
+pub use image::Image;
+
+/// docker's `--pull` policy for `run` and `create`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Pull only an image the store lacks (docker's default).
+    #[default]
+    Missing,
+    /// Pull before every create, even when the image is here.
+    Always,
+    /// Never pull: an image the store lacks is an error.
+    Never,
+}
+
+/// A `--pull` value that is none of missing, always, never.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid pull policy {value:?}: expected missing, always or never")]
+pub struct PullPolicyError {
+    pub value: String,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = PullPolicyError;
+
+    fn from_str(s: &str) -> Result<PullPolicy, PullPolicyError> {
+        match s {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(PullPolicyError {
+                value: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// What a pull is told.
+#[derive(Debug, Clone, Default)]
+pub struct PullRequest {
+    /// `busybox`, `127.0.0.1:5000/busybox:1.36`, `...@sha256:...`.
+    pub reference: String,
+    /// Platform to choose from a multi-platform image; the host's if None.
+    pub platform: Option<Platform>,
+    /// Registries (host[:port]) spoken to over plain HTTP, besides the
+    /// host's configured ones.
+    pub insecure_registries: Vec<String>,
+    pub progress: Option<ProgressMode>,
+    pub progress_stream: ProgressStream,
+}
+
+impl Engine {
+    /// Pulls an image into the store, with the credentials of `isola login`
+    /// and the host's registry settings.
+    pub fn pull(&self, req: &PullRequest) -> Result<Pulled, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        let opts = image::registry::PullOptions {
+            platform: req.platform.clone(),
+            transport: image::registry::Transport::from_host(&req.insecure_registries)?,
+            auth: image::registry::AuthStore::new(self.root()),
+            progress: req
+                .progress
+                .unwrap_or_else(|| ProgressMode::detect_on(false, req.progress_stream)),
+            progress_stream: req.progress_stream,
+        };
+        Ok(image::registry::pull(&store, &req.reference, &opts)?)
+    }
+
+    /// Loads the images of a docker-archive or OCI-layout tar; each comes
+    /// with the names the archive gave it.
+    pub fn load(
+        &self,
+        input: &mut dyn std::io::Read,
+        progress: ProgressMode,
+    ) -> Result<Vec<Loaded>, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        image::archive::load_listing(&store, input, &image::progress::Progress::new(progress))
+            .map_err(Error::Image)
+    }
+
+    /// The image `name_or_id` names; None if the store has none.
+    pub fn find_image(&self, name_or_id: &str) -> Result<Option<Image>, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        match store.resolve(name_or_id) {
+            Ok(img) => Ok(Some(img)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(Error::Image(e)),
+        }
+    }
+
+    /// The unpacked layer directories of `img`, top first (overlayfs's
+    /// lowerdir order, what `inspect` shows as `GraphDriver.Data.LowerDirs`).
+    pub fn image_layer_dirs(&self, img: &Image) -> Result<Vec<std::path::PathBuf>, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        img.layers
+            .iter()
+            .rev()
+            .map(|l| store.layer_diff_dir(l).map_err(Error::Image))
+            .collect()
+    }
+
+    /// Whether the store holds the image `name_or_id` names. A name that is
+    /// neither a valid reference nor an id is an error, as with `tag`.
+    pub fn has_image(&self, name_or_id: &str) -> Result<bool, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        match store.resolve(name_or_id) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => {
+                check_reference(name_or_id)?;
+                Ok(false)
+            }
+            Err(e) => Err(Error::Image(e)),
+        }
+    }
+}
+
+/// `name` as docker shows it in messages (`busybox:latest`,
+/// `127.0.0.1:5000/app:1`); unchanged if it is not a reference.
+pub fn familiar_reference(name: &str) -> String {
+    image::Reference::parse(name).map_or_else(|_| name.to_string(), |r| r.familiar())
+}
+
+/// An image name the store could not find must at least be a valid
+/// reference (or an id prefix), so that a typo gets the reference error
+/// rather than "not found".
+pub(crate) fn check_reference(name_or_id: &str) -> Result<(), image::ReferenceError> {
+    let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
+    if (4..=64).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(());
+    }
+    image::Reference::parse(name_or_id).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policies_parse_as_docker_spells_them() {
+        assert_eq!("missing".parse(), Ok(PullPolicy::Missing));
+        assert_eq!("always".parse(), Ok(PullPolicy::Always));
+        assert_eq!("never".parse(), Ok(PullPolicy::Never));
+        assert!("sometimes".parse::<PullPolicy>().is_err());
+    }
+
+    #[test]
+    fn bad_references_are_refused_and_ids_pass() {
+        assert!(check_reference("Bad_Image:UPPER").is_err());
+        assert!(check_reference("busybox:").is_err());
+        assert!(check_reference("a//b").is_err());
+        assert!(check_reference("busybox:1.36").is_ok());
+        assert!(check_reference("de1e55bcf597").is_ok());
+        assert!(check_reference("sha256:de1e").is_ok());
+    }
+}

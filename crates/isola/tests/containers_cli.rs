@@ -1,0 +1,218 @@
+//! End-to-end: the container commands as a docker user types them:
+//! `inspect` falling back to images, `container <verb>` for every
+//! container command.
+
+mod common;
+
+use common::Root;
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[test]
+fn inspect_falls_back_to_the_image_when_no_container_has_the_name() {
+    let root = Root::new();
+    let image_id = root.ok(&["images", "-q", "--no-trunc", "busybox"]);
+    let image_id = image_id.trim();
+    let v = json(&root.ok(&["inspect", "busybox"]));
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v[0]["Id"], image_id, "{v}");
+    assert_eq!(v[0]["RepoTags"][0], "busybox:latest", "{v}");
+    assert_eq!(
+        root.ok(&["inspect", "-f", "{{.Id}}", "busybox"]).trim(),
+        image_id
+    );
+
+    // A container of that name comes first, as with docker; --type picks.
+    let id = root.ok(&["create", "--name", "busybox", "busybox", "true"]);
+    let id = id.trim();
+    let v = json(&root.ok(&["inspect", "busybox"]));
+    assert_eq!(v[0]["Id"], id, "{v}");
+    let v = json(&root.ok(&["inspect", "--type", "image", "busybox"]));
+    assert_eq!(v[0]["Id"], image_id, "{v}");
+    let v = json(&root.ok(&["inspect", "--type", "container", "busybox"]));
+    assert_eq!(v[0]["Id"], id, "{v}");
+
+    // Found and not found together: what was found, one line per miss, exit 1.
+    let out = root.run(&["inspect", "busybox", "nothing-here", image_id]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v[1]["Id"], image_id, "{v}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "isola: no such object: nothing-here\n"
+    );
+    let (_, err) = root.fails(&["inspect", "--type", "container", image_id]);
+    assert_eq!(err, format!("isola: no such container: {image_id}\n"));
+    root.ok(&["rm", id]);
+}
+
+#[test]
+fn every_container_command_is_also_a_container_verb() {
+    let root = Root::new();
+    for verb in [
+        "run", "create", "start", "inspect", "logs", "top", "stats", "exec", "attach", "wait",
+        "stop", "kill", "restart", "pause", "unpause", "rm", "rename", "ls", "list", "ps", "prune",
+        "port",
+    ] {
+        let help = root.ok(&["container", verb, "--help"]);
+        assert!(
+            help.contains("Usage: isola container "),
+            "container {verb}: {help}"
+        );
+    }
+    let id = root.ok(&[
+        "container",
+        "create",
+        "--name",
+        "c1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; sleep 1000",
+    ]);
+    let id = id.trim();
+    assert_eq!(root.ok(&["container", "start", "c1"]), "c1\n");
+    for ls in ["ls", "list", "ps"] {
+        let out = root.ok(&["container", ls, "-q", "--no-trunc"]);
+        assert_eq!(out.trim(), id, "container {ls}");
+    }
+    assert_eq!(
+        root.ok(&["container", "inspect", "-f", "{{.State.Status}}", "c1"])
+            .trim(),
+        "running"
+    );
+    assert_eq!(root.ok(&["container", "exec", "c1", "echo", "hi"]), "hi\n");
+    assert!(root.ok(&["container", "top", "c1"]).contains("sleep 1000"));
+    common::eventually("the container's first line", || {
+        root.ok(&["container", "logs", "c1"]) == "started\n"
+    });
+    root.ok(&["container", "pause", "c1"]);
+    assert_eq!(root.inspect("c1", ".State.Status"), "paused");
+    root.ok(&["container", "unpause", "c1"]);
+    assert!(root
+        .ok(&["container", "stats", "--no-stream", "c1"])
+        .contains("c1"));
+    assert_eq!(root.ok(&["container", "port", "c1"]), "");
+    root.ok(&["container", "rename", "c1", "c2"]);
+    root.ok(&["container", "restart", "-t", "1", "c2"]);
+    root.ok(&["container", "kill", "c2"]);
+    assert_eq!(root.ok(&["container", "wait", "c2"]).trim(), "137");
+    root.ok(&["container", "start", "c2"]);
+    root.ok(&["container", "stop", "-t", "1", "c2"]);
+    assert_eq!(root.ok(&["container", "rm", "c2"]).trim(), "c2");
+    assert_eq!(
+        root.ok(&["container", "run", "--rm", "busybox", "echo", "ok"]),
+        "ok\n"
+    );
+    let stopped = root.ok(&["container", "create", "busybox", "true"]);
+    let pruned = root.ok(&["container", "prune", "-f"]);
+    assert!(
+        pruned.starts_with("Deleted Containers:\n") && pruned.contains(stopped.trim()),
+        "{pruned}"
+    );
+    assert_eq!(root.ok(&["container", "ls", "-aq"]), "");
+    // container inspect is about containers only: no image fallback.
+    let (_, err) = root.fails(&["container", "inspect", "busybox"]);
+    assert_eq!(err, "isola: no such container: busybox\n");
+    root.assert_clean();
+}
+
+#[test]
+fn ps_last_and_latest_show_the_newest_in_any_state() {
+    let root = Root::new();
+    let mut ids = Vec::new();
+    for name in ["c1", "c2", "c3"] {
+        let id = root.ok(&["create", "--name", name, "busybox", "true"]);
+        ids.push(id.trim().to_string());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let q = |extra: &[&str]| {
+        let mut args = vec!["ps", "-q", "--no-trunc"];
+        args.extend_from_slice(extra);
+        root.ok(&args)
+    };
+    // None runs: plain ps shows nothing.
+    assert_eq!(q(&[]), "");
+    assert_eq!(q(&["-l"]), format!("{}\n", ids[2]));
+    assert_eq!(q(&["--latest"]), format!("{}\n", ids[2]));
+    assert_eq!(q(&["-n", "2"]), format!("{}\n{}\n", ids[2], ids[1]));
+    assert_eq!(q(&["--last", "2"]), format!("{}\n{}\n", ids[2], ids[1]));
+    assert_eq!(q(&["--last=5"]).lines().count(), 3);
+    // -n 0 is no limit: running ones only, as docker.
+    assert_eq!(q(&["-n", "0"]), "");
+    // Filters first, then the limit.
+    assert_eq!(q(&["-l", "--filter", "name=c1"]), format!("{}\n", ids[0]));
+    let table = root.ok(&["ps", "-l"]);
+    assert_eq!(table.lines().count(), 2, "{table}");
+    assert!(
+        table.lines().nth(1).unwrap().starts_with(&ids[2][..12]),
+        "{table}"
+    );
+    let (code, err) = root.fails(&["ps", "-n", "x"]);
+    assert_eq!(code, 125, "{err}");
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn logs_until_stops_at_the_time_given() {
+    let root = Root::new();
+    root.run_detached(&[
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo early; sleep 3; echo late",
+    ]);
+    common::eventually("the first line", || {
+        root.ok(&["logs", "talker"]).contains("early")
+    });
+    let until = format!("{:.3}", unix_now());
+    assert_eq!(root.ok(&["wait", "talker"]).trim(), "0");
+    assert_eq!(root.ok(&["logs", "talker"]), "early\nlate\n");
+    assert_eq!(root.ok(&["logs", "--until", &until, "talker"]), "early\n");
+    assert_eq!(root.ok(&["logs", "--until", "1h", "talker"]), "");
+    assert_eq!(
+        root.ok(&[
+            "logs",
+            "--since",
+            &until,
+            "--until",
+            &format!("{:.3}", unix_now()),
+            "talker"
+        ]),
+        "late\n"
+    );
+    let (code, err) = root.fails(&["logs", "--until", "soon", "talker"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("invalid --until \"soon\""), "{err}");
+
+    // -f with --until ends at that time, though the container runs on.
+    root.run_detached(&[
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.2; done",
+    ]);
+    let until = format!("{:.3}", unix_now() + 1.5);
+    let started = std::time::Instant::now();
+    let out = root.ok(&["logs", "-f", "--until", &until, "ticker"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(
+        out.lines().count() >= 1 && out.lines().all(|l| l == "tick"),
+        "{out}"
+    );
+    assert_eq!(root.inspect("ticker", ".State.Status"), "running");
+    root.ok(&["rm", "-f", "talker", "ticker"]);
+}
