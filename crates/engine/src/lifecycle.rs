@@ -85,6 +85,8 @@ pub enum Error {
     KillTimeout { id: String, seconds: u64 },
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error(transparent)]
+    Attach(#[from] crate::netattach::AttachError),
     #[error("--network {network} cannot be used with VM isolation (the VM has its own network stack; use a network or none)")]
     VmNetwork { network: String },
     #[error("--network container:{other}: container {other} runs in a VM; only a process container's network can be shared")]

@@ -196,55 +196,175 @@ pub fn attach(
         let ports = resolve_ports(store, config)?;
         if let Some(ip) = config.network_options.ip {
             for rec in store.list()? {
-                if let Some(n) = rec.state.network.as_ref().filter(|n| n.network == net.name) {
-                    if n.attachment.ip == ip && rec.config.id != config.id {
-                        return Err(AttachError::AddressInUse {
-                            ip,
-                            network: net.name.clone(),
-                            by: rec.config.name.clone(),
-                        });
-                    }
+                let taken = rec
+                    .state
+                    .attachments()
+                    .any(|n| n.network == net.name && n.attachment.ip == ip);
+                if taken && rec.config.id != config.id {
+                    return Err(AttachError::AddressInUse {
+                        ip,
+                        network: net.name.clone(),
+                        by: rec.config.name.clone(),
+                    });
                 }
             }
         }
-        let attachment = networks
-            .cni()
-            .add(
-                &networks.conflist(&net),
-                &network::cni::AttachRequest {
-                    container_id: &config.id,
-                    netns: &netns,
-                    ifname: "eth0",
-                    ports: &ports,
-                    ip: config.network_options.ip,
-                    mac: config.network_options.mac.as_deref(),
-                },
-            )
-            .map_err(|source| AttachError::Cni {
-                id: config.id.clone(),
-                network: net.name.clone(),
-                source: Box::new(source),
-            })?;
-        let state = NetworkState {
-            network: net.name.clone(),
-            netns: netns.clone(),
-            attachment,
-            ports,
-        };
+        let opts = &config.network_options;
+        let state = attach_one(
+            &networks,
+            &net,
+            config,
+            &netns,
+            "eth0",
+            &ports,
+            opts.ip,
+            opts.mac.as_deref(),
+        )?;
         let recorded = state.clone();
         store.update_state(&config.id, move |s| s.network = Some(recorded))?;
+        let mut touched = vec![net];
+        for (i, extra) in opts.extra_networks.iter().enumerate() {
+            let other = networks.get(extra)?;
+            let ifname = format!("eth{}", i + 1);
+            let held = attach_one(&networks, &other, config, &netns, &ifname, &[], None, None)?;
+            store.update_state(&config.id, move |s| s.extra_networks.push(held))?;
+            touched.push(other);
+        }
         // Its own file too: it is a member now.
-        refresh_hosts(store, &net)?;
+        for net in &touched {
+            refresh_hosts(store, net)?;
+        }
         Ok(state)
     })();
     match done {
         Ok(state) => Ok(Some(state)),
         Err(e) => {
-            let _ = network::netns::remove(&netns);
-            let _ = store.update_state(&config.id, |s| s.network = None);
+            release(root, store, config);
             Err(e)
         }
     }
+}
+
+/// Runs `net`'s CNI chain for one interface of the container's namespace.
+#[allow(clippy::too_many_arguments)]
+fn attach_one(
+    networks: &Networks,
+    net: &NetworkRecord,
+    config: &ContainerConfig,
+    netns: &Path,
+    ifname: &str,
+    ports: &[network::PortMapping],
+    ip: Option<Ipv4Addr>,
+    mac: Option<&str>,
+) -> Result<NetworkState, AttachError> {
+    let attachment = networks
+        .cni()
+        .add(
+            &networks.conflist(net),
+            &network::cni::AttachRequest {
+                container_id: &config.id,
+                netns,
+                ifname,
+                ports,
+                ip,
+                mac,
+            },
+        )
+        .map_err(|source| AttachError::Cni {
+            id: config.id.clone(),
+            network: net.name.clone(),
+            source: Box::new(source),
+        })?;
+    Ok(NetworkState {
+        network: net.name.clone(),
+        netns: netns.to_path_buf(),
+        attachment,
+        ports: ports.to_vec(),
+    })
+}
+
+/// `network connect`: joins a running container to `net` now (its next
+/// free interface); a stopped one joins at its next start. The caller has
+/// recorded the network in the container's configuration.
+pub fn connect(
+    root: &Path,
+    store: &ContainerStore,
+    config: &ContainerConfig,
+    net: &NetworkRecord,
+) -> Result<(), AttachError> {
+    let Some(rec) = store.read(&config.id)? else {
+        return Ok(());
+    };
+    let Some(primary) = rec.state.network.clone() else {
+        return Ok(());
+    };
+    let networks = Networks::open(root)?;
+    let _lock = networks.lock()?;
+    let used: Vec<String> = rec
+        .state
+        .attachments()
+        .map(|n| n.attachment.ifname.clone())
+        .collect();
+    let ifname = (1..)
+        .map(|n| format!("eth{n}"))
+        .find(|i| !used.contains(i))
+        .unwrap_or_default();
+    let held = attach_one(
+        &networks,
+        net,
+        config,
+        &primary.netns,
+        &ifname,
+        &[],
+        None,
+        None,
+    )?;
+    store.update_state(&config.id, move |s| s.extra_networks.push(held))?;
+    refresh_hosts(store, net)
+}
+
+/// `network disconnect`: leaves `net` (its interface goes, its name leaves
+/// the others' hosts files). The caller drops the network from the
+/// container's configuration.
+pub fn disconnect(
+    root: &Path,
+    store: &ContainerStore,
+    config: &ContainerConfig,
+    net: &NetworkRecord,
+) -> Result<(), AttachError> {
+    let Some(rec) = store.read(&config.id)? else {
+        return Ok(());
+    };
+    let Some(held) = rec
+        .state
+        .extra_networks
+        .iter()
+        .find(|n| n.network == net.name)
+        .cloned()
+    else {
+        return Ok(());
+    };
+    let networks = Networks::open(root)?;
+    let _lock = networks.lock()?;
+    let ns = Some(held.netns.as_path()).filter(|p| network::netns::is_mounted(p));
+    networks
+        .cni()
+        .del(
+            &networks.conflist(net),
+            &config.id,
+            ns,
+            &held.attachment.ifname,
+        )
+        .map_err(|source| AttachError::Cni {
+            id: config.id.clone(),
+            network: net.name.clone(),
+            source: Box::new(source),
+        })?;
+    let name = net.name.clone();
+    store.update_state(&config.id, move |s| {
+        s.extra_networks.retain(|n| n.network != name)
+    })?;
+    refresh_hosts(store, net)
 }
 
 /// Releases what a container holds: its addresses, ports and host veth
@@ -253,36 +373,69 @@ pub fn attach(
 /// cleans after a killed monitor or a reboot.
 pub fn release(root: &Path, store: &ContainerStore, config: &ContainerConfig) {
     let netns = netns_path(root, &config.id);
-    let held = store
-        .read(&config.id)
-        .ok()
-        .flatten()
-        .and_then(|r| r.state.network);
+    let state = store.read(&config.id).ok().flatten().map(|r| r.state);
+    // What it holds by its state, else (a state lost or never written) by
+    // its configuration: the mode's network on eth0, the connected ones
+    // on eth1, eth2, ...
+    let mut held: Vec<(String, String)> = Vec::new();
     if let Some(name) = config.network.network() {
+        held.push((name.to_string(), "eth0".into()));
+    }
+    for (i, name) in config.network_options.extra_networks.iter().enumerate() {
+        let ifname = state
+            .iter()
+            .flat_map(|s| s.extra_networks.iter())
+            .find(|n| &n.network == name)
+            .map(|n| n.attachment.ifname.clone())
+            .unwrap_or_else(|| format!("eth{}", i + 1));
+        held.push((name.clone(), ifname));
+    }
+    for n in state.iter().flat_map(|s| s.extra_networks.iter()) {
+        if !held.iter().any(|(name, _)| *name == n.network) {
+            held.push((n.network.clone(), n.attachment.ifname.clone()));
+        }
+    }
+    let holds_state = state
+        .as_ref()
+        .is_some_and(|s| s.network.is_some() || !s.extra_networks.is_empty());
+    if !held.is_empty() {
         if let Ok(networks) = Networks::open(root) {
-            if let Ok(net) = networks.get(name) {
-                let _lock = networks.lock();
-                let ns = Some(netns.as_path()).filter(|p| network::netns::is_mounted(p));
+            let _lock = networks.lock();
+            let ns = Some(netns.as_path()).filter(|p| network::netns::is_mounted(p));
+            let mut touched = Vec::new();
+            for (name, ifname) in &held {
+                let Ok(net) = networks.get(name) else {
+                    continue;
+                };
                 // DEL is also right when ADD never ran: plugins release only
                 // what they find.
                 if let Err(e) = networks
                     .cni()
-                    .del(&networks.conflist(&net), &config.id, ns, "eth0")
+                    .del(&networks.conflist(&net), &config.id, ns, ifname)
                 {
-                    tracing::warn!(id = %config.id, error = %e, "releasing the network");
+                    tracing::warn!(id = %config.id, network = %name, error = %e, "releasing the network");
                 }
-                if held.is_some() {
-                    let _ = store.update_state(&config.id, |s| s.network = None);
-                }
-                let _ = refresh_hosts(store, &net);
+                touched.push(net);
+            }
+            if holds_state {
+                let _ = store.update_state(&config.id, |s| {
+                    s.network = None;
+                    s.extra_networks.clear();
+                });
+            }
+            for net in &touched {
+                let _ = refresh_hosts(store, net);
             }
         }
     }
     if let Err(e) = network::netns::remove(&netns) {
         tracing::warn!(id = %config.id, error = %e, "removing the network namespace");
     }
-    if held.is_some() {
-        let _ = store.update_state(&config.id, |s| s.network = None);
+    if holds_state {
+        let _ = store.update_state(&config.id, |s| {
+            s.network = None;
+            s.extra_networks.clear();
+        });
     }
 }
 
@@ -329,28 +482,30 @@ pub fn write_hosts_file(
 
 /// Rewrites the hosts file of every container attached to `net`, from who
 /// is attached now (called with the networks lock held, after a join or a
-/// leave). The default network resolves no names, as docker's.
+/// leave).
 fn refresh_hosts(store: &ContainerStore, net: &NetworkRecord) -> Result<(), AttachError> {
-    let members: Vec<_> = store
-        .list()?
-        .into_iter()
-        .filter(|r| {
-            r.state
-                .network
-                .as_ref()
-                .is_some_and(|n| n.network == net.name)
-        })
-        .collect();
-    for me in &members {
-        let peers: Vec<(Ipv4Addr, Vec<String>)> = if net.resolves_names() {
-            members
-                .iter()
-                .filter(|p| p.config.id != me.config.id)
-                .filter_map(|p| Some((p.state.network.as_ref()?.attachment.ip, names(&p.config))))
-                .collect()
-        } else {
-            Vec::new()
-        };
+    let all = store.list()?;
+    let on = |r: &crate::store::ContainerRecord, network: &str| {
+        r.state
+            .attachments()
+            .find(|n| n.network == network)
+            .map(|n| n.attachment.ip)
+    };
+    for me in all.iter().filter(|r| on(r, &net.name).is_some()) {
+        // Its peers on every user network it is on (the default network
+        // resolves no names, as docker's).
+        let mut peers: Vec<(Ipv4Addr, Vec<String>)> = Vec::new();
+        for mine in me
+            .state
+            .attachments()
+            .filter(|n| n.network != crate::state::DEFAULT_NETWORK)
+        {
+            for p in all.iter().filter(|p| p.config.id != me.config.id) {
+                if let Some(ip) = on(p, &mine.network) {
+                    peers.push((ip, names(&p.config)));
+                }
+            }
+        }
         write_hosts_file(&me.dir, &me.config, me.state.network.as_ref(), &peers)?;
     }
     Ok(())

@@ -57,6 +57,17 @@ pub enum NetworkError {
     InUse { network: String, containers: String },
     #[error("the default network {0} cannot be removed")]
     DefaultNetwork(String),
+    #[error("container {container} is already connected to network {network}")]
+    AlreadyConnected { container: String, network: String },
+    #[error("container {container} is not connected to network {network}")]
+    NotConnected { container: String, network: String },
+    #[error("container {container} cannot leave {network}, the network it was created on")]
+    PrimaryNetwork { container: String, network: String },
+    #[error("container {container} cannot be connected to another network: {reason}")]
+    NotConnectable {
+        container: String,
+        reason: &'static str,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{op} {path}")]
@@ -518,9 +529,96 @@ impl Engine {
             .store()
             .list()?
             .into_iter()
-            .filter(|r| r.config.network.network() == Some(name))
+            .filter(|r| {
+                r.config.network.network() == Some(name)
+                    || r.config
+                        .network_options
+                        .extra_networks
+                        .iter()
+                        .any(|n| n == name)
+            })
             .map(|r| r.config.name)
             .collect())
+    }
+
+    /// `network connect`: the container joins `network` beside its own (at
+    /// once if it runs, else at its next start). Process containers with a
+    /// network of their own only.
+    pub fn connect_network(&self, container: &str, network: &str) -> Result<(), LifecycleError> {
+        let rec = self.lookup(container)?;
+        let net = self.networks()?.get(network)?;
+        self.check_connectable(&rec.config)?;
+        let cfg = &rec.config;
+        if cfg.network.network() == Some(net.name.as_str())
+            || cfg.network_options.extra_networks.contains(&net.name)
+        {
+            return Err(NetworkError::AlreadyConnected {
+                container: cfg.name.clone(),
+                network: net.name.clone(),
+            }
+            .into());
+        }
+        let name = net.name.clone();
+        let config = self
+            .store()
+            .update_config(&cfg.id, |c| c.network_options.extra_networks.push(name))?;
+        if let Err(e) = crate::netattach::connect(self.root(), self.store(), &config, &net) {
+            let name = net.name.clone();
+            let _ = self.store().update_config(&cfg.id, |c| {
+                c.network_options.extra_networks.retain(|n| *n != name)
+            });
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// `network disconnect`: the container leaves a network it joined with
+    /// `connect`.
+    pub fn disconnect_network(&self, container: &str, network: &str) -> Result<(), LifecycleError> {
+        let rec = self.lookup(container)?;
+        let net = self.networks()?.get(network)?;
+        let cfg = &rec.config;
+        if cfg.network.network() == Some(net.name.as_str()) {
+            return Err(NetworkError::PrimaryNetwork {
+                container: cfg.name.clone(),
+                network: net.name.clone(),
+            }
+            .into());
+        }
+        if !cfg.network_options.extra_networks.contains(&net.name) {
+            return Err(NetworkError::NotConnected {
+                container: cfg.name.clone(),
+                network: net.name.clone(),
+            }
+            .into());
+        }
+        crate::netattach::disconnect(self.root(), self.store(), cfg, &net)?;
+        let name = net.name.clone();
+        self.store().update_config(&cfg.id, |c| {
+            c.network_options.extra_networks.retain(|n| *n != name)
+        })?;
+        Ok(())
+    }
+
+    fn check_connectable(
+        &self,
+        config: &crate::state::ContainerConfig,
+    ) -> Result<(), LifecycleError> {
+        let reason = if config.isolation == crate::isolation::Isolation::Vm {
+            Some("it runs in a VM (one NIC per VM for now)")
+        } else if config.network.network().is_none() {
+            Some("its network mode has no network of its own (none, host or container:)")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(NetworkError::NotConnectable {
+                container: config.name.clone(),
+                reason,
+            }
+            .into()),
+            None => Ok(()),
+        }
     }
 
     /// `network rm`: refused while a container is on it, naming them.

@@ -103,6 +103,9 @@ pub struct NetworkOptions {
     pub dns_options: Vec<String>,
     /// `--add-host name:ip` (`host-gateway` already resolved).
     pub extra_hosts: Vec<(String, String)>,
+    /// Networks joined with `network connect`, beside the one of its mode
+    /// (interfaces eth1, eth2, ... in the order joined).
+    pub extra_networks: Vec<String>,
 }
 
 /// A mount as `inspect` shows it.
@@ -259,6 +262,16 @@ pub struct ContainerState {
     /// when attached, cleared when released).
     #[serde(default)]
     pub network: Option<NetworkState>,
+    /// What it holds on the networks of `network connect`.
+    #[serde(default)]
+    pub extra_networks: Vec<NetworkState>,
+}
+
+impl ContainerState {
+    /// Every network attachment it holds: its mode's, then the connected ones.
+    pub fn attachments(&self) -> impl Iterator<Item = &NetworkState> {
+        self.network.iter().chain(self.extra_networks.iter())
+    }
 }
 
 /// A container's attachment to its network while it runs.
@@ -287,6 +300,7 @@ impl ContainerState {
             stopped_by_user: false,
             error: None,
             network: None,
+            extra_networks: Vec::new(),
         }
     }
 

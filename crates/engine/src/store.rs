@@ -328,6 +328,21 @@ impl ContainerStore {
         write_json_atomic(&path, &config)
     }
 
+    /// Changes a container's configuration (`network connect` and
+    /// `disconnect`), under its lock, written atomically.
+    pub fn update_config(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ContainerConfig),
+    ) -> Result<ContainerConfig, StoreError> {
+        let _lock = self.lock(id)?;
+        let path = self.container_dir(id).join("config.json");
+        let mut config: ContainerConfig = read_json(&path)?;
+        change(&mut config);
+        write_json_atomic(&path, &config)?;
+        Ok(config)
+    }
+
     /// Removes a container's directory and everything in it. The config goes
     /// first so that readers treat a half-removed container as gone.
     pub fn remove(&self, id: &str) -> Result<(), StoreError> {

@@ -39,6 +39,16 @@ pub enum NetworkGroup {
     /// Remove networks (refused while containers use them).
     #[command(alias = "remove")]
     Rm { networks: Vec<String> },
+    /// Connect a container to a network (at once if it runs).
+    Connect { network: String, container: String },
+    /// Disconnect a container from a network it was connected to.
+    Disconnect {
+        network: String,
+        container: String,
+        /// Accepted for docker's compatibility.
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Remove every network no container uses.
     Prune {
         /// Do not ask (isola never asks).
@@ -97,7 +107,7 @@ fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, S
 pub fn inspect_json(engine: &Engine, net: &NetworkRecord) -> anyhow::Result<Value> {
     let mut containers = serde_json::Map::new();
     for rec in engine.list()? {
-        if let Some(n) = rec.state.network.as_ref().filter(|n| n.network == net.name) {
+        if let Some(n) = rec.state.attachments().find(|n| n.network == net.name) {
             containers.insert(
                 rec.config.id.clone(),
                 json!({
@@ -222,6 +232,16 @@ impl NetworkGroup {
                     }
                 }
                 Ok(failed.unwrap_or(0))
+            }
+            NetworkGroup::Connect { network, container } => {
+                engine.connect_network(&container, &network)?;
+                Ok(0)
+            }
+            NetworkGroup::Disconnect {
+                network, container, ..
+            } => {
+                engine.disconnect_network(&container, &network)?;
+                Ok(0)
             }
             NetworkGroup::Prune { .. } => {
                 let removed = engine.prune_networks()?;

@@ -885,3 +885,59 @@ fn a_vm_container_gets_the_same_networks() {
     root.ok(&["network", "rm", &net]);
     root.assert_clean();
 }
+
+#[test]
+fn network_connect_and_disconnect_a_running_container() {
+    if !plugins_or_skip("network connect") {
+        return;
+    }
+    let root = Root::new();
+    let pid = std::process::id();
+    let (n1, n2) = (format!("one{pid}"), format!("two{pid}"));
+    root.ok(&["network", "create", &n1]);
+    root.ok(&["network", "create", &n2]);
+    let (a, b) = (format!("ca{pid}"), format!("cb{pid}"));
+    root.run_detached(&["--name", &a, "--network", &n1, "busybox", "sleep", "1000"]);
+    root.run_detached(&["--name", &b, "--network", &n2, "busybox", "sleep", "1000"]);
+    let reaches = || {
+        root.run(&["exec", &b, "ping", "-c", "1", "-W", "2", &a])
+            .status
+            .success()
+    };
+    assert!(!reaches(), "{b} reached {a} before connect");
+    root.ok(&["network", "connect", &n2, &a]);
+    let links = root.ok(&["exec", &a, "ip", "-o", "-4", "addr"]);
+    assert!(links.contains("eth0") && links.contains("eth1"), "{links}");
+    assert!(reaches(), "{b} cannot reach {a} after connect");
+    let networks = root.inspect(&a, "json .NetworkSettings.Networks");
+    assert!(
+        networks.contains(&n1) && networks.contains(&n2),
+        "{networks}"
+    );
+    let (_, err) = root.fails(&["network", "connect", &n2, &a]);
+    assert!(err.contains("already connected"), "{err}");
+    let (_, err) = root.fails(&["network", "disconnect", &n1, &a]);
+    assert!(err.contains("created on"), "{err}");
+    let (_, err) = root.fails(&["network", "rm", &n2]);
+    assert!(err.contains(&a) && err.contains(&b), "{err}");
+
+    // The connection is kept across a restart.
+    root.ok(&["stop", "-t", "0", &a]);
+    root.ok(&["start", &a]);
+    assert!(root
+        .ok(&["exec", &a, "ip", "-o", "-4", "addr"])
+        .contains("eth1"));
+    assert!(reaches(), "{b} cannot reach {a} after a restart");
+
+    root.ok(&["network", "disconnect", &n2, &a]);
+    let links = root.ok(&["exec", &a, "ip", "-o", "-4", "addr"]);
+    assert!(!links.contains("eth1"), "{links}");
+    assert!(!reaches(), "{b} still reaches {a} after disconnect");
+    let (_, err) = root.fails(&["network", "disconnect", &n2, &a]);
+    assert!(err.contains("not connected"), "{err}");
+    let ids = vec![root.inspect(&a, ".Id"), root.inspect(&b, ".Id")];
+    root.ok(&["rm", "-f", &a, &b]);
+    assert_eq!(held(&root, &ids), (0, 0, 0));
+    root.ok(&["network", "rm", &n1, &n2]);
+    root.assert_clean();
+}

@@ -222,6 +222,7 @@ impl CreateFlags {
             dns_search: self.dns_search.clone(),
             dns_options: self.dns_option.clone(),
             extra_hosts,
+            extra_networks: Vec::new(),
         };
         let isolation: IsolationChoice = self.isolation.parse()?;
         let restart: units::RestartPolicy = self.restart.parse()?;

@@ -322,29 +322,35 @@ fn network_settings(r: &ContainerRecord) -> Value {
     let Some(n) = &r.state.network else {
         return json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0, "Ports": {}, "Networks": {}, "SandboxKey": r.config.netns});
     };
-    let a = &n.attachment;
-    let gateway = a.gateway.map(|g| g.to_string()).unwrap_or_default();
-    let endpoint = json!({
-        "IPAddress": a.ip.to_string(),
-        "IPPrefixLen": a.prefix_len,
-        "Gateway": gateway,
-        "MacAddress": a.mac,
-        "Aliases": r.config.network_options.aliases,
-        "NetworkID": n.network,
-    });
-    let name = if n.network == engine::state::DEFAULT_NETWORK {
-        "bridge".to_string()
-    } else {
-        n.network.clone()
+    let endpoint = |n: &engine::state::NetworkState| {
+        let a = &n.attachment;
+        json!({
+            "IPAddress": a.ip.to_string(),
+            "IPPrefixLen": a.prefix_len,
+            "Gateway": a.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            "MacAddress": a.mac,
+            "Aliases": r.config.network_options.aliases,
+            "NetworkID": n.network,
+        })
     };
+    let mut networks = serde_json::Map::new();
+    for held in r.state.attachments() {
+        let name = if held.network == engine::state::DEFAULT_NETWORK {
+            "bridge".to_string()
+        } else {
+            held.network.clone()
+        };
+        networks.insert(name, endpoint(held));
+    }
+    let a = &n.attachment;
     json!({
         "IPAddress": a.ip.to_string(),
         "IPPrefixLen": a.prefix_len,
-        "Gateway": gateway,
+        "Gateway": a.gateway.map(|g| g.to_string()).unwrap_or_default(),
         "MacAddress": a.mac,
         "Ports": port_bindings(&n.ports),
         "SandboxKey": n.netns,
-        "Networks": { name: endpoint },
+        "Networks": networks,
     })
 }
 
