@@ -333,8 +333,34 @@ fn published_ports_reach_the_container_from_loopback_the_host_and_outside() {
         "a 127.0.0.1-only port reached from outside"
     );
 
-    // -P: the image's exposed ports (none in busybox), and -p 80 with a
-    // picked host port, which `port` reports.
+    // -P: the image's exposed ports, each on a free host port that `port`
+    // reports; and -p 80 with a picked host port.
+    let img = testkit::LayoutImage::new(
+        "exposing",
+        "latest",
+        vec![testkit::busybox_layer_tar()],
+        serde_json::json!({"Cmd": ["sh"], "ExposedPorts": {"80/tcp": {}, "53/udp": {}}}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("exposing.tar");
+    common::layout_tar(&img, &tar);
+    root.load(&tar);
+    let all = root.run_detached(&[
+        "-P", "-v", &volume, "exposing", "httpd", "-f", "-p", "80", "-h", "/www",
+    ]);
+    let listed = root.ok(&["port", &all]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains("53/udp -> 0.0.0.0:"), "{listed}");
+    let tcp: u16 = root
+        .ok(&["port", &all, "80/tcp"])
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(fetch(Ipv4Addr::LOCALHOST, tcp).is_some_and(|b| b.contains("served by isola")));
+    root.ok(&["rm", "-f", &all]);
     let id3 = root.run_detached(&[
         "-p", "80", "-v", &volume, "busybox", "httpd", "-f", "-p", "80", "-h", "/www",
     ]);
@@ -600,9 +626,19 @@ fn a_killed_monitor_then_rm_leaves_nothing() {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
+    // Nobody is left to release the address, the ports and the veth (a
+    // reboot would also take the namespace's mount and the rules with it;
+    // the lease on disk would stay).
     eventually("the container is seen dead", || {
         root.inspect(&id, ".State.Status") != "running"
     });
+    // The first command that saw it dead released what it held.
+    assert_eq!(
+        held(&root, std::slice::from_ref(&id)),
+        (0, 0, 0),
+        "held before rm"
+    );
+    assert_eq!(root.inspect(&id, ".NetworkSettings.IPAddress"), "");
     root.ok(&["rm", "-f", &id]);
     assert_eq!(held(&root, std::slice::from_ref(&id)), (0, 0, 0));
     // The port is free again for the next container.
