@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{Engine, Error as LifecycleError};
 use crate::state::DEFAULT_NETWORK;
-use crate::store::{write_json_atomic, StoreError};
+use crate::store::{lock_file, write_json_atomic, Lock, StoreError};
 
 /// Names the directory of the CNI plugins (default: Debian's /usr/lib/cni).
 pub const CNI_PATH_ENV: &str = "ISOLA_CNI_PATH";
@@ -164,9 +164,6 @@ fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// An exclusive lock on the networks directory, released on drop.
-pub struct NetworksLock(#[allow(dead_code)] std::fs::File);
-
 impl Networks {
     pub fn open(root: &Path) -> Result<Networks, NetworkError> {
         let dir = root.join("networks");
@@ -180,16 +177,8 @@ impl Networks {
     /// Held while networks are made or removed and while a container's
     /// addresses, ports and hosts entries change, so that two commands
     /// never pick the same subnet or port.
-    pub fn lock(&self) -> Result<NetworksLock, NetworkError> {
-        let path = self.dir.join(".lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io("opening lock", &path))?;
-        f.lock().map_err(io("locking", &path))?;
-        Ok(NetworksLock(f))
+    pub fn lock(&self) -> Result<Lock, NetworkError> {
+        Ok(lock_file(&self.dir.join(".lock"))?)
     }
 
     /// The CNI runner for this root: the plugins in `ISOLA_CNI_PATH`, else
@@ -503,18 +492,10 @@ fn taken_subnets(all: &[NetworkRecord]) -> Vec<Ipv4Net> {
 
 /// Held while a network's subnet and bridge are chosen and claimed, across
 /// every root of the host (another engine root picks from the same pool).
-fn host_lock() -> Result<NetworksLock, NetworkError> {
+fn host_lock() -> Result<Lock, NetworkError> {
     let dir = Path::new("/run/isola");
     std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-    let path = dir.join("networks.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io("opening lock", &path))?;
-    f.lock().map_err(io("locking", &path))?;
-    Ok(NetworksLock(f))
+    Ok(lock_file(&dir.join("networks.lock"))?)
 }
 
 /// [`Networks`], users from the container store.

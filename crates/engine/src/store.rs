@@ -79,7 +79,8 @@ impl Drop for Lock {
     }
 }
 
-fn lock_file(path: &Path) -> Result<Lock, StoreError> {
+/// An exclusive flock on `path` (created if missing), held until dropped.
+pub(crate) fn lock_file(path: &Path) -> Result<Lock, StoreError> {
     let f = OpenOptions::new()
         .create(true)
         .truncate(false)

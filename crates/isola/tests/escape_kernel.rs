@@ -120,16 +120,7 @@ fn a_default_process_container_reaches_no_device_or_kernel_setting() {
 #[test]
 fn a_default_vm_container_reaches_no_device_or_kernel_setting_in_its_guest() {
     let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
-    let out = root.cmd(&["info", "--format", "json"]).output().unwrap();
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let kernel = info["Vm"]["Kernel"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    if !testkit::require(
-        "VM escape probes",
-        kernel.starts_with("missing").then_some(kernel),
-    ) {
+    if !root.vm_kernel_or_skip("VM escape probes") {
         return;
     }
     assert_refused(&probe(&root, &["--isolation=vm"]), "vm");

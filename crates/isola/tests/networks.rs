@@ -820,16 +820,7 @@ fn a_vm_container_gets_the_same_networks() {
         return;
     }
     let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
-    let out = root.cmd(&["info", "--format", "json"]).output().unwrap();
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let kernel = info["Vm"]["Kernel"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    if !testkit::require(
-        "VM networking",
-        kernel.starts_with("missing").then_some(kernel),
-    ) {
+    if !root.vm_kernel_or_skip("VM networking") {
         return;
     }
     let outside = Outside::new();

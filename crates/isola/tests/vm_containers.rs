@@ -13,18 +13,6 @@ use std::process::{Command, Output, Stdio};
 
 use common::{alive, cgroup_exists, eventually, Root};
 
-/// Whether the guest kernel exists; prints why the test skips otherwise
-/// (with `CI` set a missing kernel fails the test: [`testkit::require`]).
-fn kernel_or_skip(root: &Root, test: &str) -> bool {
-    let out = root.cmd(&["info", "--format", "json"]).output().unwrap();
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let kernel = info["Vm"]["Kernel"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    testkit::require(test, kernel.starts_with("missing").then_some(kernel))
-}
-
 fn host_uname_r() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .unwrap()
@@ -69,7 +57,7 @@ fn assert_vm_gone(root: &Root, id: &str, qemu: i32) {
 #[test]
 fn vm_demonstration_ping_runs_in_its_own_kernel_and_every_command_works() {
     let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
-    if !kernel_or_skip(&root, "VM demonstration") {
+    if !root.vm_kernel_or_skip("VM demonstration") {
         return;
     }
     let id = root
@@ -182,7 +170,7 @@ fn vm_demonstration_ping_runs_in_its_own_kernel_and_every_command_works() {
 #[test]
 fn vm_exit_codes_default_isolation_and_a_killed_qemu() {
     let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
-    if !kernel_or_skip(&root, "VM exit codes and faults") {
+    if !root.vm_kernel_or_skip("VM exit codes and faults") {
         return;
     }
     // VMs start from templates unless told not to; `info` says which.

@@ -342,16 +342,12 @@ fn network_settings(r: &ContainerRecord) -> Value {
         };
         networks.insert(name, endpoint(held));
     }
-    let a = &n.attachment;
-    json!({
-        "IPAddress": a.ip.to_string(),
-        "IPPrefixLen": a.prefix_len,
-        "Gateway": a.gateway.map(|g| g.to_string()).unwrap_or_default(),
-        "MacAddress": a.mac,
-        "Ports": port_bindings(&n.ports),
-        "SandboxKey": n.netns,
-        "Networks": networks,
-    })
+    // The top level repeats the primary endpoint, as docker's does.
+    let mut settings = endpoint(n);
+    settings["Ports"] = port_bindings(&n.ports);
+    settings["SandboxKey"] = json!(n.netns);
+    settings["Networks"] = Value::Object(networks);
+    settings
 }
 
 /// The PORTS column: "0.0.0.0:8080->80/tcp, ..." of a running container.

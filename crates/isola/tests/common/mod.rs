@@ -130,6 +130,19 @@ impl Root {
         self.ok(&full).trim().to_string()
     }
 
+    /// Whether the guest kernel VM containers need exists (`isola info`
+    /// says); outside CI a test skips without it, saying why, and with
+    /// `CI` set it fails ([`testkit::require`]).
+    pub fn vm_kernel_or_skip(&self, test: &str) -> bool {
+        let out = self.cmd(&["info", "--format", "json"]).output().unwrap();
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let kernel = info["Vm"]["Kernel"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        testkit::require(test, kernel.starts_with("missing").then_some(kernel))
+    }
+
     /// A field of `inspect` via --format.
     pub fn inspect(&self, container: &str, path: &str) -> String {
         self.ok(&["inspect", "--format", &format!("{{{{{path}}}}}"), container])
