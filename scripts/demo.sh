@@ -119,3 +119,32 @@ if kill -0 "$qemu" 2>/dev/null; then
   exit 1
 fi
 isola ps -a
+
+# ---- Networking: both modes on one network ----
+say "networking: a user network, a web server in a VM with a published port, a process container as its client"
+net=isola-demo
+cid=""
+www=$(mktemp -d /tmp/isola-demo-www.XXXXXX)
+echo "hello from a VM container" >"$www/index.html"
+cleanup() {
+  for c in "$id" "$cid"; do [ -n "$c" ] && "$ISOLA" rm -f "$c" >/dev/null 2>&1; done
+  "$ISOLA" network rm "$net" >/dev/null 2>&1 || true
+  rm -rf "$www"
+}
+"$ISOLA" network rm "$net" >/dev/null 2>&1 || true
+isola network create "$net"
+printf '\033[36m$ %s\033[0m\n' "isola run -d --name demo-web --isolation=vm --network $net -p 127.0.0.1:18080:80 -v $www:/www:ro busybox httpd -f -p 80 -h /www"
+"$ISOLA" rm -f demo-web >/dev/null 2>&1 || true
+id=$("$ISOLA" run -d --name demo-web --isolation=vm --network "$net" -p 127.0.0.1:18080:80 -v "$www:/www:ro" busybox httpd -f -p 80 -h /www)
+isola ps
+isola port demo-web
+say "the host fetches the published port; a process container fetches the VM by name"
+show timeout 10 busybox wget -q -O - http://127.0.0.1:18080/ || { echo "demo: the published port did not answer" >&2; exit 1; }
+printf '\033[36m$ %s\033[0m\n' "isola run --rm --network $net busybox wget -q -O - http://demo-web/"
+"$ISOLA" run --rm --network "$net" busybox sh -c 'timeout 10 wget -q -O - http://demo-web/' \
+  || { echo "demo: the process container did not reach demo-web by name" >&2; exit 1; }
+isola inspect --format '{{.NetworkSettings.IPAddress}}' demo-web
+isola rm -f demo-web
+id=""
+isola network rm "$net"
+rm -rf "$www"

@@ -968,3 +968,56 @@ fn network_connect_and_disconnect_a_running_container() {
     root.ok(&["network", "rm", &n1, &n2]);
     root.assert_clean();
 }
+
+#[test]
+fn address_mac_dns_and_hosts_flags_reach_the_container() {
+    if !plugins_or_skip("network flags") {
+        return;
+    }
+    let root = Root::new();
+    let net = format!("flags{}", std::process::id());
+    root.ok(&["network", "create", "--subnet", "10.213.99.0/24", &net]);
+    let out = root.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "--ip",
+        "10.213.99.77",
+        "--mac-address",
+        "02:42:0a:d5:63:4d",
+        "--hostname",
+        "web1",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "example.test",
+        "--dns-option",
+        "ndots:3",
+        "--add-host",
+        "db.local:192.0.2.10",
+        "--add-host",
+        "gw:host-gateway",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; cat /sys/class/net/eth0/address; hostname; cat /etc/resolv.conf /etc/hosts",
+    ]);
+    assert!(out.contains("10.213.99.77/24"), "{out}");
+    assert!(out.contains("02:42:0a:d5:63:4d"), "{out}");
+    assert!(out.lines().any(|l| l == "web1"), "{out}");
+    assert!(out.contains("nameserver 192.0.2.53"), "{out}");
+    assert!(out.contains("search example.test"), "{out}");
+    assert!(out.contains("options ndots:3"), "{out}");
+    assert!(out.contains("192.0.2.10\tdb.local"), "{out}");
+    assert!(
+        out.contains("10.213.99.1\tgw"),
+        "host-gateway is the network's gateway: {out}"
+    );
+    assert!(
+        out.contains("10.213.99.77\t"),
+        "its own name and address: {out}"
+    );
+    root.ok(&["network", "rm", &net]);
+    root.assert_clean();
+}
