@@ -176,7 +176,14 @@ impl QemuArgs<'_> {
             StartMode::Template { qmp } => {
                 push(&["-qmp", &format!("unix:{},server=on,wait=off", p(qmp))]);
             }
-            StartMode::Restore { fd } => push(&["-incoming", &format!("fd:{fd}")]),
+            StartMode::Restore { fd } => {
+                push(&["-incoming", &format!("fd:{fd}")]);
+                // No self-announcement once restored: QEMU would send RARP
+                // frames from the template's MAC onto the container's
+                // network, where every restored VM has that MAC until the
+                // agent sets its own.
+                push(&["-global", "migration.announce-rounds=0"]);
+            }
         }
         push(&[
             "-kernel",

@@ -11,12 +11,19 @@
 //! reseeds it and sets the clock; the shared address layout stays, as with
 //! Kata's templates. `vm.template = false` boots every VM from scratch.
 //!
+//! A VM with a NIC has templates of its own, whose machine has the same
+//! virtio-net device on a tap that leads nowhere ([`network::tap::isolated`])
+//! and the MAC [`TEMPLATE_MAC`]; a restored VM's QEMU backs the device with
+//! its own tap, and the agent's Network call gives the guest's interface
+//! the container's MAC (the device's address is part of the saved state).
+//!
 //! Templates live in one directory, named by the hash of their shape, written
 //! aside and renamed (under a lock, so concurrent first starts make one);
 //! templates unused for a day are removed when a new one is made.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -30,6 +37,10 @@ use crate::Error;
 
 /// Bumped when what a template holds changes in a way its key cannot see.
 const FORMAT: &str = "isola-vm-template-2";
+/// The MAC address of a template VM's NIC (locally administered): what a
+/// restored VM's guest interface has until the agent's Network call sets
+/// the container's.
+pub const TEMPLATE_MAC: &str = "02:00:00:00:00:01";
 /// Templates not used for this long are removed when a new one is made.
 const UNUSED_FOR: Duration = Duration::from_secs(24 * 3600);
 
@@ -83,6 +94,9 @@ fn key(launch: &Launch<'_>) -> Result<String, Error> {
         launch.accel,
         cmdline::KERNEL_CMDLINE
     ));
+    // The NIC is a device the guest probes at boot (its MAC is not: each VM
+    // sets its own).
+    h.update(if cfg.nic.is_some() { "\0nic" } else { "\0" });
     // The guest learns each 9p device's tag when it probes it, at boot.
     for s in &cfg.shares {
         h.update(format!("\0{}\0{}", s.tag, s.read_only));
@@ -124,6 +138,21 @@ fn make(launch: &Launch<'_>, dir: &Path, key: &str, path: &Path) -> Result<(), E
         cfg.shares = shares;
         cfg.host_cgroup = false;
         cfg.template_dir = None;
+        // Held until the machine is saved and its QEMU gone.
+        let tap = match cfg.nic {
+            Some(_) => Some(network::tap::isolated().map_err(|e| {
+                let cause = std::error::Error::source(&e).map(|c| format!(": {c}"));
+                Error::Template {
+                    step: "open a tap for the template VM".into(),
+                    message: format!("{e}{}", cause.unwrap_or_default()),
+                }
+            })?),
+            None => None,
+        };
+        cfg.nic = tap.as_ref().map(|fd| crate::Nic {
+            tap_fd: fd.as_raw_fd(),
+            mac: TEMPLATE_MAC.into(),
+        });
         let qmp_path = work.join("qmp.sock");
         let template = Launch {
             cfg: &cfg,
