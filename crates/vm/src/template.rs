@@ -291,6 +291,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_vm_with_a_nic_has_a_template_of_its_own_whatever_its_mac() {
+        // Stand-ins: key() only names and stats these files.
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = dir.path().join("bzImage");
+        fs::write(&kernel, b"kernel").unwrap();
+        let mut cfg = crate::VmConfig::new(
+            "c",
+            "id",
+            crate::GuestKernel::at(&kernel).unwrap(),
+            crate::AgentBinary::locate(Some(Path::new("/bin/busybox"))).unwrap(),
+            dir.path(),
+            dir.path(),
+        );
+        let key_of = |cfg: &crate::VmConfig| {
+            key(&Launch {
+                cfg,
+                qemu: &kernel,
+                accel: crate::Accel::Tcg { tb_size_mib: 32 },
+                initrd: &kernel,
+            })
+            .unwrap()
+        };
+        let plain = key_of(&cfg);
+        let nic = |mac: &str| crate::Nic {
+            tap_fd: 99,
+            mac: mac.into(),
+        };
+        cfg.nic = Some(nic("02:42:ac:11:00:02"));
+        let with_nic = key_of(&cfg);
+        cfg.nic = Some(nic("02:42:ac:11:00:03"));
+        assert_ne!(plain, with_nic);
+        assert_eq!(with_nic, key_of(&cfg), "the MAC changed the template");
+    }
+
+    #[test]
     fn prune_removes_what_went_unused_and_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
