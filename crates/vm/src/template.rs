@@ -1,9 +1,10 @@
 //! template: VM templating, as Kata Containers' VM factory does it. The first
 //! VM of a given shape (QEMU, kernel, agent, memory, vCPUs, accelerator, the
-//! 9p shares' tags) boots a *template* VM: its agent comes up and answers, and
-//! QEMU saves the whole machine to a file (a migration) before any container
-//! data is shared in. Every later VM of that shape starts from the file
-//! instead of booting the kernel, which under TCG is most of a cold start.
+//! 9p shares' tags, whether it has a NIC) boots a *template* VM: its agent
+//! comes up and answers, and QEMU saves the whole machine to a file (a
+//! migration) before any container data is shared in. Every later VM of that
+//! shape starts from the file instead of booting the kernel, which under TCG
+//! is most of a cold start.
 //!
 //! A restored VM begins as an exact copy of the template: same random pool,
 //! same clock, same kernel address layout. The agent's Init call (which
@@ -94,12 +95,15 @@ fn key(launch: &Launch<'_>) -> Result<String, Error> {
         launch.accel,
         cmdline::KERNEL_CMDLINE
     ));
-    // The NIC is a device the guest probes at boot (its MAC is not: each VM
-    // sets its own).
-    h.update(if cfg.nic.is_some() { "\0nic" } else { "\0" });
     // The guest learns each 9p device's tag when it probes it, at boot.
     for s in &cfg.shares {
         h.update(format!("\0{}\0{}", s.tag, s.read_only));
+    }
+    // The NIC is a device the guest probes at boot (its MAC is not part of
+    // the shape: each VM sets its own). Last and only when there is one, so
+    // no-NIC keys stay those of before (a share's part ends in a bool).
+    if cfg.nic.is_some() {
+        h.update("\0virtio-net");
     }
     Ok(h.finalize()
         .iter()
