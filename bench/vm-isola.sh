@@ -8,7 +8,9 @@
 # memory (PSS) of one idle VM container, QEMU plus its monitor, against a bare
 # idle QEMU. Both ways a VM starts are measured: from the saved template VM
 # (isola's default; the unmeasured first run makes the template) and booting
-# the kernel (ISOLA_VM_TEMPLATE=0). Writes bench/results/vm-isola.md.
+# the kernel (ISOLA_VM_TEMPLATE=0), without a network and on the default
+# bridge network (--network bridge: the CNI chain, a tap and a NIC, whose VMs
+# have templates of their own). Writes bench/results/vm-isola.md.
 # (bench/vm.sh measures the vm library alone, through its vm-run example.)
 #
 #   bench/vm-isola.sh        # N=7
@@ -59,6 +61,21 @@ for i in $(seq "$N"); do
   echo "  run $i: isola $(tail -1 "$work/isola.ms") ms, booting $(tail -1 "$work/boot.ms") ms, bare $(tail -1 "$work/bare.ms") ms" >&2
 done
 isola_ms=$(median < "$work/isola.ms"); boot_ms=$(median < "$work/boot.ms"); bare_ms=$(median < "$work/bare.ms")
+
+# On the bridge network: a VM with a NIC has its own template (the
+# unmeasured first run makes it).
+net=(--network bridge)
+"$ISOLA" --root "$root" run --rm --isolation=vm "${net[@]}" busybox true
+echo "bench/vm-isola: cold start on the bridge network, $N interleaved runs each" >&2
+: > "$work/net.ms"; : > "$work/netboot.ms"
+for i in $(seq "$N"); do
+  t=$(now); "$ISOLA" --root "$root" run --rm --isolation=vm "${net[@]}" busybox true; echo $(( ($(now) - t) / 1000000 )) >> "$work/net.ms"
+  t=$(now); ISOLA_VM_TEMPLATE=0 "$ISOLA" --root "$root" run --rm --isolation=vm "${net[@]}" busybox true; echo $(( ($(now) - t) / 1000000 )) >> "$work/netboot.ms"
+  echo "  run $i: template $(tail -1 "$work/net.ms") ms, booting $(tail -1 "$work/netboot.ms") ms" >&2
+done
+net_ms=$(median < "$work/net.ms"); netboot_ms=$(median < "$work/netboot.ms")
+net_ratio=$(awk -v a="$net_ms" -v b="$bare_ms" 'BEGIN {printf "%.2f", a/b}')
+netboot_ratio=$(awk -v a="$netboot_ms" -v b="$bare_ms" 'BEGIN {printf "%.2f", a/b}')
 ratio=$(awk -v a="$isola_ms" -v b="$bare_ms" 'BEGIN {printf "%.2f", a/b}')
 boot_ratio=$(awk -v a="$boot_ms" -v b="$bare_ms" 'BEGIN {printf "%.2f", a/b}')
 
@@ -90,9 +107,12 @@ accelerator **$accel**, guest ${MEM} MiB, 1 vCPU, release build.
 |---|---|---|
 | \`isola run --rm --isolation=vm busybox true\` (default: the VM starts from its template): CLI, record and snapshot, monitor, QEMU restoring the template, agent Init (entropy, clock, rootfs share), guest runtime, exit code, power off, removal | $isola_ms | **$ratio** (target ≤ 1.30) |
 | the same with \`ISOLA_VM_TEMPLATE=0\`: QEMU boots the kernel | $boot_ms | $boot_ratio |
+| \`isola run --rm --isolation=vm --network bridge busybox true\`: as the first, plus the CNI chain, a tap and the guest's NIC (its own template; the agent sets the container's MAC and address) | $net_ms | $net_ratio |
+| the same with \`ISOLA_VM_TEMPLATE=0\` | $netboot_ms | $netboot_ratio |
 | floor: bare QEMU boot of the same kernel, static init that powers off at once | $bare_ms | 1 |
 
-Raw ms, isola: $(paste -sd' ' "$work/isola.ms"); booting: $(paste -sd' ' "$work/boot.ms"); bare: $(paste -sd' ' "$work/bare.ms").
+Raw ms, isola: $(paste -sd' ' "$work/isola.ms"); booting: $(paste -sd' ' "$work/boot.ms"); bare: $(paste -sd' ' "$work/bare.ms");
+bridge network, template: $(paste -sd' ' "$work/net.ms"); booting: $(paste -sd' ' "$work/netboot.ms").
 The first VM of a shape makes its template (boots a template VM and saves it, once; about
 a second or two under TCG here): the unmeasured first run, which made it if this host had
 none for this shape yet, took $first_ms ms.

@@ -159,9 +159,12 @@ pub fn uptime_ms() -> u64 {
         .map_or(0, |secs| (secs * 1000.0) as u64)
 }
 
-/// The host's Network call: the guest's NIC (the one with the MAC of the
-/// container's veth on the host) gets the veth's address, prefix and MTU,
-/// and the default route via the network's gateway.
+/// The host's Network call: the guest's NIC gets the MAC, address, prefix
+/// and MTU of the container's veth on the host, and the default route via
+/// the network's gateway. A VM restored from a template has the template's
+/// NIC, with the template's MAC: the NIC is then the one interface backed
+/// by a device, and takes the veth's MAC here (virtio-net tells QEMU, whose
+/// receive filter then passes frames for it).
 pub fn configure_network(
     mac: &str,
     address: std::net::Ipv4Addr,
@@ -169,19 +172,73 @@ pub fn configure_network(
     gateway: Option<std::net::Ipv4Addr>,
     mtu: u32,
 ) -> Result<()> {
-    let mut name = None;
+    let wanted = parse_mac(mac).with_context(|| format!("invalid MAC address {mac:?}"))?;
+    let mut by_mac = None;
+    let mut devices = Vec::new();
     for entry in fs::read_dir("/sys/class/net").context("list /sys/class/net")? {
         let entry = entry.context("list /sys/class/net")?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
         let found = fs::read_to_string(entry.path().join("address")).unwrap_or_default();
-        if found.trim().eq_ignore_ascii_case(mac) {
-            name = entry.file_name().into_string().ok();
+        if parse_mac(found.trim()) == Some(wanted) {
+            by_mac = Some(name.clone());
+        }
+        // lo, sit0 and the like are virtual: no device under them.
+        if entry.path().join("device").exists() {
+            devices.push(name);
         }
     }
-    let name = name.with_context(|| format!("no network interface with MAC {mac} in the guest"))?;
+    let name = match (by_mac, devices.as_slice()) {
+        (Some(name), _) => name,
+        (None, [only]) => {
+            sys::set_hardware_address(only, wanted)
+                .with_context(|| format!("set the MAC address of {only} to {mac}"))?;
+            only.clone()
+        }
+        (None, _) => bail!(
+            "no network interface with MAC {mac} in the guest, and not one other NIC but {devices:?}"
+        ),
+    };
     sys::configure_interface(&name, address, prefix_len, mtu)
         .with_context(|| format!("configure {name} with {address}/{prefix_len}"))?;
     if let Some(gw) = gateway {
         sys::add_default_route(gw).with_context(|| format!("add the default route via {gw}"))?;
     }
     Ok(())
+}
+
+/// `aa:bb:cc:dd:ee:ff` (either case) as bytes.
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+#[cfg(test)]
+mod network_tests {
+    use super::parse_mac;
+
+    #[test]
+    fn macs_parse_in_either_case_and_nothing_else_does() {
+        let mac = [0x02, 0x42, 0xac, 0x11, 0x00, 0x0a];
+        assert_eq!(parse_mac("02:42:ac:11:00:0a"), Some(mac));
+        assert_eq!(parse_mac("02:42:AC:11:00:0A"), Some(mac));
+        for bad in [
+            "",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:0a:01",
+            "2:42:ac:11:00:0a",
+            "zz:42:ac:11:00:0a",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad:?}");
+        }
+    }
 }

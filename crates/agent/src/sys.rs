@@ -1,6 +1,7 @@
 //! sys: the agent's few raw syscalls that nix does not wrap with the features
-//! the workspace enables (reboot, interface flags, poll over raw fds, the
-//! SIGCHLD self-pipe, terminal size). Every unsafe block of the agent is here.
+//! the workspace enables (reboot, interface flags and addresses, poll over
+//! raw fds, the SIGCHLD self-pipe, terminal size). Every unsafe block of the
+//! agent is here.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -195,6 +196,33 @@ pub fn configure_interface(
     req.ifr_ifru.ifru_netmask = sockaddr_in(std::net::Ipv4Addr::from(mask));
     ioctl(libc::SIOCSIFNETMASK, &mut req)?;
     interface_up(name)
+}
+
+/// Sets the Ethernet address of the interface `name` (SIOCSIFHWADDR).
+pub fn set_hardware_address(name: &str, mac: [u8; 6]) -> io::Result<()> {
+    let sock = inet_socket()?;
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req
+        .ifr_name
+        .iter_mut()
+        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *dst = src as libc::c_char;
+    }
+    let mut addr = libc::sockaddr {
+        sa_family: libc::ARPHRD_ETHER,
+        sa_data: [0; 14],
+    };
+    for (dst, src) in addr.sa_data.iter_mut().zip(mac) {
+        *dst = src as libc::c_char;
+    }
+    req.ifr_ifru.ifru_hwaddr = addr;
+    // SAFETY: SIOCSIFHWADDR reads the ifreq we own, which outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFHWADDR, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Adds the default route via `gateway`.

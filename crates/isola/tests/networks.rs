@@ -823,6 +823,9 @@ fn a_vm_container_gets_the_same_networks() {
     if !root.vm_kernel_or_skip("VM networking") {
         return;
     }
+    // VMs with a NIC start from templates too (the default).
+    let template = info["Vm"]["Template"].as_str().unwrap_or_default();
+    assert!(template.starts_with("on:"), "{template}");
     let outside = Outside::new();
     let _server = outside.serve(8081, "outside world");
     let pid = std::process::id();
@@ -894,6 +897,54 @@ fn a_vm_container_gets_the_same_networks() {
             .trim()
     );
 
+    // A second VM of the same shape starts from the template the first
+    // one's start made (or found): its machine comes up with the template's
+    // NIC and MAC, which the agent replaces with the container's. A booted
+    // VM's NIC has the container's MAC from its device (addr_assign_type 0,
+    // permanent); only a restored one has it set (3, NET_ADDR_SET).
+    let port2 = free_port();
+    let vm2 = root.run_detached(&[
+        "--name",
+        &format!("vmweb2{pid}"),
+        "--isolation=vm",
+        "--network",
+        &net,
+        "-p",
+        &format!("{port2}:80"),
+        "-v",
+        &volume,
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    for id in [&vm, &vm2] {
+        let set = root.ok(&["exec", id, "cat", "/sys/class/net/eth0/addr_assign_type"]);
+        assert_eq!(set.trim(), "3", "{id}: not started from a template");
+        assert_eq!(
+            root.inspect(id, ".NetworkSettings.MacAddress"),
+            root.ok(&["exec", id, "cat", "/sys/class/net/eth0/address"])
+                .trim()
+        );
+    }
+    assert_ne!(
+        root.inspect(&vm, ".NetworkSettings.MacAddress"),
+        root.inspect(&vm2, ".NetworkSettings.MacAddress")
+    );
+    // Frames for its own MAC reach it (QEMU's receive filter follows the
+    // guest's new address), from the host and from the first VM.
+    let body = fetch(Ipv4Addr::LOCALHOST, port2).unwrap_or_else(|| panic!("nothing on :{port2}"));
+    assert!(body.contains("served from a VM"), "{body}");
+    let ip2 = root.inspect(&vm2, ".NetworkSettings.IPAddress");
+    let get = wget(&format!("http://{ip2}/"));
+    let mut args = vec!["exec", vm.as_str()];
+    args.extend(get.iter().map(String::as_str));
+    assert!(root.ok(&args).contains("served from a VM"));
+    root.ok(&["rm", "-f", &vm2]);
+
     // QEMU killed under it, then rm: nothing left.
     let qemu: i32 = root.inspect(&vm, ".State.Pid").parse().unwrap();
     let _ = nix::sys::signal::kill(
@@ -904,7 +955,7 @@ fn a_vm_container_gets_the_same_networks() {
         root.inspect(&vm, ".State.Status") == "exited"
     });
     root.ok(&["rm", "-f", &vm, &peer]);
-    assert_eq!(held(&root, &[vm.clone(), peer.clone()]), (0, 0, 0));
+    assert_eq!(held(&root, &[vm.clone(), vm2, peer.clone()]), (0, 0, 0));
     assert!(
         fetch(Ipv4Addr::LOCALHOST, port).is_none(),
         "the port still answers"

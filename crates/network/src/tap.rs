@@ -61,6 +61,29 @@ pub fn connect(ns: &Path, veth: &str) -> Result<(OwnedFd, u32), Error> {
     })
 }
 
+/// Opens a tap in a network namespace of its own, which has nothing else
+/// in it and no name: the NIC of a VM template, a machine saved before it
+/// has anywhere to send frames (each VM restored from it gets its own tap
+/// from [`connect`]). The tap's descriptor holds the namespace; both go
+/// away when its last holder closes it.
+pub fn isolated() -> Result<OwnedFd, Error> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // The namespace is this thread's alone, and ends with it but
+            // for the tap.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            sys::open_tap(TAP)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the thread panicked")))
+    })
+    .map_err(Error::io(
+        "opening a tap in a new network namespace",
+        "/dev/net/tun",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +130,22 @@ mod tests {
         // Without its descriptor the tap is gone.
         assert!(!tap_exists());
         netns::remove(&ns).unwrap();
+    }
+
+    #[test]
+    fn an_isolated_tap_is_in_no_namespace_but_its_own() {
+        let own = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+        let tap = isolated().unwrap();
+        // Not here: the host (this thread's namespace) has no tap0 from it.
+        let here = Command::new("ip")
+            .args(["link", "show", TAP])
+            .output()
+            .unwrap();
+        assert!(!here.status.success(), "a tap0 in this namespace");
+        // Yet it is a live tap (the tun driver names it in fdinfo).
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&tap);
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+        assert!(info.contains(&format!("iff:\t{TAP}")), "{info}");
+        assert_eq!(std::fs::read_link("/proc/thread-self/ns/net").unwrap(), own);
     }
 }

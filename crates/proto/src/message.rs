@@ -77,9 +77,9 @@ pub enum Request {
     /// Mount the host's 9p share `tag` (a volume) in the guest, at
     /// `/run/isola/shares/<tag>`: answered by [`Response::Mounted`]. Idempotent.
     MountShare { tag: String, read_only: bool },
-    /// Configure the guest's NIC (found by its MAC address) with the
-    /// container's address on its network and the default route: answered
-    /// by [`Response::Ok`].
+    /// Configure the guest's NIC with the container's MAC (a VM restored
+    /// from a template has the template's), its address on its network and
+    /// the default route: answered by [`Response::Ok`].
     Network {
         mac: String,
         address: std::net::Ipv4Addr,

@@ -176,7 +176,15 @@ impl QemuArgs<'_> {
             StartMode::Template { qmp } => {
                 push(&["-qmp", &format!("unix:{},server=on,wait=off", p(qmp))]);
             }
-            StartMode::Restore { fd } => push(&["-incoming", &format!("fd:{fd}")]),
+            StartMode::Restore { fd } => {
+                push(&["-incoming", &format!("fd:{fd}")]);
+                // No self-announcement once restored: a VM from a template
+                // has not moved, nothing on its network has to relearn where
+                // it is, and RARPs sent before the agent's Network call would
+                // carry the template's MAC (seen: five RARPs, from the
+                // container's MAC when they came after that call).
+                push(&["-global", "migration.announce-rounds=0"]);
+            }
         }
         push(&[
             "-kernel",
@@ -256,6 +264,36 @@ mod tests {
         );
         assert_eq!(guest_cpus(None), 1);
         assert_eq!(guest_cpus(Some(1.5)), 2);
+    }
+
+    #[test]
+    fn a_restored_vm_with_a_nic_has_its_tap_and_does_not_announce() {
+        let args = QemuArgs {
+            name: "web",
+            process_name: "isola-vm-3f9a2c",
+            accel: Accel::Tcg { tb_size_mib: 32 },
+            memory_mib: 128,
+            cpus: 1,
+            kernel: Path::new("/k/bzImage"),
+            initramfs: Path::new("/k/init.cpio"),
+            console_log: Path::new("/run/x/console.log"),
+            rootfs: Path::new("/var/lib/isola/rootfs"),
+            agent_socket: Path::new("/run/x/agent.sock"),
+            nic: Some((9, "02:42:ac:11:00:02")),
+            shares: &[],
+            start: StartMode::Restore { fd: 7 },
+        }
+        .to_args()
+        .join(" ");
+        for want in [
+            "-incoming fd:7",
+            // QEMU would otherwise send RARPs after the restore.
+            "-global migration.announce-rounds=0",
+            "-netdev tap,id=net0,fd=9",
+            "virtio-net-device,netdev=net0,mac=02:42:ac:11:00:02",
+        ] {
+            assert!(args.contains(want), "{want} missing: {args}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! template: VM templating, as Kata Containers' VM factory does it. The first
 //! VM of a given shape (QEMU, kernel, agent, memory, vCPUs, accelerator, the
-//! 9p shares' tags) boots a *template* VM: its agent comes up and answers, and
-//! QEMU saves the whole machine to a file (a migration) before any container
-//! data is shared in. Every later VM of that shape starts from the file
-//! instead of booting the kernel, which under TCG is most of a cold start.
+//! 9p shares' tags, whether it has a NIC) boots a *template* VM: its agent
+//! comes up and answers, and QEMU saves the whole machine to a file (a
+//! migration) before any container data is shared in. Every later VM of that
+//! shape starts from the file instead of booting the kernel, which under TCG
+//! is most of a cold start.
 //!
 //! A restored VM begins as an exact copy of the template: same random pool,
 //! same clock, same kernel address layout. The agent's Init call (which
@@ -11,12 +12,19 @@
 //! reseeds it and sets the clock; the shared address layout stays, as with
 //! Kata's templates. `vm.template = false` boots every VM from scratch.
 //!
+//! A VM with a NIC has templates of its own, whose machine has the same
+//! virtio-net device on a tap that leads nowhere ([`network::tap::isolated`])
+//! and the MAC [`TEMPLATE_MAC`]; a restored VM's QEMU backs the device with
+//! its own tap, and the agent's Network call gives the guest's interface
+//! the container's MAC (the device's address is part of the saved state).
+//!
 //! Templates live in one directory, named by the hash of their shape, written
 //! aside and renamed (under a lock, so concurrent first starts make one);
 //! templates unused for a day are removed when a new one is made.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -30,6 +38,10 @@ use crate::Error;
 
 /// Bumped when what a template holds changes in a way its key cannot see.
 const FORMAT: &str = "isola-vm-template-2";
+/// The MAC address of a template VM's NIC (locally administered): what a
+/// restored VM's guest interface has until the agent's Network call sets
+/// the container's.
+pub const TEMPLATE_MAC: &str = "02:00:00:00:00:01";
 /// Templates not used for this long are removed when a new one is made.
 const UNUSED_FOR: Duration = Duration::from_secs(24 * 3600);
 
@@ -87,6 +99,12 @@ fn key(launch: &Launch<'_>) -> Result<String, Error> {
     for s in &cfg.shares {
         h.update(format!("\0{}\0{}", s.tag, s.read_only));
     }
+    // The NIC is a device the guest probes at boot (its MAC is not part of
+    // the shape: each VM sets its own). Last and only when there is one, so
+    // no-NIC keys stay those of before (a share's part ends in a bool).
+    if cfg.nic.is_some() {
+        h.update("\0virtio-net");
+    }
     Ok(h.finalize()
         .iter()
         .take(8)
@@ -124,6 +142,21 @@ fn make(launch: &Launch<'_>, dir: &Path, key: &str, path: &Path) -> Result<(), E
         cfg.shares = shares;
         cfg.host_cgroup = false;
         cfg.template_dir = None;
+        // Held until the machine is saved and its QEMU gone.
+        let tap = match cfg.nic {
+            Some(_) => Some(network::tap::isolated().map_err(|e| {
+                let cause = std::error::Error::source(&e).map(|c| format!(": {c}"));
+                Error::Template {
+                    step: "open a tap for the template VM".into(),
+                    message: format!("{e}{}", cause.unwrap_or_default()),
+                }
+            })?),
+            None => None,
+        };
+        cfg.nic = tap.as_ref().map(|fd| crate::Nic {
+            tap_fd: fd.as_raw_fd(),
+            mac: TEMPLATE_MAC.into(),
+        });
         let qmp_path = work.join("qmp.sock");
         let template = Launch {
             cfg: &cfg,
@@ -260,6 +293,41 @@ fn prune(dir: &Path, keep: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vm_with_a_nic_has_a_template_of_its_own_whatever_its_mac() {
+        // Stand-ins: key() only names and stats these files.
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = dir.path().join("bzImage");
+        fs::write(&kernel, b"kernel").unwrap();
+        let mut cfg = crate::VmConfig::new(
+            "c",
+            "id",
+            crate::GuestKernel::at(&kernel).unwrap(),
+            crate::AgentBinary::locate(Some(Path::new("/bin/busybox"))).unwrap(),
+            dir.path(),
+            dir.path(),
+        );
+        let key_of = |cfg: &crate::VmConfig| {
+            key(&Launch {
+                cfg,
+                qemu: &kernel,
+                accel: crate::Accel::Tcg { tb_size_mib: 32 },
+                initrd: &kernel,
+            })
+            .unwrap()
+        };
+        let plain = key_of(&cfg);
+        let nic = |mac: &str| crate::Nic {
+            tap_fd: 99,
+            mac: mac.into(),
+        };
+        cfg.nic = Some(nic("02:42:ac:11:00:02"));
+        let with_nic = key_of(&cfg);
+        cfg.nic = Some(nic("02:42:ac:11:00:03"));
+        assert_ne!(plain, with_nic);
+        assert_eq!(with_nic, key_of(&cfg), "the MAC changed the template");
+    }
 
     #[test]
     fn prune_removes_what_went_unused_and_keeps_the_rest() {

@@ -271,9 +271,7 @@ impl Vm {
             initrd: &initrd,
         };
         let mut vm = None;
-        // A template's machine has no NIC: a VM with one boots (a template
-        // per network shape would need a tap for the template VM too).
-        if let Some(dir) = cfg.template_dir.as_ref().filter(|_| cfg.nic.is_none()) {
+        if let Some(dir) = &cfg.template_dir {
             match template::ensure(&launch, dir) {
                 Ok(saved) => match launch.restore(&saved) {
                     Ok(restored) => vm = Some(restored),
