@@ -824,6 +824,8 @@ fn a_vm_container_gets_the_same_networks() {
         return;
     }
     // VMs with a NIC start from templates too (the default).
+    let out = root.cmd(&["info", "--format", "json"]).output().unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let template = info["Vm"]["Template"].as_str().unwrap_or_default();
     assert!(template.starts_with("on:"), "{template}");
     let outside = Outside::new();
