@@ -41,6 +41,8 @@ cleanup() {
   for id in $("$isola" --root "$iroot" ps -aq --no-trunc 2>/dev/null); do
     "$isola" --root "$iroot" rm -f "$id" >/dev/null 2>&1 || true
   done
+  # The root's networks have bridges on the host: they go with it.
+  for b in $(jq -r .Bridge "$iroot"/networks/*.json 2>/dev/null); do ip link delete "$b" 2>/dev/null || true; done
   podman rmi -f "$image" >/dev/null 2>&1 || true
   for id in $(crun --root "$work/crun-state" list -q 2>/dev/null); do
     crun --root "$work/crun-state" delete -f "$id" >/dev/null 2>&1 || true

@@ -118,8 +118,7 @@ pub struct CreateRequest {
     pub open_stdin: bool,
     pub auto_remove: bool,
     pub restart: RestartPolicy,
-    /// `None`: the default (process containers join the default network,
-    /// VM containers get loopback only until VM networking exists).
+    /// `None`: the default network, in both modes (as docker's `bridge`).
     pub network: Option<NetworkMode>,
     pub network_options: NetworkOptions,
     pub read_only: bool,
@@ -335,7 +334,7 @@ impl Engine {
     }
 
     /// The network mode and options a create request comes to: the
-    /// default per isolation, `container:` resolved to an id, the network
+    /// default network unless told, `container:` resolved to an id, the network
     /// found and `--ip` inside it; what VM containers cannot have yet is
     /// refused.
     fn resolve_network(
@@ -344,11 +343,10 @@ impl Engine {
         req: &CreateRequest,
     ) -> Result<(NetworkMode, NetworkOptions), Error> {
         let vm = mode == isolation::Isolation::Vm;
-        let network = match &req.network {
-            Some(n) => n.clone(),
-            None if vm => NetworkMode::None,
-            None => NetworkMode::Network(crate::state::DEFAULT_NETWORK.into()),
-        };
+        let network = req
+            .network
+            .clone()
+            .unwrap_or_else(|| NetworkMode::Network(crate::state::DEFAULT_NETWORK.into()));
         let mut opts = req.network_options.clone();
         if opts.extra_hosts.iter().any(|(_, ip)| ip == "host-gateway") {
             // The host as the container reaches it: its network's gateway
