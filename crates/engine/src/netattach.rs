@@ -162,8 +162,11 @@ pub fn attach(
     store: &ContainerStore,
     config: &ContainerConfig,
 ) -> Result<Option<NetworkState>, AttachError> {
-    // A dead run of this container may have left its attachment.
-    release(root, store, config);
+    // A dead run of this container may have left its attachment (a DEL of
+    // the whole chain costs as much as the ADD: only when there is any).
+    if holds_anything(root, store, config) {
+        release(root, store, config);
+    }
     let netns = netns_path(root, &config.id);
     match &config.network {
         NetworkMode::Host => return Ok(None),
@@ -243,6 +246,19 @@ pub fn attach(
             Err(e)
         }
     }
+}
+
+/// Whether the container holds anything of a network: attachments in its
+/// state, its namespace file, or CNI results an interrupted ADD left.
+fn holds_anything(root: &Path, store: &ContainerStore, config: &ContainerConfig) -> bool {
+    let recorded = store
+        .read(&config.id)
+        .ok()
+        .flatten()
+        .is_some_and(|r| r.state.attachments().next().is_some());
+    recorded
+        || netns_path(root, &config.id).exists()
+        || Networks::open(root).is_ok_and(|n| n.cni().holds_results(&config.id))
 }
 
 /// Runs `net`'s CNI chain for one interface of the container's namespace.

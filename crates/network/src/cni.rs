@@ -85,6 +85,18 @@ impl Cni {
         Ok(path)
     }
 
+    /// Whether an ADD for `container_id` left a cached result (on any
+    /// network): then something may need a DEL.
+    pub fn holds_results(&self, container_id: &str) -> bool {
+        let marker = format!("-{container_id}-");
+        std::fs::read_dir(&self.cache_dir)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().contains(&marker))
+            })
+            .unwrap_or(false)
+    }
+
     fn cache_file(&self, network: &str, container_id: &str, ifname: &str) -> PathBuf {
         self.cache_dir
             .join(format!("{network}-{container_id}-{ifname}.json"))
