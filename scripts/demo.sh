@@ -139,6 +139,11 @@ id=$("$ISOLA" run -d --name demo-web --isolation=vm --network "$net" -p 127.0.0.
 isola ps
 isola port demo-web
 say "the host fetches the published port; a process container fetches the VM by name"
+# httpd in the guest listens a moment after the VM is up.
+for _ in $(seq 50); do
+  busybox wget -q -O /dev/null http://127.0.0.1:18080/ 2>/dev/null && break
+  sleep 0.2
+done
 show timeout 10 busybox wget -q -O - http://127.0.0.1:18080/ || { echo "demo: the published port did not answer" >&2; exit 1; }
 printf '\033[36m$ %s\033[0m\n' "isola run --rm --network $net busybox wget -q -O - http://demo-web/"
 "$ISOLA" run --rm --network "$net" busybox sh -c 'timeout 10 wget -q -O - http://demo-web/' \
