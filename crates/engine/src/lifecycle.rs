@@ -217,10 +217,6 @@ impl Engine {
     /// record, the snapshot and the bundle; on failure nothing is left.
     pub fn create(&self, req: &CreateRequest) -> Result<ContainerRecord, Error> {
         let mode = isolation::resolve(req.isolation.unwrap_or(IsolationChoice::Default))?;
-        // Bad network input fails before the backend's checks (and their
-        // warnings) run.
-        let (network, mut network_options) = self.resolve_network(mode, req)?;
-        backend::open(mode, &self.paths())?.preflight(&req.limits)?;
         let images = image::store::Store::open(&self.root).map_err(Error::Image)?;
         let img = match images.resolve(&req.image) {
             Ok(i) => i,
@@ -232,6 +228,11 @@ impl Engine {
             }
             Err(e) => return Err(Error::Image(e)),
         };
+        // The network after the image (a missing image makes no default
+        // network on a fresh root), before the backend's checks (and their
+        // warnings).
+        let (network, mut network_options) = self.resolve_network(mode, req)?;
+        backend::open(mode, &self.paths())?.preflight(&req.limits)?;
         let (os, arch, variant) = img.platform();
         isolation::check_platform(mode, (&os, &arch, variant.as_deref()))?;
         let defaults = image::defaults::runtime_defaults(
