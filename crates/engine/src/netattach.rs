@@ -413,45 +413,39 @@ pub fn release(root: &Path, store: &ContainerStore, config: &ContainerConfig) {
     }
     let holds_state = state
         .as_ref()
-        .is_some_and(|s| s.network.is_some() || !s.extra_networks.is_empty());
-    if !held.is_empty() {
-        if let Ok(networks) = Networks::open(root) {
-            let _lock = networks.lock();
-            let ns = Some(netns.as_path()).filter(|p| network::netns::is_mounted(p));
-            let mut touched = Vec::new();
-            for (name, ifname) in &held {
-                let Ok(net) = networks.get(name) else {
-                    continue;
-                };
-                // DEL is also right when ADD never ran: plugins release only
-                // what they find.
-                if let Err(e) = networks
-                    .cni()
-                    .del(&networks.conflist(&net), &config.id, ns, ifname)
-                {
-                    tracing::warn!(id = %config.id, network = %name, error = %e, "releasing the network");
-                }
-                touched.push(net);
+        .is_some_and(|s| s.attachments().next().is_some());
+    let networks = Networks::open(root).ok().filter(|_| !held.is_empty());
+    let _lock = networks.as_ref().map(Networks::lock);
+    let mut touched = Vec::new();
+    if let Some(networks) = &networks {
+        let ns = Some(netns.as_path()).filter(|p| network::netns::is_mounted(p));
+        for (name, ifname) in &held {
+            let Ok(net) = networks.get(name) else {
+                continue;
+            };
+            // DEL is also right when ADD never ran: plugins release only
+            // what they find.
+            if let Err(e) = networks
+                .cni()
+                .del(&networks.conflist(&net), &config.id, ns, ifname)
+            {
+                tracing::warn!(id = %config.id, network = %name, error = %e, "releasing the network");
             }
-            if holds_state {
-                let _ = store.update_state(&config.id, |s| {
-                    s.network = None;
-                    s.extra_networks.clear();
-                });
-            }
-            for net in &touched {
-                let _ = refresh_hosts(store, net);
-            }
+            touched.push(net);
         }
     }
-    if let Err(e) = network::netns::remove(&netns) {
-        tracing::warn!(id = %config.id, error = %e, "removing the network namespace");
-    }
+    // Out of its state before its peers' hosts files are rewritten.
     if holds_state {
         let _ = store.update_state(&config.id, |s| {
             s.network = None;
             s.extra_networks.clear();
         });
+    }
+    for net in &touched {
+        let _ = refresh_hosts(store, net);
+    }
+    if let Err(e) = network::netns::remove(&netns) {
+        tracing::warn!(id = %config.id, error = %e, "removing the network namespace");
     }
 }
 
@@ -514,7 +508,7 @@ fn refresh_hosts(store: &ContainerStore, net: &NetworkRecord) -> Result<(), Atta
         for mine in me
             .state
             .attachments()
-            .filter(|n| n.network != crate::state::DEFAULT_NETWORK)
+            .filter(|n| crate::networks::resolves_names(&n.network))
         {
             for p in all.iter().filter(|p| p.config.id != me.config.id) {
                 if let Some(ip) = on(p, &mine.network) {

@@ -114,12 +114,12 @@ impl NetworkRecord {
                 .and_then(|m| m.parse().ok()),
         }
     }
+}
 
-    /// Whether containers on it find each other by name (user networks,
-    /// not the default one, as in docker).
-    pub fn resolves_names(&self) -> bool {
-        self.name != DEFAULT_NETWORK
-    }
+/// Whether containers on network `name` find each other by name (user
+/// networks, not the default one, as in docker).
+pub fn resolves_names(name: &str) -> bool {
+    name != DEFAULT_NETWORK
 }
 
 /// What `network create` asks for.
