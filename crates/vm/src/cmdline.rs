@@ -2,10 +2,8 @@
 //! (guest memory from the container's limit plus overhead, the host cgroup
 //! limit for the QEMU process). Pure functions, unit-tested without QEMU.
 
-use std::path::Path;
-
 use crate::accel::Accel;
-use crate::Error;
+use crate::{jail, Error};
 
 /// Guest memory when the container sets no limit (`isola info` shows it).
 pub const DEFAULT_GUEST_MEMORY_MIB: u64 = 128;
@@ -64,18 +62,26 @@ pub fn process_name(container_id: &str) -> String {
     format!("isola-vm-{short}")
 }
 
-/// What one VM's command line is made from.
+/// QEMU's own seccomp filter, for every VM (template VMs too): a
+/// compromised device model cannot exec, raise privileges, change resource
+/// controls or use obsolete syscalls. `elevateprivileges=deny` is safe here
+/// because the jail drops privileges before exec (QEMU never `-runas`).
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/// What one VM's command line is made from. Paths are those inside the
+/// jail ([`crate::jail`]); sockets and the console are inherited fds.
 pub struct QemuArgs<'a> {
     pub name: &'a str,
     pub process_name: &'a str,
     pub accel: Accel,
     pub memory_mib: u64,
     pub cpus: u32,
-    pub kernel: &'a Path,
-    pub initramfs: &'a Path,
-    pub console_log: &'a Path,
-    pub rootfs: &'a Path,
-    pub agent_socket: &'a Path,
+    /// The write end of the console pipe (QEMU's `-add-fd`).
+    pub console_fd: i32,
+    /// A listening unix socket for the agent's virtio-serial port.
+    pub agent_fd: i32,
+    /// A listening unix socket for QMP (template VMs only).
+    pub qmp_fd: Option<i32>,
     pub shares: &'a [Share],
     /// A virtio-net device on an inherited tap descriptor, and its MAC.
     pub nic: Option<(i32, &'a str)>,
@@ -89,10 +95,10 @@ pub struct QemuArgs<'a> {
 pub enum StartMode<'a> {
     /// Boot the kernel (the normal case).
     Boot,
-    /// Boot the kernel, with a QMP socket to save the machine through
-    /// (`migrate` to `exec:cat`, so without `-sandbox`, which denies spawning;
-    /// a template VM runs only the agent, never a container).
-    Template { qmp: &'a Path },
+    /// Boot the kernel, with QMP on a listening socket at `qmp` to save the
+    /// machine through (`migrate` to a file descriptor QMP is given; a
+    /// template VM runs only the agent, never a container).
+    Template { qmp: &'a std::path::Path },
     /// Restore the machine saved in the file open on fd `fd` (inherited).
     Restore { fd: i32 },
 }
@@ -105,6 +111,9 @@ pub struct Share {
     pub tag: String,
     pub host_path: std::path::PathBuf,
     pub read_only: bool,
+    /// Share only these files of `host_path` (single-file binds): the
+    /// guest sees none of their siblings. None: the whole directory.
+    pub files: Option<Vec<String>>,
 }
 
 impl Share {
@@ -133,7 +142,6 @@ fn opt(v: &str) -> String {
 
 impl QemuArgs<'_> {
     pub fn to_args(&self) -> Vec<String> {
-        let p = |p: &Path| opt(&p.display().to_string());
         let mut a: Vec<String> = Vec::new();
         let mut push = |s: &[&str]| a.extend(s.iter().map(|x| x.to_string()));
         push(&[
@@ -163,18 +171,17 @@ impl QemuArgs<'_> {
             "-monitor",
             "none",
         ]);
-        // QEMU's own seccomp filter: a compromised device model cannot exec,
-        // raise privileges or use obsolete syscalls (defence in depth).
-        if !matches!(self.start, StartMode::Template { .. }) {
-            push(&[
-                "-sandbox",
-                "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
-            ]);
-        }
+        push(&["-sandbox", SANDBOX]);
         match self.start {
             StartMode::Boot => {}
-            StartMode::Template { qmp } => {
-                push(&["-qmp", &format!("unix:{},server=on,wait=off", p(qmp))]);
+            StartMode::Template { .. } => {
+                let qmp_fd = self.qmp_fd.unwrap_or(-1);
+                push(&[
+                    "-chardev",
+                    &format!("socket,id=qmp,fd={qmp_fd},server=on,wait=off"),
+                    "-mon",
+                    "chardev=qmp,mode=control",
+                ]);
             }
             StartMode::Restore { fd } => {
                 push(&["-incoming", &format!("fd:{fd}")]);
@@ -188,18 +195,30 @@ impl QemuArgs<'_> {
         }
         push(&[
             "-kernel",
-            &p(self.kernel),
+            jail::KERNEL,
             "-initrd",
-            &p(self.initramfs),
+            jail::INITRD,
             "-append",
             KERNEL_CMDLINE,
         ]);
-        push(&["-serial", &format!("file:{}", p(self.console_log))]);
+        // The console goes into a pipe the host reads and caps
+        // ([`crate::console`]); `append` because QEMU would truncate it.
+        push(&[
+            "-add-fd",
+            &format!("fd={},set=1", self.console_fd),
+            "-chardev",
+            "file,id=console,path=/dev/fdset/1,append=on",
+            "-serial",
+            "chardev:console",
+        ]);
+        // The rootfs keeps the image's owners and modes (the same snapshot
+        // process mode uses); it is isola's own state, which host users
+        // cannot reach, and QEMU's bind of it is nosuid,nodev.
         push(&[
             "-fsdev",
             &format!(
                 "local,id=fs0,path={},security_model=passthrough",
-                p(self.rootfs)
+                jail::ROOTFS
             ),
             "-device",
             "virtio-9p-device,fsdev=fs0,mount_tag=rootfs",
@@ -208,20 +227,22 @@ impl QemuArgs<'_> {
             "-device",
             "virtio-serial-device",
             "-chardev",
-            &format!(
-                "socket,id=agent,path={},server=on,wait=off",
-                p(self.agent_socket)
-            ),
+            &format!("socket,id=agent,fd={},server=on,wait=off", self.agent_fd),
             "-device",
             "virtserialport,chardev=agent,name=isola.agent",
         ]);
         for (i, share) in self.shares.iter().enumerate() {
             let ro = if share.read_only { ",readonly=on" } else { "" };
+            // Volumes and binds are host files that host users see:
+            // mapped-xattr keeps the owners, modes, setuid bits, device
+            // nodes and symlinks the guest makes in xattrs (QEMU's files
+            // are plain ones of its own uid), so nothing the guest writes
+            // becomes setuid or a device on the host.
             push(&[
                 "-fsdev",
                 &format!(
-                    "local,id=share{i},path={},security_model=passthrough{ro}",
-                    p(&share.host_path)
+                    "local,id=share{i},path={},security_model=mapped-xattr{ro}",
+                    jail::share_dir(i)
                 ),
                 "-device",
                 &format!("virtio-9p-device,fsdev=share{i},mount_tag={}", share.tag),
@@ -274,11 +295,9 @@ mod tests {
             accel: Accel::Tcg { tb_size_mib: 32 },
             memory_mib: 128,
             cpus: 1,
-            kernel: Path::new("/k/bzImage"),
-            initramfs: Path::new("/k/init.cpio"),
-            console_log: Path::new("/run/x/console.log"),
-            rootfs: Path::new("/var/lib/isola/rootfs"),
-            agent_socket: Path::new("/run/x/agent.sock"),
+            console_fd: 5,
+            agent_fd: 6,
+            qmp_fd: None,
             nic: Some((9, "02:42:ac:11:00:02")),
             shares: &[],
             start: StartMode::Restore { fd: 7 },
@@ -306,16 +325,15 @@ mod tests {
             accel: Accel::Tcg { tb_size_mib: 32 },
             memory_mib: 128,
             cpus: 1,
-            kernel: Path::new("/k/bzImage"),
-            initramfs: Path::new("/k/init.cpio"),
-            console_log: Path::new("/run/x/console.log"),
-            rootfs: Path::new("/var/lib/isola/rootfs"),
-            agent_socket: Path::new("/run/x/agent.sock"),
+            console_fd: 5,
+            agent_fd: 6,
+            qmp_fd: None,
             nic: None,
             shares: &[Share {
                 tag: "vol0".into(),
                 host_path: "/srv/data".into(),
                 read_only: true,
+                files: None,
             }],
             start: StartMode::Boot,
         }
@@ -327,6 +345,16 @@ mod tests {
         );
         assert!(joined.contains("-accel tcg,tb-size=32"), "{joined}");
         assert!(joined.contains("-sandbox on,"), "{joined}");
+        // Volumes never take the guest's setuid bits or device nodes to the host.
+        assert!(
+            joined.contains("path=/share0,security_model=mapped-xattr,readonly=on"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("socket,id=agent,fd=6,server=on"),
+            "{joined}"
+        );
+        assert!(joined.contains("-add-fd fd=5,set=1"), "{joined}");
         assert!(
             joined.contains("mount_tag=rootfs") && joined.contains("name=isola.agent"),
             "{joined}"

@@ -47,6 +47,14 @@ pub enum Error {
         #[source]
         source: runtime::cgroups::Error,
     },
+    #[error("cannot jail QEMU: {step}")]
+    Jail {
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot make the system user {user:?} that QEMU runs as: {message}")]
+    JailUser { user: String, message: String },
     #[error("the VM exited unexpectedly ({status}): see {console}")]
     VmExited { status: String, console: PathBuf },
     #[error("the guest agent did not answer within {waited:?}; the VM was killed: see {console}")]

@@ -23,13 +23,14 @@
 //! templates unused for a day are removed when a new one is made.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use sha2::{Digest, Sha256};
 
 use crate::cmdline::{self, Share, StartMode};
@@ -129,18 +130,20 @@ fn make(launch: &Launch<'_>, dir: &Path, key: &str, path: &Path) -> Result<(), E
             fs::create_dir_all(&host_path).map_err(Error::io("create", &host_path))?;
             shares.push(Share {
                 host_path,
+                files: None,
                 ..s.clone()
             });
         }
         let mut cfg = launch.cfg.clone();
         cfg.name = "template".into();
-        cfg.id = "template".into();
+        // Its own host cgroup, jailed like any other VM.
+        cfg.id = format!("template-{key}");
+        cfg.cgroup_holds_caller = false;
         cfg.rootfs = rootfs;
         cfg.run_dir = work.clone();
         // Kept (overwritten by the next attempt): an error names it.
         cfg.console_log = Some(dir.join(format!("{key}.console.log")));
         cfg.shares = shares;
-        cfg.host_cgroup = false;
         cfg.template_dir = None;
         // Held until the machine is saved and its QEMU gone.
         let tap = match cfg.nic {
@@ -191,54 +194,74 @@ fn make(launch: &Launch<'_>, dir: &Path, key: &str, path: &Path) -> Result<(), E
     }
 }
 
-/// Has the QEMU whose QMP socket is `qmp` save its machine to `to`.
+/// Has the QEMU whose QMP socket is `qmp` save its machine to `to`: the
+/// file is opened here and handed to QEMU over QMP (`getfd`), as its jail
+/// holds no file it could write and its seccomp filter forbids `exec:`.
 fn save(qmp: &Path, to: &Path, timeout: Duration) -> Result<(), Error> {
-    let target = to.display().to_string();
-    if target.contains('\'') {
-        return Err(Error::io("save a VM template to", to)(
-            std::io::Error::other("the path has a single quote"),
-        ));
-    }
     let broke = |e: std::io::Error| Error::Template {
         step: "talk to QEMU's QMP socket".into(),
         message: e.to_string(),
     };
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(Error::io("create", to))?;
     let stream = UnixStream::connect(qmp).map_err(Error::io("connect to", qmp))?;
     stream.set_read_timeout(Some(timeout)).map_err(broke)?;
     let mut reader = BufReader::new(stream.try_clone().map_err(broke)?);
-    let mut writer = stream;
+    let writer = stream;
     let mut greeting = String::new();
     reader.read_line(&mut greeting).map_err(broke)?;
-    let mut call = |command: serde_json::Value| -> Result<serde_json::Value, Error> {
-        writeln!(writer, "{command}").map_err(broke)?;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).map_err(broke)? == 0 {
-                return Err(broke(std::io::ErrorKind::UnexpectedEof.into()));
+    let mut call =
+        |command: serde_json::Value, fd: Option<i32>| -> Result<serde_json::Value, Error> {
+            let line = format!("{command}\n");
+            let fds: Vec<i32> = fd.into_iter().collect();
+            let cmsg: Vec<ControlMessage<'_>> = match fds.is_empty() {
+                true => Vec::new(),
+                false => vec![ControlMessage::ScmRights(&fds)],
+            };
+            sendmsg::<()>(
+                writer.as_raw_fd(),
+                &[std::io::IoSlice::new(line.as_bytes())],
+                &cmsg,
+                MsgFlags::empty(),
+                None,
+            )
+            .map_err(|e| broke(e.into()))?;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).map_err(broke)? == 0 {
+                    return Err(broke(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if let Some(r) = v.get("return") {
+                    return Ok(r.clone());
+                }
+                if let Some(e) = v.get("error") {
+                    return Err(Error::Template {
+                        step: format!("QMP {}", command["execute"]),
+                        message: e["desc"].as_str().unwrap_or("failed").to_string(),
+                    });
+                }
+                // Anything else is an event: read on.
             }
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if let Some(r) = v.get("return") {
-                return Ok(r.clone());
-            }
-            if let Some(e) = v.get("error") {
-                return Err(Error::Template {
-                    step: format!("QMP {}", command["execute"]),
-                    message: e["desc"].as_str().unwrap_or("failed").to_string(),
-                });
-            }
-            // Anything else is an event: read on.
-        }
-    };
-    call(serde_json::json!({"execute": "qmp_capabilities"}))?;
-    call(serde_json::json!({
-        "execute": "migrate",
-        "arguments": {"uri": format!("exec:cat > '{target}'")}
-    }))?;
+        };
+    call(serde_json::json!({"execute": "qmp_capabilities"}), None)?;
+    call(
+        serde_json::json!({"execute": "getfd", "arguments": {"fdname": "template"}}),
+        Some(file.as_raw_fd()),
+    )?;
+    call(
+        serde_json::json!({"execute": "migrate", "arguments": {"uri": "fd:template"}}),
+        None,
+    )?;
     let deadline = Instant::now() + timeout;
     loop {
-        let r = call(serde_json::json!({"execute": "query-migrate"}))?;
+        let r = call(serde_json::json!({"execute": "query-migrate"}), None)?;
         match r["status"].as_str() {
-            Some("completed") => return Ok(()),
+            Some("completed") => return file.sync_all().map_err(Error::io("write", to)),
             Some("failed") | Some("cancelled") => {
                 return Err(Error::Template {
                     step: "save the machine".into(),
@@ -314,6 +337,7 @@ mod tests {
                 qemu: &kernel,
                 accel: crate::Accel::Tcg { tb_size_mib: 32 },
                 initrd: &kernel,
+                user: crate::JailUser { uid: 1, gid: 1 },
             })
             .unwrap()
         };

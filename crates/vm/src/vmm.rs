@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 use crate::accel::{self, Accel, AccelChoice};
 use crate::client::AgentClient;
 use crate::cmdline::{self, QemuArgs, Share};
+use crate::host_cgroup::HostCgroup;
+use crate::jail::{Jail, JailParts, JailUser};
 use crate::kernel::{AgentBinary, GuestKernel};
-use crate::{initramfs, sys, template, Error};
+use crate::{console, initramfs, sys, template, Error};
 
 /// How one VM is made. [`VmConfig::new`] fills in the defaults.
 #[derive(Debug, Clone)]
@@ -55,6 +57,11 @@ pub struct VmConfig {
     pub template_dir: Option<PathBuf>,
     /// A network interface (virtio-net) backed by a tap the caller opened.
     pub nic: Option<Nic>,
+    /// Whom QEMU runs as in its jail (None: [`JailUser::ensure`]).
+    pub jail_user: Option<JailUser>,
+    /// Move the calling process (the engine's monitor) into the VM's host
+    /// cgroup too, under the same limits, while the VM runs.
+    pub cgroup_holds_caller: bool,
 }
 
 /// The guest's network interface: QEMU's virtio-net device on a tap
@@ -94,6 +101,8 @@ impl VmConfig {
             console_log: None,
             template_dir: Some(PathBuf::from(crate::kernel::DEFAULT_CACHE).join("templates")),
             nic: None,
+            jail_user: None,
+            cgroup_holds_caller: false,
         }
     }
 }
@@ -105,7 +114,8 @@ pub struct Vm {
     client: Option<AgentClient>,
     console: PathBuf,
     socket: PathBuf,
-    cgroup: Option<runtime::cgroups::Cgroup>,
+    jail_dir: PathBuf,
+    cgroup: Option<HostCgroup>,
     process_name: String,
     kernel_release: String,
     agent_serving_at: Duration,
@@ -130,6 +140,7 @@ pub(crate) struct Launch<'a> {
     pub qemu: &'a Path,
     pub accel: Accel,
     pub initrd: &'a Path,
+    pub user: JailUser,
 }
 
 impl Launch<'_> {
@@ -155,74 +166,74 @@ impl Launch<'_> {
             .console_log
             .clone()
             .unwrap_or_else(|| cfg.run_dir.join("console.log"));
+        // QEMU writes no file of its own: its sockets are bound here, its
+        // console is a pipe, and it inherits them all.
         let socket = cfg.run_dir.join("agent.sock");
-        let _ = fs::remove_file(&socket);
-        let process_name = cmdline::process_name(&cfg.id);
-        let args = QemuArgs {
-            name: &cfg.name,
-            process_name: &process_name,
-            accel: self.accel,
-            memory_mib: cfg.memory_mib,
-            cpus: cfg.cpus,
-            kernel: cfg.kernel.path(),
-            initramfs: self.initrd,
-            console_log: &console,
-            rootfs: &cfg.rootfs,
-            agent_socket: &socket,
-            shares: &cfg.shares,
-            nic: cfg.nic.as_ref().map(|n| (n.tap_fd, n.mac.as_str())),
+        let agent = listen(&socket)?;
+        let qmp = match start {
+            cmdline::StartMode::Template { qmp } => Some(listen(qmp)?),
+            _ => None,
+        };
+        let (console_r, console_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::io("make a pipe for", &console)(e.into()))?;
+        let mut cgroup = match cfg.host_cgroup {
+            true => Some(HostCgroup::create(
+                &cfg.id,
+                cmdline::host_memory_limit_bytes(cfg.memory_mib, self.accel),
+                cfg.cgroup_holds_caller,
+            )?),
+            false => None,
+        };
+        let jail_dir = cfg.run_dir.join("jail");
+        let spawned = self.spawn_jailed(
             start,
-        }
-        .to_args();
-        tracing::debug!(qemu = %self.qemu.display(), ?args, "starting the VM");
-        let stderr_log = cfg.run_dir.join("qemu.log");
-        let stderr = fs::File::create(&stderr_log).map_err(Error::io("create", &stderr_log))?;
-        let mut command = Command::new(self.qemu);
-        command
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        // Under TCG, no transparent huge pages for QEMU (its guest RAM above
-        // all): the host then backs only the 4 KiB pages the guest touches
-        // (with THP one touched byte costs 2 MiB), and reading an untouched
-        // page maps the zero page, which keeps a VM restored from a template
-        // (QEMU checks every page it restores for zeros) as small as a booted
-        // one. TCG's soft TLB maps 4 KiB pages anyway; KVM keeps huge pages.
-        let inherit: Vec<i32> = saved
-            .map(|f| f.as_raw_fd())
-            .into_iter()
-            .chain(cfg.nic.as_ref().map(|n| n.tap_fd))
-            .collect();
-        sys::in_child_before_exec(
-            &mut command,
-            matches!(self.accel, Accel::Tcg { .. }),
-            &inherit,
+            saved,
+            &jail_dir,
+            [console_w.as_raw_fd(), agent.as_raw_fd()],
+            qmp.as_ref().map(|q| q.as_raw_fd()),
+            cgroup.as_ref(),
         );
-        let child = command.spawn().map_err(|source| Error::Spawn {
-            binary: self.qemu.display().to_string(),
-            source,
-        })?;
+        drop(console_w);
+        let (child, stderr_log) = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(cg) = cgroup.as_mut() {
+                    cg.remove();
+                }
+                let _ = fs::remove_dir_all(&jail_dir);
+                let _ = fs::remove_file(&socket);
+                return Err(e);
+            }
+        };
         let started = Instant::now();
+        let drained = console::drain(console_r, console.clone());
         let mut vm = Vm {
             child,
             client: None,
             console: console.clone(),
             socket: socket.clone(),
-            cgroup: None,
-            process_name,
+            jail_dir,
+            cgroup,
+            process_name: cmdline::process_name(&cfg.id),
             kernel_release: String::new(),
             agent_serving_at: Duration::ZERO,
             accel: self.accel,
             status: None,
         };
-        if cfg.host_cgroup {
-            vm.enter_cgroup(
-                &cfg.id,
-                cmdline::host_memory_limit_bytes(cfg.memory_mib, self.accel),
-            )?;
+        if let Err(e) = drained {
+            vm.kill();
+            return Err(Error::io("write", console)(e));
         }
-        let stream = vm.connect(&socket, started + cfg.boot_timeout, &stderr_log)?;
+        // The socket listens already: this connects at once, and QEMU
+        // accepts when it is ready. Without the host's copies of the
+        // listening sockets, QEMU dying resets the connection.
+        let stream = UnixStream::connect(&socket);
+        drop(agent);
+        drop(qmp);
+        let stream = match stream {
+            Ok(s) => s,
+            Err(_) => return Err(vm.exited(&stderr_log)),
+        };
         let client = AgentClient::new(stream, console.clone())?;
         let left = (started + cfg.boot_timeout).saturating_duration_since(Instant::now());
         let hello = client.hello(left);
@@ -239,11 +250,122 @@ impl Launch<'_> {
                     console,
                 });
             }
-            Err(e) => return Err(vm.explain(e)),
+            Err(e) => return Err(vm.explain(e, &stderr_log)),
         }
         tracing::debug!(pid = vm.pid(), elapsed = ?started.elapsed(), "the VM's agent answered");
         Ok(vm)
     }
+
+    /// Starts QEMU in its jail ([`crate::jail`]), in a PID namespace of its
+    /// own, inheriting `fds` (console, agent socket) and `qmp`. Returns the
+    /// child and the file its stderr goes to.
+    fn spawn_jailed(
+        &self,
+        start: cmdline::StartMode<'_>,
+        saved: Option<&fs::File>,
+        jail_dir: &Path,
+        [console_fd, agent_fd]: [i32; 2],
+        qmp_fd: Option<i32>,
+        cgroup: Option<&HostCgroup>,
+    ) -> Result<(Child, PathBuf), Error> {
+        let cfg = self.cfg;
+        let shares = cfg
+            .shares
+            .iter()
+            .map(|s| (s.host_path.as_path(), s.read_only, s.files.as_deref()))
+            .collect();
+        let jail = Jail::prepare(
+            jail_dir,
+            &JailParts {
+                kernel: cfg.kernel.path(),
+                initrd: self.initrd,
+                rootfs: &cfg.rootfs,
+                shares,
+                kvm: matches!(self.accel, Accel::Kvm),
+                user: self.user,
+                cgroup_dirs: cgroup.map(HostCgroup::vmm_dirs).unwrap_or_default(),
+            },
+        )?;
+        let process_name = cmdline::process_name(&cfg.id);
+        let args = QemuArgs {
+            name: &cfg.name,
+            process_name: &process_name,
+            accel: self.accel,
+            memory_mib: cfg.memory_mib,
+            cpus: cfg.cpus,
+            console_fd,
+            agent_fd,
+            qmp_fd,
+            shares: &cfg.shares,
+            nic: cfg.nic.as_ref().map(|n| (n.tap_fd, n.mac.as_str())),
+            start,
+        }
+        .to_args();
+        tracing::debug!(qemu = %self.qemu.display(), ?args, "starting the VM");
+        let stderr_log = cfg.run_dir.join("qemu.log");
+        let stderr = fs::File::create(&stderr_log).map_err(Error::io("create", &stderr_log))?;
+        let mut command = Command::new(self.qemu);
+        command
+            .args(&args)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        // Under TCG, no transparent huge pages for QEMU (its guest RAM above
+        // all): the host then backs only the 4 KiB pages the guest touches
+        // (with THP one touched byte costs 2 MiB), and reading an untouched
+        // page maps the zero page, which keeps a VM restored from a template
+        // (QEMU checks every page it restores for zeros) as small as a booted
+        // one. TCG's soft TLB maps 4 KiB pages anyway; KVM keeps huge pages.
+        let inherit: Vec<i32> = saved
+            .map(|f| f.as_raw_fd())
+            .into_iter()
+            .chain(cfg.nic.as_ref().map(|n| n.tap_fd))
+            .chain([console_fd, agent_fd])
+            .chain(qmp_fd)
+            .collect();
+        sys::in_child_before_exec(
+            &mut command,
+            matches!(self.accel, Accel::Tcg { .. }),
+            &inherit,
+            Some(jail),
+        );
+        // A thread of its own forks QEMU into a new PID namespace (the
+        // namespace applies to that thread's children, and it ends).
+        let spawned = std::thread::scope(|s| {
+            s.spawn(|| {
+                sys::children_in_new_pid_namespace()?;
+                command.spawn()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the spawning thread panicked")))
+        });
+        match spawned {
+            Ok(child) => Ok((child, stderr_log)),
+            Err(source) => {
+                let said = fs::read_to_string(&stderr_log).unwrap_or_default();
+                match said.lines().find_map(|l| l.strip_prefix("isola jail: ")) {
+                    Some(step) => Err(Error::Jail {
+                        step: step.to_string(),
+                        source,
+                    }),
+                    None => Err(Error::Spawn {
+                        binary: self.qemu.display().to_string(),
+                        source,
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// A listening unix socket at `path` (replacing one left there), 0600.
+fn listen(path: &Path) -> Result<std::os::unix::net::UnixListener, Error> {
+    let _ = fs::remove_file(path);
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(Error::io("listen on", path))?;
+    fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(Error::io("restrict", path))?;
+    Ok(l)
 }
 
 impl Vm {
@@ -264,11 +386,16 @@ impl Vm {
         }
         let accel = accel::resolve(cfg.accel, cfg.tb_size_mib)?;
         let initrd = initramfs::cached(&cfg.agent, &cfg.cache_dir)?;
+        let user = match cfg.jail_user {
+            Some(u) => u,
+            None => JailUser::ensure()?,
+        };
         let launch = Launch {
             cfg,
             qemu: &qemu,
             accel,
             initrd: &initrd,
+            user,
         };
         let mut vm = None;
         if let Some(dir) = &cfg.template_dir {
@@ -295,72 +422,44 @@ impl Vm {
         vm.client().init()?;
         Ok(vm)
     }
-    fn enter_cgroup(&mut self, id: &str, limit: u64) -> Result<(), Error> {
-        let path = format!("/isola-vm/{id}");
-        let pid = self.child.id();
-        let mut memory = oci_spec::runtime::LinuxMemory::default();
-        memory.set_limit(Some(limit as i64));
-        let mut resources = oci_spec::runtime::LinuxResources::default();
-        resources.set_memory(Some(memory));
-        let cg = runtime::cgroups::Cgroup::create_with_resources(&path, id, Some(&resources))
-            .map_err(|source| Error::Cgroup {
-                pid,
-                path: path.clone(),
-                source,
-            })?;
-        let added = cg.add_process(pid as i32);
-        self.cgroup = Some(cg);
-        added.map_err(|source| Error::Cgroup { pid, path, source })
-    }
-
-    /// Connects to QEMU's agent socket once it exists, noticing QEMU dying first.
-    fn connect(
-        &mut self,
-        socket: &Path,
-        deadline: Instant,
-        stderr_log: &Path,
-    ) -> Result<UnixStream, Error> {
-        loop {
-            if let Some(status) = self.try_wait() {
-                let qemu_said = fs::read_to_string(stderr_log).unwrap_or_default();
-                let status = match qemu_said.trim() {
-                    "" => format!("QEMU {status}"),
-                    said => format!("QEMU {status}: {said}"),
-                };
-                self.cleanup();
-                return Err(Error::VmExited {
-                    status,
-                    console: self.console.clone(),
-                });
-            }
-            if let Ok(s) = UnixStream::connect(socket) {
-                return Ok(s);
+    /// QEMU's exit (it refused the agent's connection) as an error naming
+    /// what QEMU said.
+    fn exited(&mut self, stderr_log: &Path) -> Error {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let status = loop {
+            if let Some(s) = self.try_wait() {
+                break Some(s);
             }
             if Instant::now() > deadline {
-                self.kill();
-                return Err(Error::BootTimeout {
-                    waited: Duration::ZERO,
-                    console: self.console.clone(),
-                });
+                break None;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let status = match status {
+            Some(s) => {
+                let said = fs::read_to_string(stderr_log).unwrap_or_default();
+                match said.trim() {
+                    "" => format!("QEMU {s}"),
+                    said => format!("QEMU {s}: {said}"),
+                }
+            }
+            None => {
+                self.kill();
+                "the agent channel broke; QEMU was killed".into()
+            }
+        };
+        self.cleanup();
+        Error::VmExited {
+            status,
+            console: self.console.clone(),
         }
     }
 
-    /// Adds QEMU's exit status to a channel error once QEMU has gone.
-    fn explain(&mut self, e: Error) -> Error {
-        if let Error::VmExited { console, .. } = &e {
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                if let Some(status) = self.try_wait() {
-                    self.cleanup();
-                    return Error::VmExited {
-                        status: format!("QEMU {status}"),
-                        console: console.clone(),
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+    /// Adds QEMU's exit status (and what it said) to a channel error once
+    /// QEMU has gone.
+    fn explain(&mut self, e: Error, stderr_log: &Path) -> Error {
+        if let Error::VmExited { .. } = &e {
+            return self.exited(stderr_log);
         }
         e
     }
@@ -400,7 +499,10 @@ impl Vm {
 
     /// The host cgroup directories QEMU runs in.
     pub fn host_cgroup_paths(&self) -> Vec<PathBuf> {
-        self.cgroup.as_ref().map(|c| c.paths()).unwrap_or_default()
+        self.cgroup
+            .as_ref()
+            .map(|c| c.vmm().paths())
+            .unwrap_or_default()
     }
 
     /// QEMU's exit status, if it has exited.
@@ -437,7 +539,7 @@ impl Vm {
     }
 
     fn signal_or_freeze(&self, pause: bool) -> Result<(), Error> {
-        if let Some(cg) = &self.cgroup {
+        if let Some(cg) = self.cgroup.as_ref().map(HostCgroup::vmm) {
             let r = if pause { cg.freeze() } else { cg.thaw() };
             if r.is_ok() {
                 return Ok(());
@@ -488,25 +590,14 @@ impl Vm {
         status
     }
 
-    /// Removes the socket and the host cgroup (QEMU must be gone).
+    /// Removes the socket, the jail directory and the host cgroup (QEMU
+    /// must be gone).
     fn cleanup(&mut self) {
         let _ = fs::remove_file(&self.socket);
-        if let Some(cg) = self.cgroup.take() {
-            // QEMU has been reaped, so the group is normally empty: removing its
-            // directories is enough, and much quicker than a full destroy
-            // (freeze, kill, thaw, retry), which stays the fallback.
-            let empty = cg.pids().is_ok_and(|p| p.is_empty());
-            if empty
-                && cg
-                    .paths()
-                    .iter()
-                    .all(|p| fs::remove_dir(p).is_ok() || !p.exists())
-            {
-                return;
-            }
-            if let Err(e) = cg.destroy() {
-                tracing::warn!(error = %e, "removing the VM's host cgroup");
-            }
+        // Only mount points are left in it (the mounts were QEMU's own).
+        let _ = fs::remove_dir_all(&self.jail_dir);
+        if let Some(mut cg) = self.cgroup.take() {
+            cg.remove();
         }
     }
 }

@@ -352,6 +352,7 @@ fn stdin_terminals_volumes_pause_and_guest_cgroups_work() {
         tag: "vol0".into(),
         host_path: volume.path().to_path_buf(),
         read_only: false,
+        files: None,
     });
     let mut vm = vm::Vm::boot(&cfg).unwrap();
     let client = vm.client().clone();

@@ -419,6 +419,47 @@ pub fn remove_parents(parents: &[PathBuf]) {
     }
 }
 
+/// The directories of this process's own cgroup, controller → directory
+/// (v2: one entry, keyed ""), for [`return_to`] after a move.
+pub fn own_dirs() -> Result<BTreeMap<String, PathBuf>, Error> {
+    let own = own_cgroups()?;
+    Ok(match mountinfo::detect()? {
+        mountinfo::Layout::V1(hierarchies) => hierarchies
+            .iter()
+            .filter_map(|(c, mount)| own.get(c).map(|p| (c.clone(), mount.join(p))))
+            .collect(),
+        mountinfo::Layout::V2(root) => own
+            .get("")
+            .map(|p| (String::new(), root.join(p)))
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// Moves `pid` (its whole thread group) into the directories [`own_dirs`]
+/// gave, for each of `controllers` ("" on v2) present there.
+pub fn return_to(
+    dirs: &BTreeMap<String, PathBuf>,
+    controllers: &[String],
+    pid: i32,
+) -> Result<(), Error> {
+    let mut done: Vec<&PathBuf> = Vec::new();
+    for c in controllers {
+        let Some(dir) = dirs.get(c) else { continue };
+        if done.contains(&dir) {
+            continue;
+        }
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string()).map_err(|source| Error::Write {
+            path: procs,
+            value: pid.to_string(),
+            source,
+        })?;
+        done.push(dir);
+    }
+    Ok(())
+}
+
 /// Where a cgroups path puts the cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Placement {

@@ -235,7 +235,7 @@ fn guest_spec(bundle: &Path) -> Result<GuestSpec, BackendError> {
     })?;
     let container_dir = bundle.parent().unwrap_or(bundle);
     let mut shares: Vec<vm::Share> = Vec::new();
-    let mut by_dir: BTreeMap<(PathBuf, bool), String> = BTreeMap::new();
+    let mut by_dir: BTreeMap<(PathBuf, bool, bool), String> = BTreeMap::new();
     let mut binds = Vec::new();
     for (i, m) in spec["mounts"].as_array().into_iter().flatten().enumerate() {
         let options: Vec<&str> = m["options"]
@@ -261,18 +261,27 @@ fn guest_spec(bundle: &Path) -> Result<GuestSpec, BackendError> {
         // it read-only, so that not even a compromised guest kernel can
         // rewrite them (its /etc/hosts and friends are read-only in exchange).
         let read_only = options.contains(&"ro") || dir == container_dir;
+        // A file bind shares only the files bound from its directory, never
+        // their siblings (the vm crate stages each in a directory of its own).
         let tag = by_dir
-            .entry((dir.clone(), read_only))
+            .entry((dir.clone(), read_only, file.is_some()))
             .or_insert_with(|| {
                 let tag = format!("isola{}", shares.len());
                 shares.push(vm::Share {
                     tag: tag.clone(),
                     host_path: dir,
                     read_only,
+                    files: file.as_ref().map(|_| Vec::new()),
                 });
                 tag
             })
             .clone();
+        if let (Some(name), Some(share)) = (&file, shares.iter_mut().find(|s| s.tag == tag)) {
+            let files = share.files.get_or_insert_with(Vec::new);
+            if !files.contains(name) {
+                files.push(name.clone());
+            }
+        }
         binds.push((i, tag, file));
     }
     Ok(GuestSpec {
@@ -343,12 +352,7 @@ impl VmBackend {
                 }
             }
         }
-        let cgroup = format!("/isola-vm/{id}");
-        if let Ok(cg) = runtime::cgroups::Cgroup::open(&cgroup, id) {
-            if cg.paths().iter().any(|p| p.exists()) {
-                let _ = cg.destroy();
-            }
-        }
+        vm::host_cgroup::remove_orphan(id);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -404,6 +408,8 @@ impl Backend for VmBackend {
         cfg.accel = accel_choice(&settings).map_err(boot)?;
         cfg.boot_timeout = BOOT_TIMEOUT;
         cfg.shares = guest.shares.clone();
+        // What the guest makes the monitor buffer counts against the VM's limit.
+        cfg.cgroup_holds_caller = true;
         cfg.template_dir = settings.template().then(template_dir);
         let console = container_dir.join(CONSOLE_LOG);
         cfg.console_log = Some(console.clone());
