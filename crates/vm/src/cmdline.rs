@@ -117,7 +117,23 @@ pub struct Share {
 }
 
 impl Share {
+    /// Checks the tag, and that a writable share's filesystem can keep the
+    /// guest's file metadata in xattrs (mapped-xattr).
     pub fn validate(&self) -> Result<(), Error> {
+        self.validate_tag()?;
+        if !self.read_only {
+            let path = std::ffi::CString::new(self.host_path.as_os_str().as_encoded_bytes())
+                .unwrap_or_default();
+            if !crate::sys::user_xattrs_supported(&path) {
+                return Err(Error::ShareWithoutXattrs {
+                    path: self.host_path.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_tag(&self) -> Result<(), Error> {
         let ok = !self.tag.is_empty()
             && self.tag.len() <= 31
             && self.tag != "rootfs"

@@ -27,6 +27,8 @@ pub enum Error {
     },
     #[error("invalid share tag {tag:?}: use 1-31 of A-Z a-z 0-9 - _ (and not \"rootfs\")")]
     InvalidShareTag { tag: String },
+    #[error("{path} is on a filesystem without user extended attributes (tmpfs before Linux 6.6): a writable volume or bind in a VM container needs them, so that the guest's owners, modes and device nodes stay off the host's files; mount it read-only (:ro) or use a directory on ext4, xfs or btrfs")]
+    ShareWithoutXattrs { path: PathBuf },
     #[error("cannot {op} {path}")]
     Io {
         op: &'static str,

@@ -369,6 +369,64 @@ pub fn policy(user: &str) -> JailPolicy {
     }
 }
 
+/// What a running QEMU's jail looks like from the host, read from /proc
+/// (`isola inspect`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JailObserved {
+    pub pid: u32,
+    pub uid: String,
+    pub gid: String,
+    pub cap_eff: String,
+    pub cap_bnd: String,
+    pub no_new_privs: bool,
+    /// 2: a seccomp filter.
+    pub seccomp: u32,
+    /// Its cgroup (the v2 or first v1 line of /proc/<pid>/cgroup).
+    pub cgroup: String,
+    /// The namespaces it does not share with the host's init.
+    pub own_namespaces: Vec<String>,
+}
+
+/// The jail of the process `pid`, as /proc shows it (None once it is gone).
+pub fn observe(pid: u32) -> Option<JailObserved> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("0::") || l.contains(":memory:"))
+        .and_then(|l| l.splitn(3, ':').nth(2))
+        .unwrap_or_default()
+        .to_string();
+    let own_namespaces = ["mnt", "pid", "ipc", "uts", "net", "cgroup"]
+        .iter()
+        .filter(|ns| {
+            let theirs = fs::read_link(format!("/proc/{pid}/ns/{ns}")).ok();
+            let hosts = fs::read_link(format!("/proc/1/ns/{ns}")).ok();
+            theirs.is_some() && theirs != hosts
+        })
+        .map(|ns| ns.to_string())
+        .collect();
+    Some(JailObserved {
+        pid,
+        uid: field("Uid"),
+        gid: field("Gid"),
+        cap_eff: field("CapEff"),
+        cap_bnd: field("CapBnd"),
+        no_new_privs: field("NoNewPrivs") == "1",
+        seccomp: field("Seccomp").parse().unwrap_or(0),
+        cgroup,
+        own_namespaces,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -248,6 +248,30 @@ struct CapData {
     inheritable: u32,
 }
 
+/// Whether the filesystem holding the directory `path` takes `user.`
+/// extended attributes, which 9p's mapped-xattr model keeps the guest's
+/// file metadata in (tmpfs does not before Linux 6.6). Asking is not
+/// enough (tmpfs answers "no such attribute"): this sets one and removes it.
+pub(crate) fn user_xattrs_supported(path: &std::ffi::CStr) -> bool {
+    let name = c"user.isola.probe";
+    // SAFETY: setxattr(2)/removexattr(2) on NUL-terminated strings and a
+    // one-byte value, all outliving the calls.
+    unsafe {
+        let set = libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            b"1".as_ptr().cast(),
+            1,
+            libc::XATTR_CREATE,
+        );
+        if set == 0 {
+            libc::removexattr(path.as_ptr(), name.as_ptr());
+            return true;
+        }
+        std::io::Error::last_os_error().raw_os_error() != Some(libc::EOPNOTSUPP)
+    }
+}
+
 /// Has the calling thread put the children it forks from now on into a new
 /// PID namespace (their init is the first): call on a thread of its own,
 /// which forks once and ends.

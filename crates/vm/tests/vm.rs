@@ -450,3 +450,83 @@ fn stdin_terminals_volumes_pause_and_guest_cgroups_work() {
     );
     vm.shutdown(Duration::from_secs(60));
 }
+
+/// A compromised guest (here: the test, speaking for the agent) asks for
+/// more than the host shared: a single-file share mounted whole, and a
+/// read-only share mounted read-write. QEMU's devices hold the line: the
+/// file's siblings are not there, and no write reaches the read-only one.
+#[test]
+fn a_guest_asking_for_more_than_it_was_shared_gets_nothing_more() {
+    let Some(kernel) = kernel_or_skip("share scoping test") else {
+        return;
+    };
+    let rootfs = busybox_rootfs();
+    let run = tempfile::tempdir().unwrap();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("app.conf"), "the shared file\n").unwrap();
+    std::fs::write(host.path().join("secret"), "a sibling\n").unwrap();
+    let ro = tempfile::tempdir().unwrap();
+    std::fs::write(ro.path().join("kept"), "read-only\n").unwrap();
+    let id = testkit::unique_name(ID_PREFIX);
+    let mut cfg = config(kernel, rootfs.path(), run.path(), &id);
+    cfg.shares.push(vm::Share {
+        tag: "one".into(),
+        host_path: host.path().to_path_buf(),
+        read_only: false,
+        files: Some(vec!["app.conf".into()]),
+    });
+    cfg.shares.push(vm::Share {
+        tag: "ro".into(),
+        host_path: ro.path().to_path_buf(),
+        read_only: true,
+        files: None,
+    });
+    let vm = vm::Vm::boot(&cfg).unwrap();
+    let mut spec = serde_json::to_value(spec(&[
+        "sh",
+        "-c",
+        "ls -a /one; cat /one/secret; echo x > /ro/written; echo y > /ro/kept; \
+         rm /ro/kept; echo status $?",
+    ]))
+    .unwrap();
+    for (tag, at) in [("one", "/one"), ("ro", "/ro")] {
+        spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+            {"destination": at, "type": "bind", "source": vm::share_path(tag), "options": ["rbind", "rw"]}
+        ));
+    }
+    // Both mounted read-write in the guest, the whole share each.
+    let (_, io) = vm
+        .client()
+        .mount_shares_and_create(
+            &[("one", false), ("ro", false)],
+            &id,
+            &serde_json::from_value(spec).unwrap(),
+            vm::GUEST_ROOTFS,
+            false,
+        )
+        .unwrap();
+    vm.client().start(&id).unwrap();
+    let out = io.collect().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let errors = String::from_utf8_lossy(&out.stderr);
+    let listed: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("status"))
+        .collect();
+    assert_eq!(
+        listed,
+        [".", "..", "app.conf"],
+        "the share shows more than the file: {text}{errors}"
+    );
+    assert!(!text.contains("a sibling"), "{text}");
+    assert!(errors.contains("Read-only file system"), "{errors}");
+    assert!(
+        !ro.path().join("written").exists(),
+        "a write reached a read-only share"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ro.path().join("kept")).unwrap(),
+        "read-only\n"
+    );
+    drop(vm);
+}

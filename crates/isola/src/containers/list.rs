@@ -254,6 +254,13 @@ pub fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
             engine::isolation::Isolation::Vm => r.dir.join(engine::backend::vm::CONSOLE_LOG).display().to_string(),
             engine::isolation::Isolation::Process => String::new(),
         },
+        // The VM worker's jail, read live from /proc while it runs.
+        "VmWorker": match (c.isolation, s.init) {
+            (engine::isolation::Isolation::Vm, Some(p)) if matches!(s.status, Status::Running | Status::Paused) => {
+                json!(engine::backend::vm::worker_jail(p.pid as u32))
+            }
+            _ => Value::Null,
+        },
         "BundlePath": engine::spec::bundle_dir(&r.dir),
         "HostsPath": r.dir.join("hosts"),
         "HostnamePath": r.dir.join("hostname"),

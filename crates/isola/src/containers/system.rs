@@ -65,6 +65,19 @@ pub fn info(engine: &Engine, args: InfoArgs) -> anyhow::Result<u8> {
         vm.default_cpus,
         vm.qemu_host_overhead_mib
     );
+    let jail = &vm.jail;
+    println!(
+        "VM Worker Jail: user {}; own {} namespaces; capabilities {}; no_new_privs; {}; nofile {}; pids {}; memory: {}",
+        jail.user,
+        jail.namespaces.join(", "),
+        jail.capabilities.join(", "),
+        jail.seccomp,
+        jail.nofile,
+        jail.pids_limit,
+        jail.memory_limit
+    );
+    println!("VM Worker Root: {}", jail.root);
+    println!("VM Shares: {}", jail.shares);
     println!("Kernel Version: {}", host.kernel_version);
     println!("Operating System: {}", host.operating_system);
     println!(

@@ -28,6 +28,13 @@ use crate::state::{ContainerConfig, Limits};
 use crate::units::CPU_PERIOD_US;
 
 pub use control::HostProcess;
+pub use vm::jail::{JailObserved, JailPolicy};
+
+/// The jail of a running VM container's worker (QEMU, pid `pid`), as /proc
+/// shows it; None once it is gone.
+pub fn worker_jail(pid: u32) -> Option<JailObserved> {
+    vm::jail::observe(pid)
+}
 
 /// The guest console log, in the container's directory (`inspect` names it).
 pub const CONSOLE_LOG: &str = "console.log";
@@ -99,6 +106,8 @@ pub struct VmDefaults {
     pub qemu_host_overhead_mib: u64,
     /// Whether VMs start from a saved template VM, and why.
     pub template: String,
+    /// What every VM's QEMU runs under.
+    pub jail: JailPolicy,
 }
 
 fn find_in_path(binary: &str) -> Option<PathBuf> {
@@ -129,17 +138,13 @@ pub fn defaults() -> VmDefaults {
         template: if settings.template() {
             format!(
                 "on: VMs start from a saved template VM of their shape, kept in {} (vm.template = false or ISOLA_VM_TEMPLATE=0 boots each one)",
-                template_dir().display()
+                settings.template_dir().display()
             )
         } else {
             "off: every VM boots its kernel (vm.template = false or ISOLA_VM_TEMPLATE=0)".into()
         },
+        jail: vm::jail::policy(vm::jail::USER),
     }
-}
-
-/// Where VM templates are kept.
-fn template_dir() -> PathBuf {
-    PathBuf::from(vm::kernel::DEFAULT_CACHE).join("templates")
 }
 
 fn load_settings() -> Result<settings::VmSettings, BackendError> {
@@ -410,7 +415,7 @@ impl Backend for VmBackend {
         cfg.shares = guest.shares.clone();
         // What the guest makes the monitor buffer counts against the VM's limit.
         cfg.cgroup_holds_caller = true;
-        cfg.template_dir = settings.template().then(template_dir);
+        cfg.template_dir = settings.template().then(|| settings.template_dir());
         let console = container_dir.join(CONSOLE_LOG);
         cfg.console_log = Some(console.clone());
         // On a network: the namespace its monitor attached holds the veth;

@@ -2,7 +2,7 @@
 //! (/etc/isola/config.toml): `kernel` (a bzImage to boot instead of the
 //! cached build), `accel` (`auto`, `kvm` or `tcg`) and `template` (start VMs
 //! from a saved template VM, default true; `ISOLA_VM_TEMPLATE=0|1` overrides
-//! it). It reads; it checks nothing beyond the file's syntax.
+//! it) and `template_dir` (where templates are kept; `ISOLA_VM_TEMPLATE_DIR`). It reads; it checks nothing beyond the file's syntax.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,9 @@ pub struct VmSettings {
     pub kernel: Option<PathBuf>,
     pub accel: Option<String>,
     pub template: Option<bool>,
+    /// Where VM templates are kept (default /var/cache/isola/templates);
+    /// `ISOLA_VM_TEMPLATE_DIR` overrides it.
+    pub template_dir: Option<PathBuf>,
 }
 
 impl VmSettings {
@@ -26,6 +29,16 @@ impl VmSettings {
             Ok("1") | Ok("true") => true,
             _ => self.template.unwrap_or(true),
         }
+    }
+
+    /// Where VM templates are kept: `ISOLA_VM_TEMPLATE_DIR`, else
+    /// `vm.template_dir`, else the cache's `templates`.
+    pub fn template_dir(&self) -> PathBuf {
+        std::env::var_os("ISOLA_VM_TEMPLATE_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| self.template_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(vm::kernel::DEFAULT_CACHE).join("templates"))
     }
 }
 
