@@ -161,6 +161,10 @@ fn enter_jail(jail: &Jail) -> std::io::Result<()> {
             return Err(failed(c"read RLIMIT_NOFILE"));
         }
         let n = crate::jail::NOFILE_LIMIT.min(nofile.rlim_max);
+        // No RLIMIT_FSIZE: every file the container writes goes through
+        // QEMU's 9p server, so a cap would cap the container's files (and
+        // SIGXFSZ would kill the VM); QEMU's own output (the console) is a
+        // pipe the host caps instead.
         let limits = [
             (libc::RLIMIT_NOFILE, n),
             // A core of QEMU would hold the guest's memory.
