@@ -296,11 +296,17 @@ fn a_vm_workers_jail_holds_only_what_it_needs_and_a_compromised_guest_reaches_no
         "the guest's symlink is a host symlink"
     );
 
+    // A monitor killed outright takes its QEMU along (parent-death signal).
+    let monitor: i32 = monitor.parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    common::eventually("QEMU gone with its monitor", || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
     root.ok(&["rm", "-f", &id]);
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "QEMU outlived rm"
-    );
     assert!(
         cgroup_file("pids", &id, "pids.max").is_none(),
         "the VM's cgroup is left"

@@ -233,6 +233,12 @@ fn enter_jail(jail: &Jail) -> std::io::Result<()> {
                 return Err(failed(c"raise an ambient capability"));
             }
         }
+        // Killed when the thread that forked it ends (the Vm is dropped, or
+        // the whole process dies). Set last: a change of credentials (the
+        // setresuid above) clears it.
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+            return Err(failed(c"set the parent-death signal"));
+        }
     }
     Ok(())
 }

@@ -110,6 +110,8 @@ impl VmConfig {
 /// A running utility VM. Dropping it kills QEMU and removes what it left.
 pub struct Vm {
     child: Child,
+    /// Keeps the thread QEMU was forked from parked (see `spawn_jailed`).
+    _lifeline: std::sync::mpsc::Sender<()>,
     /// Set once the agent socket is connected (always, after `boot` returns).
     client: Option<AgentClient>,
     console: PathBuf,
@@ -194,7 +196,7 @@ impl Launch<'_> {
             cgroup.as_ref(),
         );
         drop(console_w);
-        let (child, stderr_log) = match spawned {
+        let (child, stderr_log, lifeline) = match spawned {
             Ok(c) => c,
             Err(e) => {
                 if let Some(cg) = cgroup.as_mut() {
@@ -209,6 +211,7 @@ impl Launch<'_> {
         let drained = console::drain(console_r, console.clone());
         let mut vm = Vm {
             child,
+            _lifeline: lifeline,
             client: None,
             console: console.clone(),
             socket: socket.clone(),
@@ -267,7 +270,7 @@ impl Launch<'_> {
         [console_fd, agent_fd]: [i32; 2],
         qmp_fd: Option<i32>,
         cgroup: Option<&HostCgroup>,
-    ) -> Result<(Child, PathBuf), Error> {
+    ) -> Result<(Child, PathBuf, std::sync::mpsc::Sender<()>), Error> {
         let cfg = self.cfg;
         let shares = cfg
             .shares
@@ -331,17 +334,34 @@ impl Launch<'_> {
             Some(jail),
         );
         // A thread of its own forks QEMU into a new PID namespace (the
-        // namespace applies to that thread's children, and it ends).
-        let spawned = std::thread::scope(|s| {
-            s.spawn(|| {
-                sys::children_in_new_pid_namespace()?;
-                command.spawn()
+        // namespace applies to that thread's children) and stays, parked,
+        // as long as the Vm: QEMU's parent-death signal (SIGKILL) follows
+        // that thread, so a monitor that dies takes its QEMU along.
+        let (spawned_tx, spawned_rx) = std::sync::mpsc::channel();
+        let (lifeline, held) = std::sync::mpsc::channel::<()>();
+        let parent = std::thread::Builder::new()
+            .name("vm-parent".into())
+            .spawn(move || {
+                let r = sys::children_in_new_pid_namespace().and_then(|()| command.spawn());
+                let ok = r.is_ok();
+                let _ = spawned_tx.send(r);
+                if ok {
+                    // Until the Vm drops its end.
+                    let _ = held.recv();
+                }
             })
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the spawning thread panicked")))
-        });
+            .map_err(|source| Error::Spawn {
+                binary: self.qemu.display().to_string(),
+                source,
+            })?;
+        let spawned = spawned_rx
+            .recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the spawning thread panicked")));
+        if spawned.is_err() {
+            let _ = parent.join();
+        }
         match spawned {
-            Ok(child) => Ok((child, stderr_log)),
+            Ok(child) => Ok((child, stderr_log, lifeline)),
             Err(source) => {
                 let said = fs::read_to_string(&stderr_log).unwrap_or_default();
                 match said.lines().find_map(|l| l.strip_prefix("isola jail: ")) {
