@@ -33,3 +33,29 @@ if [ ! -f /etc/containers/containers.conf ] || ! grep -q '^default_ulimits' /etc
 fi
 
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+
+# VM mode runs foreign-architecture images with Debian's static user-mode
+# emulators, inside the utility VM only: the package is unpacked into the
+# cache, never installed (installing it would register the emulators with
+# the host's binfmt_misc, running foreign binaries on the host's kernel).
+CACHE=${CACHE:-/var/cache/isola}
+fetch_deb() { # package[:arch] destination
+  local tmp; tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -q "$1" >/dev/null 2>&1) || {
+    # A foreign architecture's package lists may be missing: add them once.
+    case "$1" in *:*) dpkg --add-architecture "${1#*:}"; apt-get update -q >/dev/null;; esac
+    (cd "$tmp" && apt-get download -q "$1" >/dev/null)
+  }
+  mkdir -p "$2.tmp" && dpkg -x "$tmp"/*.deb "$2.tmp" && rm -rf "$2" && mv "$2.tmp" "$2"
+  rm -rf "$tmp"
+}
+if [ ! -x "$CACHE/qemu-user/usr/bin/qemu-aarch64-static" ]; then
+  echo "setup: unpacking qemu-user-static into $CACHE/qemu-user (for foreign images in VM mode)"
+  fetch_deb qemu-user-static "$CACHE/qemu-user"
+fi
+# The tests' arm64 image is Debian's arm64 busybox-static.
+if [ ! -x "$CACHE/fixtures/busybox-arm64/bin/busybox" ]; then
+  echo "setup: fetching busybox-static:arm64 (the foreign-architecture test image)"
+  mkdir -p "$CACHE/fixtures"
+  fetch_deb busybox-static:arm64 "$CACHE/fixtures/busybox-arm64"
+fi

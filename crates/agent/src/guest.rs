@@ -104,6 +104,33 @@ pub fn mount_9p(tag: &str, target: &str, read_only: bool) -> Result<()> {
     mount_fs(tag, target, "9p", flags, Some(NINEP_OPTIONS))
 }
 
+/// Where binfmt_misc is mounted in the guest.
+const BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
+
+/// Registers `line` (`:name:M::magic:mask:interpreter:flags`) with the
+/// guest's binfmt_misc, mounting it first; an entry of that name already
+/// there is kept (a second container of the VM's architecture).
+pub fn register_binfmt(line: &str) -> Result<()> {
+    let name = line.split(':').nth(1).unwrap_or_default();
+    if name.is_empty() || name.contains('/') {
+        anyhow::bail!("invalid binfmt_misc line {line:?}");
+    }
+    if !Path::new(BINFMT_MISC).join("register").exists() {
+        mount_fs(
+            "binfmt_misc",
+            BINFMT_MISC,
+            "binfmt_misc",
+            MsFlags::empty(),
+            None,
+        )?;
+    }
+    if Path::new(BINFMT_MISC).join(name).exists() {
+        return Ok(());
+    }
+    fs::write(Path::new(BINFMT_MISC).join("register"), line)
+        .with_context(|| format!("register {name} with binfmt_misc"))
+}
+
 /// 9p over virtio, Linux dialect; `cache=mmap` so programs can mmap files
 /// (the loader does) while the host's view stays authoritative.
 const NINEP_OPTIONS: &str = "trans=virtio,version=9p2000.L,cache=mmap,msize=524288";

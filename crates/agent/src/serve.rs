@@ -240,6 +240,10 @@ impl Agent {
                 mtu,
             } => guest::configure_network(&mac, address, prefix_len, gateway, mtu)
                 .map(|()| Response::Ok),
+            Request::RegisterBinfmt { tag, line } => self
+                .mount_share(&tag, true)
+                .and_then(|_| guest::register_binfmt(&line))
+                .map(|()| Response::Ok),
             Request::Start { container } => {
                 self.containers.start(&container).map(|()| Response::Ok)
             }

@@ -126,6 +126,17 @@ impl Engine {
 
 /// `name` as docker shows it in messages (`busybox:latest`,
 /// `127.0.0.1:5000/app:1`); unchanged if it is not a reference.
+/// Whether `img` is of platform `p` (a variant is compared when `p` names one).
+pub fn matches(img: &image::store::Image, p: &Platform) -> bool {
+    let (os, arch, variant) = img.platform();
+    let arch = image::registry::normalize_arch(&arch);
+    (os.is_empty() || os == p.os)
+        && (arch.is_empty() || arch == p.architecture)
+        && p.variant
+            .as_ref()
+            .is_none_or(|v| variant.as_deref().is_none_or(|iv| iv == v))
+}
+
 pub fn familiar_reference(name: &str) -> String {
     image::Reference::parse(name).map_or_else(|_| name.to_string(), |r| r.familiar())
 }

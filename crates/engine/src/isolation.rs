@@ -51,6 +51,20 @@ pub enum IsolationError {
     },
     #[error("image platform {image} cannot run with process isolation on this {host} host (it shares the host kernel); use --isolation=vm to run it in a utility VM with its own kernel")]
     Incompatible { image: String, host: String },
+    #[error("image platform {image} cannot run with process isolation on this {host} host (it shares the host kernel); VM mode could run it under an emulator, but none is installed")]
+    IncompatibleWithoutEmulator {
+        image: String,
+        host: String,
+        #[source]
+        source: Box<vm::Error>,
+    },
+    #[error("image platform {image} cannot run in a VM on this {host} host")]
+    NoEmulator {
+        image: String,
+        host: String,
+        #[source]
+        source: Box<vm::Error>,
+    },
 }
 
 /// What the user asked for with `--isolation`.
@@ -177,22 +191,22 @@ pub fn host_platform() -> (String, String, Option<String>) {
     (std::env::consts::OS.into(), arch.into(), variant)
 }
 
-fn platform_string(os: &str, arch: &str, variant: Option<&str>) -> String {
+/// `os/arch[/variant]`, as OCI and `--platform` spell a platform.
+pub fn platform_string(os: &str, arch: &str, variant: Option<&str>) -> String {
     match variant {
         Some(v) if !v.is_empty() => format!("{os}/{arch}/{v}"),
         _ => format!("{os}/{arch}"),
     }
 }
 
-/// Refuses an image whose platform the host cannot run natively, in process
-/// mode. VM mode brings its own kernel, so only process mode is checked here.
+/// Refuses an image whose platform the host cannot run: in process mode
+/// any foreign one (it shares the host's kernel); in VM mode a Linux image
+/// of another architecture runs under its user-mode emulator inside the
+/// VM ([`vm::emulator`]), so only one without an emulator, or not Linux.
 pub fn check_platform(
     mode: Isolation,
     image: (&str, &str, Option<&str>),
 ) -> Result<(), IsolationError> {
-    if mode != Isolation::Process {
-        return Ok(());
-    }
     let (host_os, host_arch, host_variant) = host_platform();
     let (os, arch, variant) = image;
     // An image that names no os/arch (some hand-made ones) is taken as native.
@@ -207,10 +221,41 @@ pub fn check_platform(
     if os_ok && arch_ok && variant_ok {
         return Ok(());
     }
-    Err(IsolationError::Incompatible {
-        image: platform_string(os, arch, variant),
-        host: platform_string(&host_os, &host_arch, host_variant.as_deref()),
-    })
+    let image_platform = platform_string(os, arch, variant);
+    let host = platform_string(&host_os, &host_arch, host_variant.as_deref());
+    // Another variant of the host's architecture is not emulated.
+    let emulator = match (os_ok, arch_ok) {
+        (true, false) => Some(vm::emulator::Emulator::find(arch)),
+        _ => None,
+    };
+    match (mode, emulator) {
+        (Isolation::Vm, Some(Ok(_))) => Ok(()),
+        (Isolation::Vm, Some(Err(source))) => Err(IsolationError::NoEmulator {
+            image: image_platform,
+            host,
+            source: Box::new(source),
+        }),
+        (Isolation::Process, Some(Err(source))) => {
+            Err(IsolationError::IncompatibleWithoutEmulator {
+                image: image_platform,
+                host,
+                source: Box::new(source),
+            })
+        }
+        (Isolation::Vm, None) if os_ok => Ok(()),
+        (Isolation::Vm, None) => Err(IsolationError::NoEmulator {
+            image: image_platform.clone(),
+            host,
+            source: Box::new(vm::Error::EmulatorMissing {
+                arch: image_platform,
+                package: vm::emulator::PACKAGE,
+            }),
+        }),
+        (Isolation::Process, _) => Err(IsolationError::Incompatible {
+            image: image_platform,
+            host,
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -266,7 +311,13 @@ mod tests {
             e.contains(other) && e.contains(&arch) && e.contains("--isolation=vm"),
             "{e}"
         );
-        check_platform(Isolation::Vm, ("linux", other, None)).unwrap();
+        // VM mode runs it where its emulator is found.
+        let vm = check_platform(Isolation::Vm, ("linux", other, None));
+        assert_eq!(
+            vm.is_ok(),
+            vm::emulator::Emulator::find(other).is_ok(),
+            "{vm:?}"
+        );
         assert!(check_platform(Isolation::Process, ("windows", &arch, None)).is_err());
     }
 }

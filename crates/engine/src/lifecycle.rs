@@ -302,6 +302,10 @@ impl Engine {
                 snapshot_key: id.into(),
                 rootfs: PathBuf::new(),
                 labels: Default::default(),
+                platform: match arch.is_empty() {
+                    true => String::new(),
+                    false => isolation::platform_string(&os, &arch, variant.as_deref()),
+                },
             };
             let snap = images
                 .create_snapshot(&img, &config.snapshot_key)

@@ -180,6 +180,10 @@ pub struct ContainerConfig {
     pub rootfs: PathBuf,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The image's platform (`linux/arm64`); empty for a hand-made image
+    /// that names none (taken as the host's).
+    #[serde(default)]
+    pub platform: String,
 }
 
 /// Lifecycle states, docker's names.

@@ -407,6 +407,7 @@ pub(crate) mod tests_support {
             snapshot_key: id.into(),
             rootfs: "/nonexistent".into(),
             labels: Default::default(),
+            platform: String::new(),
         }
     }
 }

@@ -166,8 +166,13 @@ fn import_makes_a_one_layer_image_from_a_rootfs_tar() {
     let t = TestStore::new();
     let tar = testkit::busybox_layer_tar();
     let gz = common::compress(&tar, common::Compress::Gzip);
-    let img =
-        archive::import(&t.store, &mut &gz[..], Some(&"imported:1".parse().unwrap())).unwrap();
+    let img = archive::import(
+        &t.store,
+        &mut &gz[..],
+        Some(&"imported:1".parse().unwrap()),
+        None,
+    )
+    .unwrap();
     assert_eq!(img.layers, vec![image::digest::sha256(&tar)]);
     assert_eq!(img.names[0].familiar(), "imported:1");
     assert!(img
@@ -178,7 +183,7 @@ fn import_makes_a_one_layer_image_from_a_rootfs_tar() {
         .is_none());
     assert!(img.created.is_some());
     assert_busybox_runs(&t, "imported:1", "i");
-    let anon = archive::import(&t.store, &mut &tar[..], None).unwrap();
+    let anon = archive::import(&t.store, &mut &tar[..], None, None).unwrap();
     assert!(anon.names.is_empty());
 }
 
@@ -186,8 +191,13 @@ fn import_makes_a_one_layer_image_from_a_rootfs_tar() {
 fn import_of_a_malicious_tar_fails_and_leaves_nothing() {
     let t = TestStore::new();
     let tar = common::LayerTar::new().file("../escape", b"x").finish();
-    let err =
-        archive::import(&t.store, &mut &tar[..], Some(&"bad:1".parse().unwrap())).unwrap_err();
+    let err = archive::import(
+        &t.store,
+        &mut &tar[..],
+        Some(&"bad:1".parse().unwrap()),
+        None,
+    )
+    .unwrap_err();
     assert!(chain(&err).contains("\"../escape\""), "{}", chain(&err));
     t.assert_nothing_partial();
     assert!(

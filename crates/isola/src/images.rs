@@ -123,6 +123,9 @@ pub struct ImportArgs {
     pub file: String,
     /// Name for the image, e.g. mybase:1.0.
     pub reference: Option<String>,
+    /// The platform the rootfs is built for, os/arch[/variant] (default: the host's).
+    #[arg(long)]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -495,12 +498,22 @@ fn import(store: &Store, args: ImportArgs) -> anyhow::Result<u8> {
         .as_deref()
         .map(Reference::parse)
         .transpose()?;
+    let platform = args
+        .platform
+        .as_deref()
+        .map(image::registry::Platform::parse)
+        .transpose()?;
     let image = if args.file == "-" {
-        archive::import(store, &mut io::stdin().lock(), name.as_ref())
-            .context("importing from stdin")?
+        archive::import(
+            store,
+            &mut io::stdin().lock(),
+            name.as_ref(),
+            platform.as_ref(),
+        )
+        .context("importing from stdin")?
     } else {
         let mut f = File::open(&args.file).with_context(|| format!("opening {}", args.file))?;
-        archive::import(store, &mut f, name.as_ref())
+        archive::import(store, &mut f, name.as_ref(), platform.as_ref())
             .with_context(|| format!("importing {}", args.file))?
     };
     println!("{}", image.id);

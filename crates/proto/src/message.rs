@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; the host refuses an agent that differs.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Where the agent mounts the host's rootfs share in the guest.
 pub const GUEST_ROOTFS: &str = "/run/isola/rootfs";
@@ -87,6 +87,11 @@ pub enum Request {
         gateway: Option<std::net::Ipv4Addr>,
         mtu: u32,
     },
+    /// Register a foreign-architecture emulator with the guest's
+    /// binfmt_misc: the share `tag` (holding it, read-only) is mounted
+    /// first, then `line` goes to `register` (its interpreter path lies in
+    /// that share). Answered by [`Response::Ok`]; idempotent.
+    RegisterBinfmt { tag: String, line: String },
     /// Sync filesystems and power the VM off (after answering Ok).
     Shutdown,
 }

@@ -18,12 +18,38 @@ pub fn write_busybox_rootfs(dir: &Path) {
         Path::new(BUSYBOX).exists(),
         "{BUSYBOX} is missing: install Debian's busybox-static (make test does)"
     );
+    write_busybox_rootfs_of(dir, Path::new(BUSYBOX));
+}
+
+/// Where `scripts/setup.sh` unpacks Debian's arm64 `busybox-static`: the
+/// foreign-architecture image of the tests.
+pub const BUSYBOX_ARM64: &str = "/var/cache/isola/fixtures/busybox-arm64/bin/busybox";
+
+/// An uncompressed tar of a busybox root filesystem made of the arm64
+/// busybox, or why there is none ([`require`] takes it).
+pub fn busybox_arm64_layer_tar() -> Result<Vec<u8>, String> {
+    if !Path::new(BUSYBOX_ARM64).exists() {
+        return Err(format!(
+            "{BUSYBOX_ARM64} (Debian's busybox-static:arm64; scripts/setup.sh fetches it)"
+        ));
+    }
+    let root = tempfile::Builder::new()
+        .prefix("isola-busybox-arm64-")
+        .tempdir()
+        .unwrap();
+    write_busybox_rootfs_of(root.path(), Path::new(BUSYBOX_ARM64));
+    Ok(oci::layer_tar_of(root.path()))
+}
+
+/// [`write_busybox_rootfs`] with the busybox binary `busybox` (of any
+/// architecture: its applets are listed by the host's busybox).
+fn write_busybox_rootfs_of(dir: &Path, busybox: &Path) {
     for d in [
         "bin", "etc", "proc", "sys", "dev", "tmp", "root", "var", "home",
     ] {
         fs::create_dir_all(dir.join(d)).unwrap();
     }
-    fs::copy(BUSYBOX, dir.join("bin/busybox")).unwrap();
+    fs::copy(busybox, dir.join("bin/busybox")).unwrap();
     let out = Command::new(BUSYBOX).arg("--list").output().unwrap();
     for applet in String::from_utf8_lossy(&out.stdout).lines() {
         let link = dir.join("bin").join(applet);

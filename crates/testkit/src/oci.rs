@@ -150,6 +150,11 @@ pub fn busybox_layer_tar() -> Vec<u8> {
     tar_bytes(root.path())
 }
 
+/// An uncompressed, deterministic tar of the tree at `dir`.
+pub(crate) fn layer_tar_of(dir: &Path) -> Vec<u8> {
+    tar_bytes(dir)
+}
+
 fn tar_bytes(dir: &Path) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);

@@ -232,6 +232,18 @@ impl AgentClient {
             .map(drop)
     }
 
+    /// Has the guest run `emulator`'s architecture: its share mounted and
+    /// the emulator registered with the guest's binfmt_misc.
+    pub fn register_emulator(&self, emulator: &crate::emulator::Emulator) -> Result<(), Error> {
+        let tag = emulator.tag();
+        let req = Request::RegisterBinfmt {
+            line: emulator.register_line(&proto::share_path(&tag)),
+            tag,
+        };
+        self.expect_ok("register the image's emulator", &req)
+            .map(drop)
+    }
+
     fn open_stream(&self) -> (u32, Receiver<Output>) {
         let stream = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();

@@ -49,6 +49,8 @@ pub enum Error {
         #[source]
         source: runtime::cgroups::Error,
     },
+    #[error("no emulator for {arch} images: VM mode runs them with Debian's {package} (scripts/setup.sh unpacks it into /var/cache/isola/qemu-user without registering it on the host; or apt-get install {package})")]
+    EmulatorMissing { arch: String, package: &'static str },
     #[error("cannot jail QEMU: {step}")]
     Jail {
         step: String,

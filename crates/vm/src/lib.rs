@@ -27,6 +27,7 @@ pub mod accel;
 pub mod client;
 pub mod cmdline;
 pub mod console;
+pub mod emulator;
 mod error;
 pub mod host_cgroup;
 pub mod initramfs;

@@ -15,10 +15,12 @@ pub fn import(
     store: &Store,
     rootfs_tar: &mut dyn Read,
     name: Option<&Reference>,
+    platform: Option<&Platform>,
 ) -> Result<Image, Error> {
     let (layer_digest, layer_size) = store.ingest_blob(rootfs_tar)?;
     let mut ours = vec![layer_digest.clone()];
-    let result = commit(store, &layer_digest, layer_size, name, &mut ours);
+    let platform = platform.cloned().unwrap_or_else(Platform::host);
+    let result = commit(store, &layer_digest, layer_size, name, &platform, &mut ours);
     if result.is_err() {
         if let Err(e) = store.discard_blobs(&ours) {
             tracing::warn!(error = %e, "cleaning up after a failed import");
@@ -32,6 +34,7 @@ fn commit(
     layer_digest: &str,
     layer_size: u64,
     name: Option<&Reference>,
+    platform: &Platform,
     ours: &mut Vec<String>,
 ) -> Result<Image, Error> {
     let path = store.blob_path(layer_digest);
@@ -48,15 +51,17 @@ fn commit(
         })?;
     let (diff_id, _) = DigestingReader::new(stream).finish().map_err(read_err)?;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    let host = Platform::host();
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "created": now,
-        "architecture": host.architecture,
-        "os": host.os,
+        "architecture": platform.architecture,
+        "os": platform.os,
         "config": {},
         "rootfs": { "type": "layers", "diff_ids": [diff_id] },
         "history": [{ "created": now, "created_by": "isola import", "comment": "imported from a tarball" }],
     });
+    if let Some(v) = &platform.variant {
+        config["variant"] = serde_json::json!(v);
+    }
     let config = serde_json::to_vec(&config).expect("configs serialize");
     let config_digest = store.put_blob(&config)?;
     ours.push(config_digest.clone());

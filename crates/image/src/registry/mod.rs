@@ -14,7 +14,7 @@ mod transport;
 
 pub use auth::{docker_config_path, verify_login, AuthStore, Credentials, AUTH_FILE};
 pub use error::RegistryError;
-pub use platform::Platform;
+pub use platform::{normalize_arch, Platform};
 pub use pull::{pull, PullOptions, Pulled};
 pub use transport::{
     is_loopback, normalize_server, Transport, DEFAULT_TIMEOUT, HOST_CONFIG, TIMEOUT_ENV,

@@ -53,8 +53,8 @@ impl fmt::Display for Platform {
     }
 }
 
-/// Rust/uname names to the GOARCH names OCI uses.
-fn normalize_arch(arch: &str) -> &str {
+/// Rust/uname names to the GOARCH names OCI uses (`aarch64` is `arm64`).
+pub fn normalize_arch(arch: &str) -> &str {
     match arch {
         "x86_64" | "x86-64" => "amd64",
         "aarch64" => "arm64",

@@ -116,6 +116,10 @@ pub struct CreateFlags {
     /// Suppress the pull output.
     #[arg(short, long)]
     pub quiet: bool,
+    /// The image's platform, os/arch[/variant] (pulls that variant of a
+    /// multi-platform image; another architecture runs with --isolation=vm).
+    #[arg(long)]
+    pub platform: Option<String>,
     /// The image (name[:tag], or id).
     pub image: String,
     /// The command and its arguments (default: the image's).

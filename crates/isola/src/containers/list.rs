@@ -249,6 +249,13 @@ pub fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
         "Name": format!("/{}", c.name),
         "RestartCount": s.restart_count,
         "Isolation": c.isolation.to_string(),
+        "ImagePlatform": c.platform,
+        // The VM's own: its kernel is the host's architecture; another
+        // image architecture runs under its emulator inside the VM.
+        "VmArchitecture": match c.isolation {
+            engine::isolation::Isolation::Vm => engine::isolation::host_platform().1,
+            engine::isolation::Isolation::Process => String::new(),
+        },
         "LogPath": r.dir.join(engine::monitor::log::LOG_FILE),
         "ConsoleLogPath": match c.isolation {
             engine::isolation::Isolation::Vm => r.dir.join(engine::backend::vm::CONSOLE_LOG).display().to_string(),

@@ -58,12 +58,25 @@ pub fn start_failed(message: String) -> anyhow::Result<u8> {
 fn create_pulling(engine: &Engine, flags: &CreateFlags) -> anyhow::Result<ContainerRecord> {
     let req = flags.to_request()?;
     let shown = || images::familiar_reference(&req.image);
+    let platform = flags
+        .platform
+        .as_deref()
+        .map(images::Platform::parse)
+        .transpose()?;
+    // With --platform, a local image of another platform counts as missing,
+    // as docker has it.
+    let local = |engine: &Engine| -> anyhow::Result<bool> {
+        Ok(match engine.find_image(&req.image)? {
+            None => false,
+            Some(img) => platform.as_ref().is_none_or(|p| images::matches(&img, p)),
+        })
+    };
     match flags.pull {
-        PullPolicy::Always => pull(engine, &req.image, flags.quiet)?,
+        PullPolicy::Always => pull(engine, &req.image, platform.clone(), flags.quiet)?,
         PullPolicy::Missing => {
-            if !engine.has_image(&req.image)? {
+            if !local(engine)? {
                 eprintln!("Unable to find image '{}' locally", shown());
-                pull(engine, &req.image, flags.quiet)?;
+                pull(engine, &req.image, platform.clone(), flags.quiet)?;
             }
         }
         PullPolicy::Never => {
@@ -72,13 +85,28 @@ fn create_pulling(engine: &Engine, flags: &CreateFlags) -> anyhow::Result<Contai
             }
         }
     }
+    if let Some(p) = &platform {
+        if !local(engine)? {
+            anyhow::bail!(
+                "image {} was found but does not match the specified platform {}",
+                shown(),
+                p
+            );
+        }
+    }
     Ok(engine.create(&req)?)
 }
 
-fn pull(engine: &Engine, reference: &str, quiet: bool) -> anyhow::Result<()> {
+fn pull(
+    engine: &Engine,
+    reference: &str,
+    platform: Option<images::Platform>,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let stream = images::ProgressStream::Stderr;
     engine.pull(&images::PullRequest {
         reference: reference.to_string(),
+        platform,
         progress: Some(images::ProgressMode::detect_on(quiet, stream)),
         progress_stream: stream,
         ..Default::default()

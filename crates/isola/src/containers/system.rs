@@ -65,6 +65,10 @@ pub fn info(engine: &Engine, args: InfoArgs) -> anyhow::Result<u8> {
         vm.default_cpus,
         vm.qemu_host_overhead_mib
     );
+    println!(
+        "VM Architectures: {} (others under Debian's qemu-user-static, inside the VM)",
+        vm.architectures.join(", ")
+    );
     let jail = &vm.jail;
     println!(
         "VM Worker Jail: user {}; own {} namespaces; capabilities {}; no_new_privs; {}; nofile {}; pids {}; memory: {}",

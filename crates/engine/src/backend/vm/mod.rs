@@ -108,6 +108,9 @@ pub struct VmDefaults {
     pub template: String,
     /// What every VM's QEMU runs under.
     pub jail: JailPolicy,
+    /// The image architectures VM mode runs here: the host's, and those
+    /// with a user-mode emulator ([`vm::emulator`]).
+    pub architectures: Vec<String>,
 }
 
 fn find_in_path(binary: &str) -> Option<PathBuf> {
@@ -144,6 +147,7 @@ pub fn defaults() -> VmDefaults {
             "off: every VM boots its kernel (vm.template = false or ISOLA_VM_TEMPLATE=0)".into()
         },
         jail: vm::jail::policy(vm::jail::USER),
+        architectures: vm::emulator::runnable(&crate::isolation::host_platform().1),
     }
 }
 
@@ -214,6 +218,13 @@ fn explain_fault(vm: &mut Option<vm::Vm>, console: &Path) -> String {
         "the utility VM stopped before the container's process exited ({status}{panic}); guest console: {}",
         console.display()
     )
+}
+
+/// The architecture of `platform` (`linux/arm64`) when it is not the host's.
+fn foreign_arch(platform: &str) -> Option<&str> {
+    let arch = platform.split('/').nth(1).filter(|a| !a.is_empty())?;
+    let (_, host, _) = crate::isolation::host_platform();
+    (arch != host).then_some(arch)
 }
 
 /// The spec the agent gets: host paths the spec binds (the /etc files in
@@ -412,7 +423,14 @@ impl Backend for VmBackend {
         cfg.qemu = QEMU.into();
         cfg.accel = accel_choice(&settings).map_err(boot)?;
         cfg.boot_timeout = BOOT_TIMEOUT;
+        // A foreign image runs under its emulator, shared alone and
+        // read-only (its tag gives these VMs templates of their own).
+        let emulator = foreign_arch(&config.platform)
+            .map(|arch| vm::emulator::Emulator::find(arch).map_err(boot))
+            .transpose()?;
         cfg.shares = guest.shares.clone();
+        cfg.shares
+            .extend(emulator.as_ref().map(vm::emulator::Emulator::share));
         // What the guest makes the monitor buffer counts against the VM's limit.
         cfg.cgroup_holds_caller = true;
         cfg.template_dir = settings.template().then(|| settings.template_dir());
@@ -451,6 +469,11 @@ impl Backend for VmBackend {
             vm.client()
                 .configure_network(&a.mac, a.ip, a.prefix_len, a.gateway, mtu)
                 .map_err(agent_err("configure the guest's network", id))?;
+        }
+        if let Some(emulator) = &emulator {
+            vm.client()
+                .register_emulator(emulator)
+                .map_err(agent_err("register the image's emulator", id))?;
         }
         let qemu_pid = vm.pid();
         let _ = std::fs::write(dir.join(QEMU_PID), qemu_pid.to_string());
