@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export CARGO_TERM_COLOR ?= never
 CACHE ?= /var/cache/isola
 
-.PHONY: demo test setup build root check bench
+.PHONY: demo test setup build root check bench install
 
 root:
 	@if [ "$$(id -u)" != 0 ]; then echo "make: isola's demo and tests need root (containers, mounts, cgroups); run with sudo" >&2; exit 1; fi
@@ -31,3 +31,13 @@ test: setup check
 
 bench: build
 	@bench/run.sh
+
+# A system-wide install (PREFIX, default /usr/local): the binaries, and the
+# static guest agent beside them, where isola looks for it. `make build`
+# (which this runs) has built and cached the guest kernel under $(CACHE).
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 target/release/isola target/release/isola-runtime $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 target/x86_64-unknown-linux-gnu/release/agent $(DESTDIR)$(PREFIX)/bin/isola-agent
+	@echo "installed isola, isola-runtime and isola-agent into $(DESTDIR)$(PREFIX)/bin (guest kernel: $(CACHE)/kernel)"

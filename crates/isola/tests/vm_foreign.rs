@@ -16,60 +16,15 @@ use common::Root;
 /// An OCI layout whose `latest` is an index of the host's busybox
 /// (linux/amd64) and the arm64 one (linux/arm64).
 fn multi_arch_layout(arm64_layer: Vec<u8>) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("isola-layout-")
-        .tempdir()
-        .unwrap();
     let config = serde_json::json!({
         "Cmd": ["sh"],
         "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
     });
-    for (arch, layer) in [
-        ("amd64", testkit::busybox_layer_tar()),
-        ("arm64", arm64_layer),
-    ] {
-        let mut img = testkit::LayoutImage::new("multi", arch, vec![layer], config.clone());
-        img.architecture = arch.to_string();
-        testkit::write_oci_layout(dir.path(), &img);
-    }
-    let index_path = dir.path().join("index.json");
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
-    let entries: Vec<serde_json::Value> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            let mut m = m.clone();
-            m.as_object_mut().unwrap().remove("annotations");
-            m
-        })
-        .collect();
-    let image_index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": entries,
-    }))
-    .unwrap();
-    let digest = testkit::sha256_digest(&image_index);
-    fs::write(
-        dir.path()
-            .join("blobs/sha256")
-            .join(digest.strip_prefix("sha256:").unwrap()),
-        &image_index,
-    )
-    .unwrap();
-    index["manifests"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "digest": digest,
-            "size": image_index.len(),
-            "annotations": { "org.opencontainers.image.ref.name": "latest" },
-        }));
-    fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
-    dir
+    support::index_layout(&[
+        ("amd64", testkit::busybox_layer_tar(), config.clone()),
+        ("arm64", arm64_layer, config),
+    ])
+    .0
 }
 
 /// Host processes whose name starts with `prefix`.

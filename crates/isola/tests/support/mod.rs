@@ -314,19 +314,33 @@ pub fn layout_layer(layout: &Path, digest: &str) -> String {
 /// linux/arm64 busybox (distinct configs, so distinct manifests). Returns
 /// the directory and the (amd64, arm64) manifest digests.
 pub fn multi_platform_layout() -> (tempfile::TempDir, String, String) {
+    let layer = testkit::busybox_layer_tar();
+    let images: Vec<_> = ["amd64", "arm64"]
+        .into_iter()
+        .map(|arch| {
+            let config = serde_json::json!({ "Cmd": ["sh"], "Env": [format!("BUILT_FOR={arch}")] });
+            (arch, layer.clone(), config)
+        })
+        .collect();
+    let (dir, mut digests) = index_layout(&images);
+    let arm64 = digests.pop().unwrap();
+    let amd64 = digests.pop().unwrap();
+    (dir, amd64, arm64)
+}
+
+/// An OCI layout whose `latest` is an image index of one image per
+/// (architecture, layer, config) given, all linux. Returns the directory
+/// and the manifest digests, in order.
+pub fn index_layout(
+    images: &[(&str, Vec<u8>, serde_json::Value)],
+) -> (tempfile::TempDir, Vec<String>) {
     let dir = tempfile::Builder::new()
         .prefix("isola-layout-")
         .tempdir()
         .unwrap();
-    let layer = testkit::busybox_layer_tar();
     let mut digests = Vec::new();
-    for arch in ["amd64", "arm64"] {
-        let mut img = testkit::LayoutImage::new(
-            "multi",
-            arch,
-            vec![layer.clone()],
-            serde_json::json!({ "Cmd": ["sh"], "Env": [format!("BUILT_FOR={arch}")] }),
-        );
+    for (arch, layer, config) in images {
+        let mut img = testkit::LayoutImage::new("multi", arch, vec![layer.clone()], config.clone());
         img.architecture = arch.to_string();
         digests.push(testkit::write_oci_layout(dir.path(), &img));
     }
@@ -367,7 +381,5 @@ pub fn multi_platform_layout() -> (tempfile::TempDir, String, String) {
             "annotations": { "org.opencontainers.image.ref.name": "latest" },
         }));
     fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
-    let arm64 = digests.pop().unwrap();
-    let amd64 = digests.pop().unwrap();
-    (dir, amd64, arm64)
+    (dir, digests)
 }
