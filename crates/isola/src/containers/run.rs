@@ -66,9 +66,14 @@ fn create_pulling(engine: &Engine, flags: &CreateFlags) -> anyhow::Result<Contai
     // With --platform, a local image of another platform counts as missing,
     // as docker has it.
     let local = |engine: &Engine| -> anyhow::Result<bool> {
-        Ok(match engine.find_image(&req.image)? {
-            None => false,
-            Some(img) => platform.as_ref().is_none_or(|p| images::matches(&img, p)),
+        // has_image refuses a malformed reference, before any pull message.
+        if !engine.has_image(&req.image)? {
+            return Ok(false);
+        }
+        Ok(match (&platform, engine.find_image(&req.image)?) {
+            (None, _) => true,
+            (Some(p), Some(img)) => images::matches(&img, p),
+            (Some(_), None) => false,
         })
     };
     match flags.pull {
