@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; the host refuses an agent that differs.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Where the agent mounts the host's rootfs share in the guest.
 pub const GUEST_ROOTFS: &str = "/run/isola/rootfs";

@@ -4,6 +4,28 @@
 //! (the engine's monitor may call them from any thread, or spawn_blocking).
 //! It must not know about QEMU: a broken channel is reported with the console
 //! log path it was given, and the VM layer decides what else to do.
+//!
+//! Nothing the guest sends is held without a bound, because a compromised
+//! guest must not be able to grow the monitor's memory:
+//! - a response is kept only for an id a caller is waiting on; unknown and
+//!   duplicate ids are dropped (and logged);
+//! - each stream's output is flow-controlled ([`proto::OUTPUT_WINDOW`]): the
+//!   agent sends only as much as the host has credited, and the host credits
+//!   what the stream's consumer has taken. An agent that sends beyond its
+//!   window breaks the protocol and the channel is ended. The reader thread
+//!   therefore never blocks on a consumer: a slow reader of one stream holds
+//!   up that process's output only (its writes block in the guest, as on a
+//!   full pipe), never the answers or the other streams;
+//! - frames are size-checked by kind before their payload is allocated, and
+//!   any malformed frame ends the channel with a [`Malformed`] saying what
+//!   was wrong; output for a stream nobody consumes any more is dropped.
+//!
+//! The worst case the client holds, then: [`proto::OUTPUT_WINDOW`] (1 MiB)
+//! per open stream (a container's init, and each exec running), plus one
+//! frame being read (at most [`proto::MAX_PAYLOAD`], 4 MiB, for a response;
+//! output frames are limited to the window), plus one response per caller
+//! waiting (at most [`proto::MAX_PAYLOAD`] each; callers are the host's own
+//! threads, one per control request being served).
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
@@ -14,8 +36,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use proto::{
-    CompiledSeccomp, ContainerStats, Frame, Kind, ProcessInfo, Request, Response, StdioFd,
-    WindowSize, PROTOCOL_VERSION,
+    output_cost, CompiledSeccomp, ContainerStats, Frame, FrameError, Kind, ProcessInfo, Request,
+    Response, StdioFd, WindowSize, MAX_PAYLOAD, OUTPUT_FRAME_COST, OUTPUT_WINDOW, PROTOCOL_VERSION,
 };
 
 use crate::Error;
@@ -31,12 +53,75 @@ pub enum Output {
     Exit(i32),
 }
 
+/// How much consumed output the host gives back in one Credit frame, at
+/// most: a frame per quarter window, rather than one per output frame. Less
+/// is given back as soon as the consumer has taken everything queued, so the
+/// agent is never left waiting for credit the host holds.
+const CREDIT_BATCH: u32 = OUTPUT_WINDOW / 4;
+
+/// How the agent broke the protocol. The channel is ended when it does.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("a frame header with unknown kind {kind}")]
+    UnknownKind { kind: u8 },
+    #[error("a {kind:?} frame of {len} bytes, over the limit of {limit} for that kind")]
+    TooLarge { kind: Kind, len: u32, limit: u32 },
+    #[error("a {kind:?} frame, which only the host sends")]
+    WrongDirection { kind: Kind },
+    #[error("a {kind:?} frame (id {id}) whose payload does not decode: {detail}")]
+    BadPayload { kind: Kind, id: u32, detail: String },
+    #[error("{outstanding} bytes of output on stream {stream}, beyond its window of {window} (the agent ignores flow control)")]
+    OverWindow {
+        stream: u32,
+        outstanding: u64,
+        window: u32,
+    },
+}
+
+/// Why the channel to the agent ended.
+#[derive(Debug, Clone)]
+enum ChannelEnd {
+    /// The agent closed it (the VM powered off, or went away).
+    Closed,
+    /// Reading from it failed.
+    Broken(String),
+    /// The agent sent something this side refuses; the host ended it.
+    Malformed(Malformed),
+}
+
+/// One stream's flow-control account, shared by the reader thread (which
+/// adds what arrives) and the stream's [`ProcessIo`] (which gives back what
+/// its owner consumed).
+#[derive(Debug, Default)]
+struct Account {
+    /// Received and not yet credited back: queued, or consumed and not yet
+    /// reported. Never above [`OUTPUT_WINDOW`]: the reader refuses more.
+    outstanding: AtomicU32,
+    /// Consumed by the owner and not yet credited back.
+    consumed: AtomicU32,
+}
+
+/// Where the reader delivers a stream's output.
+struct Stream {
+    tx: Sender<Output>,
+    account: Arc<Account>,
+    /// Eof seen for stdout, stderr: a repeated one is dropped, so that the
+    /// queue holds at most two Eofs and one Exit beyond the window.
+    eof: [bool; 2],
+}
+
+/// A request's slot: present only while its caller waits (a [`Pending`]).
+enum Slot {
+    Waiting,
+    Answered(Response),
+}
+
 #[derive(Default)]
 struct State {
-    responses: HashMap<u32, Response>,
-    streams: HashMap<u32, Sender<Output>>,
+    responses: HashMap<u32, Slot>,
+    streams: HashMap<u32, Stream>,
     /// Why the channel is gone, once it is.
-    closed: Option<String>,
+    closed: Option<ChannelEnd>,
 }
 
 struct Inner {
@@ -48,16 +133,35 @@ struct Inner {
     console: PathBuf,
 }
 
+/// A request sent whose answer is still wanted. Dropping it (a caller that
+/// gave up, or an error on the way) frees its slot, so an answer that comes
+/// later is dropped rather than kept.
+struct Pending<'a> {
+    id: u32,
+    inner: &'a Inner,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        lock(&self.inner.state).responses.remove(&self.id);
+    }
+}
+
 /// A connection to one guest agent. Cheap to clone; all clones share it.
 #[derive(Clone)]
 pub struct AgentClient {
     inner: Arc<Inner>,
 }
 
-/// The stdio and exit of one process in the guest (a container's init or an exec).
+/// The stdio and exit of one process in the guest (a container's init or an
+/// exec). Output is flow-controlled: what is not taken out with `recv` stays
+/// in the guest (at most [`proto::OUTPUT_WINDOW`] is queued here), and the
+/// process blocks writing once its pipe is full too. Dropping it drops the
+/// rest of the process's output.
 pub struct ProcessIo {
     stream: u32,
     rx: Receiver<Output>,
+    account: Arc<Account>,
     client: AgentClient,
 }
 
@@ -97,48 +201,76 @@ impl AgentClient {
         Ok(AgentClient { inner })
     }
 
-    fn closed_error(&self, why: &str) -> Error {
-        Error::VmExited {
-            status: why.to_string(),
-            console: self.inner.console.clone(),
-        }
+    fn closed_error(&self, why: Option<ChannelEnd>) -> Error {
+        let console = self.inner.console.clone();
+        let status = match why {
+            Some(ChannelEnd::Malformed(what)) => return Error::Malformed { what, console },
+            Some(ChannelEnd::Broken(why)) => format!("the agent channel broke: {why}"),
+            Some(ChannelEnd::Closed) | None => "the agent channel closed".into(),
+        };
+        Error::VmExited { status, console }
+    }
+
+    fn closed(&self) -> Option<ChannelEnd> {
+        lock(&self.inner.state).closed.clone()
     }
 
     fn send(&self, frame: &Frame) -> Result<(), Error> {
         let mut w = lock(&self.inner.writer);
-        frame.write_to(&mut *w).map_err(|_| {
-            let why = lock(&self.inner.state)
-                .closed
-                .clone()
-                .unwrap_or_else(|| "the agent channel broke".into());
-            self.closed_error(&why)
+        frame.write_to(&mut *w).map_err(|e| {
+            let why = self
+                .closed()
+                .unwrap_or_else(|| ChannelEnd::Broken(format!("{}", ErrorChain(&e))));
+            self.closed_error(Some(why))
         })
+    }
+
+    /// What was wrong with the frame that made the client end the channel,
+    /// if that is why it ended.
+    pub fn malformed(&self) -> Option<Malformed> {
+        match self.closed()? {
+            ChannelEnd::Malformed(m) => Some(m),
+            _ => None,
+        }
     }
 
     /// Sends `req` and waits for its answer (up to `timeout` if given).
     pub fn call(&self, req: &Request, timeout: Option<Duration>) -> Result<Response, Error> {
-        let id = self.request(req)?;
-        self.answer(id, timeout)
+        let pending = self.request(req)?;
+        self.answer(pending, timeout)
     }
 
     /// Sends `req` without waiting; [`AgentClient::answer`] collects the answer.
     /// The agent serves requests in order, so several can be in flight.
-    fn request(&self, req: &Request) -> Result<u32, Error> {
+    fn request(&self, req: &Request) -> Result<Pending<'_>, Error> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        // The slot before the request: an answer may come before send returns.
+        lock(&self.inner.state).responses.insert(id, Slot::Waiting);
+        let pending = Pending {
+            id,
+            inner: &self.inner,
+        };
         self.send(&Frame::json(Kind::Request, id, req))?;
-        Ok(id)
+        Ok(pending)
     }
 
-    /// Waits for the answer to request `id` (up to `timeout` if given).
-    fn answer(&self, id: u32, timeout: Option<Duration>) -> Result<Response, Error> {
+    /// Waits for the answer to a request (up to `timeout` if given).
+    fn answer(&self, pending: Pending<'_>, timeout: Option<Duration>) -> Result<Response, Error> {
+        let id = pending.id;
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = lock(&self.inner.state);
         loop {
-            if let Some(resp) = st.responses.remove(&id) {
+            if let Some(Slot::Answered(_)) = st.responses.get(&id) {
+                let Some(Slot::Answered(resp)) = st.responses.remove(&id) else {
+                    unreachable!("just matched");
+                };
+                drop(st);
                 return Ok(resp);
             }
             if let Some(why) = &st.closed {
-                return Err(self.closed_error(why));
+                let why = why.clone();
+                drop(st);
+                return Err(self.closed_error(Some(why)));
             }
             st = match deadline {
                 None => self
@@ -149,6 +281,7 @@ impl AgentClient {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
+                        drop(st);
                         return Err(Error::BootTimeout {
                             waited: timeout.unwrap_or_default(),
                             console: self.inner.console.clone(),
@@ -232,17 +365,27 @@ impl AgentClient {
             .map(drop)
     }
 
-    fn open_stream(&self) -> (u32, Receiver<Output>) {
+    /// Registers a new stream before the request that names it goes out, so
+    /// that no output is missed. Dropping the [`ProcessIo`] unregisters it.
+    fn open_stream(&self) -> ProcessIo {
         let stream = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
+        // Unbounded as a type, bounded by the account: the reader refuses
+        // output beyond the window before it queues it, and the queue holds
+        // at most two Eofs and an Exit besides.
         let (tx, rx) = mpsc::channel();
-        lock(&self.inner.state).streams.insert(stream, tx);
-        (stream, rx)
-    }
-
-    fn process_io(&self, stream: u32, rx: Receiver<Output>) -> ProcessIo {
+        let account = Arc::new(Account::default());
+        lock(&self.inner.state).streams.insert(
+            stream,
+            Stream {
+                tx,
+                account: account.clone(),
+                eof: [false; 2],
+            },
+        );
         ProcessIo {
             stream,
             rx,
+            account,
             client: self.clone(),
         }
     }
@@ -283,7 +426,8 @@ impl AgentClient {
         }
         // Compiled here, natively: libseccomp in the guest runs emulated.
         let seccomp = compile_seccomp(spec)?;
-        let (stream, rx) = self.open_stream();
+        let io = self.open_stream();
+        let stream = io.stream;
         let created = self
             .request(&Request::CreateContainer {
                 id: id.to_string(),
@@ -322,13 +466,8 @@ impl AgentClient {
                     other => Err(unexpected("create", &other)),
                 }
             });
-        match created {
-            Ok(pid) => Ok((pid, self.process_io(stream, rx))),
-            Err(e) => {
-                lock(&self.inner.state).streams.remove(&stream);
-                Err(e)
-            }
-        }
+        // On an error, dropping `io` unregisters the stream.
+        created.map(|pid| (pid, io))
     }
 
     pub fn start(&self, container: &str) -> Result<(), Error> {
@@ -345,20 +484,17 @@ impl AgentClient {
         process: &oci_spec::runtime::Process,
         terminal: bool,
     ) -> Result<(i32, ProcessIo), Error> {
-        let (stream, rx) = self.open_stream();
+        let io = self.open_stream();
         let req = Request::Exec {
             container: container.to_string(),
             process: Box::new(process.clone()),
             terminal,
-            stream,
+            stream: io.stream,
         };
-        match self.expect_ok("exec in the container", &req) {
-            Ok(Response::Executed { pid }) => Ok((pid, self.process_io(stream, rx))),
-            Ok(other) => Err(unexpected("exec", &other)),
-            Err(e) => {
-                lock(&self.inner.state).streams.remove(&stream);
-                Err(e)
-            }
+        // On an error, dropping `io` unregisters the stream.
+        match self.expect_ok("exec in the container", &req)? {
+            Response::Executed { pid } => Ok((pid, io)),
+            other => Err(unexpected("exec", &other)),
         }
     }
 
@@ -409,7 +545,14 @@ impl AgentClient {
 
     /// Whether the channel is still up (false once the VM has gone).
     pub fn is_connected(&self) -> bool {
-        lock(&self.inner.state).closed.is_none()
+        self.closed().is_none()
+    }
+
+    /// How many responses and streams the client holds (for tests).
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        let st = lock(&self.inner.state);
+        (st.responses.len(), st.streams.len())
     }
 }
 
@@ -434,49 +577,173 @@ fn unexpected(call: &'static str, got: &Response) -> Error {
     }
 }
 
+/// The largest payload a guest → host frame of `kind` may carry; checked
+/// on the header, before the payload is allocated.
+fn host_bound_limit(kind: Kind) -> u32 {
+    match kind {
+        Kind::Response => MAX_PAYLOAD,
+        // One output frame can never fit more than the window.
+        Kind::Stdout | Kind::Stderr => OUTPUT_WINDOW - OUTPUT_FRAME_COST,
+        Kind::Eof => 1,
+        Kind::Exit => 4,
+        Kind::Request | Kind::Stdin | Kind::Resize | Kind::Credit => 0,
+    }
+}
+
+fn is_host_to_guest(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Request | Kind::Stdin | Kind::Resize | Kind::Credit
+    )
+}
+
+/// Reads frames until the channel ends, then says why.
 fn read_loop(mut stream: UnixStream, inner: &Inner) {
     let why = loop {
-        let frame = match Frame::read_from(&mut stream) {
+        let frame = match Frame::read_limited(&mut stream, host_bound_limit) {
             Ok(f) => f,
-            Err(proto::FrameError::Closed) => break "the agent channel closed".to_string(),
-            Err(e) => break format!("the agent channel broke: {e}"),
+            Err(e) => break channel_end(e),
         };
-        let mut st = lock(&inner.state);
-        let out = match frame.kind {
-            Kind::Response => match frame.parse::<Response>("response") {
-                Ok(resp) => {
-                    st.responses.insert(frame.id, resp);
-                    inner.changed.notify_all();
-                    continue;
-                }
-                Err(e) => break format!("the agent sent a bad response: {e}"),
-            },
-            Kind::Stdout => Output::Stdout(frame.payload),
-            Kind::Stderr => Output::Stderr(frame.payload),
-            Kind::Eof => match frame.payload.first().copied().and_then(StdioFd::from_byte) {
-                Some(fd) => Output::Eof(fd),
-                None => continue,
-            },
-            Kind::Exit => match frame.exit_code() {
-                Ok(code) => Output::Exit(code),
-                Err(e) => break format!("the agent sent a bad exit frame: {e}"),
-            },
-            // Host → guest kinds never come back; ignore a confused peer.
-            Kind::Request | Kind::Stdin | Kind::Resize => continue,
-        };
-        let last = matches!(out, Output::Exit(_));
-        if let Some(tx) = st.streams.get(&frame.id) {
-            let _ = tx.send(out);
-        }
-        if last {
-            st.streams.remove(&frame.id);
+        if let Err(m) = deliver(inner, frame) {
+            break ChannelEnd::Malformed(m);
         }
     };
+    if let ChannelEnd::Malformed(m) = &why {
+        tracing::warn!("the guest agent sent a malformed frame ({m}); closing its channel");
+        // Not another byte from this peer; the VM layer decides the rest.
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
     let mut st = lock(&inner.state);
     st.closed = Some(why);
     // Dropping the senders ends every ProcessIo's receive loop.
     st.streams.clear();
     inner.changed.notify_all();
+}
+
+fn channel_end(e: FrameError) -> ChannelEnd {
+    ChannelEnd::Malformed(match e {
+        FrameError::Closed => return ChannelEnd::Closed,
+        // A VM that dies mid-write leaves half a frame: broken, not hostile.
+        FrameError::Truncated | FrameError::Io { .. } => {
+            return ChannelEnd::Broken(format!("{}", ErrorChain(&e)))
+        }
+        FrameError::UnknownKind { kind } => Malformed::UnknownKind { kind },
+        FrameError::TooLarge { kind, .. } if is_host_to_guest(kind) => {
+            Malformed::WrongDirection { kind }
+        }
+        FrameError::TooLarge { kind, len, limit } => Malformed::TooLarge { kind, len, limit },
+        // Payload errors come from parsing, in `deliver`, not from reading.
+        FrameError::Payload { .. } | FrameError::PayloadSize { .. } => {
+            return ChannelEnd::Broken(format!("{}", ErrorChain(&e)))
+        }
+    })
+}
+
+fn bad_payload(frame: &Frame, e: &dyn std::error::Error) -> Malformed {
+    Malformed::BadPayload {
+        kind: frame.kind,
+        id: frame.id,
+        detail: format!("{}", ErrorChain(e)),
+    }
+}
+
+/// Hands one frame to whoever waits for it; drops what nobody waits for.
+fn deliver(inner: &Inner, frame: Frame) -> Result<(), Malformed> {
+    let out = match frame.kind {
+        Kind::Response => {
+            let resp = frame
+                .parse::<Response>("response")
+                .map_err(|e| bad_payload(&frame, &e))?;
+            let mut st = lock(&inner.state);
+            match st.responses.get_mut(&frame.id) {
+                Some(slot @ Slot::Waiting) => {
+                    *slot = Slot::Answered(resp);
+                    inner.changed.notify_all();
+                }
+                Some(Slot::Answered(_)) => {
+                    tracing::warn!(
+                        id = frame.id,
+                        "dropping a second answer from the guest agent to one request"
+                    );
+                }
+                None => {
+                    tracing::warn!(
+                        id = frame.id,
+                        "dropping the guest agent's answer to a request nobody waits for"
+                    );
+                }
+            }
+            return Ok(());
+        }
+        Kind::Stdout | Kind::Stderr if frame.payload.is_empty() => return Ok(()),
+        Kind::Stdout => Output::Stdout(frame.payload),
+        Kind::Stderr => Output::Stderr(frame.payload),
+        Kind::Eof => match frame.payload.first().copied().and_then(StdioFd::from_byte) {
+            Some(fd @ (StdioFd::Stdout | StdioFd::Stderr)) => Output::Eof(fd),
+            _ => {
+                return Err(Malformed::BadPayload {
+                    kind: frame.kind,
+                    id: frame.id,
+                    detail: format!("{:?} names no output", frame.payload),
+                })
+            }
+        },
+        Kind::Exit => Output::Exit(frame.exit_code().map_err(|e| bad_payload(&frame, &e))?),
+        kind => return Err(Malformed::WrongDirection { kind }),
+    };
+    let mut st = lock(&inner.state);
+    let Some(s) = st.streams.get_mut(&frame.id) else {
+        // Its ProcessIo was dropped (or it never was one): nobody reads it.
+        tracing::debug!(
+            stream = frame.id,
+            "dropping output for a stream nobody reads"
+        );
+        return Ok(());
+    };
+    match &out {
+        Output::Stdout(d) | Output::Stderr(d) => {
+            let cost = output_cost(d.len());
+            let held = s.account.outstanding.load(Ordering::SeqCst);
+            if u64::from(held) + u64::from(cost) > u64::from(OUTPUT_WINDOW) {
+                return Err(Malformed::OverWindow {
+                    stream: frame.id,
+                    outstanding: u64::from(held) + u64::from(cost),
+                    window: OUTPUT_WINDOW,
+                });
+            }
+            s.account.outstanding.fetch_add(cost, Ordering::SeqCst);
+        }
+        Output::Eof(fd) => {
+            let seen = &mut s.eof[usize::from(*fd == StdioFd::Stderr)];
+            if std::mem::replace(seen, true) {
+                return Ok(());
+            }
+        }
+        Output::Exit(_) => {}
+    }
+    let last = matches!(out, Output::Exit(_));
+    if s.tx.send(out).is_err() || last {
+        // After the Exit nothing more belongs to the stream; a receiver that
+        // is gone wants none of it.
+        st.streams.remove(&frame.id);
+    }
+    Ok(())
+}
+
+/// An error and its sources on one line (the engine prints chains the same
+/// way; this crate may not depend on it).
+struct ErrorChain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
 }
 
 /// The input side of one guest process (stdin, end of stdin, terminal
@@ -530,14 +797,19 @@ impl ProcessIo {
     /// The next output; `None` once the process has exited and everything was
     /// read, or when the VM went away before it exited (see [`ProcessIo::wait`]).
     pub fn recv(&self) -> Option<Output> {
-        self.rx.recv().ok()
+        let out = self.rx.recv().ok()?;
+        self.took(&out);
+        Some(out)
     }
 
     /// Like [`ProcessIo::recv`], giving up after `timeout` (`Ok(None)`); an
     /// error if the VM went away before the process exited.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Output>, Error> {
         match self.rx.recv_timeout(timeout) {
-            Ok(o) => Ok(Some(o)),
+            Ok(o) => {
+                self.took(&o);
+                Ok(Some(o))
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.gone()),
         }
@@ -594,11 +866,42 @@ impl ProcessIo {
         Err(self.gone())
     }
 
+    /// Accounts for output taken out: gives it back to the agent in batches
+    /// of [`CREDIT_BATCH`], or at once when nothing more is queued.
+    fn took(&self, out: &Output) {
+        let (Output::Stdout(d) | Output::Stderr(d)) = out else {
+            return;
+        };
+        let a = &self.account;
+        let consumed =
+            a.consumed.fetch_add(output_cost(d.len()), Ordering::SeqCst) + output_cost(d.len());
+        let drained = a.outstanding.load(Ordering::SeqCst) <= consumed;
+        if consumed < CREDIT_BATCH && !drained {
+            return;
+        }
+        a.consumed.fetch_sub(consumed, Ordering::SeqCst);
+        a.outstanding.fetch_sub(consumed, Ordering::SeqCst);
+        // A channel that broke is reported by the next recv.
+        let _ = self.client.send(&Frame::credit(self.stream, consumed));
+    }
+
     fn gone(&self) -> Error {
-        let why = lock(&self.client.inner.state)
-            .closed
-            .clone()
-            .unwrap_or_else(|| "the agent channel closed".into());
-        self.client.closed_error(&why)
+        self.client.closed_error(self.client.closed())
+    }
+
+    /// Output received and not yet credited back (for tests).
+    #[cfg(test)]
+    fn outstanding(&self) -> u32 {
+        self.account.outstanding.load(Ordering::SeqCst)
     }
 }
+
+impl Drop for ProcessIo {
+    fn drop(&mut self) {
+        // Output that comes after this is dropped by the reader, not queued.
+        lock(&self.client.inner.state).streams.remove(&self.stream);
+    }
+}
+
+#[cfg(test)]
+mod tests;
