@@ -185,9 +185,20 @@ fn console_tail(console: &Path) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// Why the VM went away, for the container's record: QEMU's status and what
-/// the console says of a guest panic.
-fn explain_fault(vm: &mut Option<vm::Vm>, console: &Path) -> String {
+/// Why the VM went away, for the container's record: a malformed frame from
+/// the agent (the VM is then stopped here: a guest that breaks the protocol
+/// is not trusted to power off), or QEMU's status and what the console says
+/// of a guest panic.
+fn explain_fault(vm: &mut Option<vm::Vm>, client: &vm::AgentClient, console: &Path) -> String {
+    if let Some(what) = client.malformed() {
+        if let Some(v) = vm.as_mut() {
+            v.kill();
+        }
+        return format!(
+            "the guest agent sent a malformed frame ({what}), so the utility VM was stopped; guest console: {}",
+            console.display()
+        );
+    }
     let status = vm
         .as_mut()
         .and_then(|v| v.wait_timeout(Duration::from_secs(2)))
@@ -484,6 +495,7 @@ impl Backend for VmBackend {
             move || {
                 explain_fault(
                     &mut shared.vm.lock().unwrap_or_else(|e| e.into_inner()),
+                    &shared.client,
                     &console,
                 )
             }
