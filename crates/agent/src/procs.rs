@@ -34,6 +34,9 @@ pub struct Proc {
     /// Reaped with this code, its exit not reported yet: the output still
     /// in its pipes goes first, as the window allows.
     pub exited: Option<i32>,
+    /// When the output a reaped process left behind is dropped if the host
+    /// has still given no room for it (see serve.rs).
+    pub drain_until: Option<std::time::Instant>,
     /// The exit reported to the host.
     pub exit: Option<i32>,
     /// Wait requests to answer when it exits.
@@ -92,6 +95,7 @@ impl Proc {
             pty: None,
             window: proto::OUTPUT_WINDOW,
             exited: None,
+            drain_until: None,
             exit: None,
             waiters: Vec::new(),
         }
@@ -111,6 +115,7 @@ impl Proc {
             pty: Some(master),
             window: proto::OUTPUT_WINDOW,
             exited: None,
+            drain_until: None,
             exit: None,
             waiters: Vec::new(),
         })

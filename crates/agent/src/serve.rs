@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::sys::wait::{waitpid, WaitPidFlag};
@@ -22,6 +22,13 @@ use crate::{guest, top};
 /// Poll interval while the host end of the port is not connected (the port
 /// reports POLLHUP continuously then, so it cannot stay in the poll set).
 const HUP_BACKOFF_MS: i32 = 20;
+
+/// How long a reaped process's remaining output waits for the host to take
+/// some (to give credit) before it is dropped and the exit reported anyway:
+/// a host consumer that stalled (an attached client that stopped reading)
+/// must not keep the host from learning of the exit. The monitor gives its
+/// own output pumps the same time after an exit.
+const EXIT_DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Agent {
     port: File,
@@ -71,7 +78,14 @@ impl Agent {
                 return Ok(());
             }
             let (mut fds, tokens) = self.poll_set();
-            let mut timeout = self.power_off_at.map_or(-1, |t| {
+            let wake = self
+                .procs
+                .by_stream
+                .values()
+                .filter_map(|p| p.drain_until)
+                .chain(self.power_off_at)
+                .min();
+            let mut timeout = wake.map_or(-1, |t| {
                 t.saturating_duration_since(Instant::now()).as_millis() as i32 + 1
             });
             if self.host_gone {
@@ -83,6 +97,14 @@ impl Agent {
             }
             crate::sys::poll(&mut fds, timeout).context("poll")?;
             self.host_gone = false;
+            let now = Instant::now();
+            let overdue: Vec<u32> = (self.procs.by_stream.iter())
+                .filter(|(_, p)| p.drain_until.is_some_and(|t| t <= now))
+                .map(|(&s, _)| s)
+                .collect();
+            for s in overdue {
+                self.complete(s)?;
+            }
             for (fd, token) in fds.iter().zip(tokens) {
                 if fd.revents == 0 {
                     continue;
@@ -213,6 +235,8 @@ impl Agent {
                 ) {
                     p.credit(amount);
                     if p.exited.is_some() {
+                        // The host is taking output: a fresh grace period.
+                        p.drain_until = None;
                         return self.complete(frame.id);
                     }
                 }
@@ -415,7 +439,8 @@ impl Agent {
 
     /// Reports the end of a reaped process: what its pipes still hold goes
     /// first, as far as the window allows (the rest when the host gives
-    /// credit, which calls this again), then Eof frames, Exit and Waits.
+    /// credit, which calls this again; dropped if none comes within
+    /// [`EXIT_DRAIN_GRACE`]), then Eof frames, Exit and Waits.
     fn complete(&mut self, stream: u32) -> Result<()> {
         let Some(code) = self.procs.by_stream.get(&stream).and_then(|p| p.exited) else {
             return Ok(());
@@ -450,7 +475,24 @@ impl Agent {
                     break;
                 }
                 if !room {
-                    return Ok(());
+                    let p = self
+                        .procs
+                        .by_stream
+                        .get_mut(&stream)
+                        .expect("checked above");
+                    let until = *p
+                        .drain_until
+                        .get_or_insert_with(|| Instant::now() + EXIT_DRAIN_GRACE);
+                    if Instant::now() < until {
+                        return Ok(());
+                    }
+                    // The host took nothing for the whole grace: drop the rest.
+                    match which {
+                        StdioFd::Stderr => p.stderr = None,
+                        _ => p.stdout = None,
+                    }
+                    self.send(Frame::new(Kind::Eof, stream, vec![which as u8]))?;
+                    break;
                 }
                 self.pump_output(stream, which)?;
             }
@@ -458,6 +500,7 @@ impl Agent {
         let waiters = match self.procs.by_stream.get_mut(&stream) {
             Some(p) => {
                 p.exited = None;
+                p.drain_until = None;
                 p.exit = Some(code);
                 p.stdin = None;
                 p.pty = None;

@@ -101,10 +101,39 @@ struct Account {
     consumed: AtomicU32,
 }
 
+/// How a process ended, as far as the reader knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Running,
+    Exited(i32),
+    /// The channel ended first.
+    Gone,
+    /// Its ProcessIo was dropped first: its exit will never be known.
+    Abandoned,
+}
+
+/// A process's exit, kept apart from its output queue, so that a consumer
+/// of the output that stalled does not hide the exit ([`ExitWatch`]).
+struct ExitSlot {
+    ending: Mutex<Ending>,
+    changed: Condvar,
+}
+
+impl ExitSlot {
+    fn set(&self, ending: Ending) {
+        let mut e = lock(&self.ending);
+        if *e == Ending::Running {
+            *e = ending;
+            self.changed.notify_all();
+        }
+    }
+}
+
 /// Where the reader delivers a stream's output.
 struct Stream {
     tx: Sender<Output>,
     account: Arc<Account>,
+    exit: Arc<ExitSlot>,
     /// Eof seen for stdout, stderr: a repeated one is dropped, so that the
     /// queue holds at most two Eofs and one Exit beyond the window.
     eof: [bool; 2],
@@ -162,7 +191,38 @@ pub struct ProcessIo {
     stream: u32,
     rx: Receiver<Output>,
     account: Arc<Account>,
+    exit: Arc<ExitSlot>,
     client: AgentClient,
+}
+
+/// Waits for a process's exit without reading its output: it returns when
+/// the Exit arrives, even while output before it is still queued unread.
+pub struct ExitWatch {
+    slot: Arc<ExitSlot>,
+    client: AgentClient,
+}
+
+impl ExitWatch {
+    /// The exit code, or why it will never come (the channel ended first).
+    pub fn wait(&self) -> Result<i32, Error> {
+        let mut e = lock(&self.slot.ending);
+        loop {
+            match *e {
+                Ending::Running => e = self.slot.changed.wait(e).unwrap_or_else(|p| p.into_inner()),
+                Ending::Exited(code) => return Ok(code),
+                Ending::Gone => {
+                    drop(e);
+                    return Err(self.client.closed_error(self.client.closed()));
+                }
+                Ending::Abandoned => {
+                    return Err(Error::VmExited {
+                        status: "the process's stdio was closed before it exited".into(),
+                        console: self.client.inner.console.clone(),
+                    })
+                }
+            }
+        }
+    }
 }
 
 /// Everything a finished process wrote, and its exit code.
@@ -374,11 +434,16 @@ impl AgentClient {
         // at most two Eofs and an Exit besides.
         let (tx, rx) = mpsc::channel();
         let account = Arc::new(Account::default());
+        let exit = Arc::new(ExitSlot {
+            ending: Mutex::new(Ending::Running),
+            changed: Condvar::new(),
+        });
         lock(&self.inner.state).streams.insert(
             stream,
             Stream {
                 tx,
                 account: account.clone(),
+                exit: exit.clone(),
                 eof: [false; 2],
             },
         );
@@ -386,6 +451,7 @@ impl AgentClient {
             stream,
             rx,
             account,
+            exit,
             client: self.clone(),
         }
     }
@@ -616,7 +682,9 @@ fn read_loop(mut stream: UnixStream, inner: &Inner) {
     let mut st = lock(&inner.state);
     st.closed = Some(why);
     // Dropping the senders ends every ProcessIo's receive loop.
-    st.streams.clear();
+    for (_, s) in st.streams.drain() {
+        s.exit.set(Ending::Gone);
+    }
     inner.changed.notify_all();
 }
 
@@ -719,7 +787,7 @@ fn deliver(inner: &Inner, frame: Frame) -> Result<(), Malformed> {
                 return Ok(());
             }
         }
-        Output::Exit(_) => {}
+        Output::Exit(code) => s.exit.set(Ending::Exited(*code)),
     }
     let last = matches!(out, Output::Exit(_));
     if s.tx.send(out).is_err() || last {
@@ -784,6 +852,14 @@ impl ProcessInput {
 impl ProcessIo {
     pub fn stream(&self) -> u32 {
         self.stream
+    }
+
+    /// A handle that waits for this process's exit apart from its output.
+    pub fn exit_watch(&self) -> ExitWatch {
+        ExitWatch {
+            slot: self.exit.clone(),
+            client: self.client.clone(),
+        }
     }
 
     /// A handle on this process's input, usable from another thread.
@@ -900,6 +976,7 @@ impl Drop for ProcessIo {
     fn drop(&mut self) {
         // Output that comes after this is dropped by the reader, not queued.
         lock(&self.client.inner.state).streams.remove(&self.stream);
+        self.exit.set(Ending::Abandoned);
     }
 }
 

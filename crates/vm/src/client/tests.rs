@@ -63,7 +63,10 @@ fn answers_to_unknown_or_repeated_request_ids_are_dropped_not_kept() {
     assert_eq!(client.held(), (1, 0), "only the first's answer is held");
     assert_eq!(client.answer(first, None).unwrap(), answer("first"));
     assert_eq!(client.held(), (0, 0), "stray answers were kept");
-    assert!(client.is_connected(), "stray answers are dropped, not fatal");
+    assert!(
+        client.is_connected(),
+        "stray answers are dropped, not fatal"
+    );
 }
 
 #[test]
@@ -310,4 +313,36 @@ fn a_closed_channel_is_not_called_malformed() {
     let err = call.join().unwrap().unwrap_err();
     assert!(matches!(err, Error::VmExited { .. }), "{err}");
     assert_eq!(client.malformed(), None);
+}
+
+#[test]
+fn the_exit_is_seen_while_output_before_it_waits_unread() {
+    let (client, mut agent) = pair();
+    let io = client.open_stream();
+    let exit = io.exit_watch();
+    for _ in 0..4 {
+        Frame::new(Kind::Stdout, io.stream(), vec![b'x'; 64 * 1024])
+            .write_to(&mut agent)
+            .unwrap();
+    }
+    Frame::exit(io.stream(), 3).write_to(&mut agent).unwrap();
+    // Nobody reads the output, yet the exit is known.
+    assert_eq!(exit.wait().unwrap(), 3);
+    // And the output is all there, in order, before the Exit.
+    let mut got = 0;
+    loop {
+        match io.recv().unwrap() {
+            Output::Stdout(d) => got += d.len(),
+            Output::Exit(code) => break assert_eq!(code, 3),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(got, 4 * 64 * 1024);
+
+    // A channel that ends first ends the wait too, saying why.
+    let io = client.open_stream();
+    let exit = io.exit_watch();
+    drop(agent);
+    let err = exit.wait().unwrap_err();
+    assert!(matches!(err, Error::VmExited { .. }), "{err}");
 }

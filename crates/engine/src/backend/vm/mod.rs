@@ -488,7 +488,7 @@ impl Backend for VmBackend {
             terminal: Mutex::new(None),
             paused: Default::default(),
         });
-        let (done_tx, done_rx) = mpsc::channel();
+        let exit = pio.exit_watch();
         let gone = {
             let shared = shared.clone();
             let console = console.clone();
@@ -507,7 +507,7 @@ impl Backend for VmBackend {
                     command: "a pty for the container's terminal".into(),
                     source,
                 };
-                let master = stdio::terminal(pio, done_tx, gone).map_err(pty)?;
+                let master = stdio::terminal(pio).map_err(pty)?;
                 *shared.terminal.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((master.try_clone().map_err(pty)?, input));
                 Some(master)
@@ -518,7 +518,7 @@ impl Backend for VmBackend {
                 stderr,
             } => {
                 stdio::feed_stdin(std::fs::File::from(stdin), pio.input());
-                stdio::drain_output(pio, Some(stdout.into()), Some(stderr.into()), done_tx, gone);
+                stdio::drain_output(pio, Some(stdout.into()), Some(stderr.into()));
                 None
             }
         };
@@ -536,16 +536,14 @@ impl Backend for VmBackend {
         Ok(CreatedContainer {
             pid: qemu_pid as i32,
             console: console_fd,
-            wait: Box::new(move || match done_rx.recv() {
-                Ok(Ok(code)) => Ok(code),
-                Ok(Err(message)) => Err(BackendError::VmFault {
+            // The exit apart from the output: an output reader that stalled
+            // (an attached client that stopped reading) does not hide it.
+            // The monitor then waits (bounded) for the output to end.
+            wait: Box::new(move || {
+                exit.wait().map_err(|_| BackendError::VmFault {
                     id: id_owned,
-                    message,
-                }),
-                Err(_) => Err(BackendError::VmFault {
-                    id: id_owned,
-                    message: "the container's output pump stopped".into(),
-                }),
+                    message: gone(),
+                })
             }),
         })
     }
