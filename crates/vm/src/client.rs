@@ -62,13 +62,13 @@ const CREDIT_BATCH: u32 = OUTPUT_WINDOW / 4;
 /// How the agent broke the protocol. The channel is ended when it does.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
-    #[error("a frame header with unknown kind {kind}")]
+    #[error("unknown frame kind {kind}")]
     UnknownKind { kind: u8 },
-    #[error("a {kind:?} frame of {len} bytes, over the limit of {limit} for that kind")]
+    #[error("{kind:?} frame of {len} bytes, over the limit of {limit} for that kind")]
     TooLarge { kind: Kind, len: u32, limit: u32 },
-    #[error("a {kind:?} frame, which only the host sends")]
+    #[error("{kind:?} frame, a kind only the host sends")]
     WrongDirection { kind: Kind },
-    #[error("a {kind:?} frame (id {id}) whose payload does not decode: {detail}")]
+    #[error("{kind:?} frame (id {id}) whose payload does not decode: {detail}")]
     BadPayload { kind: Kind, id: u32, detail: String },
     #[error("{outstanding} bytes of output on stream {stream}, beyond its window of {window} (the agent ignores flow control)")]
     OverWindow {

@@ -238,7 +238,7 @@ fn a_malformed_frame_ends_the_channel_with_an_error_naming_it() {
     let (m, text) = malformed_after(&header(0x7f, 1, 0));
     assert_eq!(m, Malformed::UnknownKind { kind: 0x7f });
     assert!(
-        text.contains("malformed frame") && text.contains("unknown kind 127"),
+        text.contains("malformed frame") && text.contains("unknown frame kind 127"),
         "{text}"
     );
 

@@ -727,6 +727,27 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_frame_from_the_agent_is_named_once_in_the_fault() {
+        use std::io::Write;
+        let (ours, mut agent) = std::os::unix::net::UnixStream::pair().unwrap();
+        let console = Path::new("/c/console.log");
+        let client = vm::AgentClient::new(ours, console.into()).unwrap();
+        // An Exit frame header claiming 1 MiB: refused on the header.
+        agent.write_all(&[8, 0, 0, 0, 1, 0, 0x10, 0, 0]).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while client.is_connected() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let fault = explain_fault(&mut None, &client, console);
+        assert_eq!(
+            fault,
+            "the guest agent sent a malformed frame (Exit frame of 1048576 bytes, \
+             over the limit of 4 for that kind), so the utility VM was stopped; \
+             guest console: /c/console.log"
+        );
+    }
+
+    #[test]
     fn sockets_go_under_the_root_unless_the_path_would_not_fit() {
         let id = "a".repeat(64);
         let short = run_dir(Path::new("/var/lib/isola"), &id);
