@@ -5,6 +5,8 @@
 use super::*;
 use std::io::Write;
 
+use proto::MAX_PAYLOAD;
+
 fn pair() -> (AgentClient, UnixStream) {
     let (ours, theirs) = UnixStream::pair().unwrap();
     let client = AgentClient::new(ours, PathBuf::from("/test/console.log")).unwrap();
