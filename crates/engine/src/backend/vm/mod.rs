@@ -8,6 +8,13 @@
 //! and volumes its spec binds. Per-VM sockets live in a short run directory
 //! ([`run_dir`]); the guest console log lives with the container's records.
 //! Nothing here reads or writes the engine's records.
+//!
+//! The guest is not trusted with the monitor's memory: what its agent sends
+//! is bounded in [`vm::client`] (1 MiB of output queued per guest process,
+//! the container's init and each exec, plus one frame of at most 4 MiB
+//! being read); past the queue, the monitor's own copies hold a pipe's
+//! 64 KiB per output. An agent that breaks the protocol ends the channel,
+//! and the container's record names what it sent (`explain_fault`).
 
 mod control;
 pub mod settings;
