@@ -1,6 +1,7 @@
 //! procs: the processes the agent started for the host (container inits and
 //! exec'd processes), one per protocol stream: their stdio ends (pipes, or a
-//! pty master for a terminal), buffered stdin, exit status and waiters.
+//! pty master for a terminal), buffered stdin, output window, exit status
+//! and waiters.
 //! It must not parse requests or touch the channel; serve.rs drives it.
 
 use std::collections::HashMap;
@@ -24,6 +25,19 @@ pub struct Proc {
     pub stderr: Option<File>,
     /// The pty master when the process has a terminal (for window sizes).
     pub pty: Option<File>,
+    /// How much more output (in [`proto::output_cost`]) the host will take
+    /// now; it gives more back with Credit frames. While it is too small
+    /// for a frame, the output pipes are not read, so a process whose
+    /// output the host does not consume blocks in write(2), as it would on
+    /// a full pipe, and the host never buffers more than the window.
+    pub window: u32,
+    /// Reaped with this code, its exit not reported yet: the output still
+    /// in its pipes goes first, as the window allows.
+    pub exited: Option<i32>,
+    /// When the output a reaped process left behind is dropped if the host
+    /// has still given no room for it (see serve.rs).
+    pub drain_until: Option<std::time::Instant>,
+    /// The exit reported to the host.
     pub exit: Option<i32>,
     /// Wait requests to answer when it exits.
     pub waiters: Vec<u32>,
@@ -79,6 +93,9 @@ impl Proc {
             stdout: Some(stdout),
             stderr: Some(stderr),
             pty: None,
+            window: proto::OUTPUT_WINDOW,
+            exited: None,
+            drain_until: None,
             exit: None,
             waiters: Vec::new(),
         }
@@ -96,6 +113,9 @@ impl Proc {
             stdout: Some(master.try_clone()?),
             stderr: None,
             pty: Some(master),
+            window: proto::OUTPUT_WINDOW,
+            exited: None,
+            drain_until: None,
             exit: None,
             waiters: Vec::new(),
         })
@@ -130,6 +150,24 @@ impl Proc {
         }
     }
 
+    /// Whether it has been reaped (its exit reported or about to be).
+    pub fn has_exited(&self) -> bool {
+        self.exited.is_some() || self.exit.is_some()
+    }
+
+    /// The most output bytes one frame may carry now; 0 when the window
+    /// has no room for a frame.
+    pub fn sendable(&self) -> usize {
+        self.window.saturating_sub(proto::OUTPUT_FRAME_COST) as usize
+    }
+
+    /// The host consumed `amount` of the output.
+    pub fn credit(&mut self, amount: u32) {
+        // Never above the window: a confused host must not make this side
+        // send more than the protocol lets the host expect.
+        self.window = self.window.saturating_add(amount).min(proto::OUTPUT_WINDOW);
+    }
+
     pub fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
         match &self.pty {
             Some(m) => sys::set_window_size(m.as_raw_fd(), rows, cols),
@@ -140,9 +178,9 @@ impl Proc {
 
 /// Reads what is ready from a non-blocking stdio end. `Ok(None)`: nothing
 /// now; `Ok(Some(empty))`: end of stream (EIO from a pty master whose
-/// terminal closed counts as the end too).
-pub fn read_ready(f: &mut File) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; 64 * 1024];
+/// terminal closed counts as the end too). At most `max` bytes (≥ 1).
+pub fn read_ready(f: &mut File, max: usize) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; max.clamp(1, 64 * 1024)];
     loop {
         match f.read(&mut buf) {
             Ok(n) => {
@@ -166,7 +204,7 @@ impl ProcTable {
     pub fn stream_of(&self, pid: i32) -> Option<u32> {
         self.by_stream
             .iter()
-            .find(|(_, p)| p.pid == pid && p.exit.is_none())
+            .find(|(_, p)| p.pid == pid && !p.has_exited())
             .map(|(s, _)| *s)
     }
 }

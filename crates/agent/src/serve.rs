@@ -2,23 +2,33 @@
 //! processes' stdio and SIGCHLD. It decodes requests, dispatches them to
 //! containers.rs, pumps stdio both ways and reports exits. Single-threaded on
 //! purpose: the runtime forks, and a fork from a threaded process is fragile.
+//! Output goes to the host only as far as each stream's window allows
+//! ([`proto::OUTPUT_WINDOW`]): the host bounds what it holds per stream, and
+//! one stream whose reader is slow never holds up the others or the answers.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use proto::{Decoder, Frame, Kind, Request, Response, StdioFd, WindowSize, PROTOCOL_VERSION};
 
 use crate::containers::Containers;
-use crate::procs::{self, Proc, ProcTable};
+use crate::procs::{self, ProcTable};
 use crate::{guest, top};
 
 /// Poll interval while the host end of the port is not connected (the port
 /// reports POLLHUP continuously then, so it cannot stay in the poll set).
 const HUP_BACKOFF_MS: i32 = 20;
+
+/// How long a reaped process's remaining output waits for the host to take
+/// some (to give credit) before it is dropped and the exit reported anyway:
+/// a host consumer that stalled (an attached client that stopped reading)
+/// must not keep the host from learning of the exit. The monitor gives its
+/// own output pumps the same time after an exit.
+const EXIT_DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Agent {
     port: File,
@@ -68,7 +78,14 @@ impl Agent {
                 return Ok(());
             }
             let (mut fds, tokens) = self.poll_set();
-            let mut timeout = self.power_off_at.map_or(-1, |t| {
+            let wake = self
+                .procs
+                .by_stream
+                .values()
+                .filter_map(|p| p.drain_until)
+                .chain(self.power_off_at)
+                .min();
+            let mut timeout = wake.map_or(-1, |t| {
                 t.saturating_duration_since(Instant::now()).as_millis() as i32 + 1
             });
             if self.host_gone {
@@ -80,6 +97,14 @@ impl Agent {
             }
             crate::sys::poll(&mut fds, timeout).context("poll")?;
             self.host_gone = false;
+            let now = Instant::now();
+            let overdue: Vec<u32> = (self.procs.by_stream.iter())
+                .filter(|(_, p)| p.drain_until.is_some_and(|t| t <= now))
+                .map(|(&s, _)| s)
+                .collect();
+            for s in overdue {
+                self.complete(s)?;
+            }
             for (fd, token) in fds.iter().zip(tokens) {
                 if fd.revents == 0 {
                     continue;
@@ -112,11 +137,14 @@ impl Agent {
             tokens.push(Token::Port);
         }
         for (&s, p) in &self.procs.by_stream {
-            if let Some(f) = &p.stdout {
+            // A full window leaves the pipes unread until the host gives
+            // credit; a reaped process's rest is drained by `complete`.
+            let output = p.sendable() > 0 && !p.has_exited();
+            if let (Some(f), true) = (&p.stdout, output) {
                 fds.push(pfd(f.as_raw_fd(), libc::POLLIN));
                 tokens.push(Token::Stdout(s));
             }
-            if let Some(f) = &p.stderr {
+            if let (Some(f), true) = (&p.stderr, output) {
                 fds.push(pfd(f.as_raw_fd(), libc::POLLIN));
                 tokens.push(Token::Stderr(s));
             }
@@ -197,6 +225,20 @@ impl Agent {
                     frame.parse::<WindowSize>("window size"),
                 ) {
                     let _ = p.resize(ws.rows, ws.cols);
+                }
+                Ok(())
+            }
+            Kind::Credit => {
+                if let (Some(p), Ok(amount)) = (
+                    self.procs.by_stream.get_mut(&frame.id),
+                    frame.credit_amount(),
+                ) {
+                    p.credit(amount);
+                    if p.exited.is_some() {
+                        // The host is taking output: a fresh grace period.
+                        p.drain_until = None;
+                        return self.complete(frame.id);
+                    }
                 }
                 Ok(())
             }
@@ -329,7 +371,7 @@ impl Agent {
                     .by_stream
                     .get(&s)
                     .with_context(|| format!("no process on stream {s}"))?;
-                if p.exit.is_some() {
+                if p.has_exited() {
                     anyhow::bail!("the process on stream {s} has exited");
                 }
                 let sig = nix::sys::signal::Signal::try_from(signal)
@@ -341,11 +383,17 @@ impl Agent {
         }
     }
 
-    /// Sends what is ready on one output; at its end, an Eof frame.
+    /// Sends what is ready on one output, as much as the window allows; at
+    /// its end, an Eof frame.
     fn pump_output(&mut self, stream: u32, which: StdioFd) -> Result<()> {
         let Some(p) = self.procs.by_stream.get_mut(&stream) else {
             return Ok(());
         };
+        let max = p.sendable();
+        if max == 0 {
+            return Ok(());
+        }
+        let window = &mut p.window;
         let slot = match which {
             StdioFd::Stderr => &mut p.stderr,
             _ => &mut p.stdout,
@@ -353,7 +401,7 @@ impl Agent {
         let Some(f) = slot.as_mut() else {
             return Ok(());
         };
-        match procs::read_ready(f) {
+        match procs::read_ready(f, max) {
             None => Ok(()),
             Some(data) if data.is_empty() => {
                 *slot = None;
@@ -365,6 +413,7 @@ impl Agent {
                 } else {
                     Kind::Stdout
                 };
+                *window = window.saturating_sub(proto::output_cost(data.len()));
                 self.send(Frame::new(kind, stream, data))
             }
         }
@@ -384,29 +433,37 @@ impl Agent {
                 continue;
             };
             if let Some(stream) = self.procs.stream_of(pid) {
-                self.finish(stream, code)?;
+                if let Some(p) = self.procs.by_stream.get_mut(&stream) {
+                    p.exited = Some(code);
+                }
+                self.complete(stream)?;
             }
         }
     }
 
-    fn finish(&mut self, stream: u32, code: i32) -> Result<()> {
+    /// Reports the end of a reaped process: what its pipes still hold goes
+    /// first, as far as the window allows (the rest when the host gives
+    /// credit, which calls this again; dropped if none comes within
+    /// [`EXIT_DRAIN_GRACE`]), then Eof frames, Exit and Waits.
+    fn complete(&mut self, stream: u32) -> Result<()> {
+        let Some(code) = self.procs.by_stream.get(&stream).and_then(|p| p.exited) else {
+            return Ok(());
+        };
         // The process is gone, so everything it wrote is in the pipe already.
         for which in [StdioFd::Stdout, StdioFd::Stderr] {
             loop {
-                let open = self
-                    .procs
-                    .by_stream
-                    .get(&stream)
-                    .is_some_and(|p: &Proc| match which {
-                        StdioFd::Stderr => p.stderr.is_some(),
-                        _ => p.stdout.is_some(),
-                    });
+                let Some(p) = self.procs.by_stream.get(&stream) else {
+                    return Ok(());
+                };
+                let open = match which {
+                    StdioFd::Stderr => p.stderr.is_some(),
+                    _ => p.stdout.is_some(),
+                };
                 if !open {
                     break;
                 }
-                let before = self.pending_output(stream, which);
-                self.pump_output(stream, which)?;
-                if !before {
+                let room = p.sendable() > 0;
+                if !self.pending_output(stream, which) {
                     // Nothing more now: a descendant may still hold the pipe;
                     // the process itself is done, so report its end here.
                     let p = self
@@ -421,10 +478,33 @@ impl Agent {
                     self.send(Frame::new(Kind::Eof, stream, vec![which as u8]))?;
                     break;
                 }
+                if !room {
+                    let p = self
+                        .procs
+                        .by_stream
+                        .get_mut(&stream)
+                        .expect("checked above");
+                    let until = *p
+                        .drain_until
+                        .get_or_insert_with(|| Instant::now() + EXIT_DRAIN_GRACE);
+                    if Instant::now() < until {
+                        return Ok(());
+                    }
+                    // The host took nothing for the whole grace: drop the rest.
+                    match which {
+                        StdioFd::Stderr => p.stderr = None,
+                        _ => p.stdout = None,
+                    }
+                    self.send(Frame::new(Kind::Eof, stream, vec![which as u8]))?;
+                    break;
+                }
+                self.pump_output(stream, which)?;
             }
         }
         let waiters = match self.procs.by_stream.get_mut(&stream) {
             Some(p) => {
+                p.exited = None;
+                p.drain_until = None;
                 p.exit = Some(code);
                 p.stdin = None;
                 p.pty = None;

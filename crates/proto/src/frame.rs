@@ -3,7 +3,13 @@
 //! the payload. It knows nothing of what payloads mean.
 //!
 //! [`Frame::read_from`]/[`Frame::write_to`] suit blocking streams; [`Decoder`]
-//! suits an event loop that reads whatever bytes are ready.
+//! suits an event loop that reads whatever bytes are ready. A frame's length
+//! is checked against its limit before any payload is allocated.
+//!
+//! Output is flow-controlled: a stream's Stdout and Stderr frames together
+//! may have at most [`OUTPUT_WINDOW`] of [`output_cost`] outstanding, that
+//! is sent and not yet given back by a [`Kind::Credit`] frame. The receiver
+//! can then bound what it buffers without ever refusing to read.
 
 use std::io::{self, Read, Write};
 
@@ -11,6 +17,22 @@ use std::io::{self, Read, Write};
 pub const HEADER_LEN: usize = 9;
 /// Largest payload accepted; bigger frames mean a corrupt or hostile stream.
 pub const MAX_PAYLOAD: u32 = 4 << 20;
+
+/// How much output (in [`output_cost`]) one stream may have outstanding: sent
+/// by the agent, not yet credited back by the host. 1 MiB keeps 16 of the
+/// agent's 64 KiB reads in flight, enough to keep the virtio-serial port
+/// busy under TCG, while the host holds at most this much per stream.
+pub const OUTPUT_WINDOW: u32 = 1 << 20;
+
+/// What an output frame costs beyond its payload: the receiver's queue entry
+/// and allocation. Charging it makes a flood of tiny frames as bounded in
+/// memory as a flood of big ones.
+pub const OUTPUT_FRAME_COST: u32 = 64;
+
+/// The flow-control cost of an output frame carrying `len` payload bytes.
+pub fn output_cost(len: usize) -> u32 {
+    (len as u32).saturating_add(OUTPUT_FRAME_COST)
+}
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +55,9 @@ pub enum Kind {
     /// Guest → host: the stream's process exited; payload is the exit code (i32 BE),
     /// 128 + signal for a killed process, as a shell reports it.
     Exit = 8,
+    /// Host → guest: the host consumed this much of the stream's output
+    /// ([`output_cost`] units, u32 BE): the agent may send that much more.
+    Credit = 9,
 }
 
 impl TryFrom<u8> for Kind {
@@ -47,6 +72,7 @@ impl TryFrom<u8> for Kind {
             6 => Kind::Eof,
             7 => Kind::Resize,
             8 => Kind::Exit,
+            9 => Kind::Credit,
             other => return Err(FrameError::UnknownKind { kind: other }),
         })
     }
@@ -65,8 +91,8 @@ pub struct Frame {
 pub enum FrameError {
     #[error("unknown frame kind {kind} (the peer speaks another protocol version, or the stream is corrupt)")]
     UnknownKind { kind: u8 },
-    #[error("frame payload of {len} bytes exceeds the limit of {MAX_PAYLOAD}")]
-    TooLarge { len: u32 },
+    #[error("{kind:?} frame payload of {len} bytes exceeds the limit of {limit}")]
+    TooLarge { kind: Kind, len: u32, limit: u32 },
     #[error("the peer closed the connection")]
     Closed,
     #[error("the connection ended in the middle of a frame")]
@@ -114,20 +140,32 @@ impl Frame {
 
     /// An Exit frame's code.
     pub fn exit_code(&self) -> Result<i32, FrameError> {
-        let bytes: [u8; 4] =
-            self.payload
-                .as_slice()
-                .try_into()
-                .map_err(|_| FrameError::PayloadSize {
-                    kind: self.kind,
-                    len: self.payload.len(),
-                    expected: 4,
-                })?;
-        Ok(i32::from_be_bytes(bytes))
+        self.four_bytes().map(i32::from_be_bytes)
     }
 
     pub fn exit(stream: u32, code: i32) -> Frame {
         Frame::new(Kind::Exit, stream, code.to_be_bytes().to_vec())
+    }
+
+    /// Gives `amount` of output window back to `stream`'s sender.
+    pub fn credit(stream: u32, amount: u32) -> Frame {
+        Frame::new(Kind::Credit, stream, amount.to_be_bytes().to_vec())
+    }
+
+    /// A Credit frame's amount.
+    pub fn credit_amount(&self) -> Result<u32, FrameError> {
+        self.four_bytes().map(u32::from_be_bytes)
+    }
+
+    fn four_bytes(&self) -> Result<[u8; 4], FrameError> {
+        self.payload
+            .as_slice()
+            .try_into()
+            .map_err(|_| FrameError::PayloadSize {
+                kind: self.kind,
+                len: self.payload.len(),
+                expected: 4,
+            })
     }
 
     /// Header and payload, ready to write in one call (one write keeps
@@ -152,6 +190,16 @@ impl Frame {
 
     /// Reads one frame; [`FrameError::Closed`] at a clean end of stream.
     pub fn read_from(r: &mut impl Read) -> Result<Frame, FrameError> {
+        Frame::read_limited(r, |_| MAX_PAYLOAD)
+    }
+
+    /// Like [`Frame::read_from`], with the largest payload each kind may
+    /// carry (never above [`MAX_PAYLOAD`]): a reader that knows an Exit is 4
+    /// bytes allocates no more for one, whatever the header claims.
+    pub fn read_limited(
+        r: &mut impl Read,
+        limit: impl Fn(Kind) -> u32,
+    ) -> Result<Frame, FrameError> {
         let mut header = [0u8; HEADER_LEN];
         let mut got = 0;
         while got < HEADER_LEN {
@@ -163,7 +211,7 @@ impl Frame {
                 Err(source) => return Err(FrameError::Io { op: "read", source }),
             }
         }
-        let (kind, id, len) = parse_header(&header)?;
+        let (kind, id, len) = parse_header(&header, |k| limit(k).min(MAX_PAYLOAD))?;
         let mut payload = vec![0u8; len as usize];
         r.read_exact(&mut payload).map_err(|source| {
             if source.kind() == io::ErrorKind::UnexpectedEof {
@@ -176,18 +224,24 @@ impl Frame {
     }
 }
 
-fn parse_header(h: &[u8; HEADER_LEN]) -> Result<(Kind, u32, u32), FrameError> {
+fn parse_header(
+    h: &[u8; HEADER_LEN],
+    limit: impl Fn(Kind) -> u32,
+) -> Result<(Kind, u32, u32), FrameError> {
     let kind = Kind::try_from(h[0])?;
     let id = u32::from_be_bytes([h[1], h[2], h[3], h[4]]);
     let len = u32::from_be_bytes([h[5], h[6], h[7], h[8]]);
-    if len > MAX_PAYLOAD {
-        return Err(FrameError::TooLarge { len });
+    let limit = limit(kind);
+    if len > limit {
+        return Err(FrameError::TooLarge { kind, len, limit });
     }
     Ok((kind, id, len))
 }
 
 /// Incremental decoder for an event loop: feed it the bytes a non-blocking
-/// read returned, then take whole frames out.
+/// read returned, then take whole frames out. It holds at most one partial
+/// frame (header checked, so at most [`MAX_PAYLOAD`]) plus the last push, as
+/// long as the caller takes every whole frame out after each push.
 #[derive(Debug, Default)]
 pub struct Decoder {
     buf: Vec<u8>,
@@ -209,7 +263,7 @@ impl Decoder {
             return Ok(None);
         }
         let header: [u8; HEADER_LEN] = self.buf[..HEADER_LEN].try_into().expect("length checked");
-        let (kind, id, len) = parse_header(&header)?;
+        let (kind, id, len) = parse_header(&header, |_| MAX_PAYLOAD)?;
         let end = HEADER_LEN + len as usize;
         if self.buf.len() < end {
             return Ok(None);

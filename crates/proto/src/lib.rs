@@ -13,11 +13,16 @@
 //! - stdio: per process *stream* (an id the host picks in `CreateContainer`
 //!   and `Exec`): `Stdin`, `Resize` and `Eof` to the guest; `Stdout`, `Stderr`,
 //!   `Eof` and `Exit` from it. `Exit` is sent unasked when the process ends.
+//!   Output is flow-controlled per stream: `Credit` frames from the host give
+//!   the agent room to send more (see [`frame`]).
 
 pub mod frame;
 pub mod message;
 
-pub use frame::{Decoder, Frame, FrameError, Kind, HEADER_LEN, MAX_PAYLOAD};
+pub use frame::{
+    output_cost, Decoder, Frame, FrameError, Kind, HEADER_LEN, MAX_PAYLOAD, OUTPUT_FRAME_COST,
+    OUTPUT_WINDOW,
+};
 pub use message::{
     share_path, CompiledSeccomp, ContainerStats, ProcessInfo, Request, Response, StdioFd,
     WindowSize, GUEST_ROOTFS, PROTOCOL_VERSION,

@@ -135,3 +135,28 @@ fn corrupt_streams_are_refused_not_misread() {
     let err = f.parse::<Request>("request").unwrap_err();
     assert!(err.to_string().contains("request"), "{err}");
 }
+
+#[test]
+fn a_per_kind_limit_refuses_the_header_before_any_payload_arrives() {
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    // Only the header: a reader that waited for the payload would block.
+    let mut header = vec![Kind::Exit as u8, 0, 0, 0, 1];
+    header.extend_from_slice(&(1u32 << 20).to_be_bytes());
+    a.write_all(&header).unwrap();
+    let limit = |k| if k == Kind::Exit { 4 } else { MAX_PAYLOAD };
+    assert!(matches!(
+        Frame::read_limited(&mut b, limit),
+        Err(FrameError::TooLarge {
+            kind: Kind::Exit,
+            len: 1048576,
+            limit: 4
+        })
+    ));
+
+    Frame::credit(3, 65600).write_to(&mut a).unwrap();
+    let f = Frame::read_limited(&mut b, limit).unwrap();
+    assert_eq!(
+        (f.kind, f.id, f.credit_amount().unwrap()),
+        (Kind::Credit, 3, 65600)
+    );
+}

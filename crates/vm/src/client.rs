@@ -4,6 +4,28 @@
 //! (the engine's monitor may call them from any thread, or spawn_blocking).
 //! It must not know about QEMU: a broken channel is reported with the console
 //! log path it was given, and the VM layer decides what else to do.
+//!
+//! Nothing the guest sends is held without a bound, because a compromised
+//! guest must not be able to grow the monitor's memory:
+//! - a response is kept only for an id a caller is waiting on; unknown and
+//!   duplicate ids are dropped (and logged);
+//! - each stream's output is flow-controlled ([`proto::OUTPUT_WINDOW`]): the
+//!   agent sends only as much as the host has credited, and the host credits
+//!   what the stream's consumer has taken. An agent that sends beyond its
+//!   window breaks the protocol and the channel is ended. The reader thread
+//!   therefore never blocks on a consumer: a slow reader of one stream holds
+//!   up that process's output only (its writes block in the guest, as on a
+//!   full pipe), never the answers or the other streams;
+//! - frames are size-checked by kind before their payload is allocated, and
+//!   any malformed frame ends the channel with a [`Malformed`] saying what
+//!   was wrong; output for a stream nobody consumes any more is dropped.
+//!
+//! The worst case the client holds, then: [`proto::OUTPUT_WINDOW`] (1 MiB)
+//! per open stream (a container's init, and each exec running), plus one
+//! frame being read (at most [`proto::MAX_PAYLOAD`], 4 MiB, for a response;
+//! output frames are limited to the window), plus one response per caller
+//! waiting (at most [`proto::MAX_PAYLOAD`] each; callers are the host's own
+//! threads, one per control request being served).
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
@@ -14,11 +36,16 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use proto::{
-    CompiledSeccomp, ContainerStats, Frame, Kind, ProcessInfo, Request, Response, StdioFd,
-    WindowSize, PROTOCOL_VERSION,
+    output_cost, CompiledSeccomp, ContainerStats, Frame, Kind, ProcessInfo, Request, Response,
+    StdioFd, WindowSize, OUTPUT_WINDOW, PROTOCOL_VERSION,
 };
 
 use crate::Error;
+
+mod reader;
+
+pub use reader::Malformed;
+use reader::{read_loop, ChannelEnd, ErrorChain};
 
 /// What a process in the guest produced, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +58,76 @@ pub enum Output {
     Exit(i32),
 }
 
+/// How much consumed output the host gives back in one Credit frame, at
+/// most: a frame per quarter window, rather than one per output frame. Less
+/// is given back as soon as the consumer has taken everything queued, so the
+/// agent is never left waiting for credit the host holds.
+const CREDIT_BATCH: u32 = OUTPUT_WINDOW / 4;
+
+/// One stream's flow-control account, shared by the reader thread (which
+/// adds what arrives) and the stream's [`ProcessIo`] (which gives back what
+/// its owner consumed).
+#[derive(Debug, Default)]
+struct Account {
+    /// Received and not yet credited back: queued, or consumed and not yet
+    /// reported. Never above [`OUTPUT_WINDOW`]: the reader refuses more.
+    outstanding: AtomicU32,
+    /// Consumed by the owner and not yet credited back.
+    consumed: AtomicU32,
+}
+
+/// How a process ended, as far as the reader knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Running,
+    Exited(i32),
+    /// The channel ended first.
+    Gone,
+    /// Its ProcessIo was dropped first: its exit will never be known.
+    Abandoned,
+}
+
+/// A process's exit, kept apart from its output queue, so that a consumer
+/// of the output that stalled does not hide the exit ([`ExitWatch`]).
+struct ExitSlot {
+    ending: Mutex<Ending>,
+    changed: Condvar,
+}
+
+impl ExitSlot {
+    fn set(&self, ending: Ending) {
+        let mut e = lock(&self.ending);
+        if *e == Ending::Running {
+            *e = ending;
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// Where the reader delivers a stream's output.
+struct Stream {
+    tx: Sender<Output>,
+    account: Arc<Account>,
+    exit: Arc<ExitSlot>,
+    /// Eof seen for stdout, stderr: a repeated one is dropped, so that the
+    /// queue holds at most two Eofs and one Exit beyond the window.
+    eof: [bool; 2],
+}
+
+/// A request's slot: present only while its caller waits (a [`Pending`]).
+enum Slot {
+    Waiting,
+    Answered(Response),
+}
+
 #[derive(Default)]
 struct State {
-    responses: HashMap<u32, Response>,
-    streams: HashMap<u32, Sender<Output>>,
+    responses: HashMap<u32, Slot>,
+    streams: HashMap<u32, Stream>,
+    /// Answers dropped because nobody waited for them (unknown or repeated ids).
+    stray_answers: u64,
     /// Why the channel is gone, once it is.
-    closed: Option<String>,
+    closed: Option<ChannelEnd>,
 }
 
 struct Inner {
@@ -48,17 +139,67 @@ struct Inner {
     console: PathBuf,
 }
 
+/// A request sent whose answer is still wanted. Dropping it (a caller that
+/// gave up, or an error on the way) frees its slot, so an answer that comes
+/// later is dropped rather than kept.
+struct Pending<'a> {
+    id: u32,
+    inner: &'a Inner,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        lock(&self.inner.state).responses.remove(&self.id);
+    }
+}
+
 /// A connection to one guest agent. Cheap to clone; all clones share it.
 #[derive(Clone)]
 pub struct AgentClient {
     inner: Arc<Inner>,
 }
 
-/// The stdio and exit of one process in the guest (a container's init or an exec).
+/// The stdio and exit of one process in the guest (a container's init or an
+/// exec). Output is flow-controlled: what is not taken out with `recv` stays
+/// in the guest (at most [`proto::OUTPUT_WINDOW`] is queued here), and the
+/// process blocks writing once its pipe is full too. Dropping it drops the
+/// rest of the process's output.
 pub struct ProcessIo {
     stream: u32,
     rx: Receiver<Output>,
+    account: Arc<Account>,
+    exit: Arc<ExitSlot>,
     client: AgentClient,
+}
+
+/// Waits for a process's exit without reading its output: it returns when
+/// the Exit arrives, even while output before it is still queued unread.
+pub struct ExitWatch {
+    slot: Arc<ExitSlot>,
+    client: AgentClient,
+}
+
+impl ExitWatch {
+    /// The exit code, or why it will never come (the channel ended first).
+    pub fn wait(&self) -> Result<i32, Error> {
+        let mut e = lock(&self.slot.ending);
+        loop {
+            match *e {
+                Ending::Running => e = self.slot.changed.wait(e).unwrap_or_else(|p| p.into_inner()),
+                Ending::Exited(code) => return Ok(code),
+                Ending::Gone => {
+                    drop(e);
+                    return Err(self.client.closed_error(self.client.closed()));
+                }
+                Ending::Abandoned => {
+                    return Err(Error::VmExited {
+                        status: "the process's stdio was closed before it exited".into(),
+                        console: self.client.inner.console.clone(),
+                    })
+                }
+            }
+        }
+    }
 }
 
 /// Everything a finished process wrote, and its exit code.
@@ -97,48 +238,76 @@ impl AgentClient {
         Ok(AgentClient { inner })
     }
 
-    fn closed_error(&self, why: &str) -> Error {
-        Error::VmExited {
-            status: why.to_string(),
-            console: self.inner.console.clone(),
-        }
+    fn closed_error(&self, why: Option<ChannelEnd>) -> Error {
+        let console = self.inner.console.clone();
+        let status = match why {
+            Some(ChannelEnd::Malformed(what)) => return Error::Malformed { what, console },
+            Some(ChannelEnd::Broken(why)) => format!("the agent channel broke: {why}"),
+            Some(ChannelEnd::Closed) | None => "the agent channel closed".into(),
+        };
+        Error::VmExited { status, console }
+    }
+
+    fn closed(&self) -> Option<ChannelEnd> {
+        lock(&self.inner.state).closed.clone()
     }
 
     fn send(&self, frame: &Frame) -> Result<(), Error> {
         let mut w = lock(&self.inner.writer);
-        frame.write_to(&mut *w).map_err(|_| {
-            let why = lock(&self.inner.state)
-                .closed
-                .clone()
-                .unwrap_or_else(|| "the agent channel broke".into());
-            self.closed_error(&why)
+        frame.write_to(&mut *w).map_err(|e| {
+            let why = self
+                .closed()
+                .unwrap_or_else(|| ChannelEnd::Broken(format!("{}", ErrorChain(&e))));
+            self.closed_error(Some(why))
         })
+    }
+
+    /// What was wrong with the frame that made the client end the channel,
+    /// if that is why it ended.
+    pub fn malformed(&self) -> Option<Malformed> {
+        match self.closed()? {
+            ChannelEnd::Malformed(m) => Some(m),
+            _ => None,
+        }
     }
 
     /// Sends `req` and waits for its answer (up to `timeout` if given).
     pub fn call(&self, req: &Request, timeout: Option<Duration>) -> Result<Response, Error> {
-        let id = self.request(req)?;
-        self.answer(id, timeout)
+        let pending = self.request(req)?;
+        self.answer(pending, timeout)
     }
 
     /// Sends `req` without waiting; [`AgentClient::answer`] collects the answer.
     /// The agent serves requests in order, so several can be in flight.
-    fn request(&self, req: &Request) -> Result<u32, Error> {
+    fn request(&self, req: &Request) -> Result<Pending<'_>, Error> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        // The slot before the request: an answer may come before send returns.
+        lock(&self.inner.state).responses.insert(id, Slot::Waiting);
+        let pending = Pending {
+            id,
+            inner: &self.inner,
+        };
         self.send(&Frame::json(Kind::Request, id, req))?;
-        Ok(id)
+        Ok(pending)
     }
 
-    /// Waits for the answer to request `id` (up to `timeout` if given).
-    fn answer(&self, id: u32, timeout: Option<Duration>) -> Result<Response, Error> {
+    /// Waits for the answer to a request (up to `timeout` if given).
+    fn answer(&self, pending: Pending<'_>, timeout: Option<Duration>) -> Result<Response, Error> {
+        let id = pending.id;
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = lock(&self.inner.state);
         loop {
-            if let Some(resp) = st.responses.remove(&id) {
+            if let Some(Slot::Answered(_)) = st.responses.get(&id) {
+                let Some(Slot::Answered(resp)) = st.responses.remove(&id) else {
+                    unreachable!("just matched");
+                };
+                drop(st);
                 return Ok(resp);
             }
             if let Some(why) = &st.closed {
-                return Err(self.closed_error(why));
+                let why = why.clone();
+                drop(st);
+                return Err(self.closed_error(Some(why)));
             }
             st = match deadline {
                 None => self
@@ -149,6 +318,7 @@ impl AgentClient {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
+                        drop(st);
                         return Err(Error::BootTimeout {
                             waited: timeout.unwrap_or_default(),
                             console: self.inner.console.clone(),
@@ -244,17 +414,33 @@ impl AgentClient {
             .map(drop)
     }
 
-    fn open_stream(&self) -> (u32, Receiver<Output>) {
+    /// Registers a new stream before the request that names it goes out, so
+    /// that no output is missed. Dropping the [`ProcessIo`] unregisters it.
+    fn open_stream(&self) -> ProcessIo {
         let stream = self.inner.next_stream.fetch_add(1, Ordering::Relaxed);
+        // Unbounded as a type, bounded by the account: the reader refuses
+        // output beyond the window before it queues it, and the queue holds
+        // at most two Eofs and an Exit besides.
         let (tx, rx) = mpsc::channel();
-        lock(&self.inner.state).streams.insert(stream, tx);
-        (stream, rx)
-    }
-
-    fn process_io(&self, stream: u32, rx: Receiver<Output>) -> ProcessIo {
+        let account = Arc::new(Account::default());
+        let exit = Arc::new(ExitSlot {
+            ending: Mutex::new(Ending::Running),
+            changed: Condvar::new(),
+        });
+        lock(&self.inner.state).streams.insert(
+            stream,
+            Stream {
+                tx,
+                account: account.clone(),
+                exit: exit.clone(),
+                eof: [false; 2],
+            },
+        );
         ProcessIo {
             stream,
             rx,
+            account,
+            exit,
             client: self.clone(),
         }
     }
@@ -295,7 +481,8 @@ impl AgentClient {
         }
         // Compiled here, natively: libseccomp in the guest runs emulated.
         let seccomp = compile_seccomp(spec)?;
-        let (stream, rx) = self.open_stream();
+        let io = self.open_stream();
+        let stream = io.stream;
         let created = self
             .request(&Request::CreateContainer {
                 id: id.to_string(),
@@ -334,13 +521,8 @@ impl AgentClient {
                     other => Err(unexpected("create", &other)),
                 }
             });
-        match created {
-            Ok(pid) => Ok((pid, self.process_io(stream, rx))),
-            Err(e) => {
-                lock(&self.inner.state).streams.remove(&stream);
-                Err(e)
-            }
-        }
+        // On an error, dropping `io` unregisters the stream.
+        created.map(|pid| (pid, io))
     }
 
     pub fn start(&self, container: &str) -> Result<(), Error> {
@@ -357,20 +539,17 @@ impl AgentClient {
         process: &oci_spec::runtime::Process,
         terminal: bool,
     ) -> Result<(i32, ProcessIo), Error> {
-        let (stream, rx) = self.open_stream();
+        let io = self.open_stream();
         let req = Request::Exec {
             container: container.to_string(),
             process: Box::new(process.clone()),
             terminal,
-            stream,
+            stream: io.stream,
         };
-        match self.expect_ok("exec in the container", &req) {
-            Ok(Response::Executed { pid }) => Ok((pid, self.process_io(stream, rx))),
-            Ok(other) => Err(unexpected("exec", &other)),
-            Err(e) => {
-                lock(&self.inner.state).streams.remove(&stream);
-                Err(e)
-            }
+        // On an error, dropping `io` unregisters the stream.
+        match self.expect_ok("exec in the container", &req)? {
+            Response::Executed { pid } => Ok((pid, io)),
+            other => Err(unexpected("exec", &other)),
         }
     }
 
@@ -421,7 +600,14 @@ impl AgentClient {
 
     /// Whether the channel is still up (false once the VM has gone).
     pub fn is_connected(&self) -> bool {
-        lock(&self.inner.state).closed.is_none()
+        self.closed().is_none()
+    }
+
+    /// How many responses and streams the client holds (for tests).
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        let st = lock(&self.inner.state);
+        (st.responses.len(), st.streams.len())
     }
 }
 
@@ -444,51 +630,6 @@ fn unexpected(call: &'static str, got: &Response) -> Error {
         call,
         got: format!("{got:?}"),
     }
-}
-
-fn read_loop(mut stream: UnixStream, inner: &Inner) {
-    let why = loop {
-        let frame = match Frame::read_from(&mut stream) {
-            Ok(f) => f,
-            Err(proto::FrameError::Closed) => break "the agent channel closed".to_string(),
-            Err(e) => break format!("the agent channel broke: {e}"),
-        };
-        let mut st = lock(&inner.state);
-        let out = match frame.kind {
-            Kind::Response => match frame.parse::<Response>("response") {
-                Ok(resp) => {
-                    st.responses.insert(frame.id, resp);
-                    inner.changed.notify_all();
-                    continue;
-                }
-                Err(e) => break format!("the agent sent a bad response: {e}"),
-            },
-            Kind::Stdout => Output::Stdout(frame.payload),
-            Kind::Stderr => Output::Stderr(frame.payload),
-            Kind::Eof => match frame.payload.first().copied().and_then(StdioFd::from_byte) {
-                Some(fd) => Output::Eof(fd),
-                None => continue,
-            },
-            Kind::Exit => match frame.exit_code() {
-                Ok(code) => Output::Exit(code),
-                Err(e) => break format!("the agent sent a bad exit frame: {e}"),
-            },
-            // Host → guest kinds never come back; ignore a confused peer.
-            Kind::Request | Kind::Stdin | Kind::Resize => continue,
-        };
-        let last = matches!(out, Output::Exit(_));
-        if let Some(tx) = st.streams.get(&frame.id) {
-            let _ = tx.send(out);
-        }
-        if last {
-            st.streams.remove(&frame.id);
-        }
-    };
-    let mut st = lock(&inner.state);
-    st.closed = Some(why);
-    // Dropping the senders ends every ProcessIo's receive loop.
-    st.streams.clear();
-    inner.changed.notify_all();
 }
 
 /// The input side of one guest process (stdin, end of stdin, terminal
@@ -531,6 +672,14 @@ impl ProcessIo {
         self.stream
     }
 
+    /// A handle that waits for this process's exit apart from its output.
+    pub fn exit_watch(&self) -> ExitWatch {
+        ExitWatch {
+            slot: self.exit.clone(),
+            client: self.client.clone(),
+        }
+    }
+
     /// A handle on this process's input, usable from another thread.
     pub fn input(&self) -> ProcessInput {
         ProcessInput {
@@ -542,14 +691,19 @@ impl ProcessIo {
     /// The next output; `None` once the process has exited and everything was
     /// read, or when the VM went away before it exited (see [`ProcessIo::wait`]).
     pub fn recv(&self) -> Option<Output> {
-        self.rx.recv().ok()
+        let out = self.rx.recv().ok()?;
+        self.took(&out);
+        Some(out)
     }
 
     /// Like [`ProcessIo::recv`], giving up after `timeout` (`Ok(None)`); an
     /// error if the VM went away before the process exited.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Output>, Error> {
         match self.rx.recv_timeout(timeout) {
-            Ok(o) => Ok(Some(o)),
+            Ok(o) => {
+                self.took(&o);
+                Ok(Some(o))
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.gone()),
         }
@@ -606,11 +760,43 @@ impl ProcessIo {
         Err(self.gone())
     }
 
+    /// Accounts for output taken out: gives it back to the agent in batches
+    /// of [`CREDIT_BATCH`], or at once when nothing more is queued.
+    fn took(&self, out: &Output) {
+        let (Output::Stdout(d) | Output::Stderr(d)) = out else {
+            return;
+        };
+        let a = &self.account;
+        let consumed =
+            a.consumed.fetch_add(output_cost(d.len()), Ordering::SeqCst) + output_cost(d.len());
+        let drained = a.outstanding.load(Ordering::SeqCst) <= consumed;
+        if consumed < CREDIT_BATCH && !drained {
+            return;
+        }
+        a.consumed.fetch_sub(consumed, Ordering::SeqCst);
+        a.outstanding.fetch_sub(consumed, Ordering::SeqCst);
+        // A channel that broke is reported by the next recv.
+        let _ = self.client.send(&Frame::credit(self.stream, consumed));
+    }
+
     fn gone(&self) -> Error {
-        let why = lock(&self.client.inner.state)
-            .closed
-            .clone()
-            .unwrap_or_else(|| "the agent channel closed".into());
-        self.client.closed_error(&why)
+        self.client.closed_error(self.client.closed())
+    }
+
+    /// Output received and not yet credited back (for tests).
+    #[cfg(test)]
+    fn outstanding(&self) -> u32 {
+        self.account.outstanding.load(Ordering::SeqCst)
     }
 }
+
+impl Drop for ProcessIo {
+    fn drop(&mut self) {
+        // Output that comes after this is dropped by the reader, not queued.
+        lock(&self.client.inner.state).streams.remove(&self.stream);
+        self.exit.set(Ending::Abandoned);
+    }
+}
+
+#[cfg(test)]
+mod tests;

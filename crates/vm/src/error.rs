@@ -61,6 +61,13 @@ pub enum Error {
     JailUser { user: String, message: String },
     #[error("the VM exited unexpectedly ({status}): see {console}")]
     VmExited { status: String, console: PathBuf },
+    #[error(
+        "the guest agent sent a malformed frame ({what}), so its channel was closed: see {console}"
+    )]
+    Malformed {
+        what: crate::client::Malformed,
+        console: PathBuf,
+    },
     #[error("the guest agent did not answer within {waited:?}; the VM was killed: see {console}")]
     BootTimeout { waited: Duration, console: PathBuf },
     #[error("the guest agent speaks protocol version {guest}, this host {host}: rebuild the agent with this isola")]

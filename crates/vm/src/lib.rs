@@ -38,7 +38,7 @@ pub mod template;
 pub mod vmm;
 
 pub use accel::{Accel, AccelChoice};
-pub use client::{AgentClient, Collected, Output, ProcessInput, ProcessIo};
+pub use client::{AgentClient, Collected, ExitWatch, Malformed, Output, ProcessInput, ProcessIo};
 pub use cmdline::Share;
 pub use error::Error;
 pub use jail::JailUser;

@@ -8,6 +8,13 @@
 //! and volumes its spec binds. Per-VM sockets live in a short run directory
 //! ([`run_dir`]); the guest console log lives with the container's records.
 //! Nothing here reads or writes the engine's records.
+//!
+//! The guest is not trusted with the monitor's memory: what its agent sends
+//! is bounded in [`vm::client`] (1 MiB of output queued per guest process,
+//! the container's init and each exec, plus one frame of at most 4 MiB
+//! being read); past the queue, the monitor's own copies hold a pipe's
+//! 64 KiB per output. An agent that breaks the protocol ends the channel,
+//! and the container's record names what it sent (`explain_fault`).
 
 mod control;
 pub mod settings;
@@ -194,9 +201,20 @@ fn console_tail(console: &Path) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// Why the VM went away, for the container's record: QEMU's status and what
-/// the console says of a guest panic.
-fn explain_fault(vm: &mut Option<vm::Vm>, console: &Path) -> String {
+/// Why the VM went away, for the container's record: a malformed frame from
+/// the agent (the VM is then stopped here: a guest that breaks the protocol
+/// is not trusted to power off), or QEMU's status and what the console says
+/// of a guest panic.
+fn explain_fault(vm: &mut Option<vm::Vm>, client: &vm::AgentClient, console: &Path) -> String {
+    if let Some(what) = client.malformed() {
+        if let Some(v) = vm.as_mut() {
+            v.kill();
+        }
+        return format!(
+            "the guest agent sent a malformed frame ({what}), so the utility VM was stopped; guest console: {}",
+            console.display()
+        );
+    }
     let status = vm
         .as_mut()
         .and_then(|v| v.wait_timeout(Duration::from_secs(2)))
@@ -511,13 +529,14 @@ impl Backend for VmBackend {
             terminal: Mutex::new(None),
             paused: Default::default(),
         });
-        let (done_tx, done_rx) = mpsc::channel();
+        let exit = pio.exit_watch();
         let gone = {
             let shared = shared.clone();
             let console = console.clone();
             move || {
                 explain_fault(
                     &mut shared.vm.lock().unwrap_or_else(|e| e.into_inner()),
+                    &shared.client,
                     &console,
                 )
             }
@@ -529,7 +548,7 @@ impl Backend for VmBackend {
                     command: "a pty for the container's terminal".into(),
                     source,
                 };
-                let master = stdio::terminal(pio, done_tx, gone).map_err(pty)?;
+                let master = stdio::terminal(pio).map_err(pty)?;
                 *shared.terminal.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some((master.try_clone().map_err(pty)?, input));
                 Some(master)
@@ -540,7 +559,7 @@ impl Backend for VmBackend {
                 stderr,
             } => {
                 stdio::feed_stdin(std::fs::File::from(stdin), pio.input());
-                stdio::drain_output(pio, Some(stdout.into()), Some(stderr.into()), done_tx, gone);
+                stdio::drain_output(pio, Some(stdout.into()), Some(stderr.into()));
                 None
             }
         };
@@ -558,16 +577,14 @@ impl Backend for VmBackend {
         Ok(CreatedContainer {
             pid: qemu_pid as i32,
             console: console_fd,
-            wait: Box::new(move || match done_rx.recv() {
-                Ok(Ok(code)) => Ok(code),
-                Ok(Err(message)) => Err(BackendError::VmFault {
+            // The exit apart from the output: an output reader that stalled
+            // (an attached client that stopped reading) does not hide it.
+            // The monitor then waits (bounded) for the output to end.
+            wait: Box::new(move || {
+                exit.wait().map_err(|_| BackendError::VmFault {
                     id: id_owned,
-                    message,
-                }),
-                Err(_) => Err(BackendError::VmFault {
-                    id: id_owned,
-                    message: "the container's output pump stopped".into(),
-                }),
+                    message: gone(),
+                })
             }),
         })
     }
@@ -748,6 +765,27 @@ mod tests {
         assert_eq!(tail.len() as u64, CONSOLE_TAIL);
         assert!(tail.contains("Kernel panic"));
         assert_eq!(console_tail(&dir.path().join("missing")), "");
+    }
+
+    #[test]
+    fn a_malformed_frame_from_the_agent_is_named_once_in_the_fault() {
+        use std::io::Write;
+        let (ours, mut agent) = std::os::unix::net::UnixStream::pair().unwrap();
+        let console = Path::new("/c/console.log");
+        let client = vm::AgentClient::new(ours, console.into()).unwrap();
+        // An Exit frame header claiming 1 MiB: refused on the header.
+        agent.write_all(&[8, 0, 0, 0, 1, 0, 0x10, 0, 0]).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while client.is_connected() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let fault = explain_fault(&mut None, &client, console);
+        assert_eq!(
+            fault,
+            "the guest agent sent a malformed frame (Exit frame of 1048576 bytes, \
+             over the limit of 4 for that kind), so the utility VM was stopped; \
+             guest console: /c/console.log"
+        );
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! streams ([`vm::ProcessIo`]) and host file descriptors: pipes for plain
 //! stdio, one end of a socket pair standing in for a terminal master (the
 //! real terminal is in the guest; resizes are not forwarded). It only copies
-//! bytes and reports the exit; it knows nothing of containers.
+//! bytes; the exit is waited for apart from them ([`vm::ExitWatch`]), so a
+//! reader of the output that stalls does not hide it. It knows nothing of
+//! containers.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 use nix::poll::{poll, PollFd, PollFlags};
 
@@ -38,25 +40,17 @@ pub fn feed_stdin(mut from: File, input: ProcessInput) {
     });
 }
 
-/// Writes the process's output to `stdout`/`stderr` (each closed at its
-/// end) and sends how it ended. `gone` explains a VM that went away.
-pub fn drain_output(
-    io: ProcessIo,
-    stdout: Option<File>,
-    stderr: Option<File>,
-    done: mpsc::Sender<Ending>,
-    gone: impl FnOnce() -> String + Send + 'static,
-) {
+/// Writes the process's output to `stdout`/`stderr`, each closed at its end
+/// (or when the process exits, or the VM goes away).
+pub fn drain_output(io: ProcessIo, stdout: Option<File>, stderr: Option<File>) {
     let boxed = |f: File| Box::new(f) as Box<dyn Write + Send>;
-    drain_output_to(io, stdout.map(boxed), stderr.map(boxed), done, gone);
+    drain_output_to(io, stdout.map(boxed), stderr.map(boxed));
 }
 
 fn drain_output_to(
     io: ProcessIo,
     mut stdout: Option<Box<dyn Write + Send>>,
     mut stderr: Option<Box<dyn Write + Send>>,
-    done: mpsc::Sender<Ending>,
-    gone: impl FnOnce() -> String + Send + 'static,
 ) {
     std::thread::spawn(move || {
         while let Some(out) = io.recv() {
@@ -73,15 +67,9 @@ fn drain_output_to(
                 }
                 Output::Eof(StdioFd::Stderr) => stderr = None,
                 Output::Eof(_) => stdout = None,
-                Output::Exit(code) => {
-                    drop((stdout, stderr));
-                    let _ = done.send(Ok(code));
-                    return;
-                }
+                Output::Exit(_) => return,
             }
         }
-        drop((stdout, stderr));
-        let _ = done.send(Err(gone()));
     });
 }
 
@@ -177,12 +165,8 @@ impl Drop for PtyOutput {
 }
 
 /// A guest terminal for the caller: a pty master carrying the process's
-/// terminal, its size forwarded to the guest; sends how the process ended.
-pub fn terminal(
-    io: ProcessIo,
-    done: mpsc::Sender<Ending>,
-    gone: impl FnOnce() -> String + Send + 'static,
-) -> std::io::Result<OwnedFd> {
+/// terminal, its size forwarded to the guest.
+pub fn terminal(io: ProcessIo) -> std::io::Result<OwnedFd> {
     let input = io.input();
     let resize = io.input();
     let (master, output) = pty_bridge(
@@ -192,6 +176,6 @@ pub fn terminal(
         },
     )?;
     let out = Box::new(output) as Box<dyn Write + Send>;
-    drain_output_to(io, Some(out), None, done, gone);
+    drain_output_to(io, Some(out), None);
     Ok(master)
 }
