@@ -92,7 +92,9 @@ pub struct LsArgs {
     pub no_trunc: bool,
 }
 
-fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+/// `key=value` flags (`--label`, `--opt`) into a map; a bare `key` has an
+/// empty value, as in docker.
+pub(crate) fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     items
         .iter()
         .map(|kv| match kv.split_once('=') {
