@@ -133,6 +133,8 @@ pub struct CreateRequest {
     pub isolation: Option<IsolationChoice>,
     /// `--init`: [`spec::INIT_BINARY`] as PID 1.
     pub init: bool,
+    /// `--label`.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What `exec` asks for.
@@ -316,7 +318,7 @@ impl Engine {
                 init: req.init,
                 snapshot_key: id.into(),
                 rootfs: PathBuf::new(),
-                labels: Default::default(),
+                labels: req.labels.clone(),
             };
             let snap = images
                 .create_snapshot(&img, &config.snapshot_key)

@@ -46,6 +46,9 @@ pub struct CreateFlags {
     /// Mount: type=bind,source=/a,target=/b[,readonly], type=volume[,source=name],target=/b or type=tmpfs,target=/t[,tmpfs-size=64m].
     #[arg(long)]
     pub mount: Vec<String>,
+    /// Set a label on the container (key=value).
+    #[arg(short = 'l', long)]
+    pub label: Vec<String>,
     /// Container host name (default: the short id).
     #[arg(long)]
     pub hostname: Option<String>,
@@ -267,6 +270,7 @@ impl CreateFlags {
             security_opt: self.security_opt.clone(),
             isolation: Some(isolation),
             init: self.init,
+            labels: crate::networks::key_values("--label", &self.label)?,
         })
     }
 }

@@ -17,7 +17,7 @@ pub struct PsArgs {
     /// Only print container ids.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Filter: status=<created|running|paused|restarting|exited|dead>, name=<substring>, id=<prefix>, isolation=<mode>, volume=<name|destination>.
+    /// Filter: status=<created|running|paused|restarting|exited|dead>, name=<substring>, id=<prefix>, isolation=<mode>, label=<key>[=<value>], volume=<name|destination>.
     #[arg(short, long)]
     pub filter: Vec<String>,
     /// Output format: table (default) or json (one object per line).
@@ -67,6 +67,11 @@ fn matches(rec: &ContainerRecord, filters: &[(String, String)]) -> bool {
                 "name" => rec.config.name.contains(v.as_str()),
                 "id" => rec.config.id.starts_with(v.as_str()),
                 "isolation" => rec.config.isolation.to_string() == *v,
+                // Every label filter must hold (docker's rule), not any.
+                "label" => filters
+                    .iter()
+                    .filter(|(k, _)| k == "label")
+                    .all(|(_, l)| has_label(&rec.config.labels, l)),
                 "volume" => rec
                     .config
                     .mounts
@@ -75,6 +80,14 @@ fn matches(rec: &ContainerRecord, filters: &[(String, String)]) -> bool {
                 _ => false,
             })
     })
+}
+
+/// `key` (present) or `key=value`.
+fn has_label(labels: &std::collections::BTreeMap<String, String>, filter: &str) -> bool {
+    match filter.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
+        None => labels.contains_key(filter),
+    }
 }
 
 fn parse_filters(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -87,10 +100,8 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
                 "status" => {
                     v.parse::<Status>().map_err(anyhow::Error::msg)?;
                 }
-                "name" | "id" | "isolation" | "volume" => {}
-                _ => bail!(
-                    "invalid filter {k:?}: isola filters on status, name, id, isolation and volume"
-                ),
+                "name" | "id" | "isolation" | "label" | "volume" => {}
+                _ => bail!("invalid filter {k:?}: isola filters on status, name, id, isolation, label and volume"),
             }
             Ok((k.to_string(), v.to_string()))
         })
