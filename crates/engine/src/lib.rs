@@ -8,6 +8,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod backend;
+pub mod filters;
 pub mod ids;
 pub mod images;
 pub mod info;

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::filters::LabelFilter;
 use crate::lifecycle::{Engine, Error as LifecycleError};
 use crate::state::{ContainerConfig, MountPoint, MOUNT_VOLUME};
 use crate::store::{lock_file, write_json_atomic, ContainerStore, Lock, StoreError};
@@ -139,8 +140,7 @@ pub fn check_name(name: &str) -> Result<(), VolumeError> {
 pub struct VolumeFilters {
     /// Substrings of the name.
     pub name: Vec<String>,
-    /// `key` (present) or `key=value`.
-    pub label: Vec<(String, Option<String>)>,
+    pub label: Vec<LabelFilter>,
     /// Used by no container (`true`) or by some (`false`).
     pub dangling: Option<bool>,
     pub driver: Vec<String>,
@@ -160,10 +160,7 @@ impl VolumeFilters {
             match key {
                 "name" => f.name.push(value.into()),
                 "driver" => f.driver.push(value.into()),
-                "label" => f.label.push(match value.split_once('=') {
-                    Some((k, v)) => (k.into(), Some(v.into())),
-                    None => (value.into(), None),
-                }),
+                "label" => f.label.push(LabelFilter::parse(value)),
                 "dangling" => {
                     f.dangling = Some(match value {
                         "true" | "1" => true,
@@ -180,10 +177,7 @@ impl VolumeFilters {
     fn matches(&self, v: &Volume, used: bool) -> bool {
         (self.name.is_empty() || self.name.iter().any(|n| v.name.contains(n.as_str())))
             && (self.driver.is_empty() || self.driver.contains(&v.driver))
-            && self.label.iter().all(|(k, want)| match want {
-                Some(want) => v.labels.get(k) == Some(want),
-                None => v.labels.contains_key(k),
-            })
+            && self.label.iter().all(|l| l.matches(&v.labels))
             && self.dangling.is_none_or(|d| d != used)
     }
 }

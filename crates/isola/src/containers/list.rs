@@ -3,6 +3,7 @@
 
 use anyhow::bail;
 use chrono::Utc;
+use engine::filters::LabelFilter;
 use engine::state::Status;
 use engine::store::ContainerRecord;
 use engine::units::human_duration;
@@ -71,7 +72,7 @@ fn matches(rec: &ContainerRecord, filters: &[(String, String)]) -> bool {
                 "label" => filters
                     .iter()
                     .filter(|(k, _)| k == "label")
-                    .all(|(_, l)| has_label(&rec.config.labels, l)),
+                    .all(|(_, l)| LabelFilter::parse(l).matches(&rec.config.labels)),
                 "volume" => rec
                     .config
                     .mounts
@@ -80,14 +81,6 @@ fn matches(rec: &ContainerRecord, filters: &[(String, String)]) -> bool {
                 _ => false,
             })
     })
-}
-
-/// `key` (present) or `key=value`.
-fn has_label(labels: &std::collections::BTreeMap<String, String>, filter: &str) -> bool {
-    match filter.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
-        None => labels.contains_key(filter),
-    }
 }
 
 fn parse_filters(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
