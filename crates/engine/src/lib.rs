@@ -1,5 +1,5 @@
 //! engine: isola's container engine. It owns the container store (records,
-//! state, logs under `<root>/containers`), the lifecycle (create, start, stop,
+//! state, logs under `<root>/containers`), the volumes (`<root>/volumes`), the lifecycle (create, start, stop,
 //! remove), the per-container monitor process, and the choice of isolation.
 //! Everything above it (the `isola` CLI) is mode-blind: it talks to a
 //! [`backend::Backend`] chosen from the container's isolation mode. It must not
@@ -8,6 +8,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod backend;
+pub mod filters;
 pub mod ids;
 pub mod images;
 pub mod info;
@@ -25,5 +26,6 @@ pub mod store;
 pub mod sys;
 pub mod units;
 pub mod user;
+pub mod volumes;
 
 pub use lifecycle::{CreateRequest, Engine, Error, ExecOptions};

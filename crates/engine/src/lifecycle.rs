@@ -22,6 +22,7 @@ use crate::state::{ContainerConfig, Limits, MountPoint, NetworkMode, NetworkOpti
 use crate::store::{ContainerRecord, ContainerStore, StoreError};
 use crate::units::RestartPolicy;
 use crate::user::{self, UserError};
+use crate::volumes::{self, VolumeError};
 
 /// Errors of container operations.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,8 @@ pub enum Error {
     #[error(transparent)]
     Network(#[from] NetworkError),
     #[error(transparent)]
+    Volume(#[from] VolumeError),
+    #[error(transparent)]
     Attach(#[from] crate::netattach::AttachError),
     #[error("--network {network} cannot be used with VM isolation (the VM has its own network stack; use a network or none)")]
     VmNetwork { network: String },
@@ -130,6 +133,8 @@ pub struct CreateRequest {
     pub isolation: Option<IsolationChoice>,
     /// `--init`: [`spec::INIT_BINARY`] as PID 1.
     pub init: bool,
+    /// `--label`.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What `exec` asks for.
@@ -159,13 +164,21 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     }
 }
 
-/// Removes a stopped container's snapshot and records.
+/// Removes a stopped container's snapshot and records, and with `volumes`
+/// its anonymous volumes (`rm -v`, `run --rm`).
 pub fn remove_resources(
     root: &Path,
     store: &ContainerStore,
     config: &ContainerConfig,
+    volumes: bool,
 ) -> Result<(), Error> {
     crate::netattach::release(root, store, config);
+    // Before the record: a caller that waits for the record to go (`run
+    // --rm`) finds the volumes gone too.
+    let volumes = match volumes {
+        true => volumes::remove_anonymous(root, store, config).map_err(Error::from),
+        false => Ok(()),
+    };
     let images = image::store::Store::open(root).map_err(Error::Image)?;
     // The two trees are independent; removing them side by side halves the
     // wait on a disk where each directory removal costs milliseconds.
@@ -177,7 +190,7 @@ pub fn remove_resources(
         let record = store.remove(&config.id).map_err(Error::from);
         (snapshot.join().unwrap_or(Ok(())), record)
     });
-    snapshot.and(record)
+    snapshot.and(record).and(volumes)
 }
 
 const POLL: Duration = Duration::from_millis(10);
@@ -257,6 +270,10 @@ impl Engine {
                 path: spec::INIT_BINARY.into(),
             });
         }
+        // Last of the checks: the volumes it names are found or made here,
+        // and held (under the volumes' lock) until the record is written.
+        let mut mounts = req.mounts.clone();
+        let claim = volumes::Claim::new(&self.root, &mut mounts, &defaults.volumes)?;
 
         let mut snapshot_key = None;
         let record = self.store.create(req.name.as_deref(), |id, name, dir| {
@@ -293,7 +310,7 @@ impl Engine {
                 network: network.clone(),
                 network_options: network_options.clone(),
                 read_only: req.read_only,
-                mounts: req.mounts.clone(),
+                mounts: mounts.clone(),
                 limits: req.limits.clone(),
                 cap_add: req.cap_add.clone(),
                 cap_drop: req.cap_drop.clone(),
@@ -301,7 +318,7 @@ impl Engine {
                 init: req.init,
                 snapshot_key: id.into(),
                 rootfs: PathBuf::new(),
-                labels: Default::default(),
+                labels: req.labels.clone(),
                 platform: match arch.is_empty() {
                     true => String::new(),
                     false => isolation::platform_string(&os, &arch, variant.as_deref()),
@@ -315,6 +332,7 @@ impl Engine {
                 })?;
             config.rootfs = snap.rootfs;
             let finish = || -> Result<(), Error> {
+                claim.copy_up(&config.rootfs)?;
                 let user = user::resolve(&config.rootfs, &config.user)?;
                 spec::write_bundle(&config, dir, &user, &caps, &security)?;
                 Ok(())
@@ -327,7 +345,10 @@ impl Engine {
             Ok(config)
         });
         match record {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                claim.commit();
+                Ok(r)
+            }
             Err(e) => {
                 // The record's own write failed after the snapshot was made.
                 if let Some(key) = snapshot_key {
@@ -643,7 +664,23 @@ impl Engine {
     }
 
     /// `rm`: refuses an active container unless `force`, which kills it.
+    /// Its volumes stay.
     pub fn remove(&self, rec: &ContainerRecord, force: bool) -> Result<(), Error> {
+        self.remove_container(rec, force, false)
+    }
+
+    /// `rm -v`: [`Engine::remove`], and the container's anonymous volumes
+    /// go too (those no other container names).
+    pub fn remove_with_volumes(&self, rec: &ContainerRecord, force: bool) -> Result<(), Error> {
+        self.remove_container(rec, force, true)
+    }
+
+    fn remove_container(
+        &self,
+        rec: &ContainerRecord,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), Error> {
         let id = rec.config.id.clone();
         let rec = self.refresh(rec.clone())?;
         let backend = self.backend(&rec.config)?;
@@ -662,7 +699,7 @@ impl Engine {
             }
         }
         backend.delete(&id, true)?;
-        remove_resources(&self.root, &self.store, &rec.config)
+        remove_resources(&self.root, &self.store, &rec.config, volumes)
     }
 
     pub fn rename(&self, rec: &ContainerRecord, new_name: &str) -> Result<(), Error> {

@@ -191,7 +191,13 @@ pub fn runtime_config(
             options.push("ro".into());
         }
         options.extend(m.options.iter().cloned());
-        mounts.push(json!({"destination": m.destination, "type": m.kind, "source": m.source, "options": options}));
+        // A volume is its `_data` directory bound in (the VM backend shares
+        // it with the guest as it does any directory bind).
+        let kind = match m.kind.as_str() {
+            crate::state::MOUNT_VOLUME => "bind",
+            k => k,
+        };
+        mounts.push(json!({"destination": m.destination, "type": kind, "source": m.source, "options": options}));
     }
     let mut args = config.args.clone();
     if config.init {
@@ -363,7 +369,7 @@ mod tests {
             source: "/tmp".into(),
             destination: "/data".into(),
             rw: false,
-            options: vec![],
+            ..Default::default()
         });
         c
     }

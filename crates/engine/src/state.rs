@@ -108,13 +108,15 @@ pub struct NetworkOptions {
     pub extra_networks: Vec<String>,
 }
 
-/// A mount as `inspect` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One of a container's mounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MountPoint {
-    /// "bind" or "tmpfs".
+    /// "bind", "tmpfs" or "volume" ([`MOUNT_VOLUME`]).
     #[serde(rename = "Type")]
     pub kind: String,
+    /// A bind's host path; a volume's `_data` directory (filled in at
+    /// create, from [`MountPoint::name`]).
     pub source: String,
     pub destination: String,
     #[serde(rename = "RW")]
@@ -122,7 +124,21 @@ pub struct MountPoint {
     /// Extra mount options (tmpfs size/mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
+    /// A volume's name; `None` in a request: a new anonymous volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A volume made for this container alone (`-v /path`, the image's
+    /// `VOLUME`s): `rm -v` and `run --rm` remove it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
+    /// `nocopy`: a new volume does not get the image's content at the
+    /// destination.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nocopy: bool,
 }
+
+/// [`MountPoint::kind`] of a volume.
+pub const MOUNT_VOLUME: &str = "volume";
 
 /// Resource limits applied through cgroups.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ mod images;
 mod networks;
 mod registry;
 mod usage;
+mod volumes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +50,8 @@ pub enum Command {
     Registry(registry::RegistryCommand),
     #[command(flatten)]
     Networks(networks::NetworkCommand),
+    #[command(flatten)]
+    Volumes(volumes::VolumeCommand),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Images(c) => c.run(&cli.root),
         Command::Registry(c) => c.run(&cli.root),
         Command::Networks(c) => c.run(&cli.root),
+        Command::Volumes(c) => c.run(&cli.root),
     };
     match result {
         Ok(code) => ExitCode::from(code),

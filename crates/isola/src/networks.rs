@@ -86,13 +86,18 @@ pub struct CreateArgs {
 pub struct LsArgs {
     #[arg(short, long)]
     pub quiet: bool,
+    /// name=<substring>, id=<prefix>, label=<key>[=<value>], driver=bridge, type=builtin|custom.
+    #[arg(short, long)]
+    pub filter: Vec<String>,
     #[arg(long, default_value = "table")]
     pub format: String,
     #[arg(long)]
     pub no_trunc: bool,
 }
 
-fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+/// `key=value` flags (`--label`, `--opt`) into a map; a bare `key` has an
+/// empty value, as in docker.
+pub(crate) fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     items
         .iter()
         .map(|kv| match kv.split_once('=') {
@@ -171,7 +176,16 @@ impl NetworkGroup {
                 Ok(0)
             }
             NetworkGroup::Ls(a) => {
-                let nets = engine.networks()?.list()?;
+                let mut pairs = Vec::new();
+                for f in &a.filter {
+                    let Some(kv) = f.split_once('=') else {
+                        bail!("invalid filter {f:?}: expected key=value");
+                    };
+                    pairs.push(kv);
+                }
+                let filters = engine::filters::NetworkFilters::parse(pairs)?;
+                let mut nets = engine.networks()?.list()?;
+                nets.retain(|n| filters.matches(n));
                 let id = |n: &NetworkRecord| {
                     if a.no_trunc {
                         n.id.clone()

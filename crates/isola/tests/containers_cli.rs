@@ -1,6 +1,6 @@
 //! End-to-end: the container commands as a docker user types them:
 //! `inspect` falling back to images, `container <verb>` for every
-//! container command.
+//! container command, and labels.
 
 mod common;
 
@@ -215,4 +215,60 @@ fn logs_until_stops_at_the_time_given() {
     );
     assert_eq!(root.inspect("ticker", ".State.Status"), "running");
     root.ok(&["rm", "-f", "talker", "ticker"]);
+}
+
+#[test]
+fn labels_are_kept_shown_and_filtered_on() {
+    let root = Root::new();
+    let web = root.ok(&[
+        "create",
+        "--label",
+        "com.example.app=shop",
+        "-l",
+        "tier=web",
+        "--label",
+        "flag",
+        "busybox",
+        "true",
+    ]);
+    let db = root.ok(&[
+        "create",
+        "--label",
+        "com.example.app=shop",
+        "--label",
+        "tier=db",
+        "busybox",
+        "true",
+    ]);
+    let (web, db) = (web.trim(), db.trim());
+    assert_eq!(
+        json(&root.inspect(web, "json .Config.Labels")),
+        serde_json::json!({"com.example.app": "shop", "tier": "web", "flag": ""})
+    );
+    let q = |filters: &[&str]| {
+        let mut args = vec!["ps", "-a", "-q", "--no-trunc"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        let mut ids: Vec<String> = root.ok(&args).lines().map(str::to_string).collect();
+        ids.sort();
+        ids
+    };
+    let mut both = vec![web.to_string(), db.to_string()];
+    both.sort();
+    assert_eq!(q(&["label=com.example.app=shop"]), both);
+    assert_eq!(q(&["label=com.example.app"]), both);
+    assert_eq!(q(&["label=flag"]), [web]);
+    // Every label filter must hold, as docker's.
+    assert_eq!(q(&["label=com.example.app=shop", "label=tier=db"]), [db]);
+    assert_eq!(
+        q(&["label=tier=web", "label=tier=db"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(q(&["label=com.example.app=other"]), Vec::<String>::new());
+    let (code, err) = root.fails(&["create", "--label", "=x", "busybox", "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("--label"), "{err}");
+    root.ok(&["rm", web, db]);
+    root.assert_clean();
 }

@@ -392,10 +392,32 @@ fn user_networks_resolve_names_isolate_and_egress_goes_through_nat() {
         format!("int{pid}"),
     );
     root.ok(&["network", "create", &front]);
-    root.ok(&["network", "create", &back]);
+    root.ok(&["network", "create", "--label", "tier=back", &back]);
     root.ok(&["network", "create", "--internal", &internal]);
     let ls = root.ok(&["network", "ls"]);
     assert!(ls.contains(&front) && ls.contains("isola"), "{ls}");
+    // Labels are kept and filtered on (compose finds its networks so).
+    let names = |filters: &[&str]| {
+        let mut args = vec!["network", "ls", "--format", "json"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        let out = root.ok(&args);
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["Name"].to_string())
+            .map(|n| n.trim_matches('"').to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&["label=tier=back"]), [back.as_str()]);
+    assert_eq!(names(&["label=tier"]), [back.as_str()]);
+    assert_eq!(names(&["label=tier=front"]), Vec::<String>::new());
+    assert_eq!(names(&["type=builtin"]), ["isola"]);
+    assert_eq!(names(&["name=front", "name=back"]).len(), 2);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&root.ok(&["network", "inspect", &back])).unwrap();
+    assert_eq!(inspect[0]["Labels"], serde_json::json!({"tier": "back"}));
+    let (code, err) = root.fails(&["network", "ls", "--filter", "colour=red"]);
+    assert_eq!(code, 125, "{err}");
 
     let db = root.run_detached(&[
         "--name",

@@ -126,6 +126,39 @@ pub fn read(root: &Path, path: &Path, limit: u64) -> Result<Option<Vec<u8>>, Roo
     Ok(Some(data))
 }
 
+/// The host path of the directory `path` names inside the root filesystem
+/// `root`, resolved as the container would see it (symlinks and ".." stay
+/// inside `root`). `Ok(None)` when it does not exist or is not a
+/// directory. The path is good for as long as nothing renames within
+/// `root`: for a root filesystem no container runs in yet (a volume's
+/// copy-up at create).
+pub fn resolve_dir(root: &Path, path: &Path) -> Result<Option<PathBuf>, RootFileError> {
+    let open_err = |source: std::io::Error| RootFileError::Open {
+        root: root.to_path_buf(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
+        .open(root)
+        .map_err(open_err)?;
+    let located = match sys::open_in_root(dir.as_fd(), path, libc::O_PATH | libc::O_DIRECTORY) {
+        Ok(fd) => File::from(fd),
+        Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
+        Err(e) => return Err(open_err(e.into())),
+    };
+    let real =
+        std::fs::read_link(format!("/proc/self/fd/{}", located.as_raw_fd())).map_err(open_err)?;
+    let real_root =
+        std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())).map_err(open_err)?;
+    if !real.starts_with(&real_root) {
+        // Only a rename racing the lookup gets here.
+        return Err(open_err(std::io::Error::from_raw_os_error(libc::EXDEV)));
+    }
+    Ok(Some(real))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +172,28 @@ mod tests {
 
     fn read_passwd(r: &Path) -> Result<Option<Vec<u8>>, RootFileError> {
         read(r, Path::new("/etc/passwd"), 1024)
+    }
+
+    #[test]
+    fn directories_resolve_inside_the_root() {
+        let r = root();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(r.path().join("etc/data")).unwrap();
+        let found = resolve_dir(r.path(), Path::new("/etc/data")).unwrap();
+        assert_eq!(found.unwrap(), r.path().join("etc/data"));
+        // A link out of the root lands inside it (where nothing is).
+        symlink(outside.path(), r.path().join("out")).unwrap();
+        assert!(resolve_dir(r.path(), Path::new("/out")).unwrap().is_none());
+        symlink("../../../..", r.path().join("up")).unwrap();
+        assert_eq!(
+            resolve_dir(r.path(), Path::new("/up/etc"))
+                .unwrap()
+                .unwrap(),
+            r.path().join("etc")
+        );
+        std::fs::write(r.path().join("file"), "").unwrap();
+        assert!(resolve_dir(r.path(), Path::new("/file")).unwrap().is_none());
+        assert!(resolve_dir(r.path(), Path::new("/none")).unwrap().is_none());
     }
 
     #[test]

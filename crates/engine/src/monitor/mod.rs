@@ -506,7 +506,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         // the snapshot and record are independent: side by side.
         let removed = std::thread::scope(|s| {
             s.spawn(|| backend.delete(&config.id, true));
-            crate::lifecycle::remove_resources(&args.root, &store, &config)
+            crate::lifecycle::remove_resources(&args.root, &store, &config, true)
         });
         if let Err(e) = removed {
             tracing::warn!("removing container {}: {}", config.id, chain(&e));

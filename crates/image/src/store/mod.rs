@@ -30,7 +30,7 @@ use nix::fcntl::{Flock, FlockArg};
 pub use crate::error::Error;
 pub use gc::PruneReport;
 pub use records::Image;
-pub use snapshot::{Snapshot, SnapshotDriver};
+pub use snapshot::{copy_tree, Snapshot, SnapshotDriver};
 
 use crate::digest::{self, DigestingReader};
 

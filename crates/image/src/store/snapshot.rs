@@ -374,6 +374,20 @@ fn copy_layer(layer: &Path, dest: &Path) -> Result<(), (PathBuf, io::Error)> {
     copy_dir(layer, dest, &mut links)
 }
 
+/// Copies the tree at `src` (a plain directory: a snapshot's root
+/// filesystem or part of it) into the empty directory `dest`, keeping
+/// owners, modes, symlinks, hard links, device nodes, xattrs and mtimes;
+/// `dest` itself takes `src`'s owner, mode and xattrs. A volume's first
+/// content comes from its image this way (docker's copy-up). `src` must
+/// not change meanwhile: symlinks are copied, never followed, but the
+/// directories on the way are taken as they are.
+pub fn copy_tree(src: &Path, dest: &Path) -> Result<(), Error> {
+    let io = |(path, source): (PathBuf, io::Error)| Error::io("copying", path, source);
+    copy_layer(src, dest).map_err(io)?;
+    let meta = fs::symlink_metadata(src).map_err(|e| Error::io("reading", src, e))?;
+    copy_meta(src, dest, &meta).map_err(|e| Error::io("copying", dest, e))
+}
+
 fn copy_dir(
     src: &Path,
     dest: &Path,

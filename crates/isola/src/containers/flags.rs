@@ -38,12 +38,17 @@ pub struct CreateFlags {
     /// Override the image's entrypoint ("" clears it).
     #[arg(long)]
     pub entrypoint: Option<String>,
-    /// Bind mount a host path: /host:/container[:ro].
-    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Mount a volume or a host path: NAME:/container[:ro|nocopy] (a named
+    /// volume, made on first use), /host:/container[:ro] (a bind), or
+    /// /container (a new anonymous volume).
+    #[arg(short, long = "volume", value_name = "NAME|/HOST:CONTAINER[:ro]")]
     pub volume: Vec<String>,
-    /// Mount: type=bind,source=/a,target=/b[,readonly] or type=tmpfs,target=/t[,tmpfs-size=64m].
+    /// Mount: type=bind,source=/a,target=/b[,readonly], type=volume[,source=name],target=/b or type=tmpfs,target=/t[,tmpfs-size=64m].
     #[arg(long)]
     pub mount: Vec<String>,
+    /// Set a label on the container (key=value).
+    #[arg(short = 'l', long)]
+    pub label: Vec<String>,
     /// Container host name (default: the short id).
     #[arg(long)]
     pub hostname: Option<String>,
@@ -269,6 +274,7 @@ impl CreateFlags {
             security_opt: self.security_opt.clone(),
             isolation: Some(isolation),
             init: self.init,
+            labels: crate::networks::key_values("--label", &self.label)?,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use anyhow::bail;
 use chrono::Utc;
+use engine::filters::LabelFilter;
 use engine::state::Status;
 use engine::store::ContainerRecord;
 use engine::units::human_duration;
@@ -17,7 +18,7 @@ pub struct PsArgs {
     /// Only print container ids.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Filter: status=<created|running|paused|restarting|exited|dead>, name=<substring>, id=<prefix>, isolation=<mode>.
+    /// Filter: status=<created|running|paused|restarting|exited|dead>, name=<substring>, id=<prefix>, isolation=<mode>, label=<key>[=<value>], volume=<name|destination>.
     #[arg(short, long)]
     pub filter: Vec<String>,
     /// Output format: table (default) or json (one object per line).
@@ -67,6 +68,16 @@ fn matches(rec: &ContainerRecord, filters: &[(String, String)]) -> bool {
                 "name" => rec.config.name.contains(v.as_str()),
                 "id" => rec.config.id.starts_with(v.as_str()),
                 "isolation" => rec.config.isolation.to_string() == *v,
+                // Every label filter must hold (docker's rule), not any.
+                "label" => filters
+                    .iter()
+                    .filter(|(k, _)| k == "label")
+                    .all(|(_, l)| LabelFilter::parse(l).matches(&rec.config.labels)),
+                "volume" => rec
+                    .config
+                    .mounts
+                    .iter()
+                    .any(|m| m.name.as_deref() == Some(v.as_str()) || m.destination == *v),
                 _ => false,
             })
     })
@@ -82,8 +93,8 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
                 "status" => {
                     v.parse::<Status>().map_err(anyhow::Error::msg)?;
                 }
-                "name" | "id" | "isolation" => {}
-                _ => bail!("invalid filter {k:?}: isola filters on status, name, id and isolation"),
+                "name" | "id" | "isolation" | "label" | "volume" => {}
+                _ => bail!("invalid filter {k:?}: isola filters on status, name, id, isolation, label and volume"),
             }
             Ok((k.to_string(), v.to_string()))
         })
@@ -272,7 +283,7 @@ pub fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
         "HostsPath": r.dir.join("hosts"),
         "HostnamePath": r.dir.join("hostname"),
         "ResolvConfPath": r.dir.join("resolv.conf"),
-        "Mounts": c.mounts,
+        "Mounts": c.mounts.iter().map(mount_json).collect::<Vec<_>>(),
         "GraphDriver": { "Data": { "MergedDir": c.rootfs }, "SnapshotKey": c.snapshot_key },
         "HostConfig": {
             "Isolation": c.isolation.to_string(),
@@ -309,6 +320,32 @@ pub fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
         "NetworkSettings": network_settings(r),
         "Root": engine.root(),
     })
+}
+
+/// One of docker's `Mounts`: a volume with its name and driver, a bind
+/// with its propagation.
+fn mount_json(m: &engine::state::MountPoint) -> Value {
+    let mut v = json!({
+        "Type": m.kind,
+        "Source": m.source,
+        "Destination": m.destination,
+        "Mode": "",
+        "RW": m.rw,
+        "Propagation": "",
+    });
+    match m.kind.as_str() {
+        engine::state::MOUNT_VOLUME => {
+            v["Name"] = json!(m.name);
+            v["Driver"] = json!(engine::volumes::LOCAL_DRIVER);
+            v["Mode"] = json!("z");
+        }
+        "bind" => v["Propagation"] = json!("rprivate"),
+        _ => {}
+    }
+    if !m.options.is_empty() {
+        v["Options"] = json!(m.options);
+    }
+    v
 }
 
 /// docker's `HostConfig.PortBindings`: "80/tcp" -> [{HostIp, HostPort}].

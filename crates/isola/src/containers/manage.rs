@@ -38,7 +38,7 @@ pub struct RmArgs {
     /// Kill and remove running containers.
     #[arg(short, long)]
     pub force: bool,
-    /// Remove anonymous volumes too (isola makes none; accepted for docker compatibility).
+    /// Remove the container's anonymous volumes too (`-v /path`, the image's VOLUMEs).
     #[arg(short, long)]
     pub volumes: bool,
     #[arg(required = true)]
@@ -169,7 +169,11 @@ pub fn pause(engine: &Engine, args: RefsArgs, pause: bool) -> anyhow::Result<u8>
 pub fn rm(engine: &Engine, args: RmArgs) -> anyhow::Result<u8> {
     each(&args.containers, true, |r| {
         let rec = engine.lookup(r)?;
-        engine.remove(&rec, args.force)?;
+        if args.volumes {
+            engine.remove_with_volumes(&rec, args.force)?;
+        } else {
+            engine.remove(&rec, args.force)?;
+        }
         Ok(())
     })
 }

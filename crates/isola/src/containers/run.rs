@@ -138,7 +138,7 @@ pub fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<u8> {
                 Ok(0)
             }
             Err(e) => {
-                let _ = engine.remove(&rec, true);
+                let _ = engine.remove_with_volumes(&rec, true);
                 start_failed(chain(&e))
             }
         };
@@ -176,7 +176,7 @@ fn run_attached(
     let stream = match started {
         Ok(s) => s,
         Err(e) => {
-            let _ = engine.remove(rec, true);
+            let _ = engine.remove_with_volumes(rec, true);
             return start_failed(chain(&e));
         }
     };
