@@ -7,12 +7,15 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod attach;
 pub mod backend;
 pub mod ids;
 pub mod images;
 pub mod info;
+pub mod inspect;
 pub mod isolation;
 pub mod lifecycle;
+pub mod logs;
 pub mod monitor;
 pub mod mounts;
 pub mod netattach;

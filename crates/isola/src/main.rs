@@ -6,6 +6,7 @@ mod containers;
 mod images;
 mod networks;
 mod registry;
+mod service;
 mod usage;
 
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ pub enum Command {
     Registry(registry::RegistryCommand),
     #[command(flatten)]
     Networks(networks::NetworkCommand),
+    /// System-wide commands: the Docker Engine API service.
+    #[command(subcommand)]
+    System(service::SystemCommand),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Images(c) => c.run(&cli.root),
         Command::Registry(c) => c.run(&cli.root),
         Command::Networks(c) => c.run(&cli.root),
+        Command::System(c) => service::run(&cli.root, c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -265,6 +265,7 @@ impl CreateFlags {
             security_opt: self.security_opt.clone(),
             isolation: Some(isolation),
             init: self.init,
+            labels: Default::default(),
         })
     }
 }
