@@ -288,6 +288,25 @@ fn render(
     })
 }
 
+/// Copies events to a session, dropping the streams it did not ask for.
+async fn forward(
+    mut events: mpsc::Receiver<AttachEvent>,
+    tx: mpsc::Sender<AttachEvent>,
+    stdout: bool,
+    stderr: bool,
+) {
+    while let Some(ev) = events.recv().await {
+        let keep = match &ev {
+            AttachEvent::Stdout(_) => stdout,
+            AttachEvent::Stderr(_) => stderr,
+            _ => true,
+        };
+        if keep && tx.send(ev).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// `POST /containers/{id}/attach`.
 pub async fn attach(
     State(state): State<AppState>,
@@ -323,11 +342,12 @@ pub async fn attach(
     };
     if flag(&q, "stream") {
         let (stdin_tx, stdin_rx) = tokio::sync::oneshot::channel::<Box<dyn StdinTarget>>();
-        let events = if rec.state.status == Status::Running {
+        let (tx, rx) = mpsc::channel(64);
+        if rec.state.status == Status::Running {
             let (e, r) = (engine.clone(), rec.clone());
             let stream = blocking(move || Ok(e.attach(&r)?)).await?;
             let _ = stdin_tx.send(Box::new(stream.input()));
-            events_of(stream)
+            tokio::spawn(forward(events_of(stream), tx, stdout, stderr));
         } else {
             // Not running yet: docker's `run` attaches before it starts.
             let feed = state.live.feed(&rec.config.id);
@@ -338,33 +358,30 @@ pub async fn attach(
                     match now {
                         Started::Running(input) => {
                             let _ = stdin_tx.send(Box::new(input));
+                            forward(events, tx, stdout, stderr).await;
                             return;
                         }
                         Started::Failed => return,
                         Started::Pending => {}
                     }
-                    if started.changed().await.is_err() {
+                    match tokio::time::timeout(Duration::from_millis(500), started.changed()).await
+                    {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(_)) => return,
+                        Err(_) => {}
+                    }
+                    // Started by another client (the isola CLI): its
+                    // monitor, directly.
+                    let (e, id) = (engine.clone(), rec.config.id.clone());
+                    let direct = blocking(move || Ok(e.attach(&e.lookup(&id)?)?)).await;
+                    if let (Ok(stream), true) = (direct, feed.is_pending()) {
+                        let _ = stdin_tx.send(Box::new(stream.input()));
+                        forward(events_of(stream), tx, stdout, stderr).await;
                         return;
                     }
                 }
             });
-            events
-        };
-        // Output the client did not ask for is read and dropped.
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            let mut events = events;
-            while let Some(ev) = events.recv().await {
-                let keep = match &ev {
-                    AttachEvent::Stdout(_) => stdout,
-                    AttachEvent::Stderr(_) => stderr,
-                    _ => true,
-                };
-                if keep && tx.send(ev).await.is_err() {
-                    break;
-                }
-            }
-        });
+        }
         session.events = Some(rx);
         session.stdin = want_stdin.then_some(stdin_rx);
     }

@@ -449,6 +449,33 @@ fn raw_attach_framing_and_dockers_errors() {
     assert_eq!(status, 409, "{body}");
     let (status, _) = svc.http("DELETE", &format!("/containers/{id}"), None);
     assert_eq!(status, 204);
+
+    // An attach waiting on a container that the isola CLI, not the
+    // service, starts still gets its output.
+    let (status, created) = svc.http_json(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image": "busybox", "Cmd": ["sh", "-c", "sleep 2; echo late"]}"#),
+    );
+    assert_eq!(status, 201, "{created}");
+    let late = created["Id"].as_str().unwrap().to_string();
+    let attached = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            svc.http(
+                "POST",
+                &format!("/containers/{late}/attach?stream=1&stdout=1"),
+                Some(""),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        svc.root.ok(&["start", &late]);
+        reader.join().unwrap()
+    });
+    assert_eq!(
+        attached,
+        (200, [&[1u8, 0, 0, 0, 0, 0, 0, 5][..], b"late\n"].concat())
+    );
+    svc.root.ok(&["rm", "-f", &late]);
     svc.root.assert_clean();
 }
 
