@@ -59,3 +59,17 @@ if [ ! -x "$CACHE/fixtures/busybox-arm64/bin/busybox" ]; then
   mkdir -p "$CACHE/fixtures"
   fetch_deb busybox-static:arm64 "$CACHE/fixtures/busybox-arm64"
 fi
+# The docker client (never the engine) for the Docker Engine API tests: taken
+# out of Debian's docker.io package, not installed, so no dockerd ever runs.
+DOCKER_CLIENT_DIR=/var/cache/isola/docker-client
+if [ ! -x "$DOCKER_CLIENT_DIR/usr/bin/docker" ]; then
+  echo "setup: fetching the docker client into $DOCKER_CLIENT_DIR"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download -q docker.io >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get download -q docker.io >/dev/null; }; })
+  mkdir -p "$DOCKER_CLIENT_DIR.tmp"
+  dpkg -x "$tmp"/docker.io_*.deb "$DOCKER_CLIENT_DIR.tmp"
+  # Only the client: nothing else of the package is kept.
+  mkdir -p "$DOCKER_CLIENT_DIR/usr/bin"
+  mv "$DOCKER_CLIENT_DIR.tmp/usr/bin/docker" "$DOCKER_CLIENT_DIR/usr/bin/docker"
+  rm -rf "$DOCKER_CLIENT_DIR.tmp" "$tmp"
+fi

@@ -109,6 +109,32 @@ impl Engine {
             .collect()
     }
 
+    /// Every image in the store, newest first.
+    pub fn list_images(&self) -> Result<Vec<Image>, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        store.list().map_err(Error::Image)
+    }
+
+    /// Points `target` (a name, `latest` if it has no tag) at the image
+    /// `source` names. A digest cannot be a tag.
+    pub fn tag_image(&self, source: &str, target: &str) -> Result<(), Error> {
+        let target_ref = image::Reference::parse(target)?;
+        if target_ref.digest.is_some() {
+            return Err(Error::TagWithDigest {
+                target: target.into(),
+            });
+        }
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        store.tag(source, &target_ref).map_err(Error::Image)
+    }
+
+    /// `rmi`: untags or deletes the image `name_or_id` names; returns
+    /// docker's lines (`Untagged: ..`, `Deleted: ..`).
+    pub fn remove_image(&self, name_or_id: &str, force: bool) -> Result<Vec<String>, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        store.remove(name_or_id, force).map_err(Error::Image)
+    }
+
     /// Whether the store holds the image `name_or_id` names. A name that is
     /// neither a valid reference nor an id is an error, as with `tag`.
     pub fn has_image(&self, name_or_id: &str) -> Result<bool, Error> {

@@ -7,13 +7,16 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod attach;
 pub mod backend;
 pub mod filters;
 pub mod ids;
 pub mod images;
 pub mod info;
+pub mod inspect;
 pub mod isolation;
 pub mod lifecycle;
+pub mod logs;
 pub mod monitor;
 pub mod mounts;
 pub mod netattach;

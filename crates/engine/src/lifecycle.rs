@@ -100,6 +100,14 @@ pub enum Error {
         network: String,
         subnet: ipnet::Ipv4Net,
     },
+    #[error("refusing to tag with a digest reference {target:?}: give a tag")]
+    TagWithDigest { target: String },
+    #[error("attaching to container {id}")]
+    AttachIo {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{flag} needs a network of the container's own (not --network {mode})")]
     NeedsNetwork { flag: &'static str, mode: String },
 }
@@ -133,7 +141,7 @@ pub struct CreateRequest {
     pub isolation: Option<IsolationChoice>,
     /// `--init`: [`spec::INIT_BINARY`] as PID 1.
     pub init: bool,
-    /// `--label`.
+    /// `--label`/`Labels`: the user's metadata, kept and shown, never acted on.
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
@@ -757,10 +765,12 @@ impl Engine {
         } else {
             io
         };
-        let backend = self.backend(config)?;
-        Ok(crate::sys::with_default_sigpipe(|| {
-            backend.exec(&config.id, &process, io, opts.tty)
-        })?)
+        // No SIGPIPE juggling here (unlike the monitor's create): the runtime
+        // gives an exec'd process default dispositions itself, and a
+        // process-wide change would race the API service's other threads.
+        Ok(self
+            .backend(config)?
+            .exec(&config.id, &process, io, opts.tty)?)
     }
 
     /// `container prune`: removes every stopped container; returns their ids.

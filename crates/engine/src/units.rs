@@ -17,6 +17,33 @@ pub enum ValueError {
     Pids { value: String },
     #[error("invalid --restart value {value:?}: expected no, always, unless-stopped or on-failure[:max-retries]")]
     Restart { value: String },
+    #[error(
+        "invalid signal {value:?}: expected a name like SIGTERM or TERM, or a number from 1 to 64"
+    )]
+    Signal { value: String },
+}
+
+/// A signal by name (`SIGTERM`, `term`) or number (`15`).
+pub fn parse_signal(value: &str) -> Result<i32, ValueError> {
+    let err = || ValueError::Signal {
+        value: value.into(),
+    };
+    if let Ok(n) = value.parse::<i32>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(err())
+        };
+    }
+    let upper = value.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| err())
 }
 
 /// Parses a byte size the way docker does (`RAMInBytes`): a decimal number, an

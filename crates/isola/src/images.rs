@@ -327,7 +327,7 @@ fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<u8> {
                 .rev()
                 .map(|l| store.layer_diff_dir(l))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(inspect_json(i, &dirs))
+            Ok(engine::inspect::image(i, &dirs))
         })
         .collect::<Result<Vec<_>, image::Error>>()?;
     let mut out = io::stdout().lock();
@@ -338,64 +338,6 @@ fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<u8> {
     serde::Serialize::serialize(&found, &mut ser)?;
     writeln!(out)?;
     Ok(if failed { 1 } else { 0 })
-}
-
-/// `image inspect`'s object, fields in docker's order.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct InspectImage<'a> {
-    id: &'a str,
-    repo_tags: Vec<String>,
-    repo_digests: Vec<String>,
-    parent: &'a str,
-    comment: String,
-    created: &'a str,
-    author: String,
-    config: &'a Option<oci_spec::image::Config>,
-    architecture: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<String>,
-    os: String,
-    size: u64,
-    graph_driver: serde_json::Value,
-    #[serde(rename = "RootFS")]
-    root_fs: serde_json::Value,
-    metadata: serde_json::Value,
-}
-
-/// `img`'s inspect object; `layer_dirs` are its unpacked layers, top first.
-pub fn inspect_json<'a>(img: &'a Image, layer_dirs: &[PathBuf]) -> InspectImage<'a> {
-    let (os, architecture, variant) = img.platform();
-    let history = img.config.history().clone().unwrap_or_default();
-    let lower_dirs: Vec<String> = layer_dirs.iter().map(|d| d.display().to_string()).collect();
-    InspectImage {
-        id: &img.id,
-        repo_tags: img.names.iter().map(Reference::familiar).collect(),
-        repo_digests: img
-            .repo_digests
-            .iter()
-            .map(|d| {
-                Reference::parse(d)
-                    .map(|r| r.familiar())
-                    .unwrap_or_else(|_| d.clone())
-            })
-            .collect(),
-        parent: "",
-        comment: history
-            .last()
-            .and_then(|h| h.comment().clone())
-            .unwrap_or_default(),
-        created: img.created.as_deref().unwrap_or_default(),
-        author: img.config.author().clone().unwrap_or_default(),
-        config: img.config.config(),
-        architecture,
-        variant,
-        os,
-        size: img.size,
-        graph_driver: json!({ "Name": "overlay", "Data": { "LowerDirs": lower_dirs } }),
-        root_fs: json!({ "Type": "layers", "Layers": img.layers }),
-        metadata: json!({ "ManifestDigest": img.manifest_digest }),
-    }
 }
 
 fn tag(store: &Store, args: TagArgs) -> anyhow::Result<u8> {

@@ -6,6 +6,7 @@ mod containers;
 mod images;
 mod networks;
 mod registry;
+mod service;
 mod usage;
 mod volumes;
 
@@ -52,6 +53,9 @@ pub enum Command {
     Networks(networks::NetworkCommand),
     #[command(flatten)]
     Volumes(volumes::VolumeCommand),
+    /// System-wide commands: the Docker Engine API service.
+    #[command(subcommand)]
+    System(service::SystemCommand),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         Command::Registry(c) => c.run(&cli.root),
         Command::Networks(c) => c.run(&cli.root),
         Command::Volumes(c) => c.run(&cli.root),
+        Command::System(c) => service::run(&cli.root, c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

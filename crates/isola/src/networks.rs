@@ -8,7 +8,7 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use engine::networks::{NetworkCreate, NetworkRecord};
 use engine::Engine;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
@@ -108,41 +108,6 @@ pub(crate) fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMa
         .collect()
 }
 
-/// docker's `network inspect` JSON of one network.
-pub fn inspect_json(engine: &Engine, net: &NetworkRecord) -> anyhow::Result<Value> {
-    let mut containers = serde_json::Map::new();
-    for rec in engine.list()? {
-        if let Some(n) = rec.state.attachments().find(|n| n.network == net.name) {
-            containers.insert(
-                rec.config.id.clone(),
-                json!({
-                    "Name": rec.config.name,
-                    "MacAddress": n.attachment.mac,
-                    "IPv4Address": format!("{}/{}", n.attachment.ip, n.attachment.prefix_len),
-                }),
-            );
-        }
-    }
-    let mut config = json!({"Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string()});
-    if let Some(r) = net.ip_range {
-        config["IPRange"] = json!(r.to_string());
-    }
-    Ok(json!({
-        "Name": net.name,
-        "Id": net.id,
-        "Created": engine::monitor::log::format_time(&net.created),
-        "Scope": "local",
-        "Driver": net.driver,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
-        "Internal": net.internal,
-        "Attachable": false,
-        "Containers": containers,
-        "Options": {"com.docker.network.bridge.name": net.bridge},
-        "Labels": net.labels,
-    }))
-}
-
 impl NetworkCommand {
     pub fn run(self, root: &Path) -> anyhow::Result<u8> {
         let engine = Engine::open(root)?;
@@ -226,7 +191,10 @@ impl NetworkGroup {
                 }
                 let mut out = Vec::new();
                 for n in &networks {
-                    out.push(inspect_json(engine, &engine.networks()?.get(n)?)?);
+                    out.push(engine::inspect::network(
+                        engine,
+                        &engine.networks()?.get(n)?,
+                    )?);
                 }
                 println!("{}", serde_json::to_string_pretty(&out)?);
                 Ok(0)

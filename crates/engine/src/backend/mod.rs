@@ -128,6 +128,9 @@ pub struct CreatedContainer {
 
 /// A process started by [`Backend::exec`].
 pub struct ExecutedProcess {
+    /// The process's host pid (process mode); `None` in a VM, where it
+    /// has only a guest pid.
+    pub pid: Option<i32>,
     pub console: Option<OwnedFd>,
     /// Waits for the process; returns its exit code (128+signal if killed).
     pub wait: Box<dyn FnOnce() -> Result<i32, BackendError> + Send>,

@@ -239,6 +239,7 @@ impl Backend for ProcessBackend {
             .map_err(runtime_err("executing in", id))?;
         let pid = executed.pid;
         Ok(ExecutedProcess {
+            pid: Some(pid),
             console: executed.console_master,
             wait: Box::new(move || wait_child(pid)),
         })

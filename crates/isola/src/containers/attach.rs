@@ -1,38 +1,17 @@
 //! `attach` and the attached half of `run`/`start -a`: copies the monitor's
-//! stdout/stderr frames to ours, our stdin to the container, our terminal size
+//! stdout/stderr (through `engine::attach`) to ours, our stdin to the container, our terminal size
 //! to its pty, and returns the exit code the monitor reports.
 
 use std::io::{IsTerminal, Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex};
 
 use anyhow::bail;
-use engine::monitor::{self, protocol};
+use engine::attach::{AttachEvent, AttachInput, AttachStream};
 use engine::store::ContainerRecord;
 use engine::sys;
 use engine::Engine;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::termios::{self, SetArg, Termios};
-
-/// A shared socket written one frame at a time.
-struct Locked(Arc<Mutex<UnixStream>>);
-
-impl Write for Locked {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
-    }
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        // protocol::write_frame writes a whole frame with one write_all.
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .write_all(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Forwards what the terminal sends us, like docker's attach: window size
 /// changes become resize frames (with a terminal); without one, the signals
@@ -41,7 +20,7 @@ impl Write for Locked {
 fn forward_signals(
     engine: Engine,
     rec: ContainerRecord,
-    writer: Arc<Mutex<UnixStream>>,
+    input: AttachInput,
     tty: bool,
 ) -> anyhow::Result<()> {
     let mut set = SigSet::empty();
@@ -63,12 +42,7 @@ fn forward_signals(
         while let Ok(sig) = set.wait() {
             if sig == Signal::SIGWINCH {
                 if let (true, Some((rows, cols))) = (tty, terminal_size()) {
-                    let mut w = Locked(writer.clone());
-                    let _ = protocol::write_frame(
-                        &mut w,
-                        protocol::RESIZE,
-                        &protocol::resize_payload(rows, cols),
-                    );
+                    let _ = input.resize(rows, cols);
                 }
             } else if let Ok(current) = engine.lookup(&rec.config.id) {
                 let _ = engine.kill(&current, sig as i32);
@@ -117,43 +91,35 @@ pub fn terminal_size() -> Option<(u16, u16)> {
         .or_else(|| sys::window_size(std::io::stdout().as_fd()))
 }
 
-/// Runs an attach session on a connected monitor socket until the container
+/// Runs an attach session on a connected monitor stream until the container
 /// exits; returns its exit code.
 pub fn session(
     engine: &Engine,
     rec: &ContainerRecord,
-    stream: UnixStream,
+    mut stream: AttachStream,
     stdin: bool,
     tty: bool,
 ) -> anyhow::Result<u8> {
     let _raw = if tty { RawTerminal::enter() } else { None };
-    // Frames from the stdin and signal threads share one socket: one writer at a time.
-    let writer = Arc::new(Mutex::new(stream.try_clone()?));
+    let input = stream.input();
     if tty {
         if let Some((rows, cols)) = terminal_size() {
-            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-            protocol::write_frame(
-                &mut *w,
-                protocol::RESIZE,
-                &protocol::resize_payload(rows, cols),
-            )?;
+            input.resize(rows, cols)?;
         }
     }
-    forward_signals(engine.clone(), rec.clone(), writer.clone(), tty)?;
+    forward_signals(engine.clone(), rec.clone(), input.clone(), tty)?;
     if stdin {
-        let writer = writer.clone();
         std::thread::spawn(move || {
-            let mut writer = Locked(writer);
             let mut buf = vec![0u8; 16 * 1024];
-            let mut input = std::io::stdin().lock();
+            let mut from = std::io::stdin().lock();
             loop {
-                match input.read(&mut buf) {
+                match from.read(&mut buf) {
                     Ok(0) | Err(_) => {
-                        let _ = protocol::write_frame(&mut writer, protocol::STDIN_CLOSE, &[]);
+                        let _ = input.close_stdin();
                         break;
                     }
                     Ok(n) => {
-                        if protocol::write_frame(&mut writer, protocol::STDIN, &buf[..n]).is_err() {
+                        if input.stdin(&buf[..n]).is_err() {
                             break;
                         }
                     }
@@ -161,42 +127,30 @@ pub fn session(
             }
         });
     }
-    let mut reader = std::io::BufReader::new(stream);
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     loop {
-        match protocol::read_frame(&mut reader)? {
-            Some(f) if f.kind == protocol::STDOUT => {
+        match stream.next_event()? {
+            Some(AttachEvent::Stdout(data)) => {
                 let mut o = stdout.lock();
-                o.write_all(&f.payload)?;
+                o.write_all(&data)?;
                 o.flush()?;
             }
-            Some(f) if f.kind == protocol::STDERR => {
+            Some(AttachEvent::Stderr(data)) => {
                 let mut e = stderr.lock();
-                e.write_all(&f.payload)?;
+                e.write_all(&data)?;
                 e.flush()?;
             }
-            Some(f) if f.kind == protocol::EXIT => {
-                let code = f
-                    .payload
-                    .get(..4)
-                    .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                    .unwrap_or(255);
-                return Ok(code.clamp(0, 255) as u8);
-            }
-            Some(f) if f.kind == protocol::ERROR => {
-                bail!("{}", String::from_utf8_lossy(&f.payload));
-            }
-            Some(_) => {}
+            Some(AttachEvent::Exit(code)) => return Ok(code.clamp(0, 255) as u8),
+            Some(AttachEvent::Failed(message)) => bail!("{message}"),
             None => {
                 // The monitor went away without an exit frame: ask the store.
-                let id = rec.config.id.clone();
-                let last = engine.wait_inactive(&id, Some(std::time::Duration::from_secs(10)))?;
-                match last.and_then(|r| r.state.exit_code) {
+                let id = &rec.config.id;
+                match engine.exit_code_after_disconnect(id)? {
                     Some(code) => return Ok(code.clamp(0, 255) as u8),
                     None => bail!(
                         "lost the connection to the monitor of container {}",
-                        engine::ids::short(&id)
+                        engine::ids::short(id)
                     ),
                 }
             }
@@ -212,7 +166,7 @@ pub fn attach(engine: &Engine, args: AttachArgs) -> anyhow::Result<u8> {
             args.container
         );
     }
-    let stream = monitor::connect(&rec.dir, &rec.config.id)?;
+    let stream = engine.attach(&rec)?;
     let stdin = rec.config.open_stdin && !args.no_stdin;
     session(engine, &rec, stream, stdin, rec.config.tty)
 }

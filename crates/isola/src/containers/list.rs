@@ -228,179 +228,6 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn time(t: Option<chrono::DateTime<Utc>>) -> String {
-    t.map(|t| engine::monitor::log::format_time(&t))
-        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
-}
-
-/// docker-shaped inspect JSON of one container.
-pub fn inspect_json(engine: &Engine, r: &ContainerRecord) -> Value {
-    let c = &r.config;
-    let s = &r.state;
-    json!({
-        "Id": c.id,
-        "Created": engine::monitor::log::format_time(&c.created),
-        "Path": c.args.first(),
-        "Args": c.args.iter().skip(1).collect::<Vec<_>>(),
-        "State": {
-            "Status": s.status.as_str(),
-            "Running": matches!(s.status, Status::Running | Status::Paused),
-            "Paused": s.status == Status::Paused,
-            "Restarting": s.status == Status::Restarting,
-            "Dead": s.status == Status::Dead,
-            "Pid": s.init.map(|p| p.pid).unwrap_or(0),
-            "ExitCode": s.exit_code.unwrap_or(0),
-            "Error": s.error.clone().unwrap_or_default(),
-            "StartedAt": time(s.started_at),
-            "FinishedAt": time(s.finished_at),
-            "MonitorPid": s.monitor.map(|p| p.pid).unwrap_or(0),
-        },
-        "Image": c.image_id,
-        "ImageName": c.image,
-        "Name": format!("/{}", c.name),
-        "RestartCount": s.restart_count,
-        "Isolation": c.isolation.to_string(),
-        "ImagePlatform": c.platform,
-        // The VM's own: its kernel is the host's architecture; another
-        // image architecture runs under its emulator inside the VM.
-        "VmArchitecture": match c.isolation {
-            engine::isolation::Isolation::Vm => engine::isolation::host_platform().1,
-            engine::isolation::Isolation::Process => String::new(),
-        },
-        "LogPath": r.dir.join(engine::monitor::log::LOG_FILE),
-        "ConsoleLogPath": match c.isolation {
-            engine::isolation::Isolation::Vm => r.dir.join(engine::backend::vm::CONSOLE_LOG).display().to_string(),
-            engine::isolation::Isolation::Process => String::new(),
-        },
-        // The VM worker's jail, read live from /proc while it runs.
-        "VmWorker": match (c.isolation, s.init) {
-            (engine::isolation::Isolation::Vm, Some(p)) if matches!(s.status, Status::Running | Status::Paused) => {
-                json!(engine::backend::vm::worker_jail(p.pid as u32))
-            }
-            _ => Value::Null,
-        },
-        "BundlePath": engine::spec::bundle_dir(&r.dir),
-        "HostsPath": r.dir.join("hosts"),
-        "HostnamePath": r.dir.join("hostname"),
-        "ResolvConfPath": r.dir.join("resolv.conf"),
-        "Mounts": c.mounts.iter().map(mount_json).collect::<Vec<_>>(),
-        "GraphDriver": { "Data": { "MergedDir": c.rootfs }, "SnapshotKey": c.snapshot_key },
-        "HostConfig": {
-            "Isolation": c.isolation.to_string(),
-            "NetworkMode": c.network.as_docker(),
-            "PortBindings": port_bindings(&c.network_options.ports),
-            "Dns": c.network_options.dns,
-            "DnsSearch": c.network_options.dns_search,
-            "DnsOptions": c.network_options.dns_options,
-            "ExtraHosts": c.network_options.extra_hosts.iter().map(|(h, ip)| format!("{h}:{ip}")).collect::<Vec<_>>(),
-            "PublishAllPorts": c.network_options.publish_all,
-            "Memory": c.limits.memory.unwrap_or(0),
-            "NanoCpus": c.limits.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
-            "PidsLimit": c.limits.pids_limit,
-            "RestartPolicy": c.restart_policy,
-            "AutoRemove": c.auto_remove,
-            "Init": c.init,
-            "ReadonlyRootfs": c.read_only,
-            "CapAdd": c.cap_add,
-            "CapDrop": c.cap_drop,
-            "SecurityOpt": c.security_opt,
-            "CgroupParent": "/isola",
-        },
-        "Config": {
-            "Hostname": c.hostname,
-            "User": c.user,
-            "Env": c.env,
-            "Cmd": c.args,
-            "Image": c.image,
-            "WorkingDir": c.working_dir,
-            "Tty": c.tty,
-            "OpenStdin": c.open_stdin,
-            "Labels": c.labels,
-        },
-        "NetworkSettings": network_settings(r),
-        "Root": engine.root(),
-    })
-}
-
-/// One of docker's `Mounts`: a volume with its name and driver, a bind
-/// with its propagation.
-fn mount_json(m: &engine::state::MountPoint) -> Value {
-    let mut v = json!({
-        "Type": m.kind,
-        "Source": m.source,
-        "Destination": m.destination,
-        "Mode": "",
-        "RW": m.rw,
-        "Propagation": "",
-    });
-    match m.kind.as_str() {
-        engine::state::MOUNT_VOLUME => {
-            v["Name"] = json!(m.name);
-            v["Driver"] = json!(engine::volumes::LOCAL_DRIVER);
-            v["Mode"] = json!("z");
-        }
-        "bind" => v["Propagation"] = json!("rprivate"),
-        _ => {}
-    }
-    if !m.options.is_empty() {
-        v["Options"] = json!(m.options);
-    }
-    v
-}
-
-/// docker's `HostConfig.PortBindings`: "80/tcp" -> [{HostIp, HostPort}].
-fn port_bindings(ports: &[network::PortMapping]) -> Value {
-    let mut out = serde_json::Map::new();
-    for m in ports {
-        let key = format!("{}/{}", m.container_port, m.protocol.as_str());
-        let entry = json!({
-            "HostIp": m.host_ip.map(|i| i.to_string()).unwrap_or_default(),
-            "HostPort": if m.host_port == 0 { String::new() } else { m.host_port.to_string() },
-        });
-        match out.get_mut(&key) {
-            Some(Value::Array(a)) => a.push(entry),
-            _ => {
-                out.insert(key, json!([entry]));
-            }
-        }
-    }
-    Value::Object(out)
-}
-
-/// docker's `NetworkSettings`: the address, gateway and MAC of a running
-/// container, its published ports, and its network by name.
-fn network_settings(r: &ContainerRecord) -> Value {
-    let Some(n) = &r.state.network else {
-        return json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0, "Ports": {}, "Networks": {}, "SandboxKey": r.config.netns});
-    };
-    let endpoint = |n: &engine::state::NetworkState| {
-        let a = &n.attachment;
-        json!({
-            "IPAddress": a.ip.to_string(),
-            "IPPrefixLen": a.prefix_len,
-            "Gateway": a.gateway.map(|g| g.to_string()).unwrap_or_default(),
-            "MacAddress": a.mac,
-            "Aliases": r.config.network_options.aliases,
-            "NetworkID": n.network,
-        })
-    };
-    let mut networks = serde_json::Map::new();
-    for held in r.state.attachments() {
-        let name = if held.network == engine::state::DEFAULT_NETWORK {
-            "bridge".to_string()
-        } else {
-            held.network.clone()
-        };
-        networks.insert(name, endpoint(held));
-    }
-    // The top level repeats the primary endpoint, as docker's does.
-    let mut settings = endpoint(n);
-    settings["Ports"] = port_bindings(&n.ports);
-    settings["SandboxKey"] = json!(n.netns);
-    settings["Networks"] = Value::Object(networks);
-    settings
-}
-
 /// The PORTS column: "0.0.0.0:8080->80/tcp, ..." of a running container.
 fn ports_column(r: &ContainerRecord) -> String {
     r.state
@@ -459,7 +286,7 @@ fn inspect_object(
 ) -> anyhow::Result<Option<Value>> {
     if kind != Some(ObjectKind::Image) {
         match engine.lookup(name) {
-            Ok(rec) => return Ok(Some(inspect_json(engine, &rec))),
+            Ok(rec) => return Ok(Some(engine::inspect::container(engine, &rec))),
             Err(engine::Error::Store(engine::store::StoreError::NotFound(_))) => {}
             Err(e) => return Err(e.into()),
         }
@@ -467,7 +294,7 @@ fn inspect_object(
     if kind != Some(ObjectKind::Container) {
         if let Some(img) = engine.find_image(name)? {
             let dirs = engine.image_layer_dirs(&img)?;
-            return Ok(Some(serde_json::to_value(crate::images::inspect_json(
+            return Ok(Some(serde_json::to_value(engine::inspect::image(
                 &img, &dirs,
             ))?));
         }

@@ -68,32 +68,16 @@ fn each(
 
 /// Parses a signal name or number.
 pub fn parse_signal(s: &str) -> anyhow::Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-        bail!("invalid signal {s:?}");
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    name.parse::<nix::sys::signal::Signal>()
-        .map(|sig| sig as i32)
-        .map_err(|_| anyhow::anyhow!("invalid signal {s:?}"))
+    Ok(engine::units::parse_signal(s)?)
 }
 
-/// The exit code the monitor of a running container reports, read from its
-/// socket (frames other than the exit are skipped). `None` if the monitor
-/// cannot be reached or ends without one.
-fn exit_from_monitor(rec: &engine::store::ContainerRecord) -> Option<i32> {
-    let mut stream = engine::monitor::connect(&rec.dir, &rec.config.id).ok()?;
-    while let Ok(Some(frame)) = engine::monitor::protocol::read_frame(&mut stream) {
-        if frame.kind == engine::monitor::protocol::EXIT {
-            let b = frame.payload.get(..4)?;
-            return Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+/// The exit code the monitor of a running container reports. `None` if the
+/// monitor cannot be reached or ends without one.
+fn exit_from_monitor(engine: &Engine, rec: &engine::store::ContainerRecord) -> Option<i32> {
+    let mut stream = engine.attach(rec).ok()?;
+    while let Ok(Some(event)) = stream.next_event() {
+        if let engine::attach::AttachEvent::Exit(code) = event {
+            return Some(code);
         }
     }
     None
@@ -106,7 +90,7 @@ pub fn wait(engine: &Engine, args: RefsArgs) -> anyhow::Result<u8> {
         // A running container's monitor tells the exit code even when --rm
         // removes the record right after.
         if rec.state.status == engine::state::Status::Running {
-            if let Some(code) = exit_from_monitor(&rec) {
+            if let Some(code) = exit_from_monitor(engine, &rec) {
                 println!("{code}");
                 return Ok(());
             }

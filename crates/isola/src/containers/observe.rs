@@ -119,7 +119,6 @@ pub fn logs(engine: &Engine, args: LogsArgs) -> anyhow::Result<u8> {
         .as_deref()
         .map(|s| parse_time("--until", s, Utc::now()))
         .transpose()?;
-    let before_until = |e: &LogEntry| until.is_none_or(|u| e.time <= u);
     let tail: Option<usize> = match args.tail.as_str() {
         "all" | "-1" => None,
         n => Some(
@@ -127,41 +126,27 @@ pub fn logs(engine: &Engine, args: LogsArgs) -> anyhow::Result<u8> {
                 .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: expected a number or all"))?,
         ),
     };
-    let (entries, mut follower) = log::read_with_follower(&rec.dir)?;
-    let entries: Vec<&LogEntry> = entries
-        .iter()
-        .filter(|e| since.is_none_or(|s| e.time >= s) && before_until(e))
-        .collect();
-    let skip = tail.map(|n| entries.len().saturating_sub(n)).unwrap_or(0);
-    for e in &entries[skip..] {
-        print_entry(e, args.timestamps)?;
-    }
-    if !args.follow {
-        return Ok(0);
-    }
-    loop {
-        let active = match engine.store().read(&rec.config.id)? {
-            Some(r) => engine.refresh(r)?.state.status.is_active(),
-            None => false,
-        };
-        let past_until = until.is_some_and(|u| Utc::now() > u);
-        for e in follower.poll()? {
-            if !before_until(&e) {
-                return Ok(0);
+    let query = engine::logs::LogQuery {
+        since,
+        until,
+        tail,
+        follow: args.follow,
+    };
+    let mut failed = None;
+    engine.logs(
+        &rec,
+        &query,
+        &mut |e| match print_entry(e, args.timestamps) {
+            Ok(()) => true,
+            Err(err) => {
+                failed = Some(err);
+                false
             }
-            print_entry(&e, args.timestamps)?;
-        }
-        if !active || past_until {
-            // One last read: the monitor logs the final output before it records the exit.
-            for e in follower.poll()? {
-                if !before_until(&e) {
-                    return Ok(0);
-                }
-                print_entry(&e, args.timestamps)?;
-            }
-            return Ok(0);
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        },
+    )?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(0),
     }
 }
 

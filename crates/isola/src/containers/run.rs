@@ -164,20 +164,12 @@ fn run_attached(
     stdin: bool,
     tty: bool,
 ) -> anyhow::Result<u8> {
-    let started = engine
-        .start(rec, true, tty.then(attach::terminal_size).flatten())
-        .map_err(anyhow::Error::from)
-        .and_then(|mut ready| {
-            ready.report()?;
-            ready
-                .take_attach()
-                .ok_or_else(|| anyhow::anyhow!("the monitor gave no attach connection"))
-        });
+    let started = engine.start_attached(rec, tty.then(attach::terminal_size).flatten());
     let stream = match started {
         Ok(s) => s,
         Err(e) => {
             let _ = engine.remove_with_volumes(rec, true);
-            return start_failed(chain(&e));
+            return start_failed(chain(&e.into()));
         }
     };
     attach::session(engine, rec, stream, stdin, tty)
@@ -189,17 +181,13 @@ pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<u8> {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
         let rec = engine.lookup(&args.containers[0])?;
-        let mut ready = engine.start(
-            &rec,
-            true,
-            rec.config.tty.then(attach::terminal_size).flatten(),
-        )?;
-        if let Err(e) = ready.report() {
-            return start_failed(chain(&anyhow::Error::from(e)));
-        }
-        let stream = ready
-            .take_attach()
-            .ok_or_else(|| anyhow::anyhow!("the monitor gave no attach connection"))?;
+        let stream = match engine
+            .start_attached(&rec, rec.config.tty.then(attach::terminal_size).flatten())
+        {
+            Ok(s) => s,
+            Err(e @ engine::Error::Monitor(_)) => return start_failed(chain(&e.into())),
+            Err(e) => return Err(e.into()),
+        };
         return attach::session(
             engine,
             &rec,

@@ -676,6 +676,7 @@ impl Backend for VmBackend {
         };
         let id = id.to_string();
         Ok(ExecutedProcess {
+            pid: None,
             console,
             wait: Box::new(move || match rx.recv() {
                 Ok(Ok(code)) => Ok(code),

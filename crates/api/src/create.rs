@@ -1,0 +1,566 @@
+//! create: docker's `POST /containers/create` body turned into the engine's
+//! [`engine::CreateRequest`]. Every field isola honours is mapped; a field
+//! it cannot honour that the client set (anything but docker's zero value)
+//! is refused with a 400 naming it, never silently dropped. A malformed
+//! body is a 400 naming the field too.
+
+use std::collections::BTreeMap;
+
+use engine::isolation::IsolationChoice;
+use engine::state::{Limits, NetworkMode, NetworkOptions};
+use engine::units::{self, RestartPolicy};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::ApiError;
+
+/// A string or a list of strings (docker's `strslice`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StrSlice {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StrSlice {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            StrSlice::One(s) => vec![s],
+            StrSlice::Many(v) => v,
+        }
+    }
+}
+
+/// The fields of docker's container config isola reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Body {
+    image: String,
+    cmd: Option<StrSlice>,
+    entrypoint: Option<StrSlice>,
+    env: Option<Vec<String>>,
+    working_dir: Option<String>,
+    user: Option<String>,
+    hostname: Option<String>,
+    tty: bool,
+    open_stdin: bool,
+    labels: Option<BTreeMap<String, String>>,
+    exposed_ports: Option<BTreeMap<String, Value>>,
+    stop_signal: Option<String>,
+    mac_address: Option<String>,
+    host_config: HostConfig,
+    networking_config: Option<NetworkingConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct HostConfig {
+    isolation: Option<String>,
+    memory: Option<i64>,
+    nano_cpus: Option<i64>,
+    cpu_quota: Option<i64>,
+    cpu_period: Option<i64>,
+    pids_limit: Option<i64>,
+    auto_remove: bool,
+    port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    publish_all_ports: bool,
+    network_mode: Option<String>,
+    binds: Option<Vec<String>>,
+    mounts: Option<Vec<Mount>>,
+    init: Option<bool>,
+    readonly_rootfs: bool,
+    cap_add: Option<StrSlice>,
+    cap_drop: Option<StrSlice>,
+    security_opt: Option<Vec<String>>,
+    restart_policy: Option<RestartPolicyBody>,
+    dns: Option<Vec<String>>,
+    dns_search: Option<Vec<String>>,
+    dns_options: Option<Vec<String>>,
+    extra_hosts: Option<Vec<String>>,
+    console_size: Option<Vec<u16>>,
+    log_config: Option<LogConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PortBinding {
+    #[serde(rename = "HostIp")]
+    host_ip: String,
+    #[serde(rename = "HostPort")]
+    host_port: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct Mount {
+    #[serde(rename = "Type")]
+    kind: String,
+    source: String,
+    target: String,
+    read_only: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct RestartPolicyBody {
+    name: String,
+    maximum_retry_count: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct LogConfig {
+    #[serde(rename = "Type")]
+    kind: String,
+    config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct NetworkingConfig {
+    endpoints_config: BTreeMap<String, Option<EndpointConfig>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct EndpointConfig {
+    aliases: Option<Vec<String>>,
+    #[serde(rename = "IPAMConfig")]
+    ipam_config: Option<IpamConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct IpamConfig {
+    #[serde(rename = "IPv4Address")]
+    ipv4_address: String,
+}
+
+/// Top-level fields read above, or harmless whatever their value (how the
+/// client attaches is decided by its attach call, not by these).
+const KNOWN: &[&str] = &[
+    "Image",
+    "Cmd",
+    "Entrypoint",
+    "Env",
+    "WorkingDir",
+    "User",
+    "Hostname",
+    "Domainname",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "Labels",
+    "ExposedPorts",
+    "StopSignal",
+    "MacAddress",
+    "HostConfig",
+    "NetworkingConfig",
+    "ArgsEscaped",
+];
+
+const KNOWN_HOST: &[&str] = &[
+    "Isolation",
+    "Memory",
+    "NanoCpus",
+    "CpuQuota",
+    "CpuPeriod",
+    "PidsLimit",
+    "AutoRemove",
+    "PortBindings",
+    "PublishAllPorts",
+    "NetworkMode",
+    "Binds",
+    "Mounts",
+    "Init",
+    "ReadonlyRootfs",
+    "CapAdd",
+    "CapDrop",
+    "SecurityOpt",
+    "RestartPolicy",
+    "Dns",
+    "DnsSearch",
+    "DnsOptions",
+    "ExtraHosts",
+    "ConsoleSize",
+    "LogConfig",
+];
+
+/// docker's zero value, as its clients send every field they know: null,
+/// false, 0, "", and lists or objects of nothing else.
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.iter().all(is_zero),
+        Value::Object(o) => o.values().all(is_zero),
+    }
+}
+
+/// The first field set that isola cannot honour, as a dotted path.
+fn unsupported_field(body: &Value) -> Option<String> {
+    let obj = body.as_object()?;
+    for (k, v) in obj {
+        if !KNOWN.contains(&k.as_str()) && !is_zero(v) {
+            return Some(k.clone());
+        }
+    }
+    if let Some(host) = obj.get("HostConfig").and_then(Value::as_object) {
+        for (k, v) in host {
+            // docker's defaults that mean what isola does anyway.
+            let default = (k == "MemorySwappiness" && v.as_i64() == Some(-1))
+                || (k == "CgroupnsMode" && v == "private");
+            if !KNOWN_HOST.contains(&k.as_str()) && !is_zero(v) && !default {
+                return Some(format!("HostConfig.{k}"));
+            }
+        }
+    }
+    None
+}
+
+fn bad(field: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("invalid {field}: {e}"))
+}
+
+/// docker's `Isolation` value: `""`/`default` is the host's default,
+/// `process`, and `hyperv` or `vm` (case-insensitive, as docker compares).
+pub fn isolation(value: &str) -> Result<IsolationChoice, ApiError> {
+    value.parse::<IsolationChoice>().map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid isolation {value:?}: isola supports process, hyperv (also vm) and default"
+        ))
+    })
+}
+
+fn port_mappings(
+    bindings: &BTreeMap<String, Option<Vec<PortBinding>>>,
+) -> Result<Vec<network::PortMapping>, ApiError> {
+    let mut out = Vec::new();
+    for (port, binds) in bindings {
+        let (number, proto) = port.split_once('/').unwrap_or((port.as_str(), "tcp"));
+        let binds = binds.as_deref().unwrap_or_default();
+        let one = [PortBinding::default()];
+        let binds = if binds.is_empty() { &one[..] } else { binds };
+        for b in binds {
+            let spec = match (b.host_ip.as_str(), b.host_port.as_str()) {
+                ("", "") => format!("{number}/{proto}"),
+                ("", hp) => format!("{hp}:{number}/{proto}"),
+                (ip, hp) => format!("{ip}:{hp}:{number}/{proto}"),
+            };
+            out.extend(network::ports::parse(&spec).map_err(|e| {
+                bad(
+                    &format!("HostConfig.PortBindings[{port:?}]"),
+                    crate::error::chain(&e),
+                )
+            })?);
+        }
+    }
+    Ok(out)
+}
+
+fn restart(policy: Option<RestartPolicyBody>) -> Result<RestartPolicy, ApiError> {
+    let Some(p) = policy else {
+        return Ok(RestartPolicy::No);
+    };
+    let text = match (p.name.as_str(), p.maximum_retry_count) {
+        ("", _) => return Ok(RestartPolicy::No),
+        ("on-failure", n) if n > 0 => format!("on-failure:{n}"),
+        (name, _) => name.to_string(),
+    };
+    text.parse()
+        .map_err(|e: units::ValueError| bad("HostConfig.RestartPolicy", e))
+}
+
+/// What a create body asks for.
+pub struct Parsed {
+    pub request: engine::CreateRequest,
+}
+
+/// Parses docker's create body (`name` from the query).
+pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
+    let value: Value = serde_json::from_slice(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid JSON body: expected an object (docker's container config)",
+        ));
+    }
+    let body: Body = serde_path_to_error::deserialize(&value)
+        .map_err(|e| ApiError::bad_request(format!("invalid field {}: {}", e.path(), e.inner())))?;
+    if let Some(field) = unsupported_field(&value) {
+        return Err(ApiError::bad_request(format!(
+            "isola does not support {field} (it cannot honour it): leave it unset"
+        )));
+    }
+    if body.image.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid field Image: an image is required",
+        ));
+    }
+    let h = body.host_config;
+    if let Some(log) = &h.log_config {
+        if !matches!(log.kind.as_str(), "" | "json-file") || !log.config.is_empty() {
+            return Err(ApiError::bad_request(
+                "isola does not support HostConfig.LogConfig other than json-file without options",
+            ));
+        }
+    }
+    if let Some(sig) = &body.stop_signal {
+        let s = sig.trim_start_matches("SIG");
+        if !matches!(s, "" | "TERM" | "15") {
+            return Err(ApiError::bad_request(format!(
+                "isola does not support StopSignal {sig:?} yet (it stops with SIGTERM)"
+            )));
+        }
+    }
+    let isolation = isolation(h.isolation.as_deref().unwrap_or(""))?;
+    let host_cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    let cpu_quota = match (h.nano_cpus, h.cpu_quota, h.cpu_period) {
+        (Some(n), _, _) if n > 0 => {
+            if n as f64 / 1e9 > host_cpus {
+                return Err(bad(
+                    "HostConfig.NanoCpus",
+                    format!("{n} is more than the host's {host_cpus} CPUs"),
+                ));
+            }
+            Some((n as u64) / 10_000)
+        }
+        (_, Some(q), p) if q > 0 => {
+            let period = p.filter(|p| *p > 0).unwrap_or(100_000) as u64;
+            Some((q as u64) * 100_000 / period)
+        }
+        _ => None,
+    };
+    let memory = match h.memory {
+        Some(m) if m > 0 => {
+            Some(units::parse_memory(&m.to_string()).map_err(|e| bad("HostConfig.Memory", e))?)
+        }
+        _ => None,
+    };
+    let limits = Limits {
+        memory,
+        cpu_quota,
+        pids_limit: h.pids_limit.filter(|p| *p > 0),
+    };
+    let mut network = match h.network_mode.as_deref() {
+        None | Some("") | Some("default") => None,
+        Some(n) => Some(NetworkMode::parse(n)),
+    };
+    let mut aliases = Vec::new();
+    let mut ip = None;
+    if let Some(nc) = body.networking_config {
+        for (net, ep) in nc.endpoints_config {
+            // The endpoint names the container's network (the CLI sends
+            // the one of --network); a second one would need a connect.
+            let mode = NetworkMode::parse(&net);
+            match &network {
+                None => network = Some(mode),
+                Some(m) if *m == mode => {}
+                Some(m) => {
+                    return Err(ApiError::bad_request(format!(
+                        "isola does not support NetworkingConfig.EndpointsConfig[{net:?}] beside network {}: connect it after create",
+                        m.as_docker()
+                    )))
+                }
+            }
+            if let Some(ep) = ep {
+                aliases.extend(ep.aliases.unwrap_or_default());
+                if let Some(a) = ep.ipam_config.filter(|a| !a.ipv4_address.is_empty()) {
+                    ip = Some(a.ipv4_address.parse().map_err(|e| {
+                        bad(
+                            &format!(
+                                "NetworkingConfig.EndpointsConfig[{net:?}].IPAMConfig.IPv4Address"
+                            ),
+                            e,
+                        )
+                    })?);
+                }
+            }
+        }
+    }
+    // The default network takes no aliases in docker; isola's may.
+    if network
+        .as_ref()
+        .is_some_and(|n| *n == NetworkMode::parse("bridge"))
+    {
+        network = None;
+    }
+    let mut extra_hosts = Vec::new();
+    for e in h.extra_hosts.unwrap_or_default() {
+        let Some((host, addr)) = e.split_once(':') else {
+            return Err(bad(
+                "HostConfig.ExtraHosts",
+                format!("{e:?}: expected host:ip"),
+            ));
+        };
+        extra_hosts.push((host.to_string(), addr.to_string()));
+    }
+    let ports = match &h.port_bindings {
+        Some(b) => port_mappings(b)?,
+        None => Vec::new(),
+    };
+    let mut mounts = Vec::new();
+    for b in h.binds.unwrap_or_default() {
+        mounts.push(
+            engine::mounts::parse_volume(&b)
+                .map_err(|e| bad("HostConfig.Binds", crate::error::chain(&e)))?,
+        );
+    }
+    for m in h.mounts.unwrap_or_default() {
+        if m.kind != "bind" && m.kind != "tmpfs" {
+            return Err(ApiError::bad_request(format!(
+                "isola does not support HostConfig.Mounts of type {:?} yet (bind and tmpfs only)",
+                m.kind
+            )));
+        }
+        let mut spec = format!("type={},target={}", m.kind, m.target);
+        if !m.source.is_empty() {
+            spec.push_str(&format!(",source={}", m.source));
+        }
+        if m.read_only {
+            spec.push_str(",readonly");
+        }
+        mounts.push(
+            engine::mounts::parse_mount(&spec)
+                .map_err(|e| bad("HostConfig.Mounts", crate::error::chain(&e)))?,
+        );
+    }
+    let restart = restart(h.restart_policy)?;
+    if h.auto_remove && restart != RestartPolicy::No {
+        return Err(ApiError::conflict(
+            "conflicting options: cannot specify both --restart and --rm",
+        ));
+    }
+    // ConsoleSize needs no keeping: docker's clients resize the terminal
+    // right after the start. ExposedPorts adds nothing to PortBindings and
+    // the image's own ports, which is what isola publishes with -P.
+    let _ = (h.console_size, body.exposed_ports);
+    let request = engine::CreateRequest {
+        image: body.image,
+        name: name.map(|n| n.trim_start_matches('/').to_string()),
+        cmd: body.cmd.map(StrSlice::into_vec).unwrap_or_default(),
+        entrypoint: body.entrypoint.map(|e| {
+            let v = e.into_vec();
+            // `--entrypoint ""` arrives as [""]: no entrypoint.
+            if v.iter().all(String::is_empty) {
+                Vec::new()
+            } else {
+                v
+            }
+        }),
+        env: body.env.unwrap_or_default(),
+        workdir: body.working_dir.filter(|w| !w.is_empty()),
+        user: body.user.filter(|u| !u.is_empty()),
+        hostname: body.hostname.filter(|h| !h.is_empty()),
+        tty: body.tty,
+        open_stdin: body.open_stdin,
+        auto_remove: h.auto_remove,
+        restart,
+        network,
+        network_options: NetworkOptions {
+            ports,
+            publish_all: h.publish_all_ports,
+            ip,
+            mac: body.mac_address.filter(|m| !m.is_empty()),
+            aliases,
+            dns: h.dns.unwrap_or_default(),
+            dns_search: h.dns_search.unwrap_or_default(),
+            dns_options: h.dns_options.unwrap_or_default(),
+            extra_hosts,
+            ..NetworkOptions::default()
+        },
+        read_only: h.readonly_rootfs,
+        mounts,
+        limits,
+        cap_add: h.cap_add.map(StrSlice::into_vec).unwrap_or_default(),
+        cap_drop: h.cap_drop.map(StrSlice::into_vec).unwrap_or_default(),
+        security_opt: h.security_opt.unwrap_or_default(),
+        isolation: Some(isolation),
+        init: h.init.unwrap_or(false),
+        labels: body.labels.unwrap_or_default(),
+    };
+    Ok(Parsed { request })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::isolation::Isolation;
+
+    fn parse_json(v: serde_json::Value) -> Result<Parsed, ApiError> {
+        parse(&serde_json::to_vec(&v).unwrap(), None)
+    }
+
+    #[test]
+    fn isolation_values_map_as_docker_compares_them() {
+        for (v, want) in [
+            ("", IsolationChoice::Default),
+            ("default", IsolationChoice::Default),
+            ("process", IsolationChoice::Explicit(Isolation::Process)),
+            ("HyperV", IsolationChoice::Explicit(Isolation::Vm)),
+            ("vm", IsolationChoice::Explicit(Isolation::Vm)),
+        ] {
+            assert_eq!(isolation(v).unwrap(), want, "{v}");
+        }
+        let e = isolation("kvm").unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("process, hyperv"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_docker_cli_body_maps_to_the_request() {
+        let p = parse_json(serde_json::json!({
+            "Image": "busybox", "Cmd": ["echo", "hi"], "Env": ["A=1"], "Tty": false,
+            "Domainname": "", "AttachStdout": true, "Labels": {"a": "b"},
+            "HostConfig": {"Isolation": "hyperv", "Memory": 268435456, "NanoCpus": 500000000,
+                "AutoRemove": true, "NetworkMode": "default", "CpuShares": 0,
+                "LogConfig": {"Type": "", "Config": {}}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+                "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}},
+        }))
+        .unwrap();
+        let r = p.request;
+        assert_eq!(r.cmd, ["echo", "hi"]);
+        assert_eq!(r.isolation, Some(IsolationChoice::Explicit(Isolation::Vm)));
+        assert_eq!(r.limits.memory, Some(268435456));
+        assert_eq!(r.limits.cpu_quota, Some(50_000));
+        assert!(r.auto_remove);
+        assert_eq!(r.network, None);
+        assert_eq!(r.network_options.ports.len(), 1);
+        assert_eq!(r.labels.get("a").map(String::as_str), Some("b"));
+    }
+
+    #[test]
+    fn fields_isola_cannot_honour_are_refused_by_name() {
+        let e = parse_json(serde_json::json!({
+            "Image": "busybox", "HostConfig": {"Privileged": true}
+        }))
+        .err()
+        .unwrap();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("HostConfig.Privileged"), "{}", e.message);
+        let e = parse_json(
+            serde_json::json!({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"]}}),
+        )
+        .err()
+        .unwrap();
+        assert!(e.message.contains("Healthcheck"), "{}", e.message);
+    }
+
+    #[test]
+    fn malformed_bodies_name_the_field() {
+        let e =
+            parse_json(serde_json::json!({"Image": "busybox", "HostConfig": {"Memory": "lots"}}))
+                .err()
+                .unwrap();
+        assert!(e.message.contains("HostConfig.Memory"), "{}", e.message);
+        let e = parse(b"{\"Image\": ", None).err().unwrap();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,287 @@
+//! inspect: containers and images as docker's `inspect` shows them, one
+//! shape for both clients (the CLI prints it, the API service returns it).
+//! Field names and types are docker's (the docker CLI decodes them into its
+//! own types, so a field must never change type); isola's own facts are in
+//! extra fields docker's readers ignore. Reads only.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+use image::{Image, Reference};
+use serde_json::{json, Value};
+
+use crate::lifecycle::{Engine, Error};
+use crate::networks::NetworkRecord;
+use crate::state::Status;
+use crate::store::ContainerRecord;
+
+fn time(t: Option<chrono::DateTime<Utc>>) -> String {
+    t.map(|t| crate::monitor::log::format_time(&t))
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+}
+
+/// docker-shaped inspect JSON of one container.
+pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
+    let c = &r.config;
+    let s = &r.state;
+    json!({
+        "Id": c.id,
+        "Created": crate::monitor::log::format_time(&c.created),
+        "Path": c.args.first(),
+        "Args": c.args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": s.status.as_str(),
+            "Running": matches!(s.status, Status::Running | Status::Paused),
+            "Paused": s.status == Status::Paused,
+            "Restarting": s.status == Status::Restarting,
+            "Dead": s.status == Status::Dead,
+            "Pid": s.init.map(|p| p.pid).unwrap_or(0),
+            "ExitCode": s.exit_code.unwrap_or(0),
+            "Error": s.error.clone().unwrap_or_default(),
+            "StartedAt": time(s.started_at),
+            "FinishedAt": time(s.finished_at),
+            "MonitorPid": s.monitor.map(|p| p.pid).unwrap_or(0),
+        },
+        "Image": c.image_id,
+        "ImageName": c.image,
+        "Name": format!("/{}", c.name),
+        "RestartCount": s.restart_count,
+        "Isolation": c.isolation.to_string(),
+        "ImagePlatform": c.platform,
+        // The VM's own: its kernel is the host's architecture; another
+        // image architecture runs under its emulator inside the VM.
+        "VmArchitecture": match c.isolation {
+            crate::isolation::Isolation::Vm => crate::isolation::host_platform().1,
+            crate::isolation::Isolation::Process => String::new(),
+        },
+        "LogPath": r.dir.join(crate::monitor::log::LOG_FILE),
+        "ConsoleLogPath": match c.isolation {
+            crate::isolation::Isolation::Vm => r.dir.join(crate::backend::vm::CONSOLE_LOG).display().to_string(),
+            crate::isolation::Isolation::Process => String::new(),
+        },
+        // The VM worker's jail, read live from /proc while it runs.
+        "VmWorker": match (c.isolation, s.init) {
+            (crate::isolation::Isolation::Vm, Some(p)) if matches!(s.status, Status::Running | Status::Paused) => {
+                json!(crate::backend::vm::worker_jail(p.pid as u32))
+            }
+            _ => Value::Null,
+        },
+        "BundlePath": crate::spec::bundle_dir(&r.dir),
+        "HostsPath": r.dir.join("hosts"),
+        "HostnamePath": r.dir.join("hostname"),
+        "ResolvConfPath": r.dir.join("resolv.conf"),
+        "Mounts": c.mounts.iter().map(mount_json).collect::<Vec<_>>(),
+        "GraphDriver": { "Data": { "MergedDir": c.rootfs }, "SnapshotKey": c.snapshot_key },
+        "HostConfig": {
+            "Isolation": c.isolation.to_string(),
+            "NetworkMode": c.network.as_docker(),
+            "PortBindings": port_bindings(&c.network_options.ports),
+            "Dns": c.network_options.dns,
+            "DnsSearch": c.network_options.dns_search,
+            "DnsOptions": c.network_options.dns_options,
+            "ExtraHosts": c.network_options.extra_hosts.iter().map(|(h, ip)| format!("{h}:{ip}")).collect::<Vec<_>>(),
+            "PublishAllPorts": c.network_options.publish_all,
+            "Memory": c.limits.memory.unwrap_or(0),
+            "NanoCpus": c.limits.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
+            "PidsLimit": c.limits.pids_limit,
+            "RestartPolicy": c.restart_policy,
+            "AutoRemove": c.auto_remove,
+            "Init": c.init,
+            "ReadonlyRootfs": c.read_only,
+            "CapAdd": c.cap_add,
+            "CapDrop": c.cap_drop,
+            "SecurityOpt": c.security_opt,
+            "CgroupParent": "/isola",
+        },
+        "Config": {
+            "Hostname": c.hostname,
+            "User": c.user,
+            "Env": c.env,
+            "Cmd": c.args,
+            "Image": c.image,
+            "WorkingDir": c.working_dir,
+            "Tty": c.tty,
+            "OpenStdin": c.open_stdin,
+            "Labels": c.labels,
+        },
+        "NetworkSettings": network_settings(r),
+        "Root": engine.root(),
+    })
+}
+
+/// One of docker's `Mounts`: a volume with its name and driver, a bind
+/// with its propagation.
+fn mount_json(m: &crate::state::MountPoint) -> Value {
+    let mut v = json!({
+        "Type": m.kind,
+        "Source": m.source,
+        "Destination": m.destination,
+        "Mode": "",
+        "RW": m.rw,
+        "Propagation": "",
+    });
+    match m.kind.as_str() {
+        crate::state::MOUNT_VOLUME => {
+            v["Name"] = json!(m.name);
+            v["Driver"] = json!(crate::volumes::LOCAL_DRIVER);
+            v["Mode"] = json!("z");
+        }
+        "bind" => v["Propagation"] = json!("rprivate"),
+        _ => {}
+    }
+    if !m.options.is_empty() {
+        v["Options"] = json!(m.options);
+    }
+    v
+}
+
+/// docker's `HostConfig.PortBindings`: "80/tcp" -> [{HostIp, HostPort}].
+pub fn port_bindings(ports: &[network::PortMapping]) -> Value {
+    let mut out = serde_json::Map::new();
+    for m in ports {
+        let key = format!("{}/{}", m.container_port, m.protocol.as_str());
+        let entry = json!({
+            "HostIp": m.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+            "HostPort": if m.host_port == 0 { String::new() } else { m.host_port.to_string() },
+        });
+        match out.get_mut(&key) {
+            Some(Value::Array(a)) => a.push(entry),
+            _ => {
+                out.insert(key, json!([entry]));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// docker's `NetworkSettings`: the address, gateway and MAC of a running
+/// container, its published ports, and its network by name.
+fn network_settings(r: &ContainerRecord) -> Value {
+    let Some(n) = &r.state.network else {
+        return json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0, "Ports": {}, "Networks": {}, "SandboxKey": r.config.netns});
+    };
+    let endpoint = |n: &crate::state::NetworkState| {
+        let a = &n.attachment;
+        json!({
+            "IPAddress": a.ip.to_string(),
+            "IPPrefixLen": a.prefix_len,
+            "Gateway": a.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            "MacAddress": a.mac,
+            "Aliases": r.config.network_options.aliases,
+            "NetworkID": n.network,
+        })
+    };
+    let mut networks = serde_json::Map::new();
+    for held in r.state.attachments() {
+        let name = if held.network == crate::state::DEFAULT_NETWORK {
+            "bridge".to_string()
+        } else {
+            held.network.clone()
+        };
+        networks.insert(name, endpoint(held));
+    }
+    // The top level repeats the primary endpoint, as docker's does.
+    let mut settings = endpoint(n);
+    settings["Ports"] = port_bindings(&n.ports);
+    settings["SandboxKey"] = json!(n.netns);
+    settings["Networks"] = Value::Object(networks);
+    settings
+}
+
+/// docker's `network inspect` JSON of one network.
+pub fn network(engine: &Engine, net: &NetworkRecord) -> Result<Value, Error> {
+    let mut containers = serde_json::Map::new();
+    for rec in engine.list()? {
+        if let Some(n) = rec.state.attachments().find(|n| n.network == net.name) {
+            containers.insert(
+                rec.config.id.clone(),
+                json!({
+                    "Name": rec.config.name,
+                    "MacAddress": n.attachment.mac,
+                    "IPv4Address": format!("{}/{}", n.attachment.ip, n.attachment.prefix_len),
+                }),
+            );
+        }
+    }
+    let mut config = json!({"Subnet": net.subnet.to_string(), "Gateway": net.gateway.to_string()});
+    if let Some(r) = net.ip_range {
+        config["IPRange"] = json!(r.to_string());
+    }
+    Ok(json!({
+        "Name": net.name,
+        "Id": net.id,
+        "Created": crate::monitor::log::format_time(&net.created),
+        "Scope": "local",
+        "Driver": net.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
+        "Internal": net.internal,
+        "Attachable": false,
+        "Containers": containers,
+        "Options": {"com.docker.network.bridge.name": net.bridge},
+        "Labels": net.labels,
+    }))
+}
+
+/// `image inspect`'s object, fields in docker's order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectImage<'a> {
+    id: &'a str,
+    repo_tags: Vec<String>,
+    repo_digests: Vec<String>,
+    parent: &'a str,
+    comment: String,
+    created: &'a str,
+    author: String,
+    config: &'a Option<oci_spec::image::Config>,
+    /// docker's config of the container an image was committed from;
+    /// compose 1.x reads it when it recreates a container. isola builds no
+    /// images, so it is the image's own config.
+    container_config: &'a Option<oci_spec::image::Config>,
+    architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
+    os: String,
+    size: u64,
+    graph_driver: serde_json::Value,
+    #[serde(rename = "RootFS")]
+    root_fs: serde_json::Value,
+    metadata: serde_json::Value,
+}
+
+/// `img`'s inspect object; `layer_dirs` are its unpacked layers, top first.
+pub fn image<'a>(img: &'a Image, layer_dirs: &[PathBuf]) -> InspectImage<'a> {
+    let (os, architecture, variant) = img.platform();
+    let history = img.config.history().clone().unwrap_or_default();
+    let lower_dirs: Vec<String> = layer_dirs.iter().map(|d| d.display().to_string()).collect();
+    InspectImage {
+        id: &img.id,
+        repo_tags: img.names.iter().map(Reference::familiar).collect(),
+        repo_digests: img
+            .repo_digests
+            .iter()
+            .map(|d| {
+                Reference::parse(d)
+                    .map(|r| r.familiar())
+                    .unwrap_or_else(|_| d.clone())
+            })
+            .collect(),
+        parent: "",
+        comment: history
+            .last()
+            .and_then(|h| h.comment().clone())
+            .unwrap_or_default(),
+        created: img.created.as_deref().unwrap_or_default(),
+        author: img.config.author().clone().unwrap_or_default(),
+        config: img.config.config(),
+        container_config: img.config.config(),
+        architecture,
+        variant,
+        os,
+        size: img.size,
+        graph_driver: json!({ "Name": "overlay", "Data": { "LowerDirs": lower_dirs } }),
+        root_fs: json!({ "Type": "layers", "Layers": img.layers }),
+        metadata: json!({ "ManifestDigest": img.manifest_digest }),
+    }
+}

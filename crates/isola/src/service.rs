@@ -1,0 +1,190 @@
+//! `isola system service`: serves the Docker Engine API (the `api` crate)
+//! on a unix socket, so that the docker CLI, compose and SDKs drive isola.
+//! This module owns the socket: where it is, its owner and mode (root and
+//! group `isola`, 0660: whoever may use it may run containers, which is as
+//! good as root), refusing TCP but on loopback, and removing the socket at
+//! exit. Containers do not depend on the service: their monitors own them.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+/// The group whose members may use the socket.
+const GROUP: &str = "isola";
+
+#[derive(Debug, clap::Args)]
+pub struct ServiceArgs {
+    /// Where to listen: unix:///path, or tcp://127.0.0.1:PORT (dangerous:
+    /// anyone on this host who can reach the port is root).
+    #[arg(long, default_value = "unix:///run/isola/docker.sock")]
+    pub listen: String,
+    /// Exit after this many seconds without a request or an open stream (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SystemCommand {
+    /// Serve the Docker Engine API (docker, compose and SDKs drive isola through it).
+    Service(ServiceArgs),
+}
+
+enum Listen {
+    Unix(PathBuf),
+    Tcp(std::net::SocketAddr),
+}
+
+fn parse_listen(value: &str) -> anyhow::Result<Listen> {
+    if let Some(path) = value.strip_prefix("unix://") {
+        if !path.starts_with('/') {
+            bail!("invalid --listen {value:?}: a unix socket needs an absolute path (unix:///run/isola/docker.sock)");
+        }
+        return Ok(Listen::Unix(path.into()));
+    }
+    if let Some(addr) = value.strip_prefix("tcp://") {
+        let addr: std::net::SocketAddr = addr.parse().with_context(|| {
+            format!("invalid --listen {value:?}: expected tcp://127.0.0.1:PORT")
+        })?;
+        if addr.ip() != std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+            bail!("refusing --listen {value:?}: the Docker API has no authentication, and whoever reaches it is root on this host; isola listens on TCP only at 127.0.0.1 (use a unix socket, or an SSH tunnel to one)");
+        }
+        return Ok(Listen::Tcp(addr));
+    }
+    bail!("invalid --listen {value:?}: expected unix:///path or tcp://127.0.0.1:PORT")
+}
+
+/// The gid of group `isola`, made (as a system group) if missing.
+fn socket_group() -> anyhow::Result<nix::unistd::Gid> {
+    if let Some(g) = nix::unistd::Group::from_name(GROUP)? {
+        return Ok(g.gid);
+    }
+    let status = std::process::Command::new("groupadd")
+        .args(["--system", GROUP])
+        .status()
+        .context("running groupadd --system isola")?;
+    if !status.success() {
+        // Another service may have made it meanwhile.
+        if nix::unistd::Group::from_name(GROUP)?.is_none() {
+            bail!("groupadd --system {GROUP} failed ({status})");
+        }
+    }
+    nix::unistd::Group::from_name(GROUP)?
+        .map(|g| g.gid)
+        .with_context(|| format!("group {GROUP} is missing after groupadd"))
+}
+
+/// Binds the unix socket: a stale socket of an earlier service is
+/// replaced, a live one (or anything else at the path) is refused.
+fn bind_unix(path: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                bail!("{} is in use by another service", path.display());
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing the stale socket {}", path.display()))?;
+        }
+        Ok(_) => bail!(
+            "{} exists and is not a socket: refusing to replace it",
+            path.display()
+        ),
+        Err(_) => {}
+    }
+    let gid = socket_group()?;
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .with_context(|| format!("binding {}", path.display()))?;
+    nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(gid))
+        .with_context(|| format!("giving {} to group {GROUP}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("setting the mode of {}", path.display()))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Removes the socket when the service ends, however it ends.
+struct SocketFile(Option<PathBuf>);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+pub fn run(root: &Path, cmd: SystemCommand) -> anyhow::Result<u8> {
+    let SystemCommand::Service(args) = cmd;
+    let listen = parse_listen(&args.listen)?;
+    let engine = engine::Engine::open(root)?;
+    let opts = api::Options {
+        idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the service's runtime")?;
+    let mut socket = SocketFile(None);
+    let served = match listen {
+        Listen::Unix(path) => {
+            let std_listener = bind_unix(&path)?;
+            socket.0 = Some(path.clone());
+            tracing::info!("serving the Docker API on unix://{}", path.display());
+            rt.block_on(async {
+                let listener = tokio::net::UnixListener::from_std(std_listener)?;
+                until_signal(api::serve(listener, engine, opts)).await
+            })
+        }
+        Listen::Tcp(addr) => {
+            eprintln!("isola: warning: serving the Docker API on tcp://{addr} without authentication: every local user who can connect to it is root on this host");
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                until_signal(api::serve(listener, engine, opts)).await
+            })
+        }
+    };
+    drop(socket);
+    served?;
+    Ok(0)
+}
+
+/// Runs the service until it ends or SIGINT/SIGTERM arrives.
+async fn until_signal(
+    serve: impl std::future::Future<Output = Result<(), api::ServeError>>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        r = serve => Ok(r?),
+        _ = term.recv() => Ok(()),
+        _ = int.recv() => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_is_refused_but_on_loopback() {
+        assert!(matches!(
+            parse_listen("tcp://127.0.0.1:2375"),
+            Ok(Listen::Tcp(_))
+        ));
+        let e = parse_listen("tcp://0.0.0.0:2375")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("root on this host"), "{e}");
+        assert!(parse_listen("unix://relative.sock").is_err());
+        assert!(matches!(
+            parse_listen("unix:///run/x.sock"),
+            Ok(Listen::Unix(_))
+        ));
+    }
+}

@@ -1,0 +1,556 @@
+//! End-to-end: the Docker Engine API (`isola system service`) driven by the
+//! real docker client from Debian's docker.io package (taken out with
+//! `apt-get download` + `dpkg -x` by scripts/setup.sh, never installed, so
+//! no dockerd ever runs), and by raw HTTP where the bytes matter (attach
+//! framing, error codes). Each test serves its own isola root on its own
+//! socket.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{eventually, Root};
+
+/// Where scripts/setup.sh puts the docker client.
+const DOCKER: &str = "/var/cache/isola/docker-client/usr/bin/docker";
+
+/// The docker client, or why the test cannot run (see testkit::require).
+fn docker_or_skip(test: &str) -> Option<PathBuf> {
+    let missing = (!Path::new(DOCKER).is_file()).then(|| {
+        format!(
+            "no docker client at {DOCKER} (scripts/setup.sh fetches it from Debian's docker.io)"
+        )
+    });
+    testkit::require(test, missing).then(|| PathBuf::from(DOCKER))
+}
+
+/// `isola system service` on a fresh root, stopped (and its containers
+/// removed) when dropped.
+struct Service {
+    child: Child,
+    socket: PathBuf,
+    docker: PathBuf,
+    config: tempfile::TempDir,
+    root: Root,
+}
+
+impl Service {
+    fn start(root: Root, docker: PathBuf) -> Service {
+        let socket = root.path().join("docker.sock");
+        let child = root
+            .cmd(&[
+                "system",
+                "service",
+                "--listen",
+                &format!("unix://{}", socket.display()),
+                "--timeout",
+                "600",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "the service did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Service {
+            child,
+            socket,
+            docker,
+            config: tempfile::tempdir().unwrap(),
+            root,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.docker);
+        c.arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            // The client's own settings stay in the test's directory.
+            .env("DOCKER_CONFIG", self.config.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs docker, asserting success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed ({:?}): {}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// One raw HTTP/1.0 request; the status, and the body's bytes.
+    fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Vec<u8>) {
+        let mut s = UnixStream::connect(&self.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut req = format!("{method} {path} HTTP/1.0\r\nHost: docker\r\n");
+        if let Some(b) = body {
+            req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
+        }
+        req.push_str("\r\n");
+        req.push_str(body.unwrap_or(""));
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        let split = out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP response");
+        let head = String::from_utf8_lossy(&out[..split]).to_string();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        (status, out[split + 4..].to_vec())
+    }
+
+    fn http_json(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let (status, body) = self.http(method, path, body);
+        let v = serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!(
+                "{method} {path}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&body)
+            )
+        });
+        (status, v)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn docker_version_info_images_and_the_socket() {
+    let Some(docker) = docker_or_skip("docker version/info/images") else {
+        return;
+    };
+    let svc = Service::start(Root::new().with_env("ISOLA_ISOLATION", "vm"), docker);
+    let version = svc.ok(&[
+        "version",
+        "--format",
+        "{{.Server.APIVersion}} {{.Server.Os}}",
+    ]);
+    assert_eq!(version.trim(), "1.43 linux");
+    // The host's default isolation (here from the environment).
+    assert_eq!(svc.ok(&["info", "--format", "{{.Isolation}}"]).trim(), "vm");
+    let images = svc.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(images.trim(), "busybox:latest");
+    // Root and group isola, 0660.
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&svc.socket).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o660);
+    assert_eq!(m.uid(), 0);
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(m.gid()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(group.name, "isola");
+    // Versions: prefixed, unversioned, and too new.
+    assert_eq!(svc.http("GET", "/v1.24/_ping", None), (200, b"OK".to_vec()));
+    assert_eq!(svc.http("GET", "/_ping", None), (200, b"OK".to_vec()));
+    let (status, body) = svc.http_json("GET", "/v1.44/version", None);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("too new"),
+        "{body}"
+    );
+}
+
+#[test]
+fn docker_run_prints_exits_and_leaves_nothing() {
+    let Some(docker) = docker_or_skip("docker run") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker);
+    let out = svc.docker(&["run", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        svc.root.container_dirs(),
+        Vec::<String>::new(),
+        "--rm left it"
+    );
+
+    // docker's exit codes: the command's, 125 for docker's own errors,
+    // 126 for a command that cannot run, 127 for a missing one.
+    for (args, code) in [
+        (&["run", "--rm", "busybox", "false"][..], 1),
+        (&["run", "--rm", "busybox", "sh", "-c", "exit 3"][..], 3),
+        (
+            &["run", "--rm", "--isolation=bogus", "busybox", "true"][..],
+            125,
+        ),
+        (&["run", "--rm", "busybox", "/etc/passwd"][..], 126),
+        (&["run", "--rm", "busybox", "no-such-command"][..], 127),
+    ] {
+        let out = svc.docker(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = svc.docker(&["run", "--rm", "--isolation=bogus", "busybox", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("process, hyperv"),
+        "names the allowed values: {err}"
+    );
+
+    // stdin, and its end: `cat` sees EOF and exits.
+    let mut cat = svc
+        .cmd(&["run", "--rm", "-i", "busybox", "sh", "-c", "cat; exit 4"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    cat.stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let out = cat.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+    assert_eq!(out.status.code(), Some(4));
+    eventually("every --rm container is gone", || {
+        svc.root.container_dirs().is_empty()
+    });
+    svc.root.assert_clean();
+}
+
+#[test]
+fn docker_detached_container_ps_logs_exec_top_inspect_rename_stop_rm() {
+    let Some(docker) = docker_or_skip("docker run -d") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker);
+    let id = svc
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "pinger",
+            "--isolation=process",
+            "busybox",
+            "ping",
+            "localhost",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = svc.ok(&["ps", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with(&format!("{} pinger Up", &id[..12])), "{ps}");
+    eventually("ping output in docker logs", || {
+        String::from_utf8_lossy(&svc.docker(&["logs", "pinger"]).stdout)
+            .contains("bytes from 127.0.0.1")
+    });
+    assert_eq!(
+        svc.ok(&["exec", "pinger", "echo", "from-exec"]),
+        "from-exec\n"
+    );
+    let out = svc.docker(&["exec", "pinger", "sh", "-c", "echo err >&2; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    assert_eq!(
+        svc.ok(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.Isolation}} {{.State.Running}}",
+            "pinger"
+        ])
+        .trim(),
+        "process true"
+    );
+
+    // The seed's demonstration, process isolation: docker top shows the
+    // host pid that pgrep finds.
+    let top = svc.ok(&["top", "pinger"]);
+    let row = top
+        .lines()
+        .find(|l| l.ends_with("ping localhost"))
+        .unwrap_or_else(|| panic!("top lacks ping: {top}"));
+    let pid: String = row.split_whitespace().next().unwrap().to_string();
+    let pgrep = Command::new("pgrep").args(["-x", "ping"]).output().unwrap();
+    let host_pings = String::from_utf8_lossy(&pgrep.stdout);
+    assert!(
+        host_pings.lines().any(|l| l == pid),
+        "pgrep -x ping ({host_pings}) lacks {pid}"
+    );
+
+    svc.ok(&["rename", "pinger", "pinger2"]);
+    assert!(svc
+        .ok(&["ps", "--format", "{{.Names}}"])
+        .contains("pinger2"));
+    svc.ok(&["stop", "-t", "1", "pinger2"]);
+    let all = svc.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(all.starts_with("pinger2 Exited (137)"), "{all}");
+    assert_eq!(svc.ok(&["ps", "-q"]), "");
+    svc.ok(&["rm", "-f", "pinger2"]);
+    assert_eq!(svc.ok(&["ps", "-aq"]), "");
+    svc.root.assert_clean();
+}
+
+#[test]
+fn docker_network_create_ls_rm() {
+    let Some(docker) = docker_or_skip("docker network") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker);
+    let name = testkit::unique_name("apinet");
+    let id = svc.ok(&["network", "create", &name]).trim().to_string();
+    assert!(!id.is_empty());
+    let ls = svc.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert!(ls.lines().any(|l| l == format!("{name} bridge")), "{ls}");
+    assert_eq!(
+        svc.ok(&["network", "inspect", "--format", "{{.Name}}", &name])
+            .trim(),
+        name
+    );
+    svc.ok(&["network", "rm", &name]);
+    let ls = svc.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.lines().any(|l| l == name), "{ls}");
+    let out = svc.docker(&["network", "rm", &name]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn raw_attach_framing_and_dockers_errors() {
+    let Some(docker) = docker_or_skip("attach framing") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker);
+    let (status, created) = svc.http_json(
+        "POST",
+        "/v1.41/containers/create?name=framed",
+        Some(r#"{"Image": "busybox", "Cmd": ["echo", "isola"]}"#),
+    );
+    assert_eq!(status, 201, "{created}");
+    let id = created["Id"].as_str().unwrap().to_string();
+    let (status, _) = svc.http("POST", &format!("/containers/{id}/start"), Some(""));
+    assert_eq!(status, 204);
+    let (status, waited) = svc.http_json("POST", &format!("/containers/{id}/wait"), Some(""));
+    assert_eq!(
+        (status, waited["StatusCode"].as_i64()),
+        (200, Some(0)),
+        "{waited}"
+    );
+    let (status, bytes) = svc.http(
+        "POST",
+        &format!("/containers/{id}/attach?logs=1&stream=0&stdout=1"),
+        Some(""),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        bytes,
+        [0x01, 0, 0, 0, 0, 0, 0, 0x06, b'i', b's', b'o', b'l', b'a', b'\n'],
+        "{bytes:02x?}"
+    );
+
+    // docker's errors and codes.
+    let (status, body) = svc.http_json("GET", "/containers/no-such-thing/json", None);
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (404, Some("No such container: no-such-thing"))
+    );
+    let (status, body) = svc.http_json(
+        "POST",
+        "/containers/create?name=framed",
+        Some(r#"{"Image": "busybox"}"#),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is already in use"),
+        "{body}"
+    );
+    let (status, body) = svc.http_json(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image": "busybox", "Cmd": "#),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = svc.http_json(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image": "busybox", "HostConfig": {"Memory": "lots"}}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("HostConfig.Memory"),
+        "{body}"
+    );
+    let (status, body) = svc.http_json(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image": "busybox", "HostConfig": {"Isolation": "kvm"}}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("process, hyperv"),
+        "{body}"
+    );
+    let (status, body) = svc.http_json(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image": "busybox", "HostConfig": {"Privileged": true}}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("HostConfig.Privileged"),
+        "{body}"
+    );
+    let (status, body) = svc.http_json("GET", "/volumes", None);
+    assert_eq!(status, 501, "{body}");
+    let (status, body) = svc.http_json("POST", &format!("/containers/{id}/kill"), Some(""));
+    assert_eq!(status, 409, "{body}");
+    let (status, _) = svc.http("DELETE", &format!("/containers/{id}"), None);
+    assert_eq!(status, 204);
+
+    // An attach waiting on a container that the isola CLI, not the
+    // service, starts still gets its output.
+    let (status, created) = svc.http_json(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image": "busybox", "Cmd": ["sh", "-c", "sleep 2; echo late"]}"#),
+    );
+    assert_eq!(status, 201, "{created}");
+    let late = created["Id"].as_str().unwrap().to_string();
+    let attached = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            svc.http(
+                "POST",
+                &format!("/containers/{late}/attach?stream=1&stdout=1"),
+                Some(""),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        svc.root.ok(&["start", &late]);
+        reader.join().unwrap()
+    });
+    assert_eq!(
+        attached,
+        (200, [&[1u8, 0, 0, 0, 0, 0, 0, 5][..], b"late\n"].concat())
+    );
+    svc.root.ok(&["rm", "-f", &late]);
+    svc.root.assert_clean();
+}
+
+/// Host processes named `comm` in container `id`'s cgroups.
+fn host_processes_of(id: &str, comm: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if name.trim() == comm && cgroup.contains(id) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn docker_run_isolation_hyperv_runs_the_seed_demonstration_in_a_vm() {
+    let Some(docker) = docker_or_skip("docker --isolation=hyperv") else {
+        return;
+    };
+    let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
+    if !root.vm_kernel_or_skip("docker --isolation=hyperv") {
+        return;
+    }
+    let svc = Service::start(root, docker);
+    let id = svc
+        .ok(&[
+            "run",
+            "-d",
+            "--isolation=hyperv",
+            "busybox",
+            "ping",
+            "localhost",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(
+        svc.ok(&["inspect", "--format", "{{.HostConfig.Isolation}}", &id])
+            .trim(),
+        "vm"
+    );
+    eventually("ping output", || {
+        String::from_utf8_lossy(&svc.docker(&["logs", &id]).stdout).contains("bytes from 127.0.0.1")
+    });
+    // docker top: the guest's pid, not a host ping.
+    let top = svc.ok(&["top", &id]);
+    let row = top
+        .lines()
+        .find(|l| l.ends_with("ping localhost"))
+        .unwrap_or_else(|| panic!("top lacks ping: {top}"));
+    let guest_pid: i32 = row.split_whitespace().next().unwrap().parse().unwrap();
+    let host_comm = std::fs::read_to_string(format!("/proc/{guest_pid}/comm")).unwrap_or_default();
+    assert_ne!(host_comm.trim(), "ping", "pid {guest_pid} is a host ping");
+    assert_eq!(
+        host_processes_of(&id, "ping"),
+        Vec::<i32>::new(),
+        "no ping on the host"
+    );
+    // The VM worker, named for the container.
+    let worker: i32 = svc
+        .ok(&["inspect", "--format", "{{.State.Pid}}", &id])
+        .trim()
+        .parse()
+        .unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{worker}/comm")).unwrap();
+    assert_eq!(comm.trim(), format!("isola-vm-{}", &id[..6]));
+    // exec reaches the guest kernel.
+    let release = svc.ok(&["exec", &id, "uname", "-r"]);
+    let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_ne!(release.trim(), host.trim());
+    svc.ok(&["rm", "-f", &id]);
+    assert!(!common::alive(worker), "the VM worker outlived rm -f");
+    svc.root.assert_clean();
+}
