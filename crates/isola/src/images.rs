@@ -69,7 +69,8 @@ pub struct ListArgs {
     /// Accepted for docker compatibility (there are no intermediate images).
     #[arg(short, long)]
     pub all: bool,
-    /// Output format: table (default) or json (one object per line).
+    /// Output format: table (default), json (one object per line), or a Go
+    /// template ('{{.Repository}}:{{.Tag}}'; 'table ...' adds headers).
     #[arg(long, default_value = "table")]
     pub format: String,
 }
@@ -232,27 +233,37 @@ fn list(store: &Store, args: ListArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    match args.format.as_str() {
-        "json" => {
+    let row = |r: &Row| {
+        let size = human_size(r.image.size);
+        json!({
+            "Repository": r.repository,
+            "Tag": r.tag,
+            "Digest": r.digest,
+            "ID": id(r.image),
+            "CreatedAt": r.image.created.clone().unwrap_or_default(),
+            "CreatedSince": created_since(r.image.created.as_deref()),
+            "Size": size,
+            "VirtualSize": size,
+            "Containers": "N/A",
+            "SharedSize": "N/A",
+            "UniqueSize": "N/A",
+        })
+    };
+    match crate::format::Format::parse(&args.format) {
+        crate::format::Format::Json => {
             for r in &rows {
-                let size = human_size(r.image.size);
-                let v = json!({
-                    "Repository": r.repository,
-                    "Tag": r.tag,
-                    "Digest": r.digest,
-                    "ID": id(r.image),
-                    "CreatedAt": r.image.created.clone().unwrap_or_default(),
-                    "CreatedSince": created_since(r.image.created.as_deref()),
-                    "Size": size,
-                    "VirtualSize": size,
-                    "Containers": "N/A",
-                    "SharedSize": "N/A",
-                    "UniqueSize": "N/A",
-                });
-                writeln!(out, "{v}")?;
+                writeln!(out, "{}", row(r))?;
             }
         }
-        "table" | "" => {
+        crate::format::Format::Template { template, header } => {
+            if header {
+                writeln!(out, "{}", crate::format::header(&template)?)?;
+            }
+            for r in &rows {
+                writeln!(out, "{}", crate::format::render(&template, &row(r))?)?;
+            }
+        }
+        crate::format::Format::Table => {
             let mut table = vec![{
                 let mut h = vec!["REPOSITORY", "TAG"];
                 if args.digests {
@@ -275,7 +286,6 @@ fn list(store: &Store, args: ListArgs) -> anyhow::Result<u8> {
             }
             write_table(&mut out, &table)?;
         }
-        other => bail!("unknown --format {other:?}: use table or json"),
     }
     Ok(0)
 }

@@ -3,6 +3,7 @@
 //! of commands lives in its own module, flattened into one command list.
 
 mod containers;
+mod format;
 mod images;
 mod networks;
 mod registry;

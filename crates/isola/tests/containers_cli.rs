@@ -272,3 +272,63 @@ fn labels_are_kept_shown_and_filtered_on() {
     root.ok(&["rm", web, db]);
     root.assert_clean();
 }
+
+/// `--format` takes Go templates, as scripts written for docker use them.
+#[test]
+fn format_takes_go_templates_for_inspect_ps_and_images() {
+    let root = Root::new();
+    let id = root.run_detached(&[
+        "--name", "tmpl", "-l", "tier=web", "busybox", "sleep", "300",
+    ]);
+    let pid = root.inspect(&id, ".State.Pid");
+    let got = |args: &[&str]| root.ok(args).trim_end().to_string();
+    assert_eq!(
+        got(&["inspect", "-f", "pid={{.State.Pid}} {{.Name}}", "tmpl"]),
+        format!("pid={pid} /tmpl")
+    );
+    assert_eq!(
+        got(&["inspect", "-f", "{{index .Config.Cmd 0}}", "tmpl"]),
+        "sleep"
+    );
+    assert_eq!(
+        got(&[
+            "inspect",
+            "-f",
+            "{{range .Config.Cmd}}<{{.}}>{{end}}",
+            "tmpl"
+        ]),
+        "<sleep><300>"
+    );
+    assert_eq!(
+        got(&["inspect", "-f", "{{json .Config.Cmd}}", "tmpl"]),
+        "[\"sleep\",\"300\"]"
+    );
+    assert_eq!(
+        got(&[
+            "inspect",
+            "-f",
+            "{{if .State.Running}}up{{else}}down{{end}} {{index .Config.Labels \"tier\"}}",
+            "tmpl"
+        ]),
+        "up web"
+    );
+    assert_eq!(
+        got(&["ps", "--format", "{{.Names}}\\t{{.Image}}"]),
+        "tmpl\tbusybox"
+    );
+    assert_eq!(
+        got(&["ps", "--format", "table {{.Names}}\\t{{.Labels}}"]),
+        "NAMES\tLABELS\ntmpl\ttier=web"
+    );
+    assert_eq!(
+        got(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "busybox:latest"
+    );
+    // A broken template is one line naming it, exit 125.
+    let (code, err) = root.fails(&["inspect", "-f", "{{.State.Pid", "tmpl"]);
+    assert_eq!(code, 125, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("{{.State.Pid"), "{err}");
+    root.ok(&["rm", "-f", "tmpl"]);
+    root.assert_clean();
+}

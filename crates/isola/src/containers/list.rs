@@ -21,7 +21,8 @@ pub struct PsArgs {
     /// Filter: status=<created|running|paused|restarting|exited|dead>, name=<substring>, id=<prefix>, isolation=<mode>, label=<key>[=<value>], volume=<name|destination>.
     #[arg(short, long)]
     pub filter: Vec<String>,
-    /// Output format: table (default) or json (one object per line).
+    /// Output format: table (default), json (one object per line), or a Go
+    /// template ('{{.ID}} {{.Names}}'; 'table {{.ID}}\t{{.Status}}' adds headers).
     #[arg(long, default_value = "table")]
     pub format: String,
     /// Do not truncate ids and commands.
@@ -37,7 +38,7 @@ pub struct PsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// A Go-template-like path to print instead of JSON, e.g. '{{.State.Pid}}'.
+    /// A Go template to print instead of JSON, e.g. '{{.State.Pid}} {{.Name}}'.
     #[arg(short, long)]
     pub format: Option<String>,
     /// Only objects of this type: container or image (default: a container,
@@ -171,25 +172,37 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    match args.format.as_str() {
-        "json" | "{{json .}}" => {
+    let row = |r: &ContainerRecord| {
+        json!({
+            "ID": engine::ids::short(&r.config.id),
+            "Image": r.config.image,
+            "Command": command_column(r, false),
+            "CreatedAt": r.config.created.to_rfc3339(),
+            "RunningFor": format!("{} ago", human_duration(now - r.config.created)),
+            "State": r.state.status.as_str(),
+            "Status": r.state.describe(now),
+            "Ports": ports_column(r),
+            "Names": r.config.name,
+            "Isolation": r.config.isolation.to_string(),
+            "Labels": r.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            "Mounts": r.config.mounts.iter().map(|m| m.destination.clone()).collect::<Vec<_>>().join(","),
+        })
+    };
+    match crate::format::Format::parse(&args.format) {
+        crate::format::Format::Json => {
             for r in &recs {
-                let v = json!({
-                    "ID": engine::ids::short(&r.config.id),
-                    "Image": r.config.image,
-                    "Command": command_column(r, false),
-                    "CreatedAt": r.config.created.to_rfc3339(),
-                    "RunningFor": format!("{} ago", human_duration(now - r.config.created)),
-                    "State": r.state.status.as_str(),
-                    "Status": r.state.describe(now),
-                    "Ports": ports_column(r),
-                    "Names": r.config.name,
-                    "Isolation": r.config.isolation.to_string(),
-                });
-                println!("{v}");
+                println!("{}", row(r));
             }
         }
-        "table" => {
+        crate::format::Format::Template { template, header } => {
+            if header {
+                println!("{}", crate::format::header(&template)?);
+            }
+            for r in &recs {
+                println!("{}", crate::format::render(&template, &row(r))?);
+            }
+        }
+        crate::format::Format::Table => {
             let rows: Vec<Vec<String>> = recs
                 .iter()
                 .map(|r| {
@@ -223,7 +236,6 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
                 &rows,
             );
         }
-        other => bail!("invalid --format {other:?}: expected table or json"),
     }
     Ok(0)
 }
@@ -247,34 +259,6 @@ fn ports_column(r: &ContainerRecord) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Looks up a `{{.A.B}}` path in a JSON value.
-fn template(format: &str, v: &Value) -> anyhow::Result<String> {
-    let inner = format
-        .trim()
-        .strip_prefix("{{")
-        .and_then(|f| f.strip_suffix("}}"))
-        .map(str::trim)
-        .ok_or_else(|| anyhow::anyhow!("unsupported --format {format:?}: isola supports {{{{.Path.To.Field}}}} and {{{{json .Path}}}}"))?;
-    let (as_json, path) = match inner.strip_prefix("json ") {
-        Some(p) => (true, p.trim()),
-        None => (false, inner),
-    };
-    let mut cur = v;
-    for part in path
-        .trim_start_matches('.')
-        .split('.')
-        .filter(|p| !p.is_empty())
-    {
-        cur = cur
-            .get(part)
-            .ok_or_else(|| anyhow::anyhow!("template: no field {part:?} in {path}"))?;
-    }
-    Ok(match cur {
-        Value::String(s) if !as_json => s.clone(),
-        other => other.to_string(),
-    })
 }
 
 /// The object `name` names, as docker's `inspect` looks: a container
@@ -314,7 +298,7 @@ pub fn inspect(engine: &Engine, args: InspectArgs) -> anyhow::Result<u8> {
     match &args.format {
         Some(f) => {
             for v in &out {
-                println!("{}", template(f, v)?);
+                println!("{}", crate::format::render(f, v)?);
             }
         }
         None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
