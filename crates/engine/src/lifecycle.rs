@@ -47,6 +47,12 @@ pub enum Error {
     ImageNotFound { image: String },
     #[error("image store")]
     Image(#[source] image::Error),
+    #[error("writing container {id}'s filesystem as a tar stream")]
+    Export {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Reference(#[from] image::ReferenceError),
     #[error(transparent)]

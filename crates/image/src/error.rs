@@ -82,6 +82,8 @@ pub enum Error {
 
     #[error("snapshot \"{0}\" not found")]
     SnapshotNotFound(String),
+    #[error("snapshot {0} is a plain copy of its image (no overlayfs here): it has no record of what changed")]
+    NoUpperDir(String),
 
     #[error("snapshot \"{0}\" already exists")]
     SnapshotExists(String),

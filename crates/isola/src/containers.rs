@@ -1,10 +1,11 @@
 //! The container commands: run, create, start, ps, inspect, logs, top, exec,
 //! attach, wait, stop, kill, restart, pause, unpause, rm, container prune,
-//! rename, stats (each also as `container <verb>`), plus info and version. Parses flags and prints; the work is
+//! rename, stats, diff, export (each also as `container <verb>`), plus info and version. Parses flags and prints; the work is
 //! the `engine`'s. Submodules group commands by concern.
 
 mod attach;
 mod exec;
+mod files;
 mod flags;
 pub mod list;
 mod manage;
@@ -56,6 +57,10 @@ pub enum ContainerVerb {
     Rm(manage::RmArgs),
     /// Rename a container.
     Rename { container: String, new_name: String },
+    /// List what a container changed in its filesystem (A added, C changed, D deleted).
+    Diff(files::DiffArgs),
+    /// Write a container's filesystem as a tar archive.
+    Export(files::ExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +116,7 @@ impl ContainerCommand {
                 matches!(
                     v,
                     ContainerVerb::Inspect(_)
+                        | ContainerVerb::Diff(_)
                         | ContainerVerb::Logs(_)
                         | ContainerVerb::Top(_)
                         | ContainerVerb::Stats(_)
@@ -207,6 +213,8 @@ impl ContainerVerb {
                 container,
                 new_name,
             } => manage::rename(engine, &container, &new_name),
+            ContainerVerb::Diff(a) => files::diff(engine, a),
+            ContainerVerb::Export(a) => files::export(engine, a),
         }
     }
 }

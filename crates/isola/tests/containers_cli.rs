@@ -332,3 +332,69 @@ fn format_takes_go_templates_for_inspect_ps_and_images() {
     root.ok(&["rm", "-f", "tmpl"]);
     root.assert_clean();
 }
+
+/// `diff` lists what a container changed (A, C, D by path) and `export`
+/// writes its whole filesystem as a tar archive.
+#[test]
+fn diff_and_export_show_the_containers_filesystem() {
+    let root = Root::new();
+    let id = root.run_detached(&[
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /new; echo extra >> /etc/passwd; rm /bin/vi; touch /ready; sleep 300",
+    ]);
+    common::eventually("the container's changes", || {
+        root.run(&["exec", &id, "test", "-f", "/ready"])
+            .status
+            .success()
+    });
+    let diff = root.ok(&["diff", &id]);
+    let lines: Vec<&str> = diff.lines().collect();
+    for want in ["A /new", "C /etc", "C /etc/passwd", "D /bin/vi", "A /ready"] {
+        assert!(lines.contains(&want), "{want} missing from diff: {diff}");
+    }
+    assert!(
+        !diff.contains("/bin/busybox"),
+        "an unchanged file is listed: {diff}"
+    );
+    assert!(
+        !diff.contains("/etc/hosts"),
+        "isola's own mount points are listed: {diff}"
+    );
+    let paths: Vec<&str> = lines.iter().map(|l| &l[2..]).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted, "diff is sorted by path");
+
+    let tar_path = root.path().join("export.tar");
+    root.ok(&["export", "-o", tar_path.to_str().unwrap(), &id]);
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    for want in ["new", "bin/busybox", "etc/passwd"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from the export: {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n == "bin/vi"),
+        "a deleted file is exported"
+    );
+    // stdout on a terminal is refused; to a pipe it is the same archive.
+    let piped = root.run(&["container", "export", &id]);
+    assert!(piped.status.success());
+    assert_eq!(
+        piped.stdout.len() as u64,
+        std::fs::metadata(&tar_path).unwrap().len()
+    );
+    let (code, err) = root.fails(&["diff", "nosuch"]);
+    assert_ne!(code, 0);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    root.ok(&["rm", "-f", &id]);
+    root.assert_clean();
+}

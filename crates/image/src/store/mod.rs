@@ -16,6 +16,7 @@
 //! new file. Unpacking a layer holds that layer's lock; image records, tags,
 //! snapshot records and garbage collection hold the metadata lock.
 
+mod changes;
 mod commit;
 mod gc;
 mod records;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 
 pub use crate::error::Error;
+pub use changes::{Change, ChangeKind};
 pub use gc::PruneReport;
 pub use records::Image;
 pub use snapshot::{copy_tree, Snapshot, SnapshotDriver};

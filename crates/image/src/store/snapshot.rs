@@ -42,15 +42,15 @@ pub enum SnapshotDriver {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct SnapshotRecord {
+pub(crate) struct SnapshotRecord {
     key: String,
     image_id: String,
-    layers: Vec<String>,
-    driver: SnapshotDriver,
+    pub(crate) layers: Vec<String>,
+    pub(crate) driver: SnapshotDriver,
 }
 
 impl Store {
-    fn snapshot_dir(&self, key: &str) -> Result<PathBuf, Error> {
+    pub(crate) fn snapshot_dir(&self, key: &str) -> Result<PathBuf, Error> {
         let valid = !key.is_empty()
             && key.len() <= 128
             && key != "."
@@ -257,7 +257,7 @@ impl Store {
         Ok(name)
     }
 
-    fn read_snapshot(&self, key: &str) -> Result<SnapshotRecord, Error> {
+    pub(crate) fn read_snapshot(&self, key: &str) -> Result<SnapshotRecord, Error> {
         let path = self.snapshot_dir(key)?.join("snapshot.json");
         read_json(&path, "snapshot record", key)?
             .ok_or_else(|| Error::SnapshotNotFound(key.to_string()))

@@ -1,0 +1,102 @@
+//! changes: what a container changed in its snapshot, as `docker diff`
+//! lists it (A added, C changed, D deleted), read from the overlay's upper
+//! directory against the image's layers. A copy-driver snapshot (no
+//! overlay) has no upper directory to read: it says so. It must not
+//! change the snapshot.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::{SnapshotDriver, Store};
+use crate::Error;
+
+/// One change, as `docker diff` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    /// The path inside the container (`/etc/hosts`).
+    #[serde(rename = "Path")]
+    pub path: String,
+    #[serde(rename = "Kind")]
+    pub kind: ChangeKind,
+}
+
+/// docker's change kinds (its API numbers them 0, 1, 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Changed,
+    Added,
+    Deleted,
+}
+
+impl ChangeKind {
+    /// `C`, `A` or `D`.
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Changed => 'C',
+            ChangeKind::Added => 'A',
+            ChangeKind::Deleted => 'D',
+        }
+    }
+}
+
+impl serde::Serialize for ChangeKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(match self {
+            ChangeKind::Changed => 0,
+            ChangeKind::Added => 1,
+            ChangeKind::Deleted => 2,
+        })
+    }
+}
+
+impl Store {
+    /// The changes of snapshot `key`, sorted by path.
+    pub fn changes(&self, key: &str) -> Result<Vec<Change>, Error> {
+        let rec = self.read_snapshot(key)?;
+        if rec.driver != SnapshotDriver::Overlay {
+            return Err(Error::NoUpperDir(key.to_string()));
+        }
+        let upper = self.snapshot_dir(key)?.join("upper");
+        let lowers = rec
+            .layers
+            .iter()
+            .map(|l| self.layer_diff_dir(l))
+            .collect::<Result<Vec<PathBuf>, Error>>()?;
+        let mut out = Vec::new();
+        walk(&upper, Path::new(""), &lowers, &mut out)?;
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+}
+
+fn walk(upper: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) -> Result<(), Error> {
+    let dir = upper.join(rel);
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .map_err(|e| Error::io("listing", &dir, e))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::io("listing", &dir, e))?;
+    names.sort();
+    for name in names {
+        let rel = rel.join(&name);
+        let path = upper.join(&rel);
+        let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
+        let shown = format!("/{}", rel.display());
+        // overlayfs marks a deleted lower file with a 0/0 character device.
+        let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
+        let in_lower = lowers
+            .iter()
+            .any(|l| fs::symlink_metadata(l.join(&rel)).is_ok());
+        let kind = match (whiteout, in_lower) {
+            (true, _) => ChangeKind::Deleted,
+            (false, true) => ChangeKind::Changed,
+            (false, false) => ChangeKind::Added,
+        };
+        out.push(Change { path: shown, kind });
+        if meta.is_dir() {
+            walk(upper, &rel, lowers, out)?;
+        }
+    }
+    Ok(())
+}
