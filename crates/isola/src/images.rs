@@ -51,6 +51,24 @@ pub enum ImageSub {
     Save(SaveArgs),
     /// Import a root filesystem tarball as a one-layer image.
     Import(ImportArgs),
+    /// Show how an image was made: its history, newest first.
+    History(HistoryArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// The image (name[:tag], or id).
+    pub image: String,
+    /// Do not truncate the commands.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show the image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format: table (default), json, or a Go template (ID,
+    /// CreatedSince, CreatedAt, CreatedBy, Size, Comment).
+    #[arg(long, default_value = "table")]
+    pub format: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -154,8 +172,102 @@ impl ImageCommand {
             ImageCommand::Save(a) | ImageCommand::Image(ImageSub::Save(a)) => save(&store, a),
             ImageCommand::Import(a) | ImageCommand::Image(ImageSub::Import(a)) => import(&store, a),
             ImageCommand::Image(ImageSub::Prune(a)) => prune(&store, a),
+            ImageCommand::Image(ImageSub::History(a)) => history(&engine::Engine::open(root)?, a),
         }
     }
+}
+
+/// `image history`: the config's history, newest first; the entries that
+/// made a layer carry its unpacked size, the newest the image's id (docker
+/// shows `<missing>` for the others: they have no image of their own).
+fn history(engine: &engine::Engine, args: HistoryArgs) -> anyhow::Result<u8> {
+    let img = engine
+        .find_image(&args.image)?
+        .ok_or_else(|| anyhow::anyhow!("No such image: {}", args.image))?;
+    let dirs = engine.image_layer_dirs(&img)?; // top first
+    let mut layer_sizes = dirs.iter().map(|d| dir_size(d));
+    let history = img.config.history().clone().unwrap_or_default();
+    let short = img.short_id().to_string();
+    let mut rows = Vec::new();
+    for (i, h) in history.iter().rev().enumerate() {
+        let size = match h.empty_layer() {
+            Some(true) => 0,
+            _ => layer_sizes.next().unwrap_or(0),
+        };
+        let created = h.created().clone().unwrap_or_default();
+        let by = h.created_by().clone().unwrap_or_default();
+        let id = match (i, args.no_trunc) {
+            (0, true) => img.id.clone(),
+            (0, false) => short.clone(),
+            _ => "<missing>".to_string(),
+        };
+        rows.push(json!({
+            "ID": id,
+            "CreatedAt": created,
+            "CreatedSince": created_since(Some(&created)),
+            "CreatedBy": by,
+            "Size": human_size(size),
+            "Comment": h.comment().clone().unwrap_or_default(),
+        }));
+    }
+    let mut out = io::stdout().lock();
+    if args.quiet {
+        for r in &rows {
+            writeln!(out, "{}", r["ID"].as_str().unwrap_or_default())?;
+        }
+        return Ok(0);
+    }
+    match crate::format::Format::parse(&args.format) {
+        crate::format::Format::Json => {
+            for r in &rows {
+                writeln!(out, "{r}")?;
+            }
+        }
+        crate::format::Format::Template { template, header } => {
+            if header {
+                writeln!(out, "{}", crate::format::header(&template)?)?;
+            }
+            for r in &rows {
+                writeln!(out, "{}", crate::format::render(&template, r)?)?;
+            }
+        }
+        crate::format::Format::Table => {
+            let s = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
+            let mut table = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
+                .map(String::from)
+                .to_vec()];
+            for r in &rows {
+                let mut by = s(r, "CreatedBy");
+                if !args.no_trunc && by.chars().count() > 45 {
+                    by = by.chars().take(44).collect::<String>() + "…";
+                }
+                table.push(vec![
+                    s(r, "ID"),
+                    s(r, "CreatedSince"),
+                    by,
+                    s(r, "Size"),
+                    s(r, "Comment"),
+                ]);
+            }
+            write_table(&mut out, &table)?;
+        }
+    }
+    Ok(0)
+}
+
+/// Bytes of the regular files below `dir` (links not followed).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// One row of `images`: an image under one of its names (or none).

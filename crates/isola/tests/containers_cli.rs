@@ -398,3 +398,60 @@ fn diff_and_export_show_the_containers_filesystem() {
     root.ok(&["rm", "-f", &id]);
     root.assert_clean();
 }
+
+/// `stats --format` and `image history` (with its formats) as docker's.
+#[test]
+fn stats_format_and_image_history() {
+    let root = Root::new();
+    let id = root.run_detached(&["--name", "counted", "busybox", "sleep", "300"]);
+    let out = root.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        &id,
+    ]);
+    assert_eq!(out.trim(), "counted 1", "{out}");
+    let out = root.ok(&["stats", "--no-stream", "--format", "table {{.Name}}", &id]);
+    assert_eq!(out.trim(), "NAME\ncounted", "{out}");
+    root.ok(&["rm", "-f", &id]);
+
+    // An imported image has one history entry, its layer's.
+    let rootfs = tempfile::tempdir().unwrap();
+    testkit::write_busybox_rootfs(rootfs.path());
+    let tar = root.path().join("rootfs.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(rootfs.path())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    root.ok(&["import", tar.to_str().unwrap(), "imported:1"]);
+    let table = root.ok(&["image", "history", "imported:1"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("IMAGE") && lines[0].contains("CREATED BY"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(
+        lines[1].contains("isola import") && lines[1].contains("MB"),
+        "{table}"
+    );
+    let id = root.ok(&["images", "-q", "imported:1"]);
+    assert!(lines[1].starts_with(id.trim()), "{table}");
+    let out = root.ok(&[
+        "image",
+        "history",
+        "--format",
+        "{{.CreatedBy}}|{{.Comment}}",
+        "imported:1",
+    ]);
+    assert_eq!(out.trim(), "isola import|imported from a tarball");
+    let (_, err) = root.fails(&["image", "history", "nosuch:1"]);
+    assert!(err.contains("No such image: nosuch:1"), "{err}");
+    root.assert_clean();
+}

@@ -49,6 +49,10 @@ pub struct StatsArgs {
     /// Show all containers (default: running ones).
     #[arg(short, long)]
     pub all: bool,
+    /// Output format: table (default), json, or a Go template over docker's
+    /// fields (Container, ID, Name, CPUPerc, MemUsage, MemPerc, PIDs, ...).
+    #[arg(long, default_value = "table")]
+    pub format: String,
     pub containers: Vec<String>,
 }
 
@@ -243,6 +247,34 @@ pub fn stats(engine: &Engine, args: StatsArgs) -> anyhow::Result<u8> {
                 }
             })
             .collect();
+        let format = crate::format::Format::parse(&args.format);
+        if !matches!(format, crate::format::Format::Table) {
+            // docker's fields, from the row's cells.
+            let objects = rows.iter().map(|row| {
+                serde_json::json!({
+                    "Container": row[0], "ID": row[0], "Name": row[1],
+                    "CPUPerc": row[2], "MemUsage": row[3], "MemPerc": row[4],
+                    "PIDs": row[5], "NetIO": "--", "BlockIO": "--",
+                    "VmWorker": row.get(6).cloned().unwrap_or_default(),
+                })
+            });
+            match &format {
+                crate::format::Format::Template { template, header } => {
+                    if *header {
+                        println!("{}", crate::format::header(template)?);
+                    }
+                    for o in objects {
+                        println!("{}", crate::format::render(template, &o)?);
+                    }
+                }
+                _ => objects.for_each(|o| println!("{o}")),
+            }
+            if args.no_stream {
+                return Ok(0);
+            }
+            before = after;
+            continue;
+        }
         if !args.no_stream {
             print!("\x1b[2J\x1b[H");
         }
