@@ -87,6 +87,10 @@ pub struct ListArgs {
     /// Accepted for docker compatibility (there are no intermediate images).
     #[arg(short, long)]
     pub all: bool,
+    /// Filter: dangling=true|false, reference=<name[:tag], * matches any
+    /// characters but />, label=<key>[=<value>], before=<image>, since=<image>.
+    #[arg(short, long)]
+    pub filter: Vec<String>,
     /// Output format: table (default), json (one object per line), or a Go
     /// template ('{{.Repository}}:{{.Tag}}'; 'table ...' adds headers).
     #[arg(long, default_value = "table")]
@@ -270,6 +274,95 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// `images --filter`, as docker's.
+struct ImageFilters {
+    dangling: Option<bool>,
+    references: Vec<String>,
+    labels: Vec<engine::filters::LabelFilter>,
+    /// Created before / after these (the images' `created` times).
+    before: Option<String>,
+    since: Option<String>,
+}
+
+impl ImageFilters {
+    fn parse(raw: &[String], images: &[Image]) -> anyhow::Result<ImageFilters> {
+        let mut f = ImageFilters {
+            dangling: None,
+            references: Vec::new(),
+            labels: Vec::new(),
+            before: None,
+            since: None,
+        };
+        let created_of = |name: &str| -> anyhow::Result<String> {
+            let img = images
+                .iter()
+                .find(|i| {
+                    i.id == name
+                        || i.short_id().starts_with(name) && name.len() >= 4
+                        || i.names
+                            .iter()
+                            .any(|n| n.familiar() == name || n.to_string() == name)
+                })
+                .ok_or_else(|| anyhow::anyhow!("No such image: {name}"))?;
+            Ok(img.created.clone().unwrap_or_default())
+        };
+        for r in raw {
+            let (k, v) = r
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("invalid filter {r:?}: expected key=value"))?;
+            match k {
+                "dangling" => f.dangling = Some(v.parse().map_err(|_| anyhow::anyhow!("invalid filter {r:?}: dangling is true or false"))?),
+                "reference" => f.references.push(v.to_string()),
+                "label" => f.labels.push(engine::filters::LabelFilter::parse(v)),
+                "before" => f.before = Some(created_of(v)?),
+                "since" => f.since = Some(created_of(v)?),
+                _ => bail!("invalid filter {k:?}: isola filters images on dangling, reference, label, before and since"),
+            }
+        }
+        Ok(f)
+    }
+
+    fn matches(&self, r: &Row) -> bool {
+        let dangling = r.image.names.is_empty();
+        let name = format!("{}:{}", r.repository, r.tag);
+        let labels = r
+            .image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().clone())
+            .unwrap_or_default();
+        let labels: std::collections::BTreeMap<String, String> = labels.into_iter().collect();
+        let created = r.image.created.clone().unwrap_or_default();
+        self.dangling.is_none_or(|d| d == dangling)
+            && (self.references.is_empty()
+                || self
+                    .references
+                    .iter()
+                    .any(|p| glob(p, &name) || glob(p, &r.repository)))
+            && self.labels.iter().all(|l| l.matches(&labels))
+            && self.before.as_ref().is_none_or(|b| created < *b)
+            && self.since.as_ref().is_none_or(|s| created > *s)
+    }
+}
+
+/// docker's reference patterns: `*` matches any run of characters but `/`
+/// (a few lines: the glob crates match paths, whose rules differ).
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(after) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=after.len())
+                .filter(|&i| after.is_char_boundary(i))
+                .take_while(|&i| !after[..i].contains('/'))
+                .any(|i| glob(rest, &after[i..]))
+        }
+    }
+}
+
 /// One row of `images`: an image under one of its names (or none).
 struct Row<'a> {
     image: &'a Image,
@@ -330,7 +423,11 @@ fn rows<'a>(images: &'a [Image], filter: Option<&str>) -> anyhow::Result<Vec<Row
 
 fn list(store: &Store, args: ListArgs) -> anyhow::Result<u8> {
     let images = store.list()?;
-    let rows = rows(&images, args.reference.as_deref())?;
+    let keep = ImageFilters::parse(&args.filter, &images)?;
+    let rows: Vec<Row> = rows(&images, args.reference.as_deref())?
+        .into_iter()
+        .filter(|r| keep.matches(r))
+        .collect();
     let id = |img: &Image| {
         if args.no_trunc {
             img.id.clone()

@@ -455,3 +455,36 @@ fn stats_format_and_image_history() {
     assert!(err.contains("No such image: nosuch:1"), "{err}");
     root.assert_clean();
 }
+
+/// `images --filter` as docker's: reference patterns, dangling, bad keys.
+#[test]
+fn images_filter_by_reference_and_dangling() {
+    let root = Root::new();
+    root.ok(&["tag", "busybox", "busybox:other"]);
+    root.ok(&["tag", "busybox", "tools/box:1"]);
+    let list = |filter: &str| {
+        let mut v: Vec<String> = root
+            .ok(&[
+                "images",
+                "--filter",
+                filter,
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+            ])
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(list("reference=busy*"), ["busybox:latest", "busybox:other"]);
+    assert_eq!(list("reference=*/*:1"), ["tools/box:1"]);
+    assert!(list("reference=*:1").is_empty(), "* crossed a /");
+    assert_eq!(list("reference=*/box"), ["tools/box:1"]);
+    assert!(list("dangling=true").is_empty());
+    assert_eq!(list("dangling=false").len(), 3);
+    let (code, err) = root.fails(&["images", "--filter", "colour=red"]);
+    assert_eq!(code, 125, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("colour"), "{err}");
+}
