@@ -9,6 +9,7 @@
 
 pub mod attach;
 pub mod backend;
+pub mod disk;
 pub mod filesystem;
 pub mod filters;
 pub mod ids;

@@ -10,7 +10,7 @@
 //! volume is read from their records (the container store), never kept here.
 
 use std::collections::{BTreeMap, HashSet};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -351,7 +351,7 @@ impl Volumes {
     pub fn remove_locked(&self, name: &str) -> Result<u64, VolumeError> {
         check_name(name).map_err(|_| VolumeError::NotFound(name.into()))?;
         let dir = self.dir.join(name);
-        let size = dir_size(&dir.join(DATA_DIR));
+        let size = crate::disk::dir_size(&dir.join(DATA_DIR));
         let gone = self.dir.join(format!(".removing-{name}"));
         match std::fs::rename(&dir, &gone) {
             Ok(()) => {}
@@ -363,29 +363,6 @@ impl Volumes {
         std::fs::remove_dir_all(&gone).map_err(io("removing", &gone))?;
         Ok(size)
     }
-}
-
-/// Bytes of the files under `dir`, each inode counted once (0 if unreadable).
-fn dir_size(dir: &Path) -> u64 {
-    let mut seen = HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if seen.insert((m.dev(), m.ino())) {
-                total += m.len();
-            }
-        }
-    }
-    total
 }
 
 /// The volumes a container's record names.

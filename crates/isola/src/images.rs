@@ -189,7 +189,7 @@ fn history(engine: &engine::Engine, args: HistoryArgs) -> anyhow::Result<u8> {
         .find_image(&args.image)?
         .ok_or_else(|| anyhow::anyhow!("No such image: {}", args.image))?;
     let dirs = engine.image_layer_dirs(&img)?; // top first
-    let mut layer_sizes = dirs.iter().map(|d| dir_size(d));
+    let mut layer_sizes = dirs.iter().map(|d| engine::disk::dir_size(d));
     let history = img.config.history().clone().unwrap_or_default();
     let short = img.short_id().to_string();
     let mut rows = Vec::new();
@@ -257,21 +257,6 @@ fn history(engine: &engine::Engine, args: HistoryArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
-}
-
-/// Bytes of the regular files below `dir` (links not followed).
-fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
 }
 
 /// `images --filter`, as docker's.

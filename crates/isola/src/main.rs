@@ -8,6 +8,7 @@ mod images;
 mod networks;
 mod registry;
 mod service;
+mod system;
 mod usage;
 mod volumes;
 

@@ -29,6 +29,11 @@ pub struct ServiceArgs {
 pub enum SystemCommand {
     /// Serve the Docker Engine API (docker, compose and SDKs drive isola through it).
     Service(ServiceArgs),
+    /// Show what images, containers and volumes take on disk.
+    Df(crate::system::DfArgs),
+    /// Remove stopped containers, unused networks, dangling (or with -a
+    /// unused) images, and with --volumes unused anonymous volumes.
+    Prune(crate::system::PruneArgs),
 }
 
 enum Listen {
@@ -118,7 +123,11 @@ impl Drop for SocketFile {
 }
 
 pub fn run(root: &Path, cmd: SystemCommand) -> anyhow::Result<u8> {
-    let SystemCommand::Service(args) = cmd;
+    let args = match cmd {
+        SystemCommand::Service(args) => args,
+        SystemCommand::Df(a) => return crate::system::df(&engine::Engine::open(root)?, a),
+        SystemCommand::Prune(a) => return crate::system::prune(&engine::Engine::open(root)?, a),
+    };
     let listen = parse_listen(&args.listen)?;
     let engine = engine::Engine::open(root)?;
     let opts = api::Options {

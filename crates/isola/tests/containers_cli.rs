@@ -488,3 +488,43 @@ fn images_filter_by_reference_and_dangling() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("colour"), "{err}");
 }
+
+/// `system df` counts images, containers and volumes; `system prune`
+/// removes what nothing uses, and only that.
+#[test]
+fn system_df_and_prune() {
+    let root = Root::new();
+    let keep = root.run_detached(&["--name", "keep", "busybox", "sleep", "300"]);
+    root.ok(&["create", "--name", "stopped", "busybox", "true"]);
+    root.ok(&["network", "create", "unused-net"]);
+    root.ok(&["volume", "create", "named-vol"]);
+    root.ok(&["tag", "busybox", "spare:1"]);
+    let df = root.ok(&["system", "df"]);
+    let row = |kind: &str| -> Vec<String> {
+        df.lines()
+            .find(|l| l.starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} in {df}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(row("Images")[1..3], ["1", "1"], "{df}");
+    assert_eq!(row("Containers")[1..3], ["2", "1"], "{df}");
+    assert_eq!(row("Local")[2..4], ["1", "0"], "{df}");
+    let out = root.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(out.contains("unused-net"), "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert_eq!(root.ok(&["ps", "-aq"]).trim(), engine_short(&keep));
+    assert!(!root.ok(&["network", "ls"]).contains("unused-net"));
+    // A named volume and a tagged image are kept (not dangling, no --volumes -a).
+    assert!(root.ok(&["volume", "ls", "-q"]).contains("named-vol"));
+    assert!(root.ok(&["images"]).contains("spare"));
+    root.ok(&["rm", "-f", "keep"]);
+    root.ok(&["volume", "rm", "named-vol"]);
+    root.assert_clean();
+}
+
+fn engine_short(id: &str) -> &str {
+    &id[..12]
+}

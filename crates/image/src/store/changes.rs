@@ -51,6 +51,23 @@ impl serde::Serialize for ChangeKind {
 }
 
 impl Store {
+    /// Bytes the snapshot `key` added (its upper directory; a copy-driver
+    /// snapshot's whole tree); 0 when unreadable.
+    pub fn snapshot_upper_size(&self, key: &str) -> u64 {
+        let Ok(dir) = self.snapshot_dir(key) else {
+            return 0;
+        };
+        let overlay = self
+            .read_snapshot(key)
+            .is_ok_and(|r| r.driver == SnapshotDriver::Overlay);
+        let tree = if overlay {
+            dir.join("upper")
+        } else {
+            dir.join("rootfs")
+        };
+        tree_size(&tree)
+    }
+
     /// The changes of snapshot `key`, sorted by path.
     pub fn changes(&self, key: &str) -> Result<Vec<Change>, Error> {
         let rec = self.read_snapshot(key)?;
@@ -99,4 +116,28 @@ fn walk(upper: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) -> 
         }
     }
     Ok(())
+}
+
+/// Bytes of the files under `dir`, each inode counted once (hard links),
+/// links not followed; 0 for what cannot be read.
+pub fn tree_size(dir: &Path) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+    }
+    total
 }

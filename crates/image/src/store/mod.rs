@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 
 pub use crate::error::Error;
-pub use changes::{Change, ChangeKind};
+pub use changes::{tree_size, Change, ChangeKind};
 pub use gc::PruneReport;
 pub use records::Image;
 pub use snapshot::{copy_tree, Snapshot, SnapshotDriver};
