@@ -209,6 +209,9 @@ pub fn remove_resources(
 
 const POLL: Duration = Duration::from_millis(10);
 
+/// How long a SIGKILL waits for the container to be recorded stopped.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
 impl Engine {
     /// Opens the engine at `root` (created if missing; made absolute, since
     /// monitors run from `/`). The root is made 0700 (also when it exists
@@ -570,6 +573,12 @@ impl Engine {
         }
         self.backend(&rec.config)?
             .kill(&rec.config.id, signal, false)?;
+        // As docker's: a SIGKILL returns once the container has stopped (a
+        // VM's exit takes the guest's word and its power-off), so that what
+        // a script reads next is `exited` with 137, not `running`.
+        if signal == libc::SIGKILL {
+            self.wait_inactive(&rec.config.id, Some(KILL_WAIT))?;
+        }
         Ok(())
     }
 

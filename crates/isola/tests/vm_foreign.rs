@@ -141,6 +141,10 @@ fn an_arm64_image_runs_in_a_vm_under_its_emulator_and_only_there() {
     assert_eq!(root.ok(&["exec", &id, "uname", "-m"]).trim(), "aarch64");
     assert_eq!(root.inspect(&id, ".ImagePlatform"), "linux/arm64");
     assert_eq!(root.inspect(&id, ".VmArchitecture"), "amd64");
+    // kill (SIGKILL) returns once the container is recorded stopped.
+    root.ok(&["kill", &id]);
+    assert_eq!(root.inspect(&id, ".State.Status"), "exited");
+    assert_eq!(root.inspect(&id, ".State.ExitCode"), "137");
     root.ok(&["rm", "-f", &id]);
 
     // No emulator: one line naming the package, nothing left behind.
