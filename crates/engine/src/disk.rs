@@ -77,6 +77,18 @@ impl Engine {
         })
     }
 
+    /// A container's size as `ps -s` shows it: its writable layer, and
+    /// that plus its image (docker's "virtual" size).
+    pub fn container_size(&self, rec: &crate::store::ContainerRecord) -> Result<(u64, u64), Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        let rw = store.snapshot_upper_size(&rec.config.snapshot_key);
+        let image = self
+            .find_image(&rec.config.image_id)?
+            .map(|i| i.size)
+            .unwrap_or(0);
+        Ok((rw, rw + image))
+    }
+
     /// Removes dangling images, or with `all` every image no container uses.
     pub fn prune_images(&self, all: bool) -> Result<image::store::PruneReport, Error> {
         let store = image::store::Store::open(self.root()).map_err(Error::Image)?;

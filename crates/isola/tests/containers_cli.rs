@@ -528,3 +528,30 @@ fn system_df_and_prune() {
 fn engine_short(id: &str) -> &str {
     &id[..12]
 }
+
+/// `ps -s` shows the writable layer's size (and with the image), `logs
+/// --details` docker's attribute prefix (empty: a space).
+#[test]
+fn ps_size_and_logs_details() {
+    let root = Root::new();
+    let id = root.run_detached(&[
+        "--name",
+        "sized",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 3000000 /dev/zero > /big; echo hello; sleep 300",
+    ]);
+    common::eventually("the file written", || {
+        root.ok(&["logs", &id]).contains("hello")
+    });
+    let ps = root.ok(&["ps", "-s"]);
+    assert!(ps.lines().next().unwrap().ends_with("SIZE"), "{ps}");
+    let line = ps.lines().find(|l| l.contains("sized")).unwrap();
+    assert!(line.contains("3MB (virtual"), "{ps}");
+    let size = root.ok(&["ps", "-s", "--format", "{{.Size}}"]);
+    assert!(size.starts_with("3MB (virtual "), "{size}");
+    assert_eq!(root.ok(&["logs", "--details", &id]), " hello\n");
+    root.ok(&["rm", "-f", &id]);
+    root.assert_clean();
+}

@@ -34,6 +34,9 @@ pub struct PsArgs {
     /// Show the last created container (in any state).
     #[arg(short = 'l', long)]
     pub latest: bool,
+    /// Show each container's size: its writable layer (and with its image).
+    #[arg(short = 's', long)]
+    pub size: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -172,8 +175,19 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
+    let size_of = |r: &ContainerRecord| -> String {
+        match engine.container_size(r) {
+            Ok((rw, virt)) => format!(
+                "{} (virtual {})",
+                crate::images::human_size(rw),
+                crate::images::human_size(virt)
+            ),
+            Err(_) => "--".into(),
+        }
+    };
     let row = |r: &ContainerRecord| {
         json!({
+            "Size": if args.size { size_of(r) } else { String::new() },
             "ID": engine::ids::short(&r.config.id),
             "Image": r.config.image,
             "Command": command_column(r, false),
@@ -206,7 +220,7 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
             let rows: Vec<Vec<String>> = recs
                 .iter()
                 .map(|r| {
-                    vec![
+                    let mut cells = vec![
                         if args.no_trunc {
                             r.config.id.clone()
                         } else {
@@ -219,22 +233,27 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
                         ports_column(r),
                         r.config.name.clone(),
                         r.config.isolation.to_string(),
-                    ]
+                    ];
+                    if args.size {
+                        cells.push(size_of(r));
+                    }
+                    cells
                 })
                 .collect();
-            print_table(
-                &[
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "PORTS",
-                    "NAMES",
-                    "ISOLATION",
-                ],
-                &rows,
-            );
+            let mut titles = vec![
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "CREATED",
+                "STATUS",
+                "PORTS",
+                "NAMES",
+                "ISOLATION",
+            ];
+            if args.size {
+                titles.push("SIZE");
+            }
+            print_table(&titles, &rows);
         }
     }
     Ok(0)

@@ -30,6 +30,10 @@ pub struct LogsArgs {
     /// Prefix each line with its timestamp.
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Show the extra attributes each line was logged with (as docker's,
+    /// a list before the line; isola's log has none, so it is empty).
+    #[arg(long)]
+    pub details: bool,
     pub container: String,
 }
 
@@ -94,11 +98,17 @@ pub fn parse_time(flag: &str, value: &str, now: DateTime<Utc>) -> anyhow::Result
     Ok(now - chrono::TimeDelta::milliseconds((total * 1000.0) as i64))
 }
 
-fn print_entry(e: &LogEntry, timestamps: bool) -> std::io::Result<()> {
-    let text = if timestamps {
-        format!("{} {}", log::format_time(&e.time), e.log)
+fn print_entry(e: &LogEntry, timestamps: bool, details: bool) -> std::io::Result<()> {
+    // docker writes the (here empty) attributes and a space before the line.
+    let line = if details {
+        format!(" {}", e.log)
     } else {
         e.log.clone()
+    };
+    let text = if timestamps {
+        format!("{} {line}", log::format_time(&e.time))
+    } else {
+        line
     };
     if e.stream == "stderr" {
         let mut err = std::io::stderr().lock();
@@ -140,7 +150,7 @@ pub fn logs(engine: &Engine, args: LogsArgs) -> anyhow::Result<u8> {
     engine.logs(
         &rec,
         &query,
-        &mut |e| match print_entry(e, args.timestamps) {
+        &mut |e| match print_entry(e, args.timestamps, args.details) {
             Ok(()) => true,
             Err(err) => {
                 failed = Some(err);
