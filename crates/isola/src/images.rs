@@ -99,6 +99,9 @@ pub struct ListArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
+    /// A Go template to print for each image instead of JSON ('{{.Id}}').
+    #[arg(short, long)]
+    pub format: Option<String>,
     /// Image names or IDs.
     #[arg(required = true)]
     pub images: Vec<String>,
@@ -535,6 +538,13 @@ fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<u8> {
         })
         .collect::<Result<Vec<_>, image::Error>>()?;
     let mut out = io::stdout().lock();
+    if let Some(template) = &args.format {
+        for img in &found {
+            let v = serde_json::to_value(img)?;
+            writeln!(out, "{}", crate::format::render(template, &v)?)?;
+        }
+        return Ok(if failed { 1 } else { 0 });
+    }
     let mut ser = serde_json::Serializer::with_formatter(
         &mut out,
         serde_json::ser::PrettyFormatter::with_indent(b"    "),

@@ -324,6 +324,16 @@ fn format_takes_go_templates_for_inspect_ps_and_images() {
         got(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
         "busybox:latest"
     );
+    assert_eq!(
+        got(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .RepoTags 0}} {{.Os}}",
+            "busybox"
+        ]),
+        "busybox:latest linux"
+    );
     // A broken template is one line naming it, exit 125.
     let (code, err) = root.fails(&["inspect", "-f", "{{.State.Pid", "tmpl"]);
     assert_eq!(code, 125, "{err}");
