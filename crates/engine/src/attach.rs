@@ -55,6 +55,13 @@ impl AttachInput {
         self.frame(protocol::STDIN_CLOSE, &[])
     }
 
+    /// Leaves the container as it is (its stdin stays open) and ends this
+    /// connection both ways: a client detaching (docker's Ctrl-P Ctrl-Q).
+    pub fn detach(&self) {
+        let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+
     /// Sets the container's terminal size (no effect without a terminal).
     pub fn resize(&self, rows: u16, cols: u16) -> std::io::Result<()> {
         self.frame(protocol::RESIZE, &protocol::resize_payload(rows, cols))

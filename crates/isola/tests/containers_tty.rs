@@ -78,3 +78,62 @@ fn exec_it_runs_a_shell_on_a_terminal() {
     root.ok(&["rm", "-f", &id]);
     root.assert_clean();
 }
+
+/// Like [`under_pty`], but types `input` only once `ready` holds (before
+/// isola's terminal is raw, the pty's line discipline would eat a Ctrl-Q
+/// as flow control).
+fn under_pty_once(shell_cmd: &str, ready: impl Fn() -> bool, input: &str) -> (i32, String) {
+    let mut child = Command::new("script")
+        .args(["-qec", shell_cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .env_remove("ISOLA_ISOLATION")
+        .spawn()
+        .expect("script (util-linux) runs");
+    common::eventually("the session to start", &ready);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Ctrl-P Ctrl-Q (or `--detach-keys`) leaves `run -it` and `attach`, the
+/// container running; a Ctrl-P alone passes through.
+#[test]
+fn detach_keys_leave_the_container_running() {
+    let root = Root::new();
+    let running = || {
+        root.run(&["inspect", "--format", "{{.State.Status}}", "away"])
+            .stdout
+            .starts_with(b"running")
+    };
+    let (code, out) = under_pty_once(
+        &format!("{} run -it --name away busybox sh", isola(&root)),
+        running,
+        "\x10echo still-here > /mark\n\x10\x11",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(root.inspect("away", ".State.Status"), "running", "{out}");
+    // The lone Ctrl-P went through (to the shell's line editor), and the
+    // line after it ran.
+    common::eventually("the typed line to run", || {
+        root.run(&["exec", "away", "cat", "/mark"]).stdout == b"still-here\n"
+    });
+    let (code, out) = under_pty_once(
+        &format!("{} attach --detach-keys ctrl-a away", isola(&root)),
+        || true,
+        "\x01",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(root.inspect("away", ".State.Status"), "running");
+    let (code, err) = root.fails(&["run", "-it", "--detach-keys", "ctrl-1", "busybox", "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("--detach-keys"), "{err}");
+    root.ok(&["rm", "-f", "away"]);
+    root.assert_clean();
+}

@@ -16,6 +16,9 @@ pub struct RunArgs {
     /// Run in the background and print the container id.
     #[arg(short, long)]
     pub detach: bool,
+    /// The keys that detach from the container's terminal, leaving it running.
+    #[arg(long, default_value = attach::DEFAULT_DETACH_KEYS)]
+    pub detach_keys: String,
     #[command(flatten)]
     pub flags: CreateFlags,
 }
@@ -28,6 +31,9 @@ pub struct StartArgs {
     /// Attach stdin too.
     #[arg(short, long)]
     pub interactive: bool,
+    /// The keys that detach from the container's terminal, leaving it running.
+    #[arg(long, default_value = attach::DEFAULT_DETACH_KEYS)]
+    pub detach_keys: String,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -126,6 +132,7 @@ pub fn create(engine: &Engine, flags: CreateFlags) -> anyhow::Result<u8> {
 }
 
 pub fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<u8> {
+    let keys = attach::parse_detach_keys(&args.detach_keys)?;
     let rec = create_pulling(engine, &args.flags)?;
     if args.detach {
         let result = engine
@@ -143,7 +150,12 @@ pub fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<u8> {
             }
         };
     }
-    let code = run_attached(engine, &rec, args.flags.interactive, args.flags.tty);
+    let code = match run_attached(engine, &rec, args.flags.interactive, args.flags.tty, &keys) {
+        // Detached: it runs on (and --rm removes it when it exits).
+        Ok(attach::Outcome::Detached) => return Ok(0),
+        Ok(attach::Outcome::Exited(c)) => Ok(c),
+        Err(e) => Err(e),
+    };
     if args.flags.rm {
         // The monitor removes the container; return once it is gone.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -163,16 +175,17 @@ fn run_attached(
     rec: &ContainerRecord,
     stdin: bool,
     tty: bool,
-) -> anyhow::Result<u8> {
+    detach_keys: &[u8],
+) -> anyhow::Result<attach::Outcome> {
     let started = engine.start_attached(rec, tty.then(attach::terminal_size).flatten());
     let stream = match started {
         Ok(s) => s,
         Err(e) => {
             let _ = engine.remove_with_volumes(rec, true);
-            return start_failed(chain(&e.into()));
+            return start_failed(chain(&e.into())).map(attach::Outcome::Exited);
         }
     };
-    attach::session(engine, rec, stream, stdin, tty)
+    attach::session(engine, rec, stream, stdin, tty, detach_keys)
 }
 
 pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<u8> {
@@ -180,6 +193,7 @@ pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<u8> {
         if args.containers.len() != 1 {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
+        let keys = attach::parse_detach_keys(&args.detach_keys)?;
         let rec = engine.lookup(&args.containers[0])?;
         let stream = match engine
             .start_attached(&rec, rec.config.tty.then(attach::terminal_size).flatten())
@@ -188,13 +202,15 @@ pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<u8> {
             Err(e @ engine::Error::Monitor(_)) => return start_failed(chain(&e.into())),
             Err(e) => return Err(e.into()),
         };
-        return attach::session(
+        return Ok(attach::session(
             engine,
             &rec,
             stream,
             args.interactive && rec.config.open_stdin,
             rec.config.tty,
-        );
+            &keys,
+        )?
+        .code());
     }
     let mut failed = false;
     for r in &args.containers {
