@@ -13,6 +13,7 @@
 mod containers;
 mod create;
 pub mod error;
+mod events;
 mod exec;
 mod images;
 mod live;
@@ -168,6 +169,7 @@ fn router(state: AppState) -> Router {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/events", get(events::events))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
         .route("/containers/prune", post(containers::prune))
@@ -219,7 +221,6 @@ async fn unsupported(uri: Uri) -> ApiError {
         }
         "plugins" => "plugins".to_string(),
         "volumes" => "volumes in the API".to_string(),
-        "events" => "events".to_string(),
         "session" => "build sessions".to_string(),
         "distribution" => "distribution inspection".to_string(),
         _ => path.to_string(),

@@ -543,7 +543,13 @@ pub async fn wait(
                 }
                 let (e, i) = (engine.clone(), id.clone());
                 let Some(now) = blocking(move || Ok(e.store().read(&i)?)).await? else {
-                    // Removed, its exit unknown to this service.
+                    // --rm: its monitor removes the record just before it
+                    // reports the exit to an attached service; wait for
+                    // that report a little before calling the exit unknown.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), ended.changed()).await;
+                    if let Some(e) = ended.borrow().clone() {
+                        return Ok(e);
+                    }
                     return Ok(Ended::Exit(0));
                 };
                 let by_service = state.live.get(&id).is_some_and(|f| !f.is_pending());

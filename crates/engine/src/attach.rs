@@ -129,6 +129,7 @@ impl Engine {
             });
         }
         let stream = monitor::connect(&rec.dir, &rec.config.id)?;
+        crate::events::container(self.root(), &rec.config, "attach", &[]);
         AttachStream::new(&rec.config.id, stream)
     }
 
@@ -140,6 +141,8 @@ impl Engine {
         rec: &ContainerRecord,
         console_size: Option<(u16, u16)>,
     ) -> Result<AttachStream, Error> {
+        // Attached before it starts (docker's order: attach, then start).
+        crate::events::container(self.root(), &rec.config, "attach", &[]);
         let mut ready = self.start(rec, true, console_size)?;
         ready.report()?;
         let stream = ready.take_attach().ok_or_else(|| Error::AttachIo {

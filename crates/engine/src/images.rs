@@ -4,6 +4,7 @@
 //! It owns where credentials and registry settings come from; the work is
 //! `image`'s. It prints nothing itself: progress goes where the caller says.
 
+use crate::events::{self, EventType};
 use crate::lifecycle::{Engine, Error};
 
 pub use image::archive::Loaded;
@@ -73,7 +74,17 @@ impl Engine {
                 .unwrap_or_else(|| ProgressMode::detect_on(false, req.progress_stream)),
             progress_stream: req.progress_stream,
         };
-        Ok(image::registry::pull(&store, &req.reference, &opts)?)
+        let pulled = image::registry::pull(&store, &req.reference, &opts)?;
+        let name = familiar_reference(&pulled.reference);
+        let bare = events::strip_tag(&name).to_string();
+        events::simple(
+            self.root(),
+            EventType::Image,
+            "pull",
+            &name,
+            &[("name", bare)],
+        );
+        Ok(pulled)
     }
 
     /// Loads the images of a docker-archive or OCI-layout tar; each comes
@@ -84,8 +95,21 @@ impl Engine {
         progress: ProgressMode,
     ) -> Result<Vec<Loaded>, Error> {
         let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
-        image::archive::load_listing(&store, input, &image::progress::Progress::new(progress))
-            .map_err(Error::Image)
+        let loaded =
+            image::archive::load_listing(&store, input, &image::progress::Progress::new(progress))
+                .map_err(Error::Image)?;
+        for l in &loaded {
+            let names: Vec<String> = l.names.iter().map(|n| n.familiar()).collect();
+            let name = names.first().cloned().unwrap_or_else(|| l.image.id.clone());
+            events::simple(
+                self.root(),
+                EventType::Image,
+                "load",
+                &name,
+                &[("name", name.clone())],
+            );
+        }
+        Ok(loaded)
     }
 
     /// The image `name_or_id` names; None if the store has none.
@@ -125,14 +149,37 @@ impl Engine {
             });
         }
         let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
-        store.tag(source, &target_ref).map_err(Error::Image)
+        store.tag(source, &target_ref).map_err(Error::Image)?;
+        if let Ok(img) = store.resolve(source) {
+            let name = target_ref.familiar();
+            events::simple(
+                self.root(),
+                EventType::Image,
+                "tag",
+                &img.id,
+                &[("name", name)],
+            );
+        }
+        Ok(())
     }
 
     /// `rmi`: untags or deletes the image `name_or_id` names; returns
     /// docker's lines (`Untagged: ..`, `Deleted: ..`).
     pub fn remove_image(&self, name_or_id: &str, force: bool) -> Result<Vec<String>, Error> {
         let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
-        store.remove(name_or_id, force).map_err(Error::Image)
+        let id = store.resolve(name_or_id).ok().map(|i| i.id);
+        let lines = store.remove(name_or_id, force).map_err(Error::Image)?;
+        let id = id.unwrap_or_default();
+        for l in &lines {
+            if let Some(name) = l.strip_prefix("Untagged: ") {
+                let attrs = [("name", name.to_string())];
+                events::simple(self.root(), EventType::Image, "untag", &id, &attrs);
+            } else if l.strip_prefix("Deleted: ") == Some(id.as_str()) {
+                let attrs = [("name", id.clone())];
+                events::simple(self.root(), EventType::Image, "delete", &id, &attrs);
+            }
+        }
+        Ok(lines)
     }
 
     /// Whether the store holds the image `name_or_id` names. A name that is

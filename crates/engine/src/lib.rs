@@ -1,6 +1,6 @@
 //! engine: isola's container engine. It owns the container store (records,
 //! state, logs under `<root>/containers`), the volumes (`<root>/volumes`), the lifecycle (create, start, stop,
-//! remove), the per-container monitor process, and the choice of isolation.
+//! remove), the event log (`<root>/events.jsonl`), the per-container monitor process, and the choice of isolation.
 //! Everything above it (the `isola` CLI) is mode-blind: it talks to a
 //! [`backend::Backend`] chosen from the container's isolation mode. It must not
 //! parse command lines or print for users; the CLI does that.
@@ -10,6 +10,7 @@
 pub mod attach;
 pub mod backend;
 pub mod disk;
+pub mod events;
 pub mod filesystem;
 pub mod filters;
 pub mod ids;

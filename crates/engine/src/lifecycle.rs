@@ -12,6 +12,7 @@ use chrono::Utc;
 use crate::backend::{
     self, Backend, BackendError, BackendPaths, ContainerIo, ExecutedProcess, Top, Usage,
 };
+use crate::events;
 use crate::isolation::{self, IsolationChoice, IsolationError};
 use crate::monitor::{self, MonitorError, ReadyPipe};
 use crate::mounts::MountError;
@@ -204,7 +205,11 @@ pub fn remove_resources(
         let record = store.remove(&config.id).map_err(Error::from);
         (snapshot.join().unwrap_or(Ok(())), record)
     });
-    snapshot.and(record).and(volumes)
+    let removed = snapshot.and(record).and(volumes);
+    if removed.is_ok() {
+        events::container(root, config, "destroy", &[]);
+    }
+    removed
 }
 
 const POLL: Duration = Duration::from_millis(10);
@@ -364,6 +369,7 @@ impl Engine {
         match record {
             Ok(r) => {
                 claim.commit();
+                events::container(&self.root, &r.config, "create", &[]);
                 Ok(r)
             }
             Err(e) => {
@@ -573,6 +579,12 @@ impl Engine {
         }
         self.backend(&rec.config)?
             .kill(&rec.config.id, signal, false)?;
+        events::container(
+            &self.root,
+            &rec.config,
+            "kill",
+            &[("signal", signal.to_string())],
+        );
         // As docker's: a SIGKILL returns once the container has stopped (a
         // VM's exit takes the guest's word and its power-off), so that what
         // a script reads next is `exited` with 137, not `running`.
@@ -619,13 +631,17 @@ impl Engine {
         let backend = self.backend(&rec.config)?;
         if state.status == Status::Running {
             let _ = backend.kill(&id, libc::SIGTERM, false);
+            events::container(&self.root, &rec.config, "kill", &[("signal", "15".into())]);
             if let Some(r) = self.wait_inactive(&id, Some(timeout))? {
                 if !r.state.status.is_active() {
+                    events::container(&self.root, &rec.config, "stop", &[]);
                     return Ok(r);
                 }
             }
         }
-        self.kill_and_wait(&*backend, rec)
+        let r = self.kill_and_wait(&*backend, rec)?;
+        events::container(&self.root, &rec.config, "stop", &[]);
+        Ok(r)
     }
 
     fn kill_and_wait(
@@ -635,6 +651,7 @@ impl Engine {
     ) -> Result<ContainerRecord, Error> {
         let id = &rec.config.id;
         let _ = backend.kill(id, libc::SIGKILL, true);
+        events::container(&self.root, &rec.config, "kill", &[("signal", "9".into())]);
         let limit = Duration::from_secs(10);
         match self.wait_inactive(id, Some(limit))? {
             Some(r) if r.state.status.is_active() => {
@@ -668,6 +685,7 @@ impl Engine {
                 s.status = Status::Paused
             }
         })?;
+        events::container(&self.root, &rec.config, "pause", &[]);
         Ok(())
     }
 
@@ -683,6 +701,7 @@ impl Engine {
                 s.status = Status::Running
             }
         })?;
+        events::container(&self.root, &rec.config, "unpause", &[]);
         Ok(())
     }
 
@@ -726,7 +745,9 @@ impl Engine {
     }
 
     pub fn rename(&self, rec: &ContainerRecord, new_name: &str) -> Result<(), Error> {
-        Ok(self.store.rename(&rec.config.id, new_name)?)
+        self.store.rename(&rec.config.id, new_name)?;
+        events::renamed(&self.root, &rec.config, new_name);
+        Ok(())
     }
 
     pub fn top(&self, rec: &ContainerRecord, ps_args: &[String]) -> Result<Top, Error> {
@@ -783,9 +804,11 @@ impl Engine {
         // No SIGPIPE juggling here (unlike the monitor's create): the runtime
         // gives an exec'd process default dispositions itself, and a
         // process-wide change would race the API service's other threads.
-        Ok(self
+        events::exec(&self.root, config, "exec_create", &opts.args, &[]);
+        let executed = self
             .backend(config)?
-            .exec(&config.id, &process, io, opts.tty)?)
+            .exec(&config.id, &process, io, opts.tty)?;
+        Ok(events::track_exec(&self.root, config, &opts.args, executed))
     }
 
     /// `container prune`: removes every stopped container; returns their ids.

@@ -416,6 +416,14 @@ impl Networks {
             options: req.options.clone(),
         };
         self.make(&rec)?;
+        let attrs = [("name", rec.name.clone()), ("type", rec.driver.clone())];
+        crate::events::simple(
+            &self.root,
+            crate::events::EventType::Network,
+            "create",
+            &rec.id,
+            &attrs,
+        );
         Ok(rec)
     }
 
@@ -440,7 +448,16 @@ impl Networks {
             Err(e) => return Err(io("removing", &leases)(e)),
         }
         let path = self.path(&net.id);
-        std::fs::remove_file(&path).map_err(io("removing", &path))
+        std::fs::remove_file(&path).map_err(io("removing", &path))?;
+        let attrs = [("name", net.name.clone()), ("type", net.driver.clone())];
+        crate::events::simple(
+            &self.root,
+            crate::events::EventType::Network,
+            "destroy",
+            &net.id,
+            &attrs,
+        );
+        Ok(())
     }
 }
 
@@ -550,6 +567,7 @@ impl Engine {
             });
             return Err(e.into());
         }
+        crate::events::network(self.root(), &net.name, "connect", &cfg.id);
         Ok(())
     }
 
@@ -578,6 +596,7 @@ impl Engine {
         self.store().update_config(&cfg.id, |c| {
             c.network_options.extra_networks.retain(|n| *n != name)
         })?;
+        crate::events::network(self.root(), &net.name, "disconnect", &cfg.id);
         Ok(())
     }
 

@@ -329,6 +329,7 @@ impl Volumes {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
+        self.event("create", &name);
         Ok((v, true))
     }
 
@@ -348,6 +349,13 @@ impl Volumes {
 
     /// Removes a volume nobody uses (the caller holds the lock and checked);
     /// returns the bytes its files took.
+    fn event(&self, action: &str, name: &str) {
+        if let Some(root) = self.dir.parent() {
+            let attrs = [("driver", LOCAL_DRIVER.to_string())];
+            crate::events::simple(root, crate::events::EventType::Volume, action, name, &attrs);
+        }
+    }
+
     pub fn remove_locked(&self, name: &str) -> Result<u64, VolumeError> {
         check_name(name).map_err(|_| VolumeError::NotFound(name.into()))?;
         let dir = self.dir.join(name);
@@ -361,6 +369,7 @@ impl Volumes {
             Err(e) => return Err(io("removing", &dir)(e)),
         }
         std::fs::remove_dir_all(&gone).map_err(io("removing", &gone))?;
+        self.event("destroy", name);
         Ok(size)
     }
 }

@@ -171,8 +171,13 @@ impl ImageCommand {
         match self {
             ImageCommand::Images(a) | ImageCommand::Image(ImageSub::Ls(a)) => list(&store, a),
             ImageCommand::Image(ImageSub::Inspect(a)) => inspect(&store, a),
-            ImageCommand::Tag(a) | ImageCommand::Image(ImageSub::Tag(a)) => tag(&store, a),
-            ImageCommand::Rmi(a) | ImageCommand::Image(ImageSub::Rm(a)) => rmi(&store, a),
+            // Through the engine, which records the tag/untag/delete events.
+            ImageCommand::Tag(a) | ImageCommand::Image(ImageSub::Tag(a)) => {
+                tag(&engine::Engine::open(root)?, a)
+            }
+            ImageCommand::Rmi(a) | ImageCommand::Image(ImageSub::Rm(a)) => {
+                rmi(&engine::Engine::open(root)?, a)
+            }
             ImageCommand::Load(a) | ImageCommand::Image(ImageSub::Load(a)) => {
                 load(&engine::Engine::open(root)?, a)
             }
@@ -554,29 +559,30 @@ fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<u8> {
     Ok(if failed { 1 } else { 0 })
 }
 
-fn tag(store: &Store, args: TagArgs) -> anyhow::Result<u8> {
-    let target = Reference::parse(&args.target)?;
-    if target.digest.is_some() {
-        bail!(
-            "refusing to tag with a digest reference {:?}: give a tag",
-            args.target
-        );
+fn tag(engine: &engine::Engine, args: TagArgs) -> anyhow::Result<u8> {
+    match engine.tag_image(&args.source, &args.target) {
+        Ok(()) => Ok(0),
+        // The store's own error, without the engine's "image store" context.
+        Err(engine::Error::Image(e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
     }
-    store.tag(&args.source, &target)?;
-    Ok(0)
 }
 
-fn rmi(store: &Store, args: RmiArgs) -> anyhow::Result<u8> {
+fn rmi(engine: &engine::Engine, args: RmiArgs) -> anyhow::Result<u8> {
     let mut code = 0;
     for name in &args.images {
-        match store.remove(name, args.force) {
+        let removed = engine.remove_image(name, args.force).map_err(|e| match e {
+            engine::Error::Image(e) => anyhow::Error::from(e),
+            e => e.into(),
+        });
+        match removed {
             Ok(lines) => {
                 for l in lines {
                     println!("{l}");
                 }
             }
             Err(e) => {
-                eprintln!("isola: {}", runtime::error_chain(&e));
+                eprintln!("isola: {}", runtime::error_chain(e.as_ref()));
                 code = 1;
             }
         }

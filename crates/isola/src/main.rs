@@ -3,6 +3,7 @@
 //! of commands lives in its own module, flattened into one command list.
 
 mod containers;
+mod events;
 mod format;
 mod images;
 mod networks;
@@ -55,6 +56,8 @@ pub enum Command {
     Networks(networks::NetworkCommand),
     #[command(flatten)]
     Volumes(volumes::VolumeCommand),
+    /// Show the engine's events (container, image, network, volume).
+    Events(events::EventsArgs),
     /// System-wide commands: the Docker Engine API service.
     #[command(subcommand)]
     System(service::SystemCommand),
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Networks(c) => c.run(&cli.root),
         Command::Volumes(c) => c.run(&cli.root),
         Command::System(c) => service::run(&cli.root, c),
+        Command::Events(a) => events::run(&cli.root, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -388,6 +388,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
             release_network();
             fail(&store, chain(&e))
         })?;
+        crate::events::container_networks(&args.root, &config, "connect");
     }
     let created = sys::with_default_sigpipe(|| backend.create(&config, &bundle_dir(&dir), io))
         .map_err(|e| {
@@ -447,6 +448,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
             s.error = None;
         })
         .map_err(|e| chain(&e))?;
+    crate::events::container(&args.root, &config, "start", &[]);
     ready.send(&format!("started {pid}"));
     ready.close();
     sys::release_executable_pages();
@@ -499,6 +501,17 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
             break;
         }
     }
+    // The monitor is the one witness of the exit: `die` comes from here,
+    // whoever (CLI, API, nobody) started the container.
+    // With its name now (a rename since the start is in the record).
+    let named = match store.read(&config.id) {
+        Ok(Some(r)) => r.config,
+        _ => config.clone(),
+    };
+    crate::events::container(&args.root, &named, "die", &[("exitCode", code.to_string())]);
+    if config.netns.is_some() {
+        crate::events::container_networks(&args.root, &config, "disconnect");
+    }
     if config.auto_remove {
         // --rm (never combined with a restart policy): remove first, then
         // report the exit, so the attached CLI returns with nothing left.
@@ -506,7 +519,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         // the snapshot and record are independent: side by side.
         let removed = std::thread::scope(|s| {
             s.spawn(|| backend.delete(&config.id, true));
-            crate::lifecycle::remove_resources(&args.root, &store, &config, true)
+            crate::lifecycle::remove_resources(&args.root, &store, &named, true)
         });
         if let Err(e) = removed {
             tracing::warn!("removing container {}: {}", config.id, chain(&e));
