@@ -9,6 +9,7 @@
 
 pub mod attach;
 pub mod backend;
+pub mod copy;
 pub mod disk;
 pub mod events;
 pub mod filesystem;

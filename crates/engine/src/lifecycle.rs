@@ -48,6 +48,8 @@ pub enum Error {
     ImageNotFound { image: String },
     #[error("image store")]
     Image(#[source] image::Error),
+    #[error(transparent)]
+    Copy(#[from] crate::copy::CopyError),
     #[error("writing container {id}'s filesystem as a tar stream")]
     Export {
         id: String,

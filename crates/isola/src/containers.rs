@@ -61,6 +61,8 @@ pub enum ContainerVerb {
     Diff(files::DiffArgs),
     /// Write a container's filesystem as a tar archive.
     Export(files::ExportArgs),
+    /// Copy files between a container and the host.
+    Cp(files::CpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +217,7 @@ impl ContainerVerb {
             } => manage::rename(engine, &container, &new_name),
             ContainerVerb::Diff(a) => files::diff(engine, a),
             ContainerVerb::Export(a) => files::export(engine, a),
+            ContainerVerb::Cp(a) => files::cp(engine, a),
         }
     }
 }

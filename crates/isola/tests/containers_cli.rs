@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::Root;
 
 fn json(s: &str) -> serde_json::Value {
@@ -562,6 +564,103 @@ fn ps_size_and_logs_details() {
     let size = root.ok(&["ps", "-s", "--format", "{{.Size}}"]);
     assert!(size.starts_with("3MB (virtual "), "{size}");
     assert_eq!(root.ok(&["logs", "--details", &id]), " hello\n");
+    root.ok(&["rm", "-f", &id]);
+    root.assert_clean();
+}
+
+/// `cp` both ways, of a file, a directory and a symlink; a symlink the
+/// container places never leads a copy to a host file.
+#[test]
+fn cp_copies_both_ways_and_never_leaves_the_rootfs() {
+    let root = Root::new();
+    let host = tempfile::tempdir_in(root.path()).unwrap();
+    let h = host.path();
+    // A host file the container's symlinks point at.
+    std::fs::write(h.join("secret"), "host-secret\n").unwrap();
+    let secret = h.join("secret").display().to_string();
+    let id = root.run_detached(&[
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "mkdir -p /d/sub && echo inside > /d/sub/f && ln -s f /d/sub/l && \
+             ln -s {secret} /escape && ln -s / /rootlink && touch /ready; sleep 300"
+        ),
+    ]);
+    common::eventually("the container's files", || {
+        root.run(&["exec", &id, "test", "-f", "/ready"])
+            .status
+            .success()
+    });
+    let hp = |p: &str| h.join(p).display().to_string();
+    // Out: a directory (with a symlink kept as one), to a new host name.
+    root.ok(&["cp", &format!("{id}:/d"), &hp("out")]);
+    assert_eq!(
+        std::fs::read_to_string(h.join("out/sub/f")).unwrap(),
+        "inside\n"
+    );
+    assert_eq!(
+        std::fs::read_link(h.join("out/sub/l")).unwrap(),
+        Path::new("f")
+    );
+    // Out: a file into an existing directory.
+    root.ok(&["cp", &format!("{id}:/d/sub/f"), &hp("out")]);
+    assert_eq!(
+        std::fs::read_to_string(h.join("out/f")).unwrap(),
+        "inside\n"
+    );
+    // Out through the container's symlink to a host path: the container's
+    // view (no such file there), never the host's file.
+    let out = root.run(&["cp", &format!("{id}:/escape"), &hp("got"), "-L"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        !h.join("got").exists()
+            || std::fs::read_to_string(h.join("got")).unwrap() != "host-secret\n"
+    );
+    // In: a host file and a directory.
+    std::fs::write(h.join("in.txt"), "from-host\n").unwrap();
+    std::fs::create_dir_all(h.join("indir/deep")).unwrap();
+    std::fs::write(h.join("indir/deep/x"), "x\n").unwrap();
+    root.ok(&["cp", &hp("in.txt"), &format!("{id}:/d/")]);
+    root.ok(&["cp", &hp("indir"), &format!("{id}:/copied")]);
+    assert_eq!(root.ok(&["exec", &id, "cat", "/d/in.txt"]), "from-host\n");
+    assert_eq!(root.ok(&["exec", &id, "cat", "/copied/deep/x"]), "x\n");
+    assert_eq!(
+        root.ok(&["exec", &id, "stat", "-c", "%u", "/d/in.txt"])
+            .trim(),
+        "0"
+    );
+    // In through the container's symlinks: they resolve inside its rootfs,
+    // so the host's file and directory stay untouched.
+    root.ok(&["cp", &hp("in.txt"), &format!("{id}:/escape")]);
+    assert_eq!(
+        std::fs::read_to_string(h.join("secret")).unwrap(),
+        "host-secret\n"
+    );
+    // (there, that directory does not exist: refused, one line)
+    let (_, err) = root.fails(&[
+        "cp",
+        &hp("in.txt"),
+        &format!("{id}:/rootlink{}/planted", h.display()),
+    ]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        !h.join("planted").exists(),
+        "a copy left the rootfs through a symlink"
+    );
+    // A tar stream both ways.
+    let tar = root.run(&["cp", &format!("{id}:/d/sub/f"), "-"]);
+    assert!(tar.status.success());
+    let mut a = tar::Archive::new(&tar.stdout[..]);
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["f"]);
+    let (code, err) = root.fails(&["cp", &format!("{id}:/nosuch"), &hp("x")]);
+    assert_ne!(code, 0);
+    assert!(err.contains("/nosuch"), "{err}");
     root.ok(&["rm", "-f", &id]);
     root.assert_clean();
 }

@@ -126,6 +126,35 @@ pub fn read(root: &Path, path: &Path, limit: u64) -> Result<Option<Vec<u8>>, Roo
     Ok(Some(data))
 }
 
+/// An `O_PATH` descriptor of what `path` names inside the root filesystem
+/// `root`, resolved as the container would see it (symlinks and ".." stay
+/// inside `root`); with `follow_last` false a final symlink is the link
+/// itself. `Ok(None)` when it does not exist. What the container renames
+/// afterwards does not change what the descriptor is: callers walk from it
+/// with `openat(..., O_NOFOLLOW)` (`isola cp`).
+pub fn open(
+    root: &Path,
+    path: &Path,
+    follow_last: bool,
+) -> Result<Option<std::os::fd::OwnedFd>, RootFileError> {
+    let open_err = |source: std::io::Error| RootFileError::Open {
+        root: root.to_path_buf(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
+        .open(root)
+        .map_err(open_err)?;
+    let flags = libc::O_PATH | if follow_last { 0 } else { libc::O_NOFOLLOW };
+    match sys::open_in_root(dir.as_fd(), path, flags) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT | Errno::ENOTDIR) => Ok(None),
+        Err(e) => Err(open_err(e.into())),
+    }
+}
+
 /// The host path of the directory `path` names inside the root filesystem
 /// `root`, resolved as the container would see it (symlinks and ".." stay
 /// inside `root`). `Ok(None)` when it does not exist or is not a
