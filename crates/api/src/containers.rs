@@ -374,8 +374,15 @@ pub async fn remove(
     Query(q): Q,
 ) -> Result<StatusCode, ApiError> {
     let force = flag(&q, "force");
+    // `v`: the container's anonymous volumes go with it (`docker rm -v`).
+    let volumes = flag(&q, "v");
     with_container(&state, id, move |e, rec| {
-        e.remove(&rec, force).map_err(|err| match err {
+        let removed = if volumes {
+            e.remove_with_volumes(&rec, force)
+        } else {
+            e.remove(&rec, force)
+        };
+        removed.map_err(|err| match err {
             engine::Error::RemoveRunning { .. } => ApiError::conflict(format!(
                 "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
                 rec.config.id

@@ -19,6 +19,7 @@ mod live;
 mod networks;
 mod streams;
 mod system;
+mod volumes;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -205,6 +206,13 @@ fn router(state: AppState) -> Router {
         )
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .fallback(unsupported)
         .with_state(state)
 }
@@ -218,7 +226,6 @@ async fn unsupported(uri: Uri) -> ApiError {
             "swarm mode".to_string()
         }
         "plugins" => "plugins".to_string(),
-        "volumes" => "volumes in the API".to_string(),
         "events" => "events".to_string(),
         "session" => "build sessions".to_string(),
         "distribution" => "distribution inspection".to_string(),

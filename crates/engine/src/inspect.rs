@@ -1,4 +1,4 @@
-//! inspect: containers and images as docker's `inspect` shows them, one
+//! inspect: containers, images, networks and volumes as docker's `inspect` shows them, one
 //! shape for both clients (the CLI prints it, the API service returns it).
 //! Field names and types are docker's (the docker CLI decodes them into its
 //! own types, so a field must never change type); isola's own facts are in
@@ -284,4 +284,26 @@ pub fn image<'a>(img: &'a Image, layer_dirs: &[PathBuf]) -> InspectImage<'a> {
         root_fs: json!({ "Type": "layers", "Layers": img.layers }),
         metadata: json!({ "ManifestDigest": img.manifest_digest }),
     }
+}
+
+fn map_or_null(m: &std::collections::BTreeMap<String, String>) -> Value {
+    if m.is_empty() {
+        Value::Null
+    } else {
+        json!(m)
+    }
+}
+
+/// docker's `volume inspect` JSON of one volume (`Labels` and `Options`
+/// null when empty, as docker's).
+pub fn volume(v: &crate::volumes::Volume) -> Value {
+    json!({
+        "CreatedAt": v.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "Driver": v.driver,
+        "Labels": map_or_null(&v.labels),
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Options": map_or_null(&v.options),
+        "Scope": "local",
+    })
 }
