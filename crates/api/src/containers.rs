@@ -75,26 +75,30 @@ fn label_matches(labels: &std::collections::BTreeMap<String, String>, want: &str
 }
 
 fn container_matches(rec: &ContainerRecord, filters: &[(String, String)]) -> bool {
-    // docker: values of one key OR, keys AND.
+    // docker: values of one key OR, keys AND; but every label must match
+    // (compose asks for its project's label and its service's together).
     let keys: std::collections::BTreeSet<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
     keys.into_iter().all(|key| {
-        filters
-            .iter()
-            .filter(|(k, _)| k == key)
-            .any(|(_, v)| match key {
-                "status" => rec.state.status.as_str() == v,
-                "name" => rec.config.name.contains(v.trim_start_matches('/')),
-                "id" => rec.config.id.starts_with(v.as_str()),
-                "label" => label_matches(&rec.config.labels, v),
-                "isolation" => {
-                    crate::create::isolation(v).ok().and_then(|c| match c {
-                        engine::isolation::IsolationChoice::Explicit(m) => Some(m),
-                        engine::isolation::IsolationChoice::Default => None,
-                    }) == Some(rec.config.isolation)
-                }
-                "ancestor" => rec.config.image == *v || rec.config.image_id.starts_with(v),
-                _ => false,
-            })
+        let matches = |v: &String| match key {
+            "status" => rec.state.status.as_str() == v,
+            "name" => rec.config.name.contains(v.trim_start_matches('/')),
+            "id" => rec.config.id.starts_with(v.as_str()),
+            "label" => label_matches(&rec.config.labels, v),
+            "isolation" => {
+                crate::create::isolation(v).ok().and_then(|c| match c {
+                    engine::isolation::IsolationChoice::Explicit(m) => Some(m),
+                    engine::isolation::IsolationChoice::Default => None,
+                }) == Some(rec.config.isolation)
+            }
+            "ancestor" => rec.config.image == *v || rec.config.image_id.starts_with(v),
+            _ => false,
+        };
+        let mut values = filters.iter().filter(|(k, _)| k == key).map(|(_, v)| v);
+        if key == "label" {
+            values.all(matches)
+        } else {
+            values.any(matches)
+        }
     })
 }
 

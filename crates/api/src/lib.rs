@@ -270,7 +270,15 @@ async fn versioned(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     }
     req.extensions_mut().insert(version);
+    let line = format!("{} {}", req.method(), req.uri());
     let mut resp = next.run(req).await;
+    // What a client asks, for `--log-level api=debug` when one trips.
+    tracing::debug!(
+        "{line} (API {}.{}): {}",
+        version.0,
+        version.1,
+        resp.status()
+    );
     let headers = resp.headers_mut();
     headers.insert("api-version", HeaderValue::from_static(API_VERSION));
     headers.insert("ostype", HeaderValue::from_static("linux"));

@@ -325,3 +325,187 @@ fn docker_volumes_create_ls_inspect_rm_prune_and_persist_across_containers() {
     assert_eq!(svc.volume_names(), Vec::<String>::new());
     svc.root.assert_clean();
 }
+
+/// A TCP port free on 127.0.0.1 right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /` from 127.0.0.1:`port`, the body (HTTP/1.0: read to the end).
+fn http_get(port: u16) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+const COMPOSE: &str = "/usr/bin/docker-compose";
+
+#[test]
+fn docker_compose_runs_a_vm_service_and_a_process_service_on_one_network() {
+    let Some(docker) = docker_or_skip("docker-compose") else {
+        return;
+    };
+    let Some(compose) = tool_or_skip(
+        "docker-compose",
+        COMPOSE,
+        "scripts/setup.sh installs Debian's docker-compose",
+    ) else {
+        return;
+    };
+    let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
+    if !root.vm_kernel_or_skip("docker-compose with isolation: hyperv") {
+        return;
+    }
+    let svc = Service::start(root, docker);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let project = testkit::unique_name("cmp").replace('-', "");
+    // web: busybox httpd in a utility VM serving a page it writes; client:
+    // a host process fetching it by the service's name until it answers.
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            r#"version: "2.4"
+services:
+  web:
+    image: busybox:latest
+    isolation: hyperv
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www"]
+    ports: ["127.0.0.1:{port}:80"]
+    networks: [front]
+  client:
+    image: busybox:latest
+    isolation: process
+    command: ["sh", "-c", "until timeout 5 wget -q -O - http://web/ > /data/page; do sleep 1; done; echo fetched: $$(cat /data/page); exec sleep 3600"]
+    volumes: ["data:/data"]
+    networks: [front]
+    depends_on: [web]
+networks:
+  front: {{}}
+volumes:
+  data: {{}}
+"#
+        ),
+    )
+    .unwrap();
+    let compose_cmd = |args: &[&str]| -> Output {
+        Command::new(&compose)
+            .args(["-p", &project])
+            .args(args)
+            .current_dir(dir.path())
+            .env("DOCKER_HOST", svc.host())
+            .env("DOCKER_CONFIG", svc.config.path())
+            // exec through the API (docker-py), not a docker binary.
+            .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let compose_ok = |args: &[&str]| -> String {
+        let out = compose_cmd(args);
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?} failed ({:?}): {}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    compose_ok(&["up", "-d"]);
+    let (web, client) = (format!("{project}_web_1"), format!("{project}_client_1"));
+
+    let ps = compose_ok(&["ps"]);
+    for name in [&web, &client] {
+        assert!(
+            ps.lines()
+                .any(|l| l.starts_with(name.as_str()) && l.contains("Up")),
+            "{ps}"
+        );
+    }
+    // The client fetched the page by the service's name.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = compose_cmd(&["logs", "--no-color"]);
+        let logs = String::from_utf8_lossy(&out.stdout);
+        if logs.contains("fetched: hello-from-web") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client did not fetch the page; logs: {logs}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // So does an exec, and the published port answers on the host.
+    assert_eq!(
+        compose_ok(&[
+            "exec",
+            "-T",
+            "client",
+            "timeout",
+            "10",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://web/"
+        ]),
+        "hello-from-web\n"
+    );
+    assert_eq!(http_get(port).as_deref(), Some("hello-from-web\n"));
+    assert_eq!(
+        compose_ok(&["exec", "-T", "web", "cat", "/www/index.html"]),
+        "hello-from-web\n"
+    );
+
+    // web runs in a VM: isola says so, and its host process is the VM
+    // worker named for it; client is an ordinary host process.
+    let root = &svc.root;
+    assert_eq!(root.inspect(&web, ".HostConfig.Isolation"), "vm");
+    assert_eq!(root.inspect(&client, ".HostConfig.Isolation"), "process");
+    let web_id = root.inspect(&web, ".Id");
+    let client_id = root.inspect(&client, ".Id");
+    let worker: i32 = root.inspect(&web, ".State.Pid").parse().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{worker}/comm")).unwrap();
+    assert_eq!(comm.trim(), format!("isola-vm-{}", &web_id[..6]));
+    let vm_kernel = compose_ok(&["exec", "-T", "web", "uname", "-r"]);
+    let host_kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_ne!(vm_kernel.trim(), host_kernel.trim());
+    // compose found its things by label.
+    let labelled = svc.ok(&[
+        "ps",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    let mut names: Vec<&str> = labelled.lines().collect();
+    names.sort();
+    assert_eq!(names, [client.as_str(), web.as_str()]);
+
+    // down -v: nothing is left.
+    compose_ok(&["down", "-v"]);
+    assert_eq!(svc.ok(&["ps", "-aq"]), "");
+    let nets = svc.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.contains(&project), "{nets}");
+    assert_eq!(svc.volume_names(), Vec::<String>::new());
+    assert!(!common::alive(worker), "the VM worker outlived down");
+    for id in [&web_id, &client_id] {
+        assert!(
+            common::host_pids_with(id).is_empty(),
+            "processes of {id} left"
+        );
+        assert!(!common::cgroup_exists(id), "cgroup of {id} left");
+    }
+    assert!(http_get(port).is_none(), "the published port still answers");
+    svc.root.assert_clean();
+}
