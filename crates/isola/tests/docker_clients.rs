@@ -509,3 +509,63 @@ volumes:
     assert!(http_get(port).is_none(), "the published port still answers");
     svc.root.assert_clean();
 }
+
+/// docker-py (Debian's python3-docker): a detached container, its logs
+/// streamed, an exec with its exit code and output, and its removal.
+const DOCKER_PY: &str = r#"
+import docker
+client = docker.from_env()
+ct = client.containers.run(
+    "busybox", ["sh", "-c", "echo one; echo two >&2; exec sleep 3600"], detach=True)
+got = b""
+for chunk in ct.logs(stream=True, follow=True):
+    got += chunk
+    if b"one" in got and b"two" in got:
+        break
+# stdout and stderr are two pipes: their order is not kept.
+print("logs:", " ".join(sorted(got.decode().split())))
+r = ct.exec_run(["sh", "-c", "echo exec-out; exit 3"])
+print("exec:", r.exit_code, r.output.decode().strip())
+ct.reload()
+print("status:", ct.status)
+ct.remove(force=True)
+print("left:", len(client.containers.list(all=True)))
+"#;
+
+#[test]
+fn docker_py_runs_streams_logs_execs_and_removes() {
+    let Some(docker) = docker_or_skip("docker-py") else {
+        return;
+    };
+    let python = "/usr/bin/python3";
+    let missing = Command::new(python)
+        .args(["-c", "import docker"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+        .then_some(())
+        .is_none()
+        .then(|| "no docker module for python3 (scripts/setup.sh installs python3-docker)".into());
+    if !testkit::require("docker-py", missing) {
+        return;
+    }
+    let svc = Service::start(Root::new(), docker);
+    let out = Command::new(python)
+        .args(["-c", DOCKER_PY])
+        .env("DOCKER_HOST", svc.host())
+        .env("DOCKER_CONFIG", svc.config.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the docker-py script failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "logs: one two\nexec: 3 exec-out\nstatus: running\nleft: 0\n"
+    );
+    svc.root.assert_clean();
+}
