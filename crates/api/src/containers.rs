@@ -231,7 +231,7 @@ fn start_container(state: &AppState, rec: &ContainerRecord) -> Result<StatusCode
         return Ok(StatusCode::NOT_MODIFIED);
     }
     let id = &rec.config.id;
-    if let Some(feed) = state.live.get(id).filter(|f| f.is_pending()) {
+    if let Some(feed) = state.live.get(id).filter(|f| f.begin_start()) {
         return match engine.start_attached(rec, None) {
             Ok(stream) => {
                 state.live.run(engine.clone(), feed, stream);

@@ -215,6 +215,8 @@ const KNOWN_HOST: &[&str] = &[
     "ExtraHosts",
     "ConsoleSize",
     "LogConfig",
+    // The client writes the id file itself (`docker run --cidfile`).
+    "ContainerIDFile",
 ];
 
 /// docker's zero value, as its clients send every field they know: null,

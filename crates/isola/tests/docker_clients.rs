@@ -569,3 +569,108 @@ fn docker_py_runs_streams_logs_execs_and_removes() {
     );
     svc.root.assert_clean();
 }
+
+#[test]
+fn fifty_concurrent_docker_runs_all_succeed_and_leave_nothing() {
+    let Some(docker) = docker_or_skip("concurrent docker run") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker);
+    let cids = tempfile::tempdir().unwrap();
+    let cidfile = |i: usize| cids.path().join(format!("{i}.cid"));
+    let runs: Vec<Child> = (0..50)
+        .map(|i| {
+            Command::new(&svc.docker)
+                .arg("-H")
+                .arg(svc.host())
+                .arg("run")
+                .arg("--cidfile")
+                .arg(cidfile(i))
+                .args(["--rm", "busybox", "echo", &format!("run-{i}")])
+                .env("DOCKER_CONFIG", svc.config.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, run) in runs.into_iter().enumerate() {
+        let out = run.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "run {i} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("run-{i}\n"));
+    }
+    assert_eq!(svc.ok(&["ps", "-aq"]), "");
+    // --rm removal is the monitor's, after the exit the client saw.
+    common::eventually("every container's directory removed", || {
+        svc.root.container_dirs().is_empty()
+    });
+    for i in 0..50 {
+        let id = std::fs::read_to_string(cidfile(i)).unwrap();
+        assert_eq!(id.len(), 64, "{id}");
+        assert!(!common::cgroup_exists(&id), "cgroup of {id} left");
+        assert!(
+            common::host_pids_with(&id).is_empty(),
+            "processes of {id} left"
+        );
+    }
+    svc.root.assert_clean();
+}
+
+#[test]
+fn a_client_that_disconnects_mid_attach_leaves_the_container_running() {
+    let Some(docker) = docker_or_skip("attach disconnect") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker);
+    let id = svc
+        .ok(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "while true; do echo tick; sleep 0.1; done",
+        ])
+        .trim()
+        .to_string();
+    // A raw attach, upgraded; read some output, then drop the connection.
+    let mut s = UnixStream::connect(&svc.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /containers/{id}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("tick") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the attach ended: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    drop(s);
+    // The container keeps running, and a new attach still gets its output.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        svc.ok(&["inspect", "--format", "{{.State.Running}}", &id])
+            .trim(),
+        "true"
+    );
+    let before = svc.ok(&["logs", &id]).lines().count();
+    common::eventually("more output after the disconnect", || {
+        svc.ok(&["logs", &id]).lines().count() > before
+    });
+    svc.ok(&["rm", "-f", &id]);
+    svc.root.assert_clean();
+}
