@@ -73,3 +73,14 @@ if [ ! -x "$DOCKER_CLIENT_DIR/usr/bin/docker" ]; then
   mv "$DOCKER_CLIENT_DIR.tmp/usr/bin/docker" "$DOCKER_CLIENT_DIR/usr/bin/docker"
   rm -rf "$DOCKER_CLIENT_DIR.tmp" "$tmp"
 fi
+# docker-compose 1.29 and docker-py for the API's client tests. Without
+# --no-install-recommends apt would bring docker.io, and with it a dockerd.
+for p in docker-compose python3-docker; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    echo "setup: installing $p (no recommends: never docker.io's daemon)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$p" >/dev/null
+  fi
+done
+if dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q "install ok installed"; then
+  echo "setup: docker.io is installed (a dockerd may run); isola's tests never use it" >&2
+fi

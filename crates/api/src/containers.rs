@@ -75,26 +75,30 @@ fn label_matches(labels: &std::collections::BTreeMap<String, String>, want: &str
 }
 
 fn container_matches(rec: &ContainerRecord, filters: &[(String, String)]) -> bool {
-    // docker: values of one key OR, keys AND.
+    // docker: values of one key OR, keys AND; but every label must match
+    // (compose asks for its project's label and its service's together).
     let keys: std::collections::BTreeSet<&str> = filters.iter().map(|(k, _)| k.as_str()).collect();
     keys.into_iter().all(|key| {
-        filters
-            .iter()
-            .filter(|(k, _)| k == key)
-            .any(|(_, v)| match key {
-                "status" => rec.state.status.as_str() == v,
-                "name" => rec.config.name.contains(v.trim_start_matches('/')),
-                "id" => rec.config.id.starts_with(v.as_str()),
-                "label" => label_matches(&rec.config.labels, v),
-                "isolation" => {
-                    crate::create::isolation(v).ok().and_then(|c| match c {
-                        engine::isolation::IsolationChoice::Explicit(m) => Some(m),
-                        engine::isolation::IsolationChoice::Default => None,
-                    }) == Some(rec.config.isolation)
-                }
-                "ancestor" => rec.config.image == *v || rec.config.image_id.starts_with(v),
-                _ => false,
-            })
+        let matches = |v: &String| match key {
+            "status" => rec.state.status.as_str() == v,
+            "name" => rec.config.name.contains(v.trim_start_matches('/')),
+            "id" => rec.config.id.starts_with(v.as_str()),
+            "label" => label_matches(&rec.config.labels, v),
+            "isolation" => {
+                crate::create::isolation(v).ok().and_then(|c| match c {
+                    engine::isolation::IsolationChoice::Explicit(m) => Some(m),
+                    engine::isolation::IsolationChoice::Default => None,
+                }) == Some(rec.config.isolation)
+            }
+            "ancestor" => rec.config.image == *v || rec.config.image_id.starts_with(v),
+            _ => false,
+        };
+        let mut values = filters.iter().filter(|(k, _)| k == key).map(|(_, v)| v);
+        if key == "label" {
+            values.all(matches)
+        } else {
+            values.any(matches)
+        }
     })
 }
 
@@ -227,7 +231,7 @@ fn start_container(state: &AppState, rec: &ContainerRecord) -> Result<StatusCode
         return Ok(StatusCode::NOT_MODIFIED);
     }
     let id = &rec.config.id;
-    if let Some(feed) = state.live.get(id).filter(|f| f.is_pending()) {
+    if let Some(feed) = state.live.get(id).filter(|f| f.begin_start()) {
         return match engine.start_attached(rec, None) {
             Ok(stream) => {
                 state.live.run(engine.clone(), feed, stream);
@@ -374,8 +378,15 @@ pub async fn remove(
     Query(q): Q,
 ) -> Result<StatusCode, ApiError> {
     let force = flag(&q, "force");
+    // `v`: the container's anonymous volumes go with it (`docker rm -v`).
+    let volumes = flag(&q, "v");
     with_container(&state, id, move |e, rec| {
-        e.remove(&rec, force).map_err(|err| match err {
+        let removed = if volumes {
+            e.remove_with_volumes(&rec, force)
+        } else {
+            e.remove(&rec, force)
+        };
+        removed.map_err(|err| match err {
             engine::Error::RemoveRunning { .. } => ApiError::conflict(format!(
                 "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
                 rec.config.id

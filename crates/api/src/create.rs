@@ -46,6 +46,7 @@ struct Body {
     open_stdin: bool,
     labels: Option<BTreeMap<String, String>>,
     exposed_ports: Option<BTreeMap<String, Value>>,
+    volumes: Option<BTreeMap<String, Value>>,
     stop_signal: Option<String>,
     mac_address: Option<String>,
     host_config: HostConfig,
@@ -98,6 +99,32 @@ struct Mount {
     source: String,
     target: String,
     read_only: bool,
+    consistency: String,
+    bind_options: Option<BindOptions>,
+    volume_options: Option<VolumeOptions>,
+    tmpfs_options: Option<TmpfsOptions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct BindOptions {
+    propagation: String,
+    non_recursive: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct VolumeOptions {
+    no_copy: bool,
+    labels: Option<BTreeMap<String, String>>,
+    driver_config: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct TmpfsOptions {
+    size_bytes: i64,
+    mode: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +182,7 @@ const KNOWN: &[&str] = &[
     "AttachStderr",
     "Labels",
     "ExposedPorts",
+    "Volumes",
     "StopSignal",
     "MacAddress",
     "HostConfig",
@@ -187,6 +215,8 @@ const KNOWN_HOST: &[&str] = &[
     "ExtraHosts",
     "ConsoleSize",
     "LogConfig",
+    // The client writes the id file itself (`docker run --cidfile`).
+    "ContainerIDFile",
 ];
 
 /// docker's zero value, as its clients send every field they know: null,
@@ -198,8 +228,16 @@ fn is_zero(v: &Value) -> bool {
         Value::Number(n) => n.as_f64() == Some(0.0),
         Value::String(s) => s.is_empty(),
         Value::Array(a) => a.iter().all(is_zero),
-        Value::Object(o) => o.values().all(is_zero),
+        // A struct of zero fields is zero; a map with an entry (Volumes'
+        // {"/data": {}}, Sysctls' {"net.x": ""}) says something even where
+        // the entry's value is empty. docker's struct fields are PascalCase
+        // words, its maps' keys paths, ports and dotted names.
+        Value::Object(o) => o.iter().all(|(k, v)| is_field_name(k) && is_zero(v)),
     }
+}
+
+fn is_field_name(k: &str) -> bool {
+    k.starts_with(|c: char| c.is_ascii_uppercase()) && k.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 /// The first field set that isola cannot honour, as a dotted path.
@@ -274,6 +312,63 @@ fn restart(policy: Option<RestartPolicyBody>) -> Result<RestartPolicy, ApiError>
     };
     text.parse()
         .map_err(|e: units::ValueError| bad("HostConfig.RestartPolicy", e))
+}
+
+/// One of `HostConfig.Mounts` as the engine's mount, through the same
+/// parser as `--mount` (so a volume there is made on first use, as with
+/// `-v`); an option isola cannot honour is refused.
+fn mount(m: Mount) -> Result<engine::state::MountPoint, String> {
+    if !matches!(m.kind.as_str(), "bind" | "volume" | "tmpfs") {
+        return Err(format!(
+            "isola does not support mounts of type {:?} (bind, volume and tmpfs)",
+            m.kind
+        ));
+    }
+    let mut spec = format!("type={},target={}", m.kind, m.target);
+    if !m.source.is_empty() {
+        spec.push_str(&format!(",source={}", m.source));
+    }
+    if m.read_only {
+        spec.push_str(",readonly");
+    }
+    // Consistency is a macOS hint, meaningless on Linux (docker ignores it).
+    let _ = m.consistency;
+    if let Some(b) = m.bind_options {
+        if b.non_recursive {
+            return Err("isola does not support BindOptions.NonRecursive".into());
+        }
+        if !matches!(b.propagation.as_str(), "" | "rprivate" | "private") {
+            return Err(format!(
+                "isola does not support BindOptions.Propagation {:?}",
+                b.propagation
+            ));
+        }
+    }
+    if let Some(v) = m.volume_options {
+        if v.no_copy {
+            spec.push_str(",volume-nocopy");
+        }
+        if v.labels.as_ref().is_some_and(|l| !l.is_empty()) {
+            return Err(
+                "isola does not support VolumeOptions.Labels (create the volume with its labels first)"
+                    .into(),
+            );
+        }
+        if v.driver_config.as_ref().is_some_and(|d| !is_zero(d)) {
+            return Err(
+                "isola does not support VolumeOptions.DriverConfig (local volumes only)".into(),
+            );
+        }
+    }
+    if let Some(t) = m.tmpfs_options {
+        if t.size_bytes > 0 {
+            spec.push_str(&format!(",tmpfs-size={}", t.size_bytes));
+        }
+        if t.mode != 0 {
+            spec.push_str(&format!(",tmpfs-mode={:o}", t.mode));
+        }
+    }
+    engine::mounts::parse_mount(&spec).map_err(|e| crate::error::chain(&e))
 }
 
 /// What a create body asks for.
@@ -413,23 +508,18 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
                 .map_err(|e| bad("HostConfig.Binds", crate::error::chain(&e)))?,
         );
     }
-    for m in h.mounts.unwrap_or_default() {
-        if m.kind != "bind" && m.kind != "tmpfs" {
-            return Err(ApiError::bad_request(format!(
-                "isola does not support HostConfig.Mounts of type {:?} yet (bind and tmpfs only)",
-                m.kind
-            )));
-        }
-        let mut spec = format!("type={},target={}", m.kind, m.target);
-        if !m.source.is_empty() {
-            spec.push_str(&format!(",source={}", m.source));
-        }
-        if m.read_only {
-            spec.push_str(",readonly");
+    for (i, m) in h.mounts.unwrap_or_default().into_iter().enumerate() {
+        mounts.push(mount(m).map_err(|e| bad(&format!("HostConfig.Mounts[{i}]"), e))?);
+    }
+    // Config.Volumes (`docker run -v /path`): an anonymous volume at each
+    // path no bind or mount above already covers.
+    for path in body.volumes.unwrap_or_default().into_keys() {
+        if mounts.iter().any(|m| m.destination == path) {
+            continue;
         }
         mounts.push(
-            engine::mounts::parse_mount(&spec)
-                .map_err(|e| bad("HostConfig.Mounts", crate::error::chain(&e)))?,
+            engine::mounts::parse_volume(&path)
+                .map_err(|e| bad(&format!("Volumes[{path:?}]"), crate::error::chain(&e)))?,
         );
     }
     let restart = restart(h.restart_policy)?;
@@ -551,6 +641,69 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.message.contains("Healthcheck"), "{}", e.message);
+    }
+
+    #[test]
+    fn volumes_binds_and_mounts_become_the_engines_mounts() {
+        let r = parse_json(serde_json::json!({
+            "Image": "busybox",
+            "Volumes": {"/anon": {}, "/x": {}},
+            "HostConfig": {
+                "Binds": ["data:/x:ro"],
+                "Mounts": [
+                    {"Type": "volume", "Source": "db", "Target": "/db",
+                     "VolumeOptions": {"NoCopy": true, "Labels": {}}},
+                    {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576}},
+                ],
+            },
+        }))
+        .unwrap()
+        .request;
+        let got: Vec<(&str, Option<&str>, &str, bool)> = r
+            .mounts
+            .iter()
+            .map(|m| {
+                (
+                    m.kind.as_str(),
+                    m.name.as_deref(),
+                    m.destination.as_str(),
+                    m.nocopy,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("volume", Some("data"), "/x", false),
+                ("volume", Some("db"), "/db", true),
+                ("tmpfs", None, "/t", false),
+                ("volume", None, "/anon", false),
+            ]
+        );
+        assert!(r.mounts[2].options.iter().any(|o| o == "size=1048576"));
+        let e = parse_json(serde_json::json!({
+            "Image": "busybox",
+            "HostConfig": {"Mounts": [{"Type": "npipe", "Target": "/p"}]},
+        }))
+        .err()
+        .unwrap();
+        assert!(e.message.contains("HostConfig.Mounts[0]"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_map_with_an_empty_entry_is_not_dockers_zero() {
+        let e = parse_json(serde_json::json!({
+            "Image": "busybox", "HostConfig": {"Sysctls": {"net.ipv4.ip_forward": ""}}
+        }))
+        .err()
+        .unwrap();
+        assert!(e.message.contains("HostConfig.Sysctls"), "{}", e.message);
+        // Zero structs stay zero.
+        parse_json(serde_json::json!({
+            "Image": "busybox", "HostConfig": {"BlkioWeightDevice": [], "Ulimits": null,
+                "KernelMemoryTCP": 0, "LogConfig": {"Type": "", "Config": {}}}
+        }))
+        .unwrap();
     }
 
     #[test]

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use engine::isolation::IsolationError;
 use engine::networks::NetworkError;
 use engine::store::StoreError;
+use engine::volumes::VolumeError;
 
 /// A failed request: its status and docker's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +104,30 @@ fn status_of_network(e: &NetworkError) -> StatusCode {
     }
 }
 
+/// docker's words for a volume's failures (the docker CLI and SDKs show
+/// them, and compose matches "no such volume").
+fn of_volume(e: &VolumeError) -> ApiError {
+    match e {
+        VolumeError::NotFound(name) => ApiError::not_found(format!("get {name}: no such volume")),
+        VolumeError::InUse { name, containers } => {
+            ApiError::conflict(format!("remove {name}: volume is in use - [{containers}]"))
+        }
+        VolumeError::Conflict { .. } => ApiError::conflict(chain(e)),
+        VolumeError::InvalidName(_)
+        | VolumeError::UnsupportedDriver(_)
+        | VolumeError::UnsupportedOption(_)
+        | VolumeError::InvalidFilter { .. } => ApiError::bad_request(chain(e)),
+        VolumeError::Store(s) => ApiError::new(status_of_store(s), chain(e)),
+        _ => ApiError::internal(chain(e)),
+    }
+}
+
+impl From<VolumeError> for ApiError {
+    fn from(e: VolumeError) -> ApiError {
+        of_volume(&e)
+    }
+}
+
 impl From<engine::Error> for ApiError {
     fn from(e: engine::Error) -> ApiError {
         use engine::Error as E;
@@ -118,6 +143,7 @@ impl From<engine::Error> for ApiError {
                 ))
             }
             E::Store(s) => status_of_store(s),
+            E::Volume(v) => return of_volume(v),
             E::Network(n) => status_of_network(n),
             E::ImageNotFound { image } => {
                 // The docker CLI pulls on a 404 whose message names the image.

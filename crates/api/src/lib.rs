@@ -20,6 +20,7 @@ mod live;
 mod networks;
 mod streams;
 mod system;
+mod volumes;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -207,6 +208,13 @@ fn router(state: AppState) -> Router {
         )
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .fallback(unsupported)
         .with_state(state)
 }
@@ -220,7 +228,6 @@ async fn unsupported(uri: Uri) -> ApiError {
             "swarm mode".to_string()
         }
         "plugins" => "plugins".to_string(),
-        "volumes" => "volumes in the API".to_string(),
         "session" => "build sessions".to_string(),
         "distribution" => "distribution inspection".to_string(),
         _ => path.to_string(),
@@ -264,7 +271,15 @@ async fn versioned(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     }
     req.extensions_mut().insert(version);
+    let line = format!("{} {}", req.method(), req.uri());
     let mut resp = next.run(req).await;
+    // What a client asks, for `--log-level api=debug` when one trips.
+    tracing::debug!(
+        "{line} (API {}.{}): {}",
+        version.0,
+        version.1,
+        resp.status()
+    );
     let headers = resp.headers_mut();
     headers.insert("api-version", HeaderValue::from_static(API_VERSION));
     headers.insert("ostype", HeaderValue::from_static("linux"));

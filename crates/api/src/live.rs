@@ -18,6 +18,10 @@ use tokio::sync::{mpsc, watch};
 #[derive(Clone)]
 pub enum Started {
     Pending,
+    /// The service is starting it, its monitor to be connected to this
+    /// feed: no subscriber may go to the container directly meanwhile (it
+    /// would miss the first output), however long the start takes.
+    Starting,
     /// Running, its monitor connected: stdin and resizes go here.
     Running(AttachInput),
     /// The start failed (waiters learn why from [`Ended::Failed`]).
@@ -64,8 +68,23 @@ impl Feed {
         self.ended.subscribe()
     }
 
+    /// Whether nothing has started the container through this feed (nor
+    /// is starting it).
     pub fn is_pending(&self) -> bool {
         matches!(*self.started.borrow(), Started::Pending)
+    }
+
+    /// Claims the start for this feed: true once, for the first caller
+    /// while it is pending.
+    pub fn begin_start(&self) -> bool {
+        self.started.send_if_modified(|s| {
+            if matches!(s, Started::Pending) {
+                *s = Started::Starting;
+                true
+            } else {
+                false
+            }
+        })
     }
 
     /// The start failed: subscribers and waiters are told, and let go.

@@ -23,15 +23,26 @@ pub async fn list(
     blocking(move || {
         let mut out = Vec::new();
         for net in engine.networks()?.list()? {
-            let keep = filters.iter().all(|(k, v)| match k.as_str() {
-                "name" => net.name.contains(v.as_str()),
-                "id" => net.id.starts_with(v.as_str()),
-                "driver" => net.driver == *v,
-                "label" => match v.split_once('=') {
-                    Some((k, v)) => net.labels.get(k).is_some_and(|x| x == v),
-                    None => net.labels.contains_key(v),
-                },
-                _ => false,
+            // docker: values of one key OR, keys AND, every label.
+            let keys: std::collections::BTreeSet<&str> =
+                filters.iter().map(|(k, _)| k.as_str()).collect();
+            let keep = keys.into_iter().all(|key| {
+                let matches = |v: &String| match key {
+                    "name" => net.name.contains(v.as_str()),
+                    "id" => net.id.starts_with(v.as_str()),
+                    "driver" => net.driver == *v,
+                    "label" => match v.split_once('=') {
+                        Some((k, v)) => net.labels.get(k).is_some_and(|x| x == v),
+                        None => net.labels.contains_key(v),
+                    },
+                    _ => false,
+                };
+                let mut values = filters.iter().filter(|(k, _)| k == key).map(|(_, v)| v);
+                if key == "label" {
+                    values.all(matches)
+                } else {
+                    values.any(matches)
+                }
             });
             if keep {
                 out.push(engine::inspect::network(&engine, &net)?);

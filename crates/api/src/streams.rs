@@ -362,13 +362,17 @@ pub async fn attach(
                             return;
                         }
                         Started::Failed => return,
-                        Started::Pending => {}
+                        Started::Pending | Started::Starting => {}
                     }
                     match tokio::time::timeout(Duration::from_millis(500), started.changed()).await
                     {
                         Ok(Ok(())) => continue,
                         Ok(Err(_)) => return,
                         Err(_) => {}
+                    }
+                    // The service is starting it: its output comes here.
+                    if !feed.is_pending() {
+                        continue;
                     }
                     // Started by another client (the isola CLI): its
                     // monitor, directly.

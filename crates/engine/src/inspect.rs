@@ -1,4 +1,4 @@
-//! inspect: containers and images as docker's `inspect` shows them, one
+//! inspect: containers, images, networks and volumes as docker's `inspect` shows them, one
 //! shape for both clients (the CLI prints it, the API service returns it).
 //! Field names and types are docker's (the docker CLI decodes them into its
 //! own types, so a field must never change type); isola's own facts are in
@@ -24,6 +24,30 @@ fn time(t: Option<chrono::DateTime<Utc>>) -> String {
 pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
     let c = &r.config;
     let s = &r.state;
+    let host_config = json!({
+        "Isolation": c.isolation.to_string(),
+        "NetworkMode": c.network.as_docker(),
+        "PortBindings": port_bindings(&c.network_options.ports),
+        "Dns": c.network_options.dns,
+        "DnsSearch": c.network_options.dns_search,
+        "DnsOptions": c.network_options.dns_options,
+        "ExtraHosts": c.network_options.extra_hosts.iter().map(|(h, ip)| format!("{h}:{ip}")).collect::<Vec<_>>(),
+        "PublishAllPorts": c.network_options.publish_all,
+        "Memory": c.limits.memory.unwrap_or(0),
+        "NanoCpus": c.limits.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
+        "PidsLimit": c.limits.pids_limit,
+        "RestartPolicy": c.restart_policy,
+        "AutoRemove": c.auto_remove,
+        "Init": c.init,
+        "ReadonlyRootfs": c.read_only,
+        "CapAdd": c.cap_add,
+        "CapDrop": c.cap_drop,
+        "SecurityOpt": c.security_opt,
+        "CgroupParent": "/isola",
+        // The monitor writes docker's json-file log (compose reads
+        // this to know that `logs` can be asked for).
+        "LogConfig": {"Type": "json-file", "Config": {}},
+    });
     json!({
         "Id": c.id,
         "Created": crate::monitor::log::format_time(&c.created),
@@ -72,27 +96,7 @@ pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
         "ResolvConfPath": r.dir.join("resolv.conf"),
         "Mounts": c.mounts.iter().map(mount_json).collect::<Vec<_>>(),
         "GraphDriver": { "Data": { "MergedDir": c.rootfs }, "SnapshotKey": c.snapshot_key },
-        "HostConfig": {
-            "Isolation": c.isolation.to_string(),
-            "NetworkMode": c.network.as_docker(),
-            "PortBindings": port_bindings(&c.network_options.ports),
-            "Dns": c.network_options.dns,
-            "DnsSearch": c.network_options.dns_search,
-            "DnsOptions": c.network_options.dns_options,
-            "ExtraHosts": c.network_options.extra_hosts.iter().map(|(h, ip)| format!("{h}:{ip}")).collect::<Vec<_>>(),
-            "PublishAllPorts": c.network_options.publish_all,
-            "Memory": c.limits.memory.unwrap_or(0),
-            "NanoCpus": c.limits.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
-            "PidsLimit": c.limits.pids_limit,
-            "RestartPolicy": c.restart_policy,
-            "AutoRemove": c.auto_remove,
-            "Init": c.init,
-            "ReadonlyRootfs": c.read_only,
-            "CapAdd": c.cap_add,
-            "CapDrop": c.cap_drop,
-            "SecurityOpt": c.security_opt,
-            "CgroupParent": "/isola",
-        },
+        "HostConfig": host_config,
         "Config": {
             "Hostname": c.hostname,
             "User": c.user,
@@ -156,9 +160,46 @@ pub fn port_bindings(ports: &[network::PortMapping]) -> Value {
 
 /// docker's `NetworkSettings`: the address, gateway and MAC of a running
 /// container, its published ports, and its network by name.
+/// docker's name of a network: the default one is `bridge`.
+fn docker_network_name(network: &str) -> String {
+    if network == crate::state::DEFAULT_NETWORK {
+        "bridge".to_string()
+    } else {
+        network.to_string()
+    }
+}
+
+/// A container's aliases on `network`: none on the default network (as
+/// docker's); on a user network the requested ones and the short id, which
+/// docker (API < 1.45) lists too and compose checks for before it starts
+/// a container (lacking it, compose reconnects the container).
+fn aliases(r: &ContainerRecord, network: &str) -> Value {
+    if network == crate::state::DEFAULT_NETWORK {
+        return Value::Null;
+    }
+    let mut v = r.config.network_options.aliases.clone();
+    let short = crate::ids::short(&r.config.id).to_string();
+    if !v.contains(&short) {
+        v.push(short);
+    }
+    json!(v)
+}
+
 fn network_settings(r: &ContainerRecord) -> Value {
     let Some(n) = &r.state.network else {
-        return json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0, "Ports": {}, "Networks": {}, "SandboxKey": r.config.netns});
+        // Not attached yet (created, or exited): the network it joins when
+        // it starts, as docker shows it, without addresses.
+        let mut networks = serde_json::Map::new();
+        if let crate::state::NetworkMode::Network(net) = &r.config.network {
+            networks.insert(
+                docker_network_name(net),
+                json!({
+                    "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "",
+                    "Aliases": aliases(r, net), "NetworkID": net,
+                }),
+            );
+        }
+        return json!({"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0, "Ports": {}, "Networks": networks, "SandboxKey": r.config.netns});
     };
     let endpoint = |n: &crate::state::NetworkState| {
         let a = &n.attachment;
@@ -167,18 +208,13 @@ fn network_settings(r: &ContainerRecord) -> Value {
             "IPPrefixLen": a.prefix_len,
             "Gateway": a.gateway.map(|g| g.to_string()).unwrap_or_default(),
             "MacAddress": a.mac,
-            "Aliases": r.config.network_options.aliases,
+            "Aliases": aliases(r, &n.network),
             "NetworkID": n.network,
         })
     };
     let mut networks = serde_json::Map::new();
     for held in r.state.attachments() {
-        let name = if held.network == crate::state::DEFAULT_NETWORK {
-            "bridge".to_string()
-        } else {
-            held.network.clone()
-        };
-        networks.insert(name, endpoint(held));
+        networks.insert(docker_network_name(&held.network), endpoint(held));
     }
     // The top level repeats the primary endpoint, as docker's does.
     let mut settings = endpoint(n);
@@ -284,4 +320,26 @@ pub fn image<'a>(img: &'a Image, layer_dirs: &[PathBuf]) -> InspectImage<'a> {
         root_fs: json!({ "Type": "layers", "Layers": img.layers }),
         metadata: json!({ "ManifestDigest": img.manifest_digest }),
     }
+}
+
+fn map_or_null(m: &std::collections::BTreeMap<String, String>) -> Value {
+    if m.is_empty() {
+        Value::Null
+    } else {
+        json!(m)
+    }
+}
+
+/// docker's `volume inspect` JSON of one volume (`Labels` and `Options`
+/// null when empty, as docker's).
+pub fn volume(v: &crate::volumes::Volume) -> Value {
+    json!({
+        "CreatedAt": v.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "Driver": v.driver,
+        "Labels": map_or_null(&v.labels),
+        "Mountpoint": v.mountpoint,
+        "Name": v.name,
+        "Options": map_or_null(&v.options),
+        "Scope": "local",
+    })
 }

@@ -5,11 +5,10 @@ use std::io::{self, BufRead, Write};
 use std::path::Path;
 
 use anyhow::bail;
-use chrono::SecondsFormat;
 use clap::{Args, Subcommand};
-use engine::volumes::{Volume, VolumeCreate, VolumeFilters};
+use engine::volumes::{VolumeCreate, VolumeFilters};
 use engine::Engine;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[derive(Debug, Subcommand)]
 pub enum VolumeCommand {
@@ -94,27 +93,6 @@ fn filters(raw: &[String]) -> anyhow::Result<VolumeFilters> {
     Ok(VolumeFilters::parse(pairs)?)
 }
 
-fn map_or_null(m: &std::collections::BTreeMap<String, String>) -> Value {
-    if m.is_empty() {
-        Value::Null
-    } else {
-        json!(m)
-    }
-}
-
-/// docker's `volume inspect` JSON of one volume.
-pub fn inspect_json(v: &Volume) -> Value {
-    json!({
-        "CreatedAt": v.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        "Driver": v.driver,
-        "Labels": map_or_null(&v.labels),
-        "Mountpoint": v.mountpoint,
-        "Name": v.name,
-        "Options": map_or_null(&v.options),
-        "Scope": "local",
-    })
-}
-
 impl VolumeCommand {
     pub fn run(self, root: &Path) -> anyhow::Result<u8> {
         let engine = Engine::open(root)?;
@@ -177,7 +155,7 @@ impl VolumeGroup {
                 let mut failed = false;
                 for name in &volumes {
                     match engine.volume(name) {
-                        Ok(v) => out.push(inspect_json(&v)),
+                        Ok(v) => out.push(engine::inspect::volume(&v)),
                         Err(e) => {
                             eprintln!("isola: {}", runtime::error_chain(&e));
                             failed = true;

@@ -443,7 +443,7 @@ fn raw_attach_framing_and_dockers_errors() {
             .contains("HostConfig.Privileged"),
         "{body}"
     );
-    let (status, body) = svc.http_json("GET", "/volumes", None);
+    let (status, body) = svc.http_json("GET", "/swarm", None);
     assert_eq!(status, 501, "{body}");
     let (status, body) = svc.http_json("POST", &format!("/containers/{id}/kill"), Some(""));
     assert_eq!(status, 409, "{body}");
