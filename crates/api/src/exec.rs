@@ -244,67 +244,69 @@ pub async fn start(
     let engine = state.engine.clone();
     let rec2 = record.clone();
     // Start it: the pipes' far ends go to the process, ours come back.
-    let started = blocking(move || {
-        let rec = engine.lookup(&container)?;
-        let (mut stdin_w, mut readers) = (None, Vec::new());
-        let io = if detach || tty {
-            let null = devnull().map_err(|e| ApiError::internal(e.to_string()))?;
-            Some(ContainerIo::Pipes {
-                stdin: null
-                    .try_clone()
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-                stdout: null
-                    .try_clone()
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-                stderr: null,
-            })
-        } else {
-            let io_err = |e: std::io::Error| ApiError::internal(format!("making exec pipes: {e}"));
-            let stdin = if opts.interactive {
-                let (r, w) = std::io::pipe().map_err(io_err)?;
-                stdin_w = Some(File::from(OwnedFd::from(w)));
-                OwnedFd::from(r)
+    let start_it = move || {
+        blocking(move || {
+            let rec = engine.lookup(&container)?;
+            let (mut stdin_w, mut readers) = (None, Vec::new());
+            let io = if detach || tty {
+                let null = devnull().map_err(|e| ApiError::internal(e.to_string()))?;
+                Some(ContainerIo::Pipes {
+                    stdin: null
+                        .try_clone()
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                    stdout: null
+                        .try_clone()
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                    stderr: null,
+                })
             } else {
-                devnull().map_err(io_err)?
+                let io_err =
+                    |e: std::io::Error| ApiError::internal(format!("making exec pipes: {e}"));
+                let stdin = if opts.interactive {
+                    let (r, w) = std::io::pipe().map_err(io_err)?;
+                    stdin_w = Some(File::from(OwnedFd::from(w)));
+                    OwnedFd::from(r)
+                } else {
+                    devnull().map_err(io_err)?
+                };
+                let (out_r, out_w) = pipe().map_err(io_err)?;
+                let (err_r, err_w) = pipe().map_err(io_err)?;
+                readers.push((out_r, false));
+                readers.push((err_r, true));
+                Some(ContainerIo::Pipes {
+                    stdin,
+                    stdout: out_w,
+                    stderr: err_w,
+                })
             };
-            let (out_r, out_w) = pipe().map_err(io_err)?;
-            let (err_r, err_w) = pipe().map_err(io_err)?;
-            readers.push((out_r, false));
-            readers.push((err_r, true));
-            Some(ContainerIo::Pipes {
-                stdin,
-                stdout: out_w,
-                stderr: err_w,
-            })
-        };
-        match engine.exec(&rec, &opts, io) {
-            Ok(p) => {
-                let console = p.console.map(File::from);
-                if let (Some(c), Some((rows, cols))) = (&console, console_size) {
-                    let _ = engine::sys::set_window_size(c.as_fd(), rows, cols);
+            match engine.exec(&rec, &opts, io) {
+                Ok(p) => {
+                    let console = p.console.map(File::from);
+                    if let (Some(c), Some((rows, cols))) = (&console, console_size) {
+                        let _ = engine::sys::set_window_size(c.as_fd(), rows, cols);
+                    }
+                    let mut r = lock(&rec2);
+                    r.pid = p.pid;
+                    r.console = console.as_ref().and_then(|c| c.try_clone().ok());
+                    Ok(Ok((p.wait, console, stdin_w, readers)))
                 }
-                let mut r = lock(&rec2);
-                r.pid = p.pid;
-                r.console = console.as_ref().and_then(|c| c.try_clone().ok());
-                Ok(Ok((p.wait, console, stdin_w, readers)))
+                Err(e) => {
+                    let message = crate::error::chain(&e);
+                    let mut r = lock(&rec2);
+                    r.running = false;
+                    r.exit_code = Some(exec_failure_code(&message));
+                    Ok(Err(message))
+                }
             }
-            Err(e) => {
-                let message = crate::error::chain(&e);
-                let mut r = lock(&rec2);
-                r.running = false;
-                r.exit_code = Some(exec_failure_code(&message));
-                Ok(Err(message))
-            }
-        }
-    })
-    .await;
-    let started = match started {
-        Ok(s) => s,
-        Err(e) => {
+        })
+    };
+    let failed_to_start = {
+        let record = record.clone();
+        move |e: &ApiError| {
             let mut r = lock(&record);
             r.running = false;
             r.exit_code = Some(126);
-            return Err(e);
+            tracing::debug!(error = ?e, "exec start");
         }
     };
     let record_exit = {
@@ -317,70 +319,94 @@ pub async fn start(
         }
     };
     if detach {
+        let started = match start_it().await {
+            Ok(s) => s,
+            Err(e) => {
+                failed_to_start(&e);
+                return Err(e);
+            }
+        };
         if let Ok((wait, _, _, _)) = started {
             std::thread::spawn(move || record_exit(wait().unwrap_or(255)));
         }
         return Ok(StatusCode::OK.into_response());
     }
+    let (ready_tx, ready_rx) = oneshot::channel::<()>();
     let (tx, rx) = mpsc::channel(64);
     let (stdin_tx, stdin_rx) = oneshot::channel::<Box<dyn StdinTarget>>();
     let (finish_tx, finish_rx) = oneshot::channel();
-    match started {
-        Err(message) => {
-            // docker shows why on the stream; the exit code is in the record.
-            let mut line = message.into_bytes();
-            line.push(b'\n');
-            let _ = tx.try_send(AttachEvent::Stderr(line));
-            let _ = finish_tx.send(());
+    // Started once the client has the connection (see Session::ready).
+    tokio::spawn(async move {
+        if ready_rx.await.is_err() {
+            // The client went away before the stream began: never run.
+            lock(&record).running = false;
+            return;
         }
-        Ok((wait, console, stdin_w, readers)) => {
-            std::thread::spawn(move || {
-                let mut pumps = Vec::new();
-                match console {
-                    Some(master) => {
-                        if interactive {
-                            if let Ok(w) = master.try_clone() {
+        let started = match start_it().await {
+            Ok(s) => s,
+            Err(e) => {
+                failed_to_start(&e);
+                Err(e.message.clone())
+            }
+        };
+        match started {
+            Err(message) => {
+                // docker shows why on the stream; the exit code is in the record.
+                let mut line = message.into_bytes();
+                line.push(b'\n');
+                let _ = tx.try_send(AttachEvent::Stderr(line));
+                let _ = finish_tx.send(());
+            }
+            Ok((wait, console, stdin_w, readers)) => {
+                std::thread::spawn(move || {
+                    let mut pumps = Vec::new();
+                    match console {
+                        Some(master) => {
+                            if interactive {
+                                if let Ok(w) = master.try_clone() {
+                                    let _ = stdin_tx.send(Box::new(Some(w)));
+                                }
+                            }
+                            let tx = tx.clone();
+                            pumps.push(std::thread::spawn(move || pump(master, false, tx)));
+                        }
+                        None => {
+                            if let Some(w) = stdin_w {
                                 let _ = stdin_tx.send(Box::new(Some(w)));
                             }
-                        }
-                        let tx = tx.clone();
-                        pumps.push(std::thread::spawn(move || pump(master, false, tx)));
-                    }
-                    None => {
-                        if let Some(w) = stdin_w {
-                            let _ = stdin_tx.send(Box::new(Some(w)));
-                        }
-                        for (r, is_err) in readers {
-                            let keep = if is_err { err } else { out };
-                            let tx = tx.clone();
-                            pumps.push(std::thread::spawn(move || {
-                                if keep {
-                                    pump(r, is_err, tx)
-                                } else {
-                                    std::io::copy(&mut { r }, &mut std::io::sink())
-                                        .map(|_| ())
-                                        .unwrap_or(())
-                                }
-                            }));
+                            for (r, is_err) in readers {
+                                let keep = if is_err { err } else { out };
+                                let tx = tx.clone();
+                                pumps.push(std::thread::spawn(move || {
+                                    if keep {
+                                        pump(r, is_err, tx)
+                                    } else {
+                                        std::io::copy(&mut { r }, &mut std::io::sink())
+                                            .map(|_| ())
+                                            .unwrap_or(())
+                                    }
+                                }));
+                            }
                         }
                     }
-                }
-                drop(tx);
-                let code = wait().unwrap_or(255);
-                for p in pumps {
-                    let _ = p.join();
-                }
-                record_exit(code);
-                let _ = finish_tx.send(());
-            });
+                    drop(tx);
+                    let code = wait().unwrap_or(255);
+                    for p in pumps {
+                        let _ = p.join();
+                    }
+                    record_exit(code);
+                    let _ = finish_tx.send(());
+                });
+            }
         }
-    }
+    });
     let session = Session {
         tty,
         preamble: Vec::new(),
         events: Some(rx),
         stdin: interactive.then_some(stdin_rx),
         finish: Some(finish_rx),
+        ready: Some(ready_tx),
     };
     Ok(streams::respond(
         req,

@@ -115,6 +115,11 @@ pub struct Session {
     /// Runs after the output ended, before the connection closes (exec
     /// records its exit code there, so that a client reading it next sees it).
     pub finish: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Told once the connection is the session's (the 101 sent), so that
+    /// what produces the output starts only then, as moby starts an exec:
+    /// output sent along with the response's headers is lost to clients
+    /// that switch to the raw socket after reading them (docker-py).
+    pub ready: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The response starting a session, and the session's task: 101 with the
@@ -175,7 +180,11 @@ async fn run(
         events,
         stdin,
         finish,
+        ready,
     } = session;
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
     if let (Some(mut reader), Some(stdin)) = (reader, stdin) {
         tokio::spawn(async move {
             let Ok(mut target) = stdin.await else {
@@ -339,6 +348,7 @@ pub async fn attach(
         events: None,
         stdin: None,
         finish: None,
+        ready: None,
     };
     if flag(&q, "stream") {
         let (stdin_tx, stdin_rx) = tokio::sync::oneshot::channel::<Box<dyn StdinTarget>>();
