@@ -6,167 +6,24 @@
 //! own isola root on its own socket.
 
 mod common;
+mod docker_service;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Root;
+use docker_service::{docker_or_skip, tool_or_skip, Service};
 
-/// Where scripts/setup.sh puts the docker client.
-const DOCKER: &str = "/var/cache/isola/docker-client/usr/bin/docker";
-
-/// `tool` at `path`, or why the test cannot run (see testkit::require).
-fn tool_or_skip(test: &str, path: &str, how: &str) -> Option<PathBuf> {
-    let missing = (!Path::new(path).is_file()).then(|| format!("no {path} ({how})"));
-    testkit::require(test, missing).then(|| PathBuf::from(path))
-}
-
-fn docker_or_skip(test: &str) -> Option<PathBuf> {
-    tool_or_skip(
-        test,
-        DOCKER,
-        "scripts/setup.sh fetches the docker client from Debian's docker.io",
-    )
-}
-
-/// `isola system service` on `root`, stopped when dropped (the root then
-/// removes what is left).
-struct Service {
-    child: Child,
-    socket: PathBuf,
-    docker: PathBuf,
-    config: tempfile::TempDir,
-    root: Root,
-}
-
-impl Service {
-    fn start(root: Root, docker: PathBuf) -> Service {
-        let socket = root.path().join("docker.sock");
-        let child = root
-            .cmd(&[
-                "system",
-                "service",
-                "--listen",
-                &format!("unix://{}", socket.display()),
-                "--timeout",
-                "600",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "the service did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Service {
-            child,
-            socket,
-            docker,
-            config: tempfile::tempdir().unwrap(),
-            root,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new(&self.docker)
-            .arg("-H")
-            .arg(self.host())
-            .args(args)
-            .env("DOCKER_CONFIG", self.config.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Runs docker, asserting success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed ({:?}): {}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Runs docker, asserting failure; returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(!out.status.success(), "docker {args:?} succeeded");
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    /// One raw HTTP/1.0 request: the status and the body as JSON (null if
-    /// empty).
-    fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-        let mut s = UnixStream::connect(&self.socket).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut req = format!("{method} {path} HTTP/1.0\r\nHost: docker\r\n");
-        if let Some(b) = body {
-            req.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                b.len()
-            ));
-        }
-        req.push_str("\r\n");
-        req.push_str(body.unwrap_or(""));
-        s.write_all(req.as_bytes()).unwrap();
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).unwrap();
-        let split = out
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("an HTTP response");
-        let head = String::from_utf8_lossy(&out[..split]).to_string();
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap();
-        let body = &out[split + 4..];
-        let v = if body.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(body).unwrap_or_else(|e| {
-                panic!(
-                    "{method} {path}: not JSON ({e}): {}",
-                    String::from_utf8_lossy(body)
-                )
-            })
-        };
-        (status, v)
-    }
-
-    fn volume_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .ok(&["volume", "ls", "-q"])
-            .lines()
-            .map(str::to_string)
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
+fn volume_names(svc: &Service) -> Vec<String> {
+    let mut v: Vec<String> = svc
+        .ok(&["volume", "ls", "-q"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
 }
 
 #[test]
@@ -191,7 +48,7 @@ fn docker_volumes_create_ls_inspect_rm_prune_and_persist_across_containers() {
         ]),
         "data\n"
     );
-    assert_eq!(svc.volume_names(), ["data", "other"]);
+    assert_eq!(volume_names(&svc), ["data", "other"]);
     assert_eq!(
         svc.ok(&["volume", "ls", "-q", "--filter", "name=oth"]),
         "other\n"
@@ -238,7 +95,7 @@ fn docker_volumes_create_ls_inspect_rm_prune_and_persist_across_containers() {
         "persisted\n"
     );
     svc.ok(&["run", "--rm", "-v", "fresh:/z", "busybox", "true"]);
-    assert_eq!(svc.volume_names(), ["data", "fresh", "other"]);
+    assert_eq!(volume_names(&svc), ["data", "fresh", "other"]);
 
     // In use: 409, with -f too (docker's rule); the volume stays.
     let user = svc
@@ -247,7 +104,7 @@ fn docker_volumes_create_ls_inspect_rm_prune_and_persist_across_containers() {
         .to_string();
     let err = svc.fails(&["volume", "rm", "-f", "data"]);
     assert!(err.contains("volume is in use"), "{err}");
-    let (status, body) = svc.http("DELETE", "/volumes/data", None);
+    let (status, body) = svc.http_json("DELETE", "/volumes/data", None);
     assert_eq!(status, 409, "{body}");
     // dangling=false: the used one.
     assert_eq!(
@@ -271,34 +128,33 @@ fn docker_volumes_create_ls_inspect_rm_prune_and_persist_across_containers() {
         .trim()
         .to_string();
     assert_eq!(anon.len(), 64, "{anon}");
-    assert!(svc.volume_names().contains(&anon));
+    assert!(volume_names(&svc).contains(&anon));
     svc.ok(&["rm", "-v", &anon_user]);
-    assert!(!svc.volume_names().contains(&anon), "rm -v kept {anon}");
+    assert!(!volume_names(&svc).contains(&anon), "rm -v kept {anon}");
     let kept_user = svc
         .ok(&["create", "-v", "/anon", "busybox", "true"])
         .trim()
         .to_string();
     svc.ok(&["rm", &kept_user]);
-    let kept: Vec<String> = svc
-        .volume_names()
+    let kept: Vec<String> = volume_names(&svc)
         .into_iter()
         .filter(|n| n.len() == 64)
         .collect();
     assert_eq!(kept.len(), 1, "plain rm keeps the anonymous volume");
 
     // Docker's errors: 404 with its words; a bad filter 400.
-    let (status, body) = svc.http("GET", "/volumes/nosuch", None);
+    let (status, body) = svc.http_json("GET", "/volumes/nosuch", None);
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["message"], "get nosuch: no such volume");
     let err = svc.fails(&["volume", "rm", "nosuch"]);
     assert!(err.to_lowercase().contains("no such volume"), "{err}");
-    let (status, _) = svc.http(
+    let (status, _) = svc.http_json(
         "GET",
         "/volumes?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D",
         None,
     );
     assert_eq!(status, 400);
-    let (status, body) = svc.http(
+    let (status, body) = svc.http_json(
         "POST",
         "/volumes/create",
         Some(r#"{"Name": "nfs", "Driver": "nfs"}"#),
@@ -306,11 +162,11 @@ fn docker_volumes_create_ls_inspect_rm_prune_and_persist_across_containers() {
     assert_eq!(status, 400, "{body}");
 
     // Prune on API 1.43: only anonymous volumes unless all=true.
-    let (status, body) = svc.http("POST", "/v1.43/volumes/prune", None);
+    let (status, body) = svc.http_json("POST", "/v1.43/volumes/prune", None);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["VolumesDeleted"], serde_json::json!(kept));
-    assert_eq!(svc.volume_names(), ["data", "fresh", "other"]);
-    let (status, body) = svc.http(
+    assert_eq!(volume_names(&svc), ["data", "fresh", "other"]);
+    let (status, body) = svc.http_json(
         "POST",
         "/v1.43/volumes/prune?filters=%7B%22label%22%3A%5B%22a%3D1%22%5D%2C%22all%22%3A%5B%22true%22%5D%7D",
         None,
@@ -322,7 +178,7 @@ fn docker_volumes_create_ls_inspect_rm_prune_and_persist_across_containers() {
     // unused volume, named ones too (moby keeps that for old clients).
     let out = svc.ok(&["volume", "prune", "-f"]);
     assert!(out.contains("fresh") && out.contains("other"), "{out}");
-    assert_eq!(svc.volume_names(), Vec::<String>::new());
+    assert_eq!(volume_names(&svc), Vec::<String>::new());
     svc.root.assert_clean();
 }
 
@@ -497,7 +353,7 @@ volumes:
     assert_eq!(svc.ok(&["ps", "-aq"]), "");
     let nets = svc.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!nets.contains(&project), "{nets}");
-    assert_eq!(svc.volume_names(), Vec::<String>::new());
+    assert_eq!(volume_names(&svc), Vec::<String>::new());
     assert!(!common::alive(worker), "the VM worker outlived down");
     for id in [&web_id, &client_id] {
         assert!(
@@ -580,19 +436,20 @@ fn fifty_concurrent_docker_runs_all_succeed_and_leave_nothing() {
     let cidfile = |i: usize| cids.path().join(format!("{i}.cid"));
     let runs: Vec<Child> = (0..50)
         .map(|i| {
-            Command::new(&svc.docker)
-                .arg("-H")
-                .arg(svc.host())
-                .arg("run")
-                .arg("--cidfile")
-                .arg(cidfile(i))
-                .args(["--rm", "busybox", "echo", &format!("run-{i}")])
-                .env("DOCKER_CONFIG", svc.config.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            let cid = cidfile(i).display().to_string();
+            svc.cmd(&[
+                "run",
+                "--cidfile",
+                &cid,
+                "--rm",
+                "busybox",
+                "echo",
+                &format!("run-{i}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
         })
         .collect();
     for (i, run) in runs.into_iter().enumerate() {

@@ -4,102 +4,15 @@
 //! containers run through the API and through the CLI. Process isolation.
 
 mod common;
+mod docker_service;
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::Root;
+use docker_service::{docker_or_skip, Service};
 use serde_json::Value;
-
-const DOCKER: &str = "/var/cache/isola/docker-client/usr/bin/docker";
-
-fn docker_or_skip(test: &str) -> Option<PathBuf> {
-    let missing = (!Path::new(DOCKER).is_file()).then(|| {
-        format!(
-            "no docker client at {DOCKER} (scripts/setup.sh fetches it from Debian's docker.io)"
-        )
-    });
-    testkit::require(test, missing).then(|| PathBuf::from(DOCKER))
-}
-
-/// `isola system service` on `root`, stopped when dropped.
-struct Service {
-    child: Child,
-    socket: PathBuf,
-    docker: PathBuf,
-    config: tempfile::TempDir,
-    root: Root,
-}
-
-impl Service {
-    fn start(root: Root, docker: PathBuf) -> Service {
-        let socket = root.path().join("docker.sock");
-        let child = root
-            .cmd(&[
-                "system",
-                "service",
-                "--listen",
-                &format!("unix://{}", socket.display()),
-                "--timeout",
-                "600",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "the service did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Service {
-            child,
-            socket,
-            docker,
-            config: tempfile::tempdir().unwrap(),
-            root,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.docker);
-        c.arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(args)
-            .env("DOCKER_CONFIG", self.config.path())
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed ({:?}): {}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
-}
 
 /// Now as the Unix timestamp docker's `--since` takes.
 fn now() -> String {
