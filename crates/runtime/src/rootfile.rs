@@ -78,16 +78,8 @@ pub fn read(root: &Path, path: &Path, limit: u64) -> Result<Option<Vec<u8>>, Roo
         path: path.to_path_buf(),
         source,
     };
-    // The root itself is the caller's (a host path it chose), not the container's.
-    let dir = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
-        .open(root)
-        .map_err(open_err)?;
-    let located = match sys::open_in_root(dir.as_fd(), path, libc::O_PATH) {
-        Ok(fd) => File::from(fd),
-        Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
-        Err(e) => return Err(open_err(e.into())),
+    let Some(located) = open(root, path, true)?.map(File::from) else {
+        return Ok(None);
     };
     let meta = located.metadata().map_err(open_err)?;
     if !meta.file_type().is_file() {
@@ -142,6 +134,7 @@ pub fn open(
         path: path.to_path_buf(),
         source,
     };
+    // The root itself is the caller's (a host path it chose), not the container's.
     let dir = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
