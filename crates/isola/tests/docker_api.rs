@@ -347,22 +347,6 @@ fn raw_attach_framing_and_dockers_errors() {
     svc.root.assert_clean();
 }
 
-/// Host processes named `comm` in container `id`'s cgroups.
-fn host_processes_of(id: &str, comm: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        if name.trim() == comm && cgroup.contains(id) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 #[test]
 fn docker_run_isolation_hyperv_runs_the_seed_demonstration_in_a_vm() {
     let Some(docker) = docker_or_skip("docker --isolation=hyperv") else {
@@ -402,7 +386,7 @@ fn docker_run_isolation_hyperv_runs_the_seed_demonstration_in_a_vm() {
     let host_comm = std::fs::read_to_string(format!("/proc/{guest_pid}/comm")).unwrap_or_default();
     assert_ne!(host_comm.trim(), "ping", "pid {guest_pid} is a host ping");
     assert_eq!(
-        host_processes_of(&id, "ping"),
+        common::host_processes_of(&id, "ping"),
         Vec::<i32>::new(),
         "no ping on the host"
     );

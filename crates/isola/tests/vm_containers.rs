@@ -20,22 +20,6 @@ fn host_uname_r() -> String {
         .to_string()
 }
 
-/// Host processes named `comm` that belong to container `id` (by cgroup).
-fn host_processes_of(id: &str, comm: &str) -> Vec<i32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        if name.trim() == comm && cgroup.contains(id) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 /// The VM's run directory and host cgroup are gone, and QEMU with them.
 fn assert_vm_gone(root: &Root, id: &str, qemu: i32) {
     assert!(!alive(qemu), "QEMU {qemu} still runs");
@@ -92,7 +76,7 @@ fn vm_demonstration_ping_runs_in_its_own_kernel_and_every_command_works() {
             .eq([qemu.to_string(), comm.trim().to_string()])),
         "ps shows the VM worker: {ps}"
     );
-    assert_eq!(host_processes_of(&id, "ping"), Vec::<i32>::new());
+    assert_eq!(common::host_processes_of(&id, "ping"), Vec::<i32>::new());
     assert!(
         !cgroup_exists(&id),
         "the container's cgroup is in the guest"

@@ -252,6 +252,22 @@ pub fn cgroup_exists(id: &str) -> bool {
         })
 }
 
+/// Host processes named `comm` in container `id`'s cgroups.
+pub fn host_processes_of(id: &str, comm: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if name.trim() == comm && cgroup.contains(id) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 /// Host pids whose command line mentions `needle`.
 pub fn host_pids_with(needle: &str) -> Vec<i32> {
     let mut out = Vec::new();
