@@ -64,14 +64,6 @@ fn open_nofollow(dir: &File, name: &std::ffi::OsStr) -> std::io::Result<File> {
 }
 
 impl Engine {
-    fn rootfs_of(&self, rec: &ContainerRecord) -> Result<PathBuf, Error> {
-        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
-        Ok(store
-            .snapshot(&rec.config.snapshot_key)
-            .map_err(Error::Image)?
-            .rootfs)
-    }
-
     /// Writes `path` of the container (a file, a directory and what is in
     /// it, a symlink, a device node) to `out` as a tar stream whose entries
     /// start with its name, as `docker cp CONTAINER:path` archives it;

@@ -11,6 +11,16 @@ use crate::lifecycle::{Engine, Error};
 use crate::store::ContainerRecord;
 
 impl Engine {
+    /// The host directory of the container's root filesystem (its
+    /// snapshot, mounted again if a reboot unmounted it).
+    pub(crate) fn rootfs_of(&self, rec: &ContainerRecord) -> Result<std::path::PathBuf, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        Ok(store
+            .snapshot(&rec.config.snapshot_key)
+            .map_err(Error::Image)?
+            .rootfs)
+    }
+
     /// What the container changed in its filesystem, sorted by path. As
     /// docker's, it leaves out what isola made for its mounts (the mount
     /// points of /etc/hosts, /etc/hostname, /etc/resolv.conf and volumes).
@@ -33,17 +43,14 @@ impl Engine {
     /// (as `docker export`): owners, modes, links and device nodes as they
     /// are, symlinks not followed.
     pub fn export(&self, rec: &ContainerRecord, out: &mut dyn Write) -> Result<(), Error> {
-        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
-        let snap = store
-            .snapshot(&rec.config.snapshot_key)
-            .map_err(Error::Image)?;
+        let rootfs = self.rootfs_of(rec)?;
         let mut tar = tar::Builder::new(out);
         tar.follow_symlinks(false);
         let failed = |source| Error::Export {
             id: rec.config.id.clone(),
             source,
         };
-        tar.append_dir_all(".", &snap.rootfs).map_err(failed)?;
+        tar.append_dir_all(".", &rootfs).map_err(failed)?;
         tar.finish().map_err(failed)
     }
 }

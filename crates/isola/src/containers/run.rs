@@ -76,10 +76,12 @@ fn create_pulling(engine: &Engine, flags: &CreateFlags) -> anyhow::Result<Contai
         if !engine.has_image(&req.image)? {
             return Ok(false);
         }
-        Ok(match (&platform, engine.find_image(&req.image)?) {
-            (None, _) => true,
-            (Some(p), Some(img)) => images::matches(&img, p),
-            (Some(_), None) => false,
+        // The image itself only when a platform is asked for.
+        Ok(match &platform {
+            None => true,
+            Some(p) => engine
+                .find_image(&req.image)?
+                .is_some_and(|img| images::matches(&img, p)),
         })
     };
     match flags.pull {
