@@ -84,8 +84,11 @@ fn memory_limit_is_visible_inside_and_enforced() {
     let id = unique_name("mem");
     let mut cfg = config(
         // `tail` keeps all of a newline-less input in memory: 200 MiB, over the 32 MiB limit.
+        // It marks itself the OOM killer's first choice: under a loaded host the kernel may
+        // otherwise pick the shell, which would end the container before it can say `done`.
         "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
-         head -c 200m /dev/zero | tail -n 1 >/dev/null && echo survived; echo done",
+         head -c 200m /dev/zero | (echo 1000 >/proc/self/oom_score_adj; exec tail -n 1) >/dev/null \
+         && echo survived; echo done",
         &id,
     );
     cfg["linux"]["resources"]["memory"] = json!({"limit": 33554432, "swap": 33554432});
