@@ -7,18 +7,6 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-/// Bytes waiting to be read on `fd` (FIONREAD); 0 if unknown.
-pub fn unread_bytes(fd: BorrowedFd<'_>) -> i32 {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int, which `n` is, for a valid descriptor.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
-    if r < 0 {
-        0
-    } else {
-        n
-    }
-}
-
 /// Drops this process's mappings of its own executable's pages (they stay
 /// in the page cache and fault back in on use). A monitor runs for the
 /// container's lifetime but needs only its small steady-state loop after
@@ -85,14 +73,8 @@ pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<(
     Ok(())
 }
 
-/// A terminal's window size, if `fd` is one.
-pub fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
-    // SAFETY: winsize is plain old data.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes into the winsize we own.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
-    (r == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
-}
+/// A terminal's window size, if `fd` is one (the vm crate has the ioctl).
+pub use vm::stdio::window_size;
 
 /// Runs `f` with SIGPIPE at its default disposition, so that processes forked
 /// inside (the container's) do not inherit Rust's "ignore SIGPIPE".

@@ -15,9 +15,9 @@ use std::sync::{mpsc, Arc};
 use runtime::error_chain as chain;
 use serde::{Deserialize, Serialize};
 
-use super::stdio::Ending;
 use super::Shared;
 use crate::monitor::protocol;
+use vm::stdio::Ending;
 
 /// Requests from other isola processes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -353,7 +353,7 @@ pub fn exec_terminal(conn: UnixStream, done: mpsc::Sender<Ending>) -> std::io::R
     let mut to_input = conn.try_clone()?;
     let to_resize = Arc::new(std::sync::Mutex::new(conn.try_clone()?));
     let resize = to_resize.clone();
-    let (master, mut output) = super::stdio::pty_bridge(
+    let (master, mut output) = vm::stdio::pty_bridge(
         move |d| protocol::write_frame(&mut to_input, protocol::STDIN, d).is_ok(),
         move |rows, cols| {
             let mut w = resize.lock().unwrap_or_else(|e| e.into_inner());

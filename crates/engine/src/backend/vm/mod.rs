@@ -18,9 +18,7 @@
 
 mod control;
 pub mod settings;
-mod stdio;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +31,7 @@ use super::{
 use crate::isolation::Isolation;
 use crate::state::{ContainerConfig, Limits};
 use crate::units::CPU_PERIOD_US;
+use vm::stdio;
 
 pub use control::HostProcess;
 pub use vm::jail::{JailObserved, JailPolicy};
@@ -245,84 +244,24 @@ fn foreign_arch(platform: &str) -> Option<&str> {
     (arch != host).then_some(arch)
 }
 
-/// The spec the agent gets: host paths the spec binds (the /etc files in
-/// the container directory, volumes, --init) become 9p shares, and their
-/// sources the guest paths the agent mounts them at (filled in later).
-struct GuestSpec {
-    spec: Value,
-    shares: Vec<vm::Share>,
-    /// (mount index, share tag, file name within the shared directory)
-    binds: Vec<(usize, String, Option<String>)>,
-}
-
-fn guest_spec(bundle: &Path) -> Result<GuestSpec, BackendError> {
+/// The spec the agent gets ([`vm::guest_spec`]): the container directory
+/// holds the engine's records, so the guest gets it read-only (its
+/// /etc/hosts and friends are read-only in exchange).
+fn guest_spec(bundle: &Path) -> Result<vm::guest_spec::GuestSpec, BackendError> {
     let path = bundle.join("config.json");
-    let text = std::fs::read(&path).map_err(|source| BackendError::VmControl {
+    let bad = |source| BackendError::VmControl {
         id: String::new(),
         path: path.clone(),
         source,
-    })?;
-    let spec: Value = serde_json::from_slice(&text).map_err(|e| BackendError::VmControl {
-        id: String::new(),
-        path: path.clone(),
-        source: std::io::Error::other(e),
-    })?;
+    };
+    let text = std::fs::read(&path).map_err(bad)?;
+    let spec: Value = serde_json::from_slice(&text).map_err(|e| bad(std::io::Error::other(e)))?;
     let container_dir = bundle.parent().unwrap_or(bundle);
-    let mut shares: Vec<vm::Share> = Vec::new();
-    let mut by_dir: BTreeMap<(PathBuf, bool, bool), String> = BTreeMap::new();
-    let mut binds = Vec::new();
-    for (i, m) in spec["mounts"].as_array().into_iter().flatten().enumerate() {
-        let options: Vec<&str> = m["options"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let is_bind = m["type"] == "bind" || options.iter().any(|o| *o == "bind" || *o == "rbind");
-        let Some(source) = m["source"].as_str().filter(|_| is_bind) else {
-            continue;
-        };
-        let source = PathBuf::from(source);
-        let (dir, file) = if source.is_dir() {
-            (source.clone(), None)
-        } else {
-            (
-                source.parent().unwrap_or(Path::new("/")).to_path_buf(),
-                source.file_name().map(|n| n.to_string_lossy().into_owned()),
-            )
-        };
-        // The container directory holds the engine's records: the guest gets
-        // it read-only, so that not even a compromised guest kernel can
-        // rewrite them (its /etc/hosts and friends are read-only in exchange).
-        let read_only = options.contains(&"ro") || dir == container_dir;
-        // A file bind shares only the files bound from its directory, never
-        // their siblings (the vm crate stages each in a directory of its own).
-        let tag = by_dir
-            .entry((dir.clone(), read_only, file.is_some()))
-            .or_insert_with(|| {
-                let tag = format!("isola{}", shares.len());
-                shares.push(vm::Share {
-                    tag: tag.clone(),
-                    host_path: dir,
-                    read_only,
-                    files: file.as_ref().map(|_| Vec::new()),
-                });
-                tag
-            })
-            .clone();
-        if let (Some(name), Some(share)) = (&file, shares.iter_mut().find(|s| s.tag == tag)) {
-            let files = share.files.get_or_insert_with(Vec::new);
-            if !files.contains(name) {
-                files.push(name.clone());
-            }
-        }
-        binds.push((i, tag, file));
-    }
-    Ok(GuestSpec {
+    Ok(vm::guest_spec::GuestSpec::new(
         spec,
-        shares,
-        binds,
-    })
+        Some(container_dir),
+        "isola",
+    ))
 }
 
 impl VmBackend {
@@ -428,7 +367,7 @@ impl Backend for VmBackend {
         let settings = load_settings()?;
         let kernel = vm::GuestKernel::locate(settings.kernel.as_deref()).map_err(boot)?;
         let agent = vm::AgentBinary::locate(None).map_err(boot)?;
-        let mut guest = guest_spec(bundle)?;
+        let guest = guest_spec(bundle)?;
         let dir = run_dir(&self.root, id);
         let mut cfg = vm::VmConfig::new(&config.name, id, kernel, agent, &config.rootfs, &dir);
         cfg.memory_mib = vm::cmdline::guest_memory_mib(config.limits.memory).map_err(boot)?;
@@ -498,25 +437,16 @@ impl Backend for VmBackend {
         let client = vm.client().clone();
 
         // From here a failure must not leave QEMU behind: `vm` kills it on drop.
-        for (i, tag, file) in &guest.binds {
-            let base = vm::share_path(tag);
-            guest.spec["mounts"][*i]["source"] = Value::String(match file {
-                Some(f) => format!("{base}/{f}"),
-                None => base,
-            });
-        }
-        let spec: oci_spec::runtime::Spec =
-            serde_json::from_value(guest.spec).map_err(|e| BackendError::VmControl {
+        let tty = matches!(io, ContainerIo::Terminal);
+        let shares = guest.share_mounts();
+        let spec = guest
+            .clone()
+            .into_spec()
+            .map_err(|e| BackendError::VmControl {
                 id: id.into(),
                 path: bundle.join("config.json"),
                 source: std::io::Error::other(e),
             })?;
-        let tty = matches!(io, ContainerIo::Terminal);
-        let shares: Vec<(&str, bool)> = guest
-            .shares
-            .iter()
-            .map(|s| (s.tag.as_str(), s.read_only))
-            .collect();
         let (_guest_pid, pio) = client
             .mount_shares_and_create(&shares, id, &spec, vm::GUEST_ROOTFS, tty)
             .map_err(agent_err("create the container", id))?;
@@ -798,57 +728,5 @@ mod tests {
         let long = run_dir(&long_root, &id);
         assert_eq!(long, Path::new("/run/isola/vm").join(&id));
         assert!(long.join("control.sock").as_os_str().len() < 108);
-    }
-
-    #[test]
-    fn host_files_the_spec_binds_become_shared_directories() {
-        let dir = tempfile::tempdir().unwrap();
-        let ctr = dir.path().join("ctr");
-        let vol = dir.path().join("vol");
-        std::fs::create_dir_all(ctr.join("bundle")).unwrap();
-        std::fs::create_dir_all(&vol).unwrap();
-        for f in ["hosts", "hostname"] {
-            std::fs::write(ctr.join(f), "x").unwrap();
-        }
-        let spec = serde_json::json!({
-            "mounts": [
-                {"destination": "/proc", "type": "proc", "source": "proc"},
-                {"destination": "/etc/hosts", "type": "bind", "source": ctr.join("hosts"), "options": ["rbind"]},
-                {"destination": "/etc/hostname", "type": "bind", "source": ctr.join("hostname"), "options": ["rbind"]},
-                {"destination": "/data", "type": "bind", "source": vol, "options": ["rbind", "ro"]},
-                {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}
-            ]
-        });
-        std::fs::write(
-            ctr.join("bundle/config.json"),
-            serde_json::to_vec(&spec).unwrap(),
-        )
-        .unwrap();
-        let g = guest_spec(&ctr.join("bundle")).unwrap();
-        // One share for the container directory (both files), one for the volume.
-        assert_eq!(g.shares.len(), 2, "{:?}", g.shares);
-        assert_eq!(g.shares[0].host_path, ctr);
-        assert!(
-            g.shares[0].read_only,
-            "the engine's records are read-only to the guest"
-        );
-        assert_eq!(g.shares[1].host_path, vol);
-        assert!(g.shares[1].read_only);
-        for s in &g.shares {
-            s.validate().unwrap();
-        }
-        let binds: Vec<(usize, &str, Option<&str>)> = g
-            .binds
-            .iter()
-            .map(|(i, t, f)| (*i, t.as_str(), f.as_deref()))
-            .collect();
-        assert_eq!(
-            binds,
-            [
-                (1, "isola0", Some("hosts")),
-                (2, "isola0", Some("hostname")),
-                (3, "isola1", None)
-            ]
-        );
     }
 }

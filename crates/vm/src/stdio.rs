@@ -1,10 +1,9 @@
-//! backend::vm::stdio: moves a guest process's stdio between the agent's
-//! streams ([`vm::ProcessIo`]) and host file descriptors: pipes for plain
-//! stdio, one end of a socket pair standing in for a terminal master (the
-//! real terminal is in the guest; resizes are not forwarded). It only copies
-//! bytes; the exit is waited for apart from them ([`vm::ExitWatch`]), so a
-//! reader of the output that stalls does not hide it. It knows nothing of
-//! containers.
+//! stdio: moves a guest process's stdio between the agent's streams
+//! ([`crate::ProcessIo`]) and host file descriptors: pipes for plain stdio,
+//! or a host pty whose master the caller gets, bridged to the guest's
+//! terminal (its size forwarded). It only copies bytes; the exit is waited
+//! for apart from them ([`crate::ExitWatch`]), so a reader of the output that
+//! stalls does not hide it. It knows nothing of containers.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -14,8 +13,8 @@ use std::sync::Arc;
 
 use nix::poll::{poll, PollFd, PollFlags};
 
+use crate::{Output, ProcessInput, ProcessIo};
 use proto::StdioFd;
-use vm::{Output, ProcessInput, ProcessIo};
 
 /// How a guest process ended: its exit code, or why it is unknown (the VM went away).
 pub type Ending = Result<i32, String>;
@@ -138,6 +137,11 @@ pub fn pty_bridge(
         }
     });
     Ok((pty.master, output))
+}
+
+/// A terminal's window size (rows, columns), if `fd` is one.
+pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
+    crate::sys::window_size(fd)
 }
 
 /// How often the pty bridge looks for a stop or a new window size, ms.
