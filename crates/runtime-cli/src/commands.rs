@@ -15,7 +15,7 @@ use oci_spec::runtime::Process;
 use runtime::{Console, Container, CreateOptions, ExecOptions, Status};
 use serde_json::json;
 
-use crate::{Cli, Command, CreateArgs};
+use crate::{vmmode, Cli, Command, CreateArgs};
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -73,11 +73,16 @@ pub struct ExecArgs {
 
 pub fn run(cli: &Cli) -> Result<i32> {
     let root = &cli.root;
+    let is_vm = |id: &str| vmmode::is_vm_container(root, id);
     match &cli.command {
         Command::Create(a) => {
-            create(root, a, false)?;
+            match vm_spec(cli, a)? {
+                Some(spec) => vmmode::create(root, a, spec)?,
+                None => drop(create(root, a, false)?),
+            }
             Ok(0)
         }
+        Command::Start { id } if is_vm(id) => vmmode::start(root, id).map(|_| 0),
         Command::Start { id } => {
             let mut c = Container::load(root, id)?;
             c.start()?;
@@ -85,18 +90,29 @@ pub fn run(cli: &Cli) -> Result<i32> {
         }
         Command::Run {
             create: a, detach, ..
-        } => run_container(root, a, *detach),
+        } => match vm_spec(cli, a)? {
+            Some(spec) => vmmode::run(root, a, spec, *detach),
+            None => run_container(root, a, *detach),
+        },
         Command::State { id } => {
-            let c = Container::load(root, id)?;
-            println!("{}", serde_json::to_string_pretty(&state_json(&c))?);
+            let state = if is_vm(id) {
+                vmmode::state(root, id)?
+            } else {
+                state_json(&Container::load(root, id)?)
+            };
+            println!("{}", serde_json::to_string_pretty(&state)?);
             Ok(0)
         }
         Command::Kill { id, signal, all } => {
-            let c = Container::load(root, id)?;
             let sig = parse_signal(signal.as_deref().unwrap_or("TERM"))?;
-            c.kill(sig as i32, *all)?;
+            if is_vm(id) {
+                vmmode::kill(root, id, sig as i32, *all)?;
+            } else {
+                Container::load(root, id)?.kill(sig as i32, *all)?;
+            }
             Ok(0)
         }
+        Command::Delete { id, force } if is_vm(id) => vmmode::delete(root, id, *force).map(|_| 0),
         Command::Delete { id, force } => {
             match Container::load(root, id) {
                 Ok(c) => c.delete(*force)?,
@@ -113,6 +129,8 @@ pub fn run(cli: &Cli) -> Result<i32> {
             ps_args,
         } => ps(root, id, format, ps_args),
         Command::Exec(a) => exec(root, a),
+        Command::Pause { id } if is_vm(id) => vmmode::pause(root, id, true).map(|_| 0),
+        Command::Resume { id } if is_vm(id) => vmmode::pause(root, id, false).map(|_| 0),
         Command::Pause { id } => {
             Container::load(root, id)?.pause()?;
             Ok(0)
@@ -127,12 +145,20 @@ pub fn run(cli: &Cli) -> Result<i32> {
             memory,
             pids_limit,
         } => {
-            let c = Container::load(root, id)?;
-            c.update(&update_resources(
-                resources.as_deref(),
-                *memory,
-                *pids_limit,
-            )?)?;
+            let r = update_resources(resources.as_deref(), *memory, *pids_limit)?;
+            if is_vm(id) {
+                vmmode::update(root, id, r)?;
+            } else {
+                Container::load(root, id)?.update(&r)?;
+            }
+            Ok(0)
+        }
+        Command::VmKeeper { dir } => {
+            use std::os::fd::FromRawFd;
+            // SAFETY: create hands the keeper its readiness pipe as fd 3,
+            // which nothing else in this process owns.
+            let ready = unsafe { std::fs::File::from_raw_fd(3) };
+            vmmode::keeper::run(dir, ready)?;
             Ok(0)
         }
         Command::Features => {
@@ -151,6 +177,25 @@ pub fn run(cli: &Cli) -> Result<i32> {
             std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
             Ok(0)
         }
+    }
+}
+
+/// The bundle's spec when the container is to run in a VM (the mode of
+/// this invocation, or the bundle's annotation), else None.
+fn vm_spec(cli: &Cli, a: &CreateArgs) -> Result<Option<serde_json::Value>> {
+    let default = vmmode::invoked_mode(cli.isolation);
+    let path = a.bundle.join("config.json");
+    let spec: serde_json::Value = match std::fs::read(&path) {
+        Ok(data) => {
+            serde_json::from_slice(&data).with_context(|| format!("parse {}", path.display()))?
+        }
+        // The process runtime names a missing or unreadable bundle.
+        Err(_) if default == vmmode::Isolation::Process => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+    };
+    match vmmode::bundle_mode(default, &spec["annotations"])? {
+        vmmode::Isolation::Vm => Ok(Some(spec)),
+        vmmode::Isolation::Process => Ok(None),
     }
 }
 
@@ -223,7 +268,7 @@ extern "C" fn forward_signal(sig: libc::c_int) {
     }
 }
 
-fn forward_signals(pid: i32) {
+pub fn forward_signals(pid: i32) {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
     FORWARD_TO.store(pid, Ordering::Relaxed);
     let act = SigAction::new(
@@ -245,7 +290,7 @@ fn forward_signals(pid: i32) {
 }
 
 /// Waits for a child and turns its end into a shell-style exit code.
-fn wait_exit_code(pid: i32) -> Result<i32> {
+pub fn wait_exit_code(pid: i32) -> Result<i32> {
     loop {
         match waitpid(Pid::from_raw(pid), None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),
@@ -307,15 +352,20 @@ fn state_json(c: &Container) -> serde_json::Value {
 
 fn list(root: &Path, format: &str, quiet: bool) -> Result<i32> {
     let all = Container::list(root)?;
+    let vms = vmmode::list(root);
     if quiet {
         for c in &all {
             println!("{}", c.id());
+        }
+        for v in &vms {
+            println!("{}", v["id"].as_str().unwrap_or(""));
         }
         return Ok(0);
     }
     match format {
         "json" => {
-            let v: Vec<_> = all.iter().map(state_json).collect();
+            let mut v: Vec<_> = all.iter().map(state_json).collect();
+            v.extend(vmmode::list(root));
             println!("{}", serde_json::to_string(&v)?);
         }
         "table" => {
@@ -334,6 +384,17 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<i32> {
                     humantime::format_rfc3339_seconds(c.created())
                 );
             }
+            for v in &vms {
+                let text = |k: &str| v[k].as_str().unwrap_or("").to_string();
+                println!(
+                    "{:<20} {:<8} {:<10} {:<40} {:<32} root",
+                    text("id"),
+                    v["pid"],
+                    text("status"),
+                    text("bundle"),
+                    text("created")
+                );
+            }
         }
         other => bail!("invalid --format {other:?}: use table or json"),
     }
@@ -341,8 +402,11 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<i32> {
 }
 
 fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
-    let c = Container::load(root, id)?;
-    let pids = c.processes()?;
+    let pids = if vmmode::is_vm_container(root, id) {
+        vmmode::processes(root, id)?
+    } else {
+        Container::load(root, id)?.processes()?
+    };
     match format {
         "json" => println!("{}", serde_json::to_string(&pids)?),
         "table" => {
@@ -416,7 +480,10 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
     Signal::from_str(&name).map_err(|_| anyhow!("unknown signal {s:?}"))
 }
 
-fn exec_process(c: &Container, a: &ExecArgs) -> Result<Process> {
+fn exec_process(
+    spec: impl FnOnce() -> Result<oci_spec::runtime::Spec>,
+    a: &ExecArgs,
+) -> Result<Process> {
     if let Some(path) = &a.process {
         let data = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
         let p: Process = serde_json::from_slice(&data)
@@ -426,7 +493,7 @@ fn exec_process(c: &Container, a: &ExecArgs) -> Result<Process> {
     if a.command.is_empty() {
         bail!("exec needs a command (or --process)");
     }
-    let spec = c.spec()?;
+    let spec = spec()?;
     let mut p = spec.process().clone().unwrap_or_default();
     p.set_args(Some(a.command.clone()));
     p.set_terminal(Some(a.tty));
@@ -485,8 +552,12 @@ fn exec_process(c: &Container, a: &ExecArgs) -> Result<Process> {
 }
 
 fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
+    if vmmode::is_vm_container(root, &a.id) {
+        let process = exec_process(|| vmmode::spec(root, &a.id), a)?;
+        return vmmode::exec(root, a, process);
+    }
     let c = Container::load(root, &a.id)?;
-    let process = exec_process(&c, a)?;
+    let process = exec_process(|| Ok((*c.spec()?).clone()), a)?;
     let tty = process.terminal().unwrap_or(false);
     let console = match (&a.console_socket, tty, a.detach) {
         (Some(p), _, _) => Console::Socket(p.clone()),

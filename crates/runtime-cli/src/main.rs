@@ -7,6 +7,7 @@ mod commands;
 mod log;
 mod templates;
 mod terminal;
+mod vmmode;
 
 use std::path::PathBuf;
 
@@ -35,6 +36,11 @@ pub struct Cli {
     /// Accepted for runc compatibility; cgroups are always managed through cgroupfs.
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
+    /// Isolation for new containers: process, or vm (each in its own utility
+    /// VM). Default: vm when run as isola-runtime-vm, else process; a
+    /// bundle's io.isola.isolation annotation may ask for vm.
+    #[arg(long, global = true, value_enum)]
+    pub isolation: Option<vmmode::Isolation>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -132,6 +138,9 @@ pub enum Command {
     },
     /// Print the runtime's features as JSON.
     Features,
+    /// The owner of one utility VM (started by create in VM mode).
+    #[command(name = "vm-keeper", hide = true)]
+    VmKeeper { dir: PathBuf },
     /// Write a default config.json.
     Spec {
         #[arg(short, long, default_value = ".")]
@@ -151,18 +160,7 @@ fn main() {
     match commands::run(&cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = e
-                .chain()
-                .map(|c| c.to_string())
-                .fold(String::new(), |mut acc, m| {
-                    if !acc.is_empty() && !acc.ends_with(&m) {
-                        acc.push_str(": ");
-                    }
-                    if !acc.ends_with(&m) {
-                        acc.push_str(&m);
-                    }
-                    acc
-                });
+            let msg = one_line(&e);
             if cli.log.is_some() {
                 log.write_line("error", &msg);
             }
@@ -171,4 +169,19 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// An error and its causes on one line, each cause once.
+pub fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .fold(String::new(), |mut acc, m| {
+            if !acc.is_empty() && !acc.ends_with(&m) {
+                acc.push_str(": ");
+            }
+            if !acc.ends_with(&m) {
+                acc.push_str(&m);
+            }
+            acc
+        })
 }

@@ -21,6 +21,11 @@ struct Containerd {
 
 impl Containerd {
     fn start() -> Containerd {
+        Containerd::start_with_env(&[])
+    }
+
+    /// With `env` set for containerd, its shims and the runtime they run.
+    fn start_with_env(env: &[(&str, &Path)]) -> Containerd {
         let dir = tempfile::Builder::new()
             .prefix("isola-containerd-")
             .tempdir()
@@ -41,6 +46,7 @@ impl Containerd {
         std::fs::write(d.join("config.toml"), config).unwrap();
         let log = std::fs::File::create(d.join("containerd.log")).unwrap();
         let child = Command::new("containerd")
+            .envs(env.iter().copied())
             .arg("--config")
             .arg(d.join("config.toml"))
             .stdin(Stdio::null())
@@ -309,4 +315,205 @@ fn containerd_runs_busybox_through_isola_runtime() {
     ctd.ctr_ok(&["task", "delete", &id]);
     ctd.ctr_ok(&["containers", "delete", &id]);
     assert!(common::cgroup_dirs_named(&id).is_empty());
+}
+
+/// A link named isola-runtime-vm to the runtime, as `make install` makes
+/// it for a RuntimeClass handler.
+fn vm_binary(dir: &Path) -> String {
+    let link = dir.join("isola-runtime-vm");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    link.display().to_string()
+}
+
+/// Host processes whose command line is exactly `args` (NUL-separated).
+fn host_processes(args: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = args
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()
+                .as_deref()
+                == Some(&want[..])
+        })
+        .collect()
+}
+
+/// QEMU processes running the VM of container `id`.
+fn qemus_of(id: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            comm.starts_with("isola-vm-") && cgroup.contains(&format!("/isola-vm/{id}/"))
+        })
+        .collect()
+}
+
+#[test]
+fn containerd_runs_busybox_in_a_vm_through_isola_runtime_vm() {
+    let missing = (!installed("containerd") || !installed("ctr"))
+        .then(|| "containerd/ctr not installed (Debian package `containerd`)".to_string());
+    if !testkit::require("containerd VM test", missing)
+        || !testkit::require("containerd VM test", common::vm_missing())
+    {
+        return;
+    }
+    let ctd = Containerd::start_with_env(&[("ISOLA_AGENT", testkit::static_agent())]);
+    let image = import_busybox(&ctd);
+    let links = tempfile::tempdir().unwrap();
+    let vm_bin = vm_binary(links.path());
+    let host_release =
+        String::from_utf8(Command::new("uname").arg("-r").output().unwrap().stdout).unwrap();
+
+    // Output, the guest's own kernel, pid 1 inside, the exit code.
+    let id = testkit::unique_name("ctr-vm-run");
+    let out = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        &vm_bin,
+        image,
+        &id,
+        "sh",
+        "-c",
+        "uname -r; echo $$; exit 7",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{text}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        ctd.log_tail()
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_ne!(
+        lines[0],
+        host_release.trim(),
+        "the container ran on the host's kernel"
+    );
+    assert_eq!(lines[1], "1");
+    assert!(qemus_of(&id).is_empty(), "a QEMU outlived `ctr run --rm`");
+
+    // A detached task: its command is no host process; exec, ps, pause, kill, delete.
+    let id = testkit::unique_name("ctr-vm-task");
+    ctd.ctr_ok(&[
+        "run",
+        "-d",
+        "--runc-binary",
+        &vm_bin,
+        image,
+        &id,
+        "sh",
+        "-c",
+        "trap 'exit 42' TERM; sleep 987654 & wait",
+    ]);
+    assert_eq!(qemus_of(&id).len(), 1, "one QEMU for the container");
+    assert!(
+        host_processes(&["sleep", "987654"]).is_empty(),
+        "the container's command runs on the host"
+    );
+    let exec = ctd.ctr_ok(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &id,
+        "sh",
+        "-c",
+        "echo exec-hi; for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' <$f; echo; done | grep -cx 'sleep 987654 '",
+    ]);
+    assert_eq!(exec, "exec-hi\n1\n", "the guest runs the command");
+    let failed = ctd.ctr(&["task", "exec", "--exec-id", "e2", &id, "sh", "-c", "exit 5"]);
+    assert_eq!(
+        failed.status.code(),
+        Some(5),
+        "an exec's exit code comes back"
+    );
+    let ps = ctd.ctr_ok(&["task", "ps", &id]);
+    let pids: Vec<i32> = ps
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 1, "{ps}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("987654"),
+        "task ps shows the stand-in, not the guest's process"
+    );
+    let state = Command::new(BIN)
+        .args([
+            "--root",
+            &format!("/run/containerd/runc/{}", ctd.namespace),
+            "state",
+            &id,
+        ])
+        .output()
+        .unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
+    assert_eq!(state["status"], "running");
+    assert_eq!(state["pid"], pids[0]);
+    if installed("script") {
+        let cmd = format!(
+            "ctr --address {} --namespace {} task exec -t --exec-id t1 {id} sh -c 'tty; echo tty-ok'",
+            ctd.socket().display(),
+            ctd.namespace
+        );
+        let out = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("/dev/pts/") && text.contains("tty-ok"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    ctd.ctr_ok(&["task", "pause", &id]);
+    assert!(ctd
+        .ctr_ok(&["task", "list"])
+        .lines()
+        .any(|l| l.starts_with(&id) && l.contains("PAUSED")));
+    ctd.ctr_ok(&["task", "resume", &id]);
+    let stand_in = pids[0];
+    ctd.ctr_ok(&["task", "kill", "-s", "TERM", &id]);
+    wait_until("the task to stop", || {
+        ctd.ctr_ok(&["task", "list"])
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("STOPPED"))
+    });
+    // The shell's TERM trap ran in the guest, and its exit code came back.
+    let deleted = ctd.ctr(&["task", "delete", &id]);
+    let text = String::from_utf8_lossy(&deleted.stderr);
+    assert!(text.contains("exit code 42"), "{text}");
+    ctd.ctr_ok(&["containers", "delete", &id]);
+    assert!(qemus_of(&id).is_empty(), "QEMU outlived the task's delete");
+    assert!(
+        !Path::new(&format!("/proc/{stand_in}")).exists(),
+        "the stand-in outlived the task"
+    );
+    assert!(
+        common::cgroup_dirs_named(&id).is_empty(),
+        "the VM's host cgroup outlived the task"
+    );
+    let left: Vec<_> = std::fs::read_dir(format!("/run/containerd/runc/{}", ctd.namespace))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|n| n == ".vm"),
+        "state left behind: {left:?}"
+    );
 }

@@ -63,6 +63,15 @@ pub use error::{chain as error_chain, Error};
 pub use spec::SpecError;
 pub use state::private_dir;
 
+/// The runtime's record keeping, for a caller that keeps containers of its
+/// own beside the runtime's under the same root (isola-runtime's VM mode):
+/// the same id rules, atomic writes, locks, pid files and liveness checks.
+pub mod records {
+    pub use crate::create::{validate_id, write_pid_file};
+    pub use crate::state::{is_alive, lock, now_ns, proc_stat, write_atomic, Lock, ProcStat};
+    pub use crate::sys::{recv_with_fds, send_with_fds};
+}
+
 /// Marks every descriptor >= `from` close-on-exec (close_range(2), or fcntl
 /// up to the fd limit on older kernels). Async-signal-safe: the engine and
 /// the vm crate call it between fork and exec of the processes they start,

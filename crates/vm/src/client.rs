@@ -564,6 +564,18 @@ impl AgentClient {
         self.expect_ok("signal the container", &req).map(drop)
     }
 
+    /// Signals one process of the container: the one whose stdio is `stream`
+    /// (an exec), without holding its [`ProcessIo`].
+    pub fn signal_stream(&self, container: &str, stream: u32, signal: i32) -> Result<(), Error> {
+        let req = Request::Signal {
+            container: container.to_string(),
+            stream: Some(stream),
+            signal,
+            all: false,
+        };
+        self.expect_ok("signal the process", &req).map(drop)
+    }
+
     /// The container's processes as the guest sees them.
     pub fn top(&self, container: &str) -> Result<Vec<ProcessInfo>, Error> {
         let req = Request::Top {
@@ -723,13 +735,7 @@ impl ProcessIo {
 
     /// Signals this process (not the whole container).
     pub fn signal(&self, container: &str, signal: i32) -> Result<(), Error> {
-        let req = Request::Signal {
-            container: container.to_string(),
-            stream: Some(self.stream),
-            signal,
-            all: false,
-        };
-        self.client.expect_ok("signal the process", &req).map(drop)
+        self.client.signal_stream(container, self.stream, signal)
     }
 
     /// Reads everything until the process exits. Output is buffered in

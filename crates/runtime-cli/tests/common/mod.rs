@@ -295,3 +295,20 @@ pub fn status_field<'a>(status: &'a str, name: &str) -> &'a str {
         .map(str::trim)
         .unwrap_or_else(|| panic!("no {name} in {status}"))
 }
+
+/// Why VM containers cannot run here, if they cannot: no guest kernel (make
+/// setup builds it) or no QEMU.
+pub fn vm_missing() -> Option<String> {
+    let kernel = std::env::var_os("ISOLA_VM_KERNEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/isola/kernel/latest/bzImage"));
+    if !kernel.is_file() {
+        return Some(format!(
+            "no guest kernel at {} (run make setup)",
+            kernel.display()
+        ));
+    }
+    let qemu = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join("qemu-system-x86_64").is_file());
+    (!qemu).then(|| "qemu-system-x86_64 not installed (Debian package qemu-system-x86)".into())
+}
