@@ -61,6 +61,73 @@ pub fn connect(ns: &Path, veth: &str) -> Result<(OwnedFd, u32), Error> {
     })
 }
 
+/// The interface a CNI chain left in a namespace, as the guest's NIC must
+/// stand for it (Kata reads a pod's namespace the same way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ifname: String,
+    pub mac: String,
+    pub address: std::net::Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Option<std::net::Ipv4Addr>,
+}
+
+/// The first interface but `lo` with an IPv4 address in namespace `ns`,
+/// and the namespace's default route; None if it has no such interface.
+pub fn endpoint(ns: &Path) -> Result<Option<Endpoint>, Error> {
+    netns::in_namespace(ns, || {
+        let json = |args: &[&str]| -> std::io::Result<serde_json::Value> {
+            let out = Command::new("ip").args(args).output()?;
+            if !out.status.success() {
+                return Err(std::io::Error::other(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            serde_json::from_slice(&out.stdout).map_err(std::io::Error::other)
+        };
+        let links = json(&["-j", "addr", "show"])?;
+        let routes = json(&["-j", "-4", "route", "show", "default"])?;
+        let gateway = routes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|r| r["gateway"].as_str()?.parse().ok());
+        for link in links.as_array().into_iter().flatten() {
+            let (Some(ifname), Some(mac)) = (link["ifname"].as_str(), link["address"].as_str())
+            else {
+                continue;
+            };
+            if ifname == "lo" {
+                continue;
+            }
+            let Some(addr) = link["addr_info"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["family"] == "inet")
+            else {
+                continue;
+            };
+            let (Some(address), Some(prefix_len)) = (
+                addr["local"].as_str().and_then(|a| a.parse().ok()),
+                addr["prefixlen"].as_u64(),
+            ) else {
+                continue;
+            };
+            return Ok(Some(Endpoint {
+                ifname: ifname.to_string(),
+                mac: mac.to_string(),
+                address,
+                prefix_len: prefix_len as u8,
+                gateway,
+            }));
+        }
+        Ok(None)
+    })
+}
+
 /// Opens a tap in a network namespace of its own, which has nothing else
 /// in it and no name: the NIC of a VM template, a machine saved before it
 /// has anywhere to send frames (each VM restored from it gets its own tap
@@ -147,5 +214,42 @@ mod tests {
         let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
         assert!(info.contains(&format!("iff:\t{TAP}")), "{info}");
         assert_eq!(std::fs::read_link("/proc/thread-self/ns/net").unwrap(), own);
+    }
+
+    #[test]
+    fn the_endpoint_is_the_addressed_interface_and_the_default_route() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = dir.path().join("ns");
+        netns::create(&ns).unwrap();
+        assert_eq!(endpoint(&ns).unwrap(), None, "only lo: no endpoint");
+        netns::in_namespace(&ns, || {
+            run(&[
+                "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
+            ])?;
+            run(&[
+                "ip",
+                "link",
+                "set",
+                "eth0",
+                "address",
+                "02:00:00:00:00:2a",
+                "up",
+            ])?;
+            run(&["ip", "addr", "add", "10.99.7.5/24", "dev", "eth0"])?;
+            run(&["ip", "route", "add", "default", "via", "10.99.7.1"])
+        })
+        .unwrap();
+        let e = endpoint(&ns).unwrap().expect("eth0");
+        assert_eq!(
+            e,
+            Endpoint {
+                ifname: "eth0".into(),
+                mac: "02:00:00:00:00:2a".into(),
+                address: "10.99.7.5".parse().unwrap(),
+                prefix_len: 24,
+                gateway: Some("10.99.7.1".parse().unwrap()),
+            }
+        );
+        netns::remove(&ns).unwrap();
     }
 }

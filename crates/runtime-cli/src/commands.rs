@@ -164,7 +164,9 @@ pub fn run(cli: &Cli) -> Result<i32> {
         Command::Features => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&crate::templates::features())?
+                serde_json::to_string_pretty(&crate::templates::features(vmmode::invoked_mode(
+                    cli.isolation
+                )))?
             );
             Ok(0)
         }
@@ -193,6 +195,12 @@ fn vm_spec(cli: &Cli, a: &CreateArgs) -> Result<Option<serde_json::Value>> {
         Err(_) if default == vmmode::Isolation::Process => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
     };
+    // A pod's container runs where its sandbox does.
+    if let Some(sandbox) = vmmode::sandbox_of(&spec) {
+        if vmmode::is_vm_container(&cli.root, sandbox) {
+            return Ok(Some(spec));
+        }
+    }
     match vmmode::bundle_mode(default, &spec["annotations"])? {
         vmmode::Isolation::Vm => Ok(Some(spec)),
         vmmode::Isolation::Process => Ok(None),

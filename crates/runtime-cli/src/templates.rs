@@ -88,7 +88,8 @@ pub fn default_spec(rootless: bool) -> Value {
 }
 
 /// What `features` reports (runtime-spec features.md, as runc prints it).
-pub fn features() -> Value {
+/// runc's `features`, with the isolation modes (`default`: this invocation's).
+pub fn features(default: crate::vmmode::Isolation) -> Value {
     let all_caps: Vec<String> = {
         let mut v: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
         v.sort();
@@ -130,7 +131,14 @@ pub fn features() -> Value {
             "selinux": {"enabled": false}
         },
         "annotations": {
-            "org.opencontainers.runtime-spec.features.isola-runtime.version": env!("CARGO_PKG_VERSION")
+            "org.opencontainers.runtime-spec.features.isola-runtime.version": env!("CARGO_PKG_VERSION"),
+            // The bundle annotation that selects the isolation, its values,
+            // and what a bundle without it gets from this invocation.
+            "io.isola.isolation": "process,vm",
+            "io.isola.isolation.default": match default {
+                crate::vmmode::Isolation::Process => "process",
+                crate::vmmode::Isolation::Vm => "vm",
+            }
         }
     })
 }

@@ -114,6 +114,12 @@ pub struct Share {
     /// Share only these files of `host_path` (single-file binds): the
     /// guest sees none of their siblings. None: the whole directory.
     pub files: Option<Vec<String>>,
+    /// A directory the host mounts into while the VM runs (a pod's
+    /// containers' root filesystems, added after the VM booted): mounts
+    /// made under it reach QEMU's jail, and the guest sees its files with
+    /// their owners and modes, as the rootfs (9p passthrough). It must be
+    /// a mount point with shared propagation on the host.
+    pub live: bool,
 }
 
 impl Share {
@@ -121,7 +127,7 @@ impl Share {
     /// guest's file metadata in xattrs (mapped-xattr).
     pub fn validate(&self) -> Result<(), Error> {
         self.validate_tag()?;
-        if !self.read_only {
+        if !self.read_only && !self.live {
             let path = std::ffi::CString::new(self.host_path.as_os_str().as_encoded_bytes())
                 .unwrap_or_default();
             if !crate::sys::user_xattrs_supported(&path) {
@@ -249,6 +255,13 @@ impl QemuArgs<'_> {
         ]);
         for (i, share) in self.shares.iter().enumerate() {
             let ro = if share.read_only { ",readonly=on" } else { "" };
+            // A live share holds containers' root filesystems: isola's own
+            // state, as the rootfs is, and kept as it.
+            let model = if share.live {
+                "passthrough"
+            } else {
+                "mapped-xattr"
+            };
             // Volumes and binds are host files that host users see:
             // mapped-xattr keeps the owners, modes, setuid bits, device
             // nodes and symlinks the guest makes in xattrs (QEMU's files
@@ -257,7 +270,7 @@ impl QemuArgs<'_> {
             push(&[
                 "-fsdev",
                 &format!(
-                    "local,id=share{i},path={},security_model=mapped-xattr{ro}",
+                    "local,id=share{i},path={},security_model={model}{ro}",
                     jail::share_dir(i)
                 ),
                 "-device",
@@ -350,6 +363,7 @@ mod tests {
                 host_path: "/srv/data".into(),
                 read_only: true,
                 files: None,
+                live: false,
             }],
             start: StartMode::Boot,
         }

@@ -113,6 +113,7 @@ impl Emulator {
             host_path: self.dir.clone(),
             read_only: true,
             files: Some(vec![self.file.clone()]),
+            live: false,
         }
     }
 

@@ -63,6 +63,7 @@ impl GuestSpec {
                         host_path: dir,
                         read_only,
                         files: file.as_ref().map(|_| Vec::new()),
+                        live: false,
                     });
                     tag
                 })

@@ -150,6 +150,9 @@ pub(crate) enum Access {
     ReadWrite,
     /// A device node (`/dev/null`, `/dev/kvm`): `nodev` would make it useless.
     Device,
+    /// Read-write, and what the host mounts under it later reaches the jail
+    /// (a slave of the host's mount: nothing goes the other way).
+    Live,
 }
 
 /// One bind mount into the jail, prepared for the child (no allocation
@@ -177,8 +180,8 @@ pub(crate) struct JailParts<'a> {
     pub kernel: &'a Path,
     pub initrd: &'a Path,
     pub rootfs: &'a Path,
-    /// (host directory, read-only, only these files of it): a share.
-    pub shares: Vec<(&'a Path, bool, Option<&'a [String]>)>,
+    /// (host directory, read-only, only these files of it, live): a share.
+    pub shares: Vec<(&'a Path, bool, Option<&'a [String]>, bool)>,
     pub kvm: bool,
     pub user: JailUser,
     pub cgroup_dirs: Vec<PathBuf>,
@@ -261,11 +264,11 @@ impl Jail {
         bind(parts.kernel, KERNEL, Access::ReadOnly)?;
         bind(parts.initrd, INITRD, Access::ReadOnly)?;
         bind(parts.rootfs, ROOTFS, Access::ReadWrite)?;
-        for (i, (host, read_only, files)) in parts.shares.iter().enumerate() {
-            let access = if *read_only {
-                Access::ReadOnly
-            } else {
-                Access::ReadWrite
+        for (i, (host, read_only, files, live)) in parts.shares.iter().enumerate() {
+            let access = match (*read_only, *live) {
+                (true, _) => Access::ReadOnly,
+                (false, true) => Access::Live,
+                (false, false) => Access::ReadWrite,
             };
             match files {
                 // The whole directory.
@@ -445,7 +448,7 @@ mod tests {
                 kernel: &kernel,
                 initrd: &kernel,
                 rootfs: host.path(),
-                shares: vec![(host.path(), true, Some(&files))],
+                shares: vec![(host.path(), true, Some(&files), false)],
                 kvm: false,
                 user: JailUser { uid: 1, gid: 1 },
                 cgroup_dirs: vec![],
@@ -472,7 +475,7 @@ mod tests {
                 kernel: &kernel,
                 initrd: &kernel,
                 rootfs: host.path(),
-                shares: vec![(host.path(), true, Some(&bad))],
+                shares: vec![(host.path(), true, Some(&bad), false)],
                 kvm: false,
                 user: JailUser { uid: 1, gid: 1 },
                 cgroup_dirs: vec![],

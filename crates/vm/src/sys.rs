@@ -85,18 +85,30 @@ fn enter_jail(jail: &Jail) -> std::io::Result<()> {
             return Err(failed(c"unshare namespaces"));
         }
         let none = std::ptr::null::<libc::c_char>();
+        // Nothing propagates between the host and the jail, but into a
+        // live share: then the host's mounts are made slaves here (nothing
+        // goes back), and every bind but the live ones private again.
+        let live = jail.mounts.iter().any(|m| matches!(m.access, Access::Live));
+        let propagation = if live {
+            libc::MS_SLAVE
+        } else {
+            libc::MS_PRIVATE
+        };
         if libc::mount(
             none,
             c"/".as_ptr(),
             none,
-            libc::MS_REC | libc::MS_PRIVATE,
+            libc::MS_REC | propagation,
             std::ptr::null(),
         ) != 0
         {
             return Err(failed(c"make mounts private"));
         }
+        let private = |target: *const libc::c_char| {
+            !live || libc::mount(none, target, none, libc::MS_PRIVATE, std::ptr::null()) == 0
+        };
         let root = jail.root.as_ptr();
-        if libc::mount(root, root, none, libc::MS_BIND, std::ptr::null()) != 0 {
+        if libc::mount(root, root, none, libc::MS_BIND, std::ptr::null()) != 0 || !private(root) {
             return Err(failed(c"bind the jail directory"));
         }
         for m in &jail.mounts {
@@ -110,9 +122,14 @@ fn enter_jail(jail: &Jail) -> std::io::Result<()> {
             {
                 return Err(failed(c"bind a path into the jail"));
             }
+            if !matches!(m.access, Access::Live) && !private(m.target.as_ptr()) {
+                return Err(failed(c"make a path in the jail private"));
+            }
             let flags = match m.access {
                 Access::ReadOnly => libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
-                Access::ReadWrite => libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                Access::ReadWrite | Access::Live => {
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC
+                }
                 Access::Device => libc::MS_NOSUID | libc::MS_NOEXEC,
             };
             let remount = libc::MS_BIND | libc::MS_REMOUNT | flags;

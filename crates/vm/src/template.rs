@@ -99,6 +99,10 @@ fn key(launch: &Launch<'_>) -> Result<String, Error> {
     // The guest learns each 9p device's tag when it probes it, at boot.
     for s in &cfg.shares {
         h.update(format!("\0{}\0{}", s.tag, s.read_only));
+        // Only when set, so that the keys of VMs without one stay as they were.
+        if s.live {
+            h.update("\0live");
+        }
     }
     // The NIC is a device the guest probes at boot (its MAC is not part of
     // the shape: each VM sets its own). Last and only when there is one, so

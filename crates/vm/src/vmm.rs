@@ -275,7 +275,14 @@ impl Launch<'_> {
         let shares = cfg
             .shares
             .iter()
-            .map(|s| (s.host_path.as_path(), s.read_only, s.files.as_deref()))
+            .map(|s| {
+                (
+                    s.host_path.as_path(),
+                    s.read_only,
+                    s.files.as_deref(),
+                    s.live,
+                )
+            })
             .collect();
         let jail = Jail::prepare(
             jail_dir,

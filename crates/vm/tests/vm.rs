@@ -353,6 +353,7 @@ fn stdin_terminals_volumes_pause_and_guest_cgroups_work() {
         host_path: volume.path().to_path_buf(),
         read_only: false,
         files: None,
+        live: false,
     });
     let mut vm = vm::Vm::boot(&cfg).unwrap();
     let client = vm.client().clone();
@@ -474,12 +475,14 @@ fn a_guest_asking_for_more_than_it_was_shared_gets_nothing_more() {
         host_path: host.path().to_path_buf(),
         read_only: false,
         files: Some(vec!["app.conf".into()]),
+        live: false,
     });
     cfg.shares.push(vm::Share {
         tag: "ro".into(),
         host_path: ro.path().to_path_buf(),
         read_only: true,
         files: None,
+        live: false,
     });
     let vm = vm::Vm::boot(&cfg).unwrap();
     let mut spec = serde_json::to_value(spec(&[

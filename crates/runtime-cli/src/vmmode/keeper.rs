@@ -46,7 +46,16 @@ pub struct KeeperConfig {
     pub spec: serde_json::Value,
     pub memory_mib: u64,
     pub cpus: u32,
+    /// The network namespace the VM stands in (a pod's, made by CNI): its
+    /// interface becomes the guest's NIC.
+    pub netns: Option<PathBuf>,
+    /// A pod's VM: its containers' root filesystems and binds arrive
+    /// through the live share [`POD_SHARE`] after boot.
+    pub pod: bool,
 }
+
+/// The live share of a pod's VM ([`vm::Share::live`]), at `<dir>/pod`.
+pub const POD_SHARE: &str = "pod";
 
 type Key = (String, Option<u32>);
 
@@ -59,6 +68,10 @@ struct Process {
 
 struct Keeper {
     owner: String,
+    /// The guest pid of the owner's init: a pod's containers join its
+    /// IPC and UTS namespaces (and PID, when the pod shares it).
+    owner_guest_pid: Mutex<Option<i32>>,
+    pod: bool,
     client: vm::AgentClient,
     vm: Mutex<Option<vm::Vm>>,
     processes: Mutex<HashMap<Key, Process>>,
@@ -112,10 +125,13 @@ fn boot(dir: &Path) -> Result<Keeper> {
     let agent = vm::AgentBinary::locate(None)?;
     let guest = GuestSpec::new(cfg.spec.clone(), None, SHARE_PREFIX);
     let mut v = vm::VmConfig::new(&cfg.owner, &cfg.vm_id, kernel, agent, &cfg.rootfs, dir);
+    v.shares = guest.shares.clone();
+    if cfg.pod {
+        v.shares.push(pod_share(dir)?);
+    }
     v.memory_mib = cfg.memory_mib;
     v.cpus = cfg.cpus;
     v.boot_timeout = BOOT_TIMEOUT;
-    v.shares = guest.shares.clone();
     v.console_log = Some(dir.join(CONSOLE));
     // What the guest makes the keeper buffer counts against the VM's limit.
     v.cgroup_holds_caller = true;
@@ -125,9 +141,33 @@ fn boot(dir: &Path) -> Result<Keeper> {
     if std::env::var_os("ISOLA_VM_TEMPLATE").is_some_and(|t| t == "0") {
         v.template_dir = None;
     }
+    // In a pod's namespace: a tap beside its interface, redirected both
+    // ways, becomes the guest's NIC, with the interface's MAC.
+    let endpoint = match &cfg.netns {
+        Some(ns) => network::tap::endpoint(ns)
+            .with_context(|| format!("read the network namespace {}", ns.display()))?,
+        None => None,
+    };
+    let tap = match (&cfg.netns, &endpoint) {
+        (Some(ns), Some(e)) => Some(network::tap::connect(ns, &e.ifname)?),
+        _ => None,
+    };
+    if let (Some((fd, _)), Some(e)) = (&tap, &endpoint) {
+        v.nic = Some(vm::Nic {
+            tap_fd: fd.as_raw_fd(),
+            mac: e.mac.clone(),
+        });
+    }
     let vm = vm::Vm::boot(&v)?;
+    if let (Some((_, mtu)), Some(e)) = (&tap, &endpoint) {
+        vm.client()
+            .configure_network(&e.mac, e.address, e.prefix_len, e.gateway, *mtu)
+            .context("configure the guest's network")?;
+    }
     Ok(Keeper {
         owner: cfg.owner,
+        owner_guest_pid: Mutex::new(None),
+        pod: cfg.pod,
         client: vm.client().clone(),
         vm: Mutex::new(Some(vm)),
         processes: Mutex::new(HashMap::new()),
@@ -163,6 +203,9 @@ impl Keeper {
         if let Some(mut vm) = lock(&self.vm).take() {
             let _ = self.client.shutdown();
             vm.shutdown(SHUTDOWN_TIMEOUT);
+        }
+        if self.pod {
+            unmount_pod(&self.dir);
         }
         let _ = std::fs::remove_file(self.dir.join(SOCKET));
         std::process::exit(0)
@@ -269,15 +312,24 @@ fn handle(keeper: &Keeper, req: Request, fds: Vec<OwnedFd>, conn: &UnixStream) -
     match req {
         Request::Create {
             id,
-            bundle: _,
+            bundle,
             spec,
             terminal,
         } => {
             if id != keeper.owner {
-                bail!(
-                    "container {id}: this VM holds only its own container ({})",
-                    keeper.owner
-                );
+                let pid = *lock(&keeper.owner_guest_pid);
+                let Some(sandbox_pid) = pid.filter(|_| keeper.pod) else {
+                    bail!(
+                        "container {id}: this VM holds only its own container ({})",
+                        keeper.owner
+                    );
+                };
+                let (spec, rootfs) = pod_container(&keeper.dir, &id, &bundle, *spec, sandbox_pid)?;
+                let (_pid, io) = client
+                    .mount_shares_and_create(&[(POD_SHARE, false)], &id, &spec, &rootfs, terminal)
+                    .context("create the container in the pod's VM")?;
+                let master = keeper.attach((id, None), io, terminal, fds)?;
+                return Ok(Handled::Answer(Response::Done, master));
             }
             let guest = GuestSpec::new(*spec, None, SHARE_PREFIX);
             let mounts: Vec<(String, bool)> = guest
@@ -288,9 +340,10 @@ fn handle(keeper: &Keeper, req: Request, fds: Vec<OwnedFd>, conn: &UnixStream) -
             let mounts: Vec<(&str, bool)> =
                 mounts.iter().map(|(t, ro)| (t.as_str(), *ro)).collect();
             let spec = guest.into_spec().context("the spec as the guest sees it")?;
-            let (_pid, io) = client
+            let (pid, io) = client
                 .mount_shares_and_create(&mounts, &id, &spec, vm::GUEST_ROOTFS, terminal)
                 .context("create the container in the VM")?;
+            *lock(&keeper.owner_guest_pid) = Some(pid);
             let master = keeper.attach((id, None), io, terminal, fds)?;
             Ok(Handled::Answer(Response::Done, master))
         }
@@ -378,6 +431,9 @@ fn handle(keeper: &Keeper, req: Request, fds: Vec<OwnedFd>, conn: &UnixStream) -
             if id == keeper.owner {
                 return Ok(Handled::Finish);
             }
+            if keeper.pod {
+                unmount_container(&keeper.dir, &id);
+            }
             done
         }
     }
@@ -389,4 +445,147 @@ fn peer_closed(conn: &UnixStream) -> bool {
     use nix::poll::{poll, PollFd, PollFlags};
     let mut fds = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
     matches!(poll(&mut fds, 0u16), Ok(n) if n > 0)
+}
+
+/// The pod share's directory: a mount point of its own with shared
+/// propagation, so that the binds made under it later reach QEMU's jail
+/// (whose copy is a slave of it).
+fn pod_share(dir: &Path) -> Result<vm::Share> {
+    use nix::mount::{mount, MsFlags};
+    let pod = dir.join(POD_SHARE);
+    std::fs::create_dir_all(&pod).with_context(|| format!("create {}", pod.display()))?;
+    mount(
+        Some(&pod),
+        &pod,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind {} onto itself", pod.display()))?;
+    mount(
+        None::<&str>,
+        &pod,
+        None::<&str>,
+        MsFlags::MS_SHARED,
+        None::<&str>,
+    )
+    .with_context(|| format!("make {} a shared mount", pod.display()))?;
+    Ok(vm::Share {
+        tag: POD_SHARE.into(),
+        host_path: pod,
+        read_only: false,
+        files: None,
+        live: true,
+    })
+}
+
+/// Unmounts the pod share and everything bound under it.
+pub fn unmount_pod(dir: &Path) {
+    let _ = nix::mount::umount2(&dir.join(POD_SHARE), nix::mount::MntFlags::MNT_DETACH);
+}
+
+/// Where a pod container's files are on the host: `<dir>/pod/<id>`.
+fn container_dir(dir: &Path, id: &str) -> PathBuf {
+    dir.join(POD_SHARE).join(id)
+}
+
+/// Unmounts what a pod container's create bound into the pod share.
+fn unmount_container(dir: &Path, id: &str) {
+    let cdir = container_dir(dir, id);
+    if let Ok(entries) = std::fs::read_dir(&cdir) {
+        for e in entries.flatten() {
+            let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&cdir);
+}
+
+/// A pod container's spec as the guest sees it, and its rootfs there. Its
+/// root filesystem and each host path it binds are bound under the pod
+/// share (reaching the running VM through it); the namespaces it joins by
+/// path (the sandbox's, as the host knows them) become the sandbox init's
+/// in the guest; the network namespace is the VM's own.
+fn pod_container(
+    dir: &Path,
+    id: &str,
+    bundle: &Path,
+    mut spec: serde_json::Value,
+    sandbox_pid: i32,
+) -> Result<(oci_spec::runtime::Spec, String)> {
+    use nix::mount::{mount, MsFlags};
+    let cdir = container_dir(dir, id);
+    let guest_dir = format!("{}/{id}", vm::share_path(POD_SHARE));
+    let made = (|| -> Result<String> {
+        std::fs::create_dir_all(&cdir).with_context(|| format!("create {}", cdir.display()))?;
+        let bind = |source: &Path, name: &str| -> Result<()> {
+            let target = cdir.join(name);
+            if source.is_dir() {
+                std::fs::create_dir(&target)
+            } else {
+                std::fs::File::create(&target).map(drop)
+            }
+            .with_context(|| format!("create {}", target.display()))?;
+            mount(
+                Some(source),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .with_context(|| format!("bind {} to {}", source.display(), target.display()))
+        };
+        let root = PathBuf::from(spec["root"]["path"].as_str().unwrap_or("rootfs"));
+        let root = if root.is_absolute() {
+            root
+        } else {
+            bundle.join(root)
+        };
+        bind(&root, "rootfs")?;
+        for (i, m) in spec["mounts"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let options: Vec<String> = m["options"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o.as_str().map(String::from))
+                .collect();
+            let is_bind =
+                m["type"] == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+            let Some(source) = m["source"].as_str().filter(|_| is_bind).map(PathBuf::from) else {
+                continue;
+            };
+            let name = format!("m{i}");
+            bind(&source, &name)?;
+            m["source"] = serde_json::Value::String(format!("{guest_dir}/{name}"));
+        }
+        for ns in spec["linux"]["namespaces"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            let kind = ns["type"].as_str().unwrap_or("").to_string();
+            if ns.get("path").is_some() && kind != "network" {
+                let file = match kind.as_str() {
+                    "mount" => "mnt",
+                    other => other,
+                };
+                ns["path"] = serde_json::Value::String(format!("/proc/{sandbox_pid}/ns/{file}"));
+            }
+        }
+        Ok(format!("{guest_dir}/rootfs"))
+    })();
+    match made {
+        Ok(rootfs) => {
+            let spec = serde_json::from_value(spec).context("the pod container's spec")?;
+            Ok((spec, rootfs))
+        }
+        Err(e) => {
+            unmount_container(dir, id);
+            Err(e)
+        }
+    }
 }

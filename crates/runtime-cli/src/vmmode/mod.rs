@@ -220,9 +220,47 @@ fn load(root: &Path, id: &str) -> Result<Record> {
     Record::load(root, id)?.ok_or_else(|| anyhow!("container {id} does not exist"))
 }
 
+/// containerd's CRI plugin marks a pod's containers with these.
+const CRI_TYPE: &str = "io.kubernetes.cri.container-type";
+const CRI_SANDBOX: &str = "io.kubernetes.cri.sandbox-id";
+
+/// The sandbox whose pod a CRI container belongs to.
+pub fn sandbox_of(spec: &Value) -> Option<&str> {
+    let a = &spec["annotations"];
+    (a[CRI_TYPE] == "container")
+        .then(|| a[CRI_SANDBOX].as_str())
+        .flatten()
+}
+
+/// The network namespace a spec joins by path (a pod's, made by CNI).
+fn netns_path(spec: &Value) -> Option<PathBuf> {
+    spec["linux"]["namespaces"]
+        .as_array()?
+        .iter()
+        .find(|n| n["type"] == "network")?["path"]
+        .as_str()
+        .map(PathBuf::from)
+}
+
+/// A bind of the host's /dev/shm-like tmpfs (CRI binds the sandbox's)
+/// becomes the guest's own tmpfs: shared memory is memory of the VM.
+fn guest_shm(spec: &mut Value) {
+    for m in spec["mounts"].as_array_mut().into_iter().flatten() {
+        if m["destination"] == "/dev/shm" && m["type"] != "tmpfs" {
+            *m = json!({
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            });
+        }
+    }
+}
+
 /// `create` in VM mode.
-pub fn create(root: &Path, a: &crate::CreateArgs, spec: Value) -> Result<()> {
+pub fn create(root: &Path, a: &crate::CreateArgs, mut spec: Value) -> Result<()> {
     let id = &a.id;
+    guest_shm(&mut spec);
     runtime::records::validate_id(id)?;
     let dir = root.join(id);
     if dir.exists() {
@@ -258,13 +296,27 @@ pub fn create(root: &Path, a: &crate::CreateArgs, spec: Value) -> Result<()> {
         .map(|l| l as u64);
     let memory_mib = vm::cmdline::guest_memory_mib(limit)
         .with_context(|| format!("bundle {}: linux.resources.memory.limit", bundle.display()))?;
+    // A pod's container goes into its sandbox's VM.
+    let sandbox = match sandbox_of(&spec) {
+        Some(sb) => Some(
+            Record::load(root, sb)?
+                .filter(|r| r.owner && !matches!(r.status(), "stopped" | "creating"))
+                .ok_or_else(|| {
+                    anyhow!("container {id}: its pod's sandbox {sb} does not run in a VM here (it does not exist, or its VM has stopped)")
+                })?,
+        ),
+        None => None,
+    };
     let cpus = vm::cmdline::guest_cpus(cpu_quota(&spec));
     let annotations: HashMap<String, String> =
         serde_json::from_value(spec["annotations"].clone()).unwrap_or_default();
 
     runtime::private_dir(root).with_context(|| format!("create {}", root.display()))?;
     std::fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let vdir = vm_dir(root, id);
+    let vdir = match &sandbox {
+        Some(sb) => sb.vm_dir.clone(),
+        None => vm_dir(root, id),
+    };
     let mut record = Record {
         id: id.clone(),
         bundle: bundle.clone(),
@@ -272,7 +324,7 @@ pub fn create(root: &Path, a: &crate::CreateArgs, spec: Value) -> Result<()> {
         created_ns: runtime::records::now_ns(),
         annotations,
         vm_dir: vdir.clone(),
-        owner: true,
+        owner: sandbox.is_none(),
         standin: None,
         started: false,
         paused: false,
@@ -280,15 +332,19 @@ pub fn create(root: &Path, a: &crate::CreateArgs, spec: Value) -> Result<()> {
     };
     let made = (|| -> Result<()> {
         record.save(root)?;
-        let cfg = keeper::KeeperConfig {
-            vm_id: id.clone(),
-            owner: id.clone(),
-            rootfs: rootfs.clone(),
-            spec: spec.clone(),
-            memory_mib,
-            cpus,
-        };
-        start_keeper(root, &vdir, &cfg)?;
+        if sandbox.is_none() {
+            let cfg = keeper::KeeperConfig {
+                vm_id: id.clone(),
+                owner: id.clone(),
+                rootfs: rootfs.clone(),
+                spec: spec.clone(),
+                memory_mib,
+                cpus,
+                netns: netns_path(&spec),
+                pod: spec["annotations"][CRI_TYPE] == "sandbox",
+            };
+            start_keeper(root, &vdir, &cfg)?;
+        }
         let stdio = [0, 1, 2];
         let (_, fds) = record.ask(
             &Request::Create {
@@ -451,6 +507,7 @@ fn clean_vm(vdir: &Path, vm_id: &str) {
         }
     }
     vm::host_cgroup::remove_orphan(vm_id);
+    keeper::unmount_pod(vdir);
     let _ = std::fs::remove_dir_all(vdir);
 }
 
