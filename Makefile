@@ -40,4 +40,6 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 target/release/isola target/release/isola-runtime $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 target/x86_64-unknown-linux-gnu/release/agent $(DESTDIR)$(PREFIX)/bin/isola-agent
-	@echo "installed isola, isola-runtime and isola-agent into $(DESTDIR)$(PREFIX)/bin (guest kernel: $(CACHE)/kernel)"
+	@# The VM-isolation name of the runtime, for a RuntimeClass handler's BinaryName.
+	ln -sf isola-runtime $(DESTDIR)$(PREFIX)/bin/isola-runtime-vm
+	@echo "installed isola, isola-runtime (and isola-runtime-vm) and isola-agent into $(DESTDIR)$(PREFIX)/bin (guest kernel: $(CACHE)/kernel)"
