@@ -4,7 +4,7 @@
 # on a quiet machine. Each script takes N=<runs> from the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for b in runtime run-container api pull vm vm-isola vm-arch; do
+for b in runtime run-container api pull vm vm-isola vm-arch runtime-vm; do
   echo "== bench/$b.sh"
   "bench/$b.sh"
 done
