@@ -38,8 +38,9 @@ pub struct Agent {
     serving_at_ms: u64,
     procs: ProcTable,
     containers: Containers,
-    /// Streams whose process is a container's init.
-    main_streams: Vec<u32>,
+    /// The stream of the VM's own container's init (the first created):
+    /// its exit powers the VM off. A pod's other containers come and go.
+    main_stream: Option<u32>,
     power_off_at: Option<Instant>,
     host_gone: bool,
     /// Guest paths of the shares mounted so far.
@@ -64,7 +65,7 @@ impl Agent {
             sigchld: File::from(sigchld),
             procs: ProcTable::default(),
             containers: Containers::default(),
-            main_streams: Vec::new(),
+            main_stream: None,
             power_off_at: None,
             host_gone: false,
             shares: Vec::new(),
@@ -267,7 +268,7 @@ impl Agent {
                 .map(|p| {
                     let pid = p.pid;
                     self.procs.by_stream.insert(stream, p);
-                    self.main_streams.push(stream);
+                    self.main_stream.get_or_insert(stream);
                     Response::Created { pid }
                 }),
             Request::Init {
@@ -516,11 +517,11 @@ impl Agent {
         for w in waiters {
             self.respond(w, &Response::Exit { code })?;
         }
-        // The main process is done, and so is the VM: power off now, without
+        // The VM's own container is done, and so is the VM: power off now, without
         // waiting for the host's Shutdown. The port is written with blocking
         // writes, which return once QEMU has taken the bytes, so the exit
         // code is already in the host's socket.
-        if self.main_streams.contains(&stream) && self.power_off_at.is_none() {
+        if self.main_stream == Some(stream) && self.power_off_at.is_none() {
             self.power_off_at = Some(Instant::now());
         }
         Ok(())

@@ -317,14 +317,6 @@ fn containerd_runs_busybox_through_isola_runtime() {
     assert!(common::cgroup_dirs_named(&id).is_empty());
 }
 
-/// A link named isola-runtime-vm to the runtime, as `make install` makes
-/// it for a RuntimeClass handler.
-fn vm_binary(dir: &Path) -> String {
-    let link = dir.join("isola-runtime-vm");
-    std::os::unix::fs::symlink(BIN, &link).unwrap();
-    link.display().to_string()
-}
-
 /// Host processes whose command line is exactly `args` (NUL-separated).
 fn host_processes(args: &[&str]) -> Vec<i32> {
     let want: Vec<u8> = args
@@ -369,8 +361,7 @@ fn containerd_runs_busybox_in_a_vm_through_isola_runtime_vm() {
     }
     let ctd = Containerd::start_with_env(&[("ISOLA_AGENT", testkit::static_agent())]);
     let image = import_busybox(&ctd);
-    let links = tempfile::tempdir().unwrap();
-    let vm_bin = vm_binary(links.path());
+    let vm_bin = common::vm_binary().display().to_string();
     let host_release =
         String::from_utf8(Command::new("uname").arg("-r").output().unwrap().stdout).unwrap();
 

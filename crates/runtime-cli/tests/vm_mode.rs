@@ -14,12 +14,9 @@ use common::{assert_nothing_left, wait_until, Runtime, BIN};
 use serde_json::json;
 use testkit::{runtime_config, unique_name, Bundle};
 
-/// The runtime as `isola-runtime-vm` (a link, as `make install` makes it).
-fn vm_runtime() -> (Runtime, tempfile::TempDir) {
-    let links = tempfile::tempdir().unwrap();
-    let link = links.path().join("isola-runtime-vm");
-    std::os::unix::fs::symlink(BIN, &link).unwrap();
-    (Runtime::with_binary(&link), links)
+/// The runtime as `isola-runtime-vm`.
+fn vm_runtime() -> Runtime {
+    Runtime::with_binary(&common::vm_binary())
 }
 
 /// What a failed VM create may not leave: the keeper directories and QEMU.
@@ -38,9 +35,11 @@ fn qemus_of(id: &str) -> Vec<i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                .unwrap_or_default()
-                .contains(&format!("/isola-vm/{id}/"))
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            comm.starts_with("isola-vm-")
+                && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                    .unwrap_or_default()
+                    .contains(&format!("/isola-vm/{id}/"))
         })
         .collect()
 }
@@ -64,7 +63,7 @@ fn features_report_the_isolation_annotation_and_the_default() {
     let f: serde_json::Value =
         serde_json::from_str(&rt.ok(&["--isolation", "vm", "features"])).unwrap();
     assert_eq!(f["annotations"]["io.isola.isolation.default"], "vm");
-    let (vm, _links) = vm_runtime();
+    let vm = vm_runtime();
     let f: serde_json::Value = serde_json::from_str(&vm.ok(&["features"])).unwrap();
     assert_eq!(f["annotations"]["io.isola.isolation.default"], "vm");
 }
@@ -82,7 +81,7 @@ fn bad_isolation_requests_are_refused_in_one_line() {
     );
 
     // A pod may not ask a VM handler for less isolation.
-    let (vm, _links) = vm_runtime();
+    let vm = vm_runtime();
     config["annotations"] = json!({"io.isola.isolation": "process"});
     let bundle = Bundle::new(&config);
     let err = create_fails(&vm, &bundle, &unique_name("vm-downgrade"));
@@ -141,7 +140,7 @@ fn a_stand_in_exits_with_the_guest_process_and_passes_signals_on() {
         return;
     }
     let agent = testkit::static_agent();
-    let (vm, _links) = vm_runtime();
+    let vm = vm_runtime();
     let id = unique_name("vm-standin");
     // The init traps TERM (exit 42); an exec with a marker argument runs beside it.
     let bundle = Bundle::new(&runtime_config(&[
@@ -247,4 +246,266 @@ fn a_stand_in_exits_with_the_guest_process_and_passes_signals_on() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "state of a deleted container");
+}
+
+/// Runs `ip` with `args`, which must succeed.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace as a CNI bridge plugin leaves one: `eth0` with an
+/// address, its peer on the host with the gateway's. Removed on drop.
+struct PodNetwork {
+    name: String,
+    host_if: String,
+}
+
+impl PodNetwork {
+    fn new(octet: u8) -> PodNetwork {
+        let name = unique_name("isola-pod");
+        let host_if = format!("vp{}", std::process::id() % 100_000);
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", "eth0", "netns", &name,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.211.{octet}.1/24"),
+            "dev",
+            &host_if,
+        ]);
+        ip(&["link", "set", &host_if, "up"]);
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("10.211.{octet}.2/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &name, "link", "set", "eth0", "up"]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n",
+            &name,
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.211.{octet}.1"),
+        ]);
+        PodNetwork { name, host_if }
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+}
+
+impl Drop for PodNetwork {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// `create` with the stdio in files (the container keeps it), which must succeed.
+fn create_ok(rt: &Runtime, bundle: &Bundle, id: &str, pid_file: &Path) {
+    rt.track(id);
+    let err = bundle.path().join("create.err");
+    let status = rt
+        .cmd(&[
+            "create",
+            "--bundle",
+            bundle.path().to_str().unwrap(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            id,
+        ])
+        .env("ISOLA_AGENT", testkit::static_agent())
+        .stdout(std::fs::File::create(bundle.path().join("create.out")).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "create {id}: {}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+}
+
+#[test]
+fn a_pod_is_one_vm_in_the_pods_network_namespace() {
+    if !testkit::require("VM-mode pod test", common::vm_missing()) {
+        return;
+    }
+    let vm = vm_runtime();
+    let net = PodNetwork::new((std::process::id() % 200) as u8 + 20);
+    let sandbox = unique_name("pod-sandbox");
+    let cri = |kind: &str| {
+        json!({
+            "io.kubernetes.cri.container-type": kind,
+            "io.kubernetes.cri.sandbox-id": sandbox,
+        })
+    };
+    // The sandbox (pause) in the pod's network namespace, as CRI makes it.
+    let mut config = runtime_config(&["sleep", "987658"]);
+    config["annotations"] = cri("sandbox");
+    for ns in config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = json!(net.path());
+        }
+    }
+    let sb_bundle = Bundle::new(&config);
+    let sb_pid = sb_bundle.path().join("pid");
+    create_ok(&vm, &sb_bundle, &sandbox, &sb_pid);
+    vm.ok(&["start", &sandbox]);
+    let stand_in = pid_in(&sb_pid);
+
+    // The pod's containers join the sandbox's namespaces by the host's
+    // paths, as CRI gives them; one serves a page, one fetches it.
+    let container = |id: &str, args: &[&str], file: Option<(&str, &str)>| {
+        let mut config = runtime_config(args);
+        config["annotations"] = cri("container");
+        for ns in config["linux"]["namespaces"].as_array_mut().unwrap() {
+            let kind = ns["type"].as_str().unwrap().to_string();
+            match kind.as_str() {
+                "network" => ns["path"] = json!(net.path()),
+                "ipc" | "uts" => ns["path"] = json!(format!("/proc/{stand_in}/ns/{kind}")),
+                _ => {}
+            }
+        }
+        let bundle = Bundle::new(&config);
+        if let Some((path, text)) = file {
+            let p = bundle.rootfs().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let pid = bundle.path().join("pid");
+        create_ok(&vm, &bundle, id, &pid);
+        vm.ok(&["start", id]);
+        bundle
+    };
+    let web = format!("{sandbox}-web");
+    let _web_bundle = container(
+        &web,
+        &["httpd", "-f", "-p", "8080", "-h", "/www"],
+        Some(("www/index.html", "hello from the pod\n")),
+    );
+    let client = format!("{sandbox}-client");
+    let client_bundle = container(
+        &client,
+        &[
+            "sh",
+            "-c",
+            "for i in $(seq 100); do wget -qO- http://127.0.0.1:8080/ && break; sleep 0.2; done; hostname",
+        ],
+        None,
+    );
+    wait_until("the client to finish", || vm.status(&client) == "stopped");
+    let out = std::fs::read_to_string(client_bundle.path().join("create.out")).unwrap();
+    assert_eq!(
+        out, "hello from the pod\nisola-test\n",
+        "localhost and the hostname (UTS) are the pod's"
+    );
+
+    // One VM for the pod; the pod's processes are not the host's.
+    assert_eq!(qemus_of(&sandbox).len(), 1, "one QEMU for the pod");
+    assert!(qemus_of(&web).is_empty() && qemus_of(&client).is_empty());
+    let exec = vm
+        .cmd(&["exec", &web, "sh", "-c", "cat /proc/version"])
+        .output()
+        .unwrap();
+    let guest = String::from_utf8_lossy(&exec.stdout).to_string();
+    let host = std::fs::read_to_string("/proc/version").unwrap();
+    assert!(
+        !guest.is_empty() && guest != host,
+        "{guest}{}{}",
+        String::from_utf8_lossy(&exec.stderr),
+        debug_logs(&vm)
+    );
+
+    // The pod's address, from the host: through the veth into the VM.
+    let page = Command::new("curl")
+        .args(["-s", "-m", "10"])
+        .arg(format!("http://{}:8080/", pod_ip(&net)))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&page.stdout),
+        "hello from the pod\n",
+        "{}",
+        String::from_utf8_lossy(&page.stderr)
+    );
+
+    // Deleting the pod's containers, then the sandbox, leaves nothing.
+    vm.ok(&["delete", &client]);
+    vm.ok(&["kill", &web, "KILL"]);
+    wait_until("web to stop", || vm.status(&web) == "stopped");
+    vm.ok(&["delete", &web]);
+    assert_eq!(
+        qemus_of(&sandbox).len(),
+        1,
+        "the VM outlives the pod's containers"
+    );
+    vm.ok(&["delete", "--force", &sandbox]);
+    assert!(qemus_of(&sandbox).is_empty(), "the VM outlived its sandbox");
+    let left: Vec<_> = std::fs::read_dir(vm.root.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| {
+            n != ".vm"
+                && !n.to_string_lossy().ends_with(".out")
+                && !n.to_string_lossy().ends_with(".err")
+        })
+        .collect();
+    assert!(left.is_empty(), "state left: {left:?}");
+    let mounts = common::mounts_under(vm.root.path());
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+}
+
+/// The pod's address (eth0's in its namespace).
+fn pod_ip(net: &PodNetwork) -> String {
+    let out = Command::new("ip")
+        .args(["-n", &net.name, "-4", "-o", "addr", "show", "eth0"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap()
+        .to_string()
+}
+
+fn debug_logs(rt: &Runtime) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(rt.root.path().join(".vm"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for f in ["console.log", "keeper.log", "qemu.log"] {
+            let text = std::fs::read_to_string(e.path().join(f)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(25).collect();
+            out.push_str(&format!(
+                "\n--- {f}\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+    }
+    out
 }

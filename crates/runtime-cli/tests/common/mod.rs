@@ -312,3 +312,16 @@ pub fn vm_missing() -> Option<String> {
         .any(|d| d.join("qemu-system-x86_64").is_file());
     (!qemu).then(|| "qemu-system-x86_64 not installed (Debian package qemu-system-x86)".into())
 }
+
+/// `isola-runtime-vm` beside the built binary (a link to it, as `make
+/// install` makes one): the runtime in VM mode. It outlives every test, so
+/// that cleanup at the end of a test still finds it.
+pub fn vm_binary() -> PathBuf {
+    let link = Path::new(BIN).with_file_name("isola-runtime-vm");
+    match std::os::unix::fs::symlink("isola-runtime", &link) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => panic!("link {}: {e}", link.display()),
+    }
+    link
+}
