@@ -159,6 +159,14 @@ impl Containers {
             .map_err(|e| anyhow::anyhow!(runtime::error_chain(&e)))
     }
 
+    /// Changes the container's cgroup limits (the runtime's `update`).
+    pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        self.get(id)?
+            .container
+            .update(resources)
+            .map_err(|e| anyhow::anyhow!(runtime::error_chain(&e)))
+    }
+
     /// Guest pids of the container's processes (its cgroup; every user process
     /// of the guest if that cannot be read).
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {

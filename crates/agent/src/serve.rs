@@ -335,6 +335,13 @@ impl Agent {
                         stats: top::stats(cg),
                     })
             }
+            Request::Update {
+                container,
+                resources,
+            } => self
+                .containers
+                .update(&container, &resources)
+                .map(|()| Response::Ok),
             Request::MountShare { tag, read_only } => self.mount_share(&tag, read_only),
             Request::Shutdown => {
                 self.power_off_at = Some(Instant::now());

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; the host refuses an agent that differs.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Where the agent mounts the host's rootfs share in the guest.
 pub const GUEST_ROOTFS: &str = "/run/isola/rootfs";
@@ -74,6 +74,12 @@ pub enum Request {
     Top { container: String },
     /// The container's cgroup figures inside the guest: [`Response::Stats`].
     Stats { container: String },
+    /// Changes the container's cgroup limits in the guest, as `runc update`
+    /// does on a host: answered by [`Response::Ok`].
+    Update {
+        container: String,
+        resources: Box<oci_spec::runtime::LinuxResources>,
+    },
     /// Mount the host's 9p share `tag` (a volume) in the guest, at
     /// `/run/isola/shares/<tag>`: answered by [`Response::Mounted`]. Idempotent.
     MountShare { tag: String, read_only: bool },

@@ -219,6 +219,33 @@ fn a_stand_in_exits_with_the_guest_process_and_passes_signals_on() {
         count("987657") == "0"
     });
 
+    // update: the new limit is the guest cgroup's; one above the VM's memory is refused.
+    vm.ok(&["update", "--memory", "67108864", "--pids-limit", "77", &id]);
+    let limits = vm
+        .cmd(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&limits.stdout),
+        "67108864\n77\n",
+        "{}",
+        String::from_utf8_lossy(&limits.stderr)
+    );
+    let too_big = vm
+        .cmd(&["update", "--memory", &(1u64 << 30).to_string(), &id])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&too_big.stderr);
+    assert!(!too_big.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("1024 MiB") && err.contains("128 MiB"), "{err}");
+
     // An exec's exit code is the exec command's.
     let out = vm
         .cmd(&["exec", &id, "sh", "-c", "exit 9"])

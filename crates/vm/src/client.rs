@@ -587,6 +587,20 @@ impl AgentClient {
         }
     }
 
+    /// Changes the container's cgroup limits in the guest.
+    pub fn update(
+        &self,
+        container: &str,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), Error> {
+        let req = Request::Update {
+            container: container.to_string(),
+            resources: Box::new(resources.clone()),
+        };
+        self.expect_ok("update the container's resources", &req)
+            .map(drop)
+    }
+
     pub fn stats(&self, container: &str) -> Result<ContainerStats, Error> {
         let req = Request::Stats {
             container: container.to_string(),

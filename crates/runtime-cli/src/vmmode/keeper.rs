@@ -72,6 +72,8 @@ struct Keeper {
     /// IPC and UTS namespaces (and PID, when the pod shares it).
     owner_guest_pid: Mutex<Option<i32>>,
     pod: bool,
+    /// The guest's memory.
+    memory_mib: u64,
     client: vm::AgentClient,
     vm: Mutex<Option<vm::Vm>>,
     processes: Mutex<HashMap<Key, Process>>,
@@ -168,6 +170,7 @@ fn boot(dir: &Path) -> Result<Keeper> {
         owner: cfg.owner,
         owner_guest_pid: Mutex::new(None),
         pod: cfg.pod,
+        memory_mib: cfg.memory_mib,
         client: vm.client().clone(),
         vm: Mutex::new(Some(vm)),
         processes: Mutex::new(HashMap::new()),
@@ -423,8 +426,28 @@ fn handle(keeper: &Keeper, req: Request, fds: Vec<OwnedFd>, conn: &UnixStream) -
             keeper.paused.store(pause, Ordering::SeqCst);
             done
         }
-        Request::Update { id, resources: _ } => {
-            bail!("container {id}: updating the resources of a VM container is not supported yet")
+        Request::Update { id, resources } => {
+            // The guest's memory is what the VM was booted with: a limit
+            // above it would promise what the VM does not have.
+            let limit = resources
+                .memory()
+                .as_ref()
+                .and_then(|m| m.limit())
+                .filter(|l| *l > 0);
+            if let Some(limit) = limit {
+                let guest = keeper.memory_mib << 20;
+                if limit as u64 > guest {
+                    bail!(
+                        "container {id}: a memory limit of {} MiB is above the VM's {} MiB (the VM is sized at create from linux.resources.memory.limit)",
+                        (limit as u64) >> 20,
+                        keeper.memory_mib
+                    );
+                }
+            }
+            keeper
+                .thawed(false, || client.update(&id, &resources))
+                .context("update the container's resources in the VM")?;
+            done
         }
         Request::Delete { id } => {
             lock(&keeper.processes).retain(|(c, _), _| *c != id);
