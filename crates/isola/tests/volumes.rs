@@ -128,14 +128,16 @@ fn volume_commands_create_list_inspect_remove_and_prune() {
         err.contains("web") && err.contains("different labels"),
         "{err}"
     );
-    root.ok(&["volume", "create", "db"]);
+    // Not hex: a name filter matches substrings, and an anonymous volume's
+    // name is 64 hex digits.
+    root.ok(&["volume", "create", "pg"]);
     let anon = root.ok(&["volume", "create"]).trim().to_string();
     assert!(
         anon.len() == 64 && anon.bytes().all(|b| b.is_ascii_hexdigit()),
         "{anon}"
     );
 
-    let mut all = vec![anon.clone(), "db".to_string(), "web".to_string()];
+    let mut all = vec![anon.clone(), "pg".to_string(), "web".to_string()];
     all.sort();
     assert_eq!(lines(&root.ok(&["volume", "ls", "-q"])), all);
     assert_eq!(volume_dirs(&root), all);
@@ -150,7 +152,7 @@ fn volume_commands_create_list_inspect_remove_and_prune() {
     assert_eq!(q("label=app=web"), ["web"]);
     assert_eq!(q("label=tier"), ["web"]);
     assert_eq!(q("label=app=db"), Vec::<String>::new());
-    assert_eq!(q("name=db"), ["db"]);
+    assert_eq!(q("name=pg"), ["pg"]);
     assert_eq!(q("name=we"), ["web"]);
     assert_eq!(q("dangling=true"), all);
     let json: serde_json::Value = serde_json::from_str(
@@ -164,7 +166,7 @@ fn volume_commands_create_list_inspect_remove_and_prune() {
     assert!(err.contains("colour"), "{err}");
 
     let out: serde_json::Value =
-        serde_json::from_str(&root.ok(&["volume", "inspect", "web", "db"])).unwrap();
+        serde_json::from_str(&root.ok(&["volume", "inspect", "web", "pg"])).unwrap();
     let web = &out[0];
     assert_eq!(web["Name"], "web");
     assert_eq!(web["Driver"], "local");
@@ -184,8 +186,8 @@ fn volume_commands_create_list_inspect_remove_and_prune() {
     assert!(err.contains("no such volume: nope"), "{err}");
 
     // rm: each named volume, a missing one an error unless -f.
-    std::fs::write(data(&root, "db").join("f"), "12345").unwrap();
-    assert_eq!(root.ok(&["volume", "rm", "db"]).trim(), "db");
+    std::fs::write(data(&root, "pg").join("f"), "12345").unwrap();
+    assert_eq!(root.ok(&["volume", "rm", "pg"]).trim(), "pg");
     let out = root.run(&["volume", "rm", "nope", "web"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such volume: nope"));
