@@ -27,6 +27,9 @@ use crate::volumes::{self, VolumeError};
 
 /// Errors of container operations.
 mod signals;
+mod update;
+
+pub use update::LimitsUpdate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

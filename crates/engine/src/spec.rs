@@ -60,6 +60,48 @@ pub fn cgroups_path(id: &str) -> String {
     format!("/isola/{id}")
 }
 
+/// `linux.resources` for `limits` (memory, CPU quota, pids), without devices.
+pub fn limit_resources(limits: &crate::state::Limits) -> Value {
+    let mut resources = json!({});
+    if let Some(m) = limits.memory {
+        resources["memory"] = json!({ "limit": m });
+    }
+    if let Some(q) = limits.cpu_quota {
+        resources["cpu"] = json!({ "quota": q, "period": CPU_PERIOD_US });
+    }
+    if let Some(p) = limits.pids_limit {
+        resources["pids"] = json!({ "limit": p });
+    }
+    resources
+}
+
+/// Rewrites the limits in the bundle's `linux.resources` (for the next
+/// start), keeping the rest of the spec.
+pub fn update_bundle_limits(
+    container_dir: &Path,
+    limits: &crate::state::Limits,
+) -> Result<(), SpecError> {
+    let path = bundle_dir(container_dir).join("config.json");
+    let text = std::fs::read(&path).map_err(|source| SpecError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    let mut spec: Value = serde_json::from_slice(&text).map_err(SpecError::Invalid)?;
+    let resources = &mut spec["linux"]["resources"];
+    for key in ["memory", "cpu", "pids"] {
+        if let Some(r) = resources.as_object_mut() {
+            r.remove(key);
+        }
+    }
+    if let (Some(r), Value::Object(new)) = (resources.as_object_mut(), limit_resources(limits)) {
+        r.extend(new);
+    }
+    crate::store::write_json_atomic(&path, &spec).map_err(|e| SpecError::Write {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })
+}
+
 /// The bundle directory of a container directory.
 pub fn bundle_dir(container_dir: &Path) -> PathBuf {
     container_dir.join("bundle")
@@ -223,16 +265,8 @@ pub fn runtime_config(
             "options": options,
         }));
     }
-    let mut resources = json!({ "devices": device_rules() });
-    if let Some(m) = config.limits.memory {
-        resources["memory"] = json!({ "limit": m });
-    }
-    if let Some(q) = config.limits.cpu_quota {
-        resources["cpu"] = json!({ "quota": q, "period": CPU_PERIOD_US });
-    }
-    if let Some(p) = config.limits.pids_limit {
-        resources["pids"] = json!({ "limit": p });
-    }
+    let mut resources = limit_resources(&config.limits);
+    resources["devices"] = Value::Array(device_rules());
     let mut linux = json!({
         "namespaces": namespaces,
         "cgroupsPath": cgroups_path(&config.id),

@@ -53,6 +53,8 @@ pub enum ContainerVerb {
     Pause(manage::RefsArgs),
     /// Thaw paused containers.
     Unpause(manage::RefsArgs),
+    /// Change containers' resource limits (at once if they run, and for their next start).
+    Update(manage::UpdateArgs),
     /// Remove containers (stopped ones unless -f).
     Rm(manage::RmArgs),
     /// Rename a container.
@@ -210,6 +212,7 @@ impl ContainerVerb {
             ContainerVerb::Restart(a) => manage::restart(engine, a),
             ContainerVerb::Pause(a) => manage::pause(engine, a, true),
             ContainerVerb::Unpause(a) => manage::pause(engine, a, false),
+            ContainerVerb::Update(a) => manage::update(engine, a),
             ContainerVerb::Rm(a) => manage::rm(engine, a),
             ContainerVerb::Rename {
                 container,

@@ -484,6 +484,62 @@ fn stats_report_cgroup_usage_and_limits() {
 }
 
 #[test]
+fn update_changes_a_running_containers_limits_and_keeps_them_for_the_next_start() {
+    let root = Root::new();
+    let id = root.run_detached(&["--memory", "64m", "busybox", "sleep", "1000"]);
+    let cg = |ctl: &str, v1: &str, v2: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctl}/isola/{id}/{v1}"))
+            .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/isola/{id}/{v2}")))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let out = root.ok(&[
+        "update",
+        "-m",
+        "96m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "40",
+        &id,
+    ]);
+    assert_eq!(out.trim(), id, "update names each container it changed");
+    assert_eq!(
+        cg("memory", "memory.limit_in_bytes", "memory.max"),
+        (96u64 << 20).to_string()
+    );
+    assert_eq!(cg("pids", "pids.max", "pids.max"), "40");
+    assert_eq!(
+        root.inspect(&id, ".HostConfig.Memory"),
+        (96u64 << 20).to_string()
+    );
+    assert_eq!(root.inspect(&id, ".HostConfig.PidsLimit"), "40");
+    assert_eq!(root.inspect(&id, ".HostConfig.NanoCpus"), "500000000");
+    // The next start has them too.
+    root.ok(&["restart", "-t", "0", &id]);
+    assert_eq!(
+        cg("memory", "memory.limit_in_bytes", "memory.max"),
+        (96u64 << 20).to_string()
+    );
+    // Bad input: one line, nothing changed.
+    let (code, err) = root.fails(&["update", "-m", "-5", &id]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("-5"), "{err}");
+    let (code, err) = root.fails(&["update", &id]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("one or more flags"), "{err}");
+    let (code, err) = root.fails(&["update", "-m", "64m", "no-such-container"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no-such-container"), "{err}");
+    assert_eq!(
+        root.inspect(&id, ".HostConfig.Memory"),
+        (96u64 << 20).to_string()
+    );
+    root.ok(&["rm", "-f", &id]);
+    root.assert_clean();
+}
+
+#[test]
 fn container_prune_removes_only_stopped_containers() {
     let root = Root::new();
     root.ok(&["run", "busybox", "true"]);

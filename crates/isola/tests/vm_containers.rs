@@ -113,6 +113,27 @@ fn vm_demonstration_ping_runs_in_its_own_kernel_and_every_command_works() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through the agent\n");
 
+    // update: the guest's cgroup takes the new limits, inspect shows them,
+    // and a memory limit above the VM's is refused in one line.
+    root.ok(&["update", "-m", "64m", "--pids-limit", "33", &id]);
+    assert_eq!(
+        root.ok(&[
+            "exec",
+            &id,
+            "cat",
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup/pids.max"
+        ]),
+        format!("{}\n33\n", 64u64 << 20)
+    );
+    assert_eq!(
+        root.inspect(&id, ".HostConfig.Memory"),
+        (64u64 << 20).to_string()
+    );
+    let (code, err) = root.fails(&["update", "-m", "2g", &id]);
+    assert_ne!(code, 0);
+    assert!(err.contains("2048 MiB") && err.contains("128 MiB"), "{err}");
+
     // The same image runs with process isolation, on the host kernel.
     let same = root.ok(&["run", "--rm", "busybox", "uname", "-r"]);
     assert_eq!(same.trim(), host_uname_r());

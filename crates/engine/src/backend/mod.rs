@@ -22,6 +22,12 @@ pub enum BackendError {
         #[source]
         source: Box<::vm::Error>,
     },
+    #[error("container {id}: a memory limit of {requested_mib} MiB is above its VM's {guest_mib} MiB (a VM's memory is set when the container is created)")]
+    VmMemoryAbove {
+        id: String,
+        requested_mib: u64,
+        guest_mib: u64,
+    },
     #[error("invalid --memory for a VM container")]
     VmMemory {
         #[source]
@@ -194,6 +200,8 @@ pub trait Backend: Send + Sync {
     fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), BackendError>;
     fn pause(&self, id: &str) -> Result<(), BackendError>;
     fn resume(&self, id: &str) -> Result<(), BackendError>;
+    /// Gives the running container of `config` the limits `new` (its cgroup's).
+    fn update(&self, config: &ContainerConfig, new: &Limits) -> Result<(), BackendError>;
     /// Starts `process` in the running container; stdio `None` inherits the
     /// caller's. The caller becomes responsible for waiting.
     fn exec(

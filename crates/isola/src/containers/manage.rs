@@ -150,6 +150,53 @@ pub fn pause(engine: &Engine, args: RefsArgs, pause: bool) -> anyhow::Result<u8>
     })
 }
 
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// Memory limit (e.g. 64m, 1g; at least 6m).
+    #[arg(short = 'm', long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Number of CPUs (e.g. 0.5).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpus: Option<String>,
+    /// Maximum number of processes (0 or -1: unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn update(engine: &Engine, args: UpdateArgs) -> anyhow::Result<u8> {
+    use engine::units;
+    let host_cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let change = engine::LimitsUpdate {
+        memory: args
+            .memory
+            .as_deref()
+            .map(units::parse_memory)
+            .transpose()?,
+        cpu_quota: args
+            .cpus
+            .as_deref()
+            .map(|c| units::parse_cpus(c, host_cpus))
+            .transpose()?,
+        pids_limit: args
+            .pids_limit
+            .as_deref()
+            .map(units::parse_pids_limit)
+            .transpose()?,
+    };
+    if change.is_empty() {
+        bail!("you must provide one or more flags when using this command (--memory, --cpus, --pids-limit)");
+    }
+    each(&args.containers, true, |r| {
+        let rec = engine.lookup(r)?;
+        engine.update(&rec, &change)?;
+        Ok(())
+    })
+}
+
 pub fn rm(engine: &Engine, args: RmArgs) -> anyhow::Result<u8> {
     each(&args.containers, true, |r| {
         let rec = engine.lookup(r)?;

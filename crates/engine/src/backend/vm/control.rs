@@ -35,6 +35,9 @@ pub enum Request {
         process: Box<oci_spec::runtime::Process>,
         tty: bool,
     },
+    Update {
+        resources: Box<oci_spec::runtime::LinuxResources>,
+    },
 }
 
 /// QEMU's own footprint on the host.
@@ -139,6 +142,12 @@ fn handle(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
                 }
             };
             match r {
+                Ok(()) => Response::Done,
+                Err(e) => Response::Error(chain(&e)),
+            }
+        }
+        Request::Update { resources } => {
+            match Thawed::new(shared, true).run(|| client.update(id, &resources)) {
                 Ok(()) => Response::Done,
                 Err(e) => Response::Error(chain(&e)),
             }

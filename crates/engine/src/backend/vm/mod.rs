@@ -559,6 +559,33 @@ impl Backend for VmBackend {
         self.ask(id, &control::Request::Resume).map(drop)
     }
 
+    fn update(&self, config: &ContainerConfig, new: &Limits) -> Result<(), BackendError> {
+        let id = config.id.as_str();
+        // The guest keeps the memory it was booted with.
+        let guest_mib = vm::cmdline::guest_memory_mib(config.limits.memory).map_err(|source| {
+            BackendError::VmMemory {
+                source: Box::new(source),
+            }
+        })?;
+        if let Some(m) = new.memory {
+            if m > guest_mib << 20 {
+                return Err(BackendError::VmMemoryAbove {
+                    id: id.into(),
+                    requested_mib: m >> 20,
+                    guest_mib,
+                });
+            }
+        }
+        let resources = super::process::resources(new);
+        self.ask(
+            id,
+            &control::Request::Update {
+                resources: Box::new(resources),
+            },
+        )
+        .map(drop)
+    }
+
     fn exec(
         &self,
         id: &str,
