@@ -217,7 +217,8 @@ fn vm_dir(root: &Path, vm_id: &str) -> PathBuf {
 }
 
 fn load(root: &Path, id: &str) -> Result<Record> {
-    Record::load(root, id)?.ok_or_else(|| anyhow!("container {id} does not exist"))
+    // The process runtime's errors: containerd's shim matches their words.
+    Record::load(root, id)?.ok_or_else(|| runtime::Error::NotFound { id: id.into() }.into())
 }
 
 /// containerd's CRI plugin marks a pod's containers with these.
@@ -264,7 +265,7 @@ pub fn create(root: &Path, a: &crate::CreateArgs, mut spec: Value) -> Result<()>
     runtime::records::validate_id(id)?;
     let dir = root.join(id);
     if dir.exists() {
-        bail!("container {id} already exists");
+        return Err(runtime::Error::AlreadyExists { id: id.clone() }.into());
     }
     let bundle = std::fs::canonicalize(&a.bundle)
         .with_context(|| format!("open bundle {}", a.bundle.display()))?;
@@ -553,7 +554,7 @@ pub fn list(root: &Path) -> Vec<Value> {
 pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<()> {
     let r = load(root, id)?;
     if matches!(r.status(), "stopped" | "creating") {
-        bail!("container {id} is not running");
+        return Err(runtime::Error::NotRunning { id: id.into() }.into());
     }
     r.ask(
         &Request::Signal {
@@ -572,12 +573,12 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         if force {
             return Ok(());
         }
-        bail!("container {id} does not exist");
+        return Err(runtime::Error::NotFound { id: id.into() }.into());
     };
     match r.status() {
         "running" | "paused" if !force => {
             bail!(
-                "cannot delete container {id} that is not stopped: {}",
+                "cannot delete container {id:?} that is not stopped: {}",
                 r.status()
             )
         }
