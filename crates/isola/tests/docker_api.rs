@@ -192,6 +192,47 @@ fn docker_detached_container_ps_logs_exec_top_inspect_rename_stop_rm() {
 }
 
 #[test]
+fn docker_talks_to_a_socket_activated_service() {
+    let Some(docker) = docker_or_skip("socket activation") else {
+        return;
+    };
+    // As systemd with isola.socket: the socket is listening before the
+    // service starts, so the first request waits in its backlog.
+    let mut svc = Service::start_activated(Root::new(), docker);
+    let out = svc.docker(&["run", "--rm", "busybox", "echo", "hi"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let id = svc.ok(&["run", "-d", "busybox", "sleep", "600"]);
+    svc.stop();
+    // The socket is systemd's: the service leaves it in place, and no
+    // container's monitor inherited it (a leaked listening fd would accept
+    // connections into a backlog nobody serves).
+    assert!(svc.socket.exists());
+    let err = std::os::unix::net::UnixStream::connect(&svc.socket).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    // The container runs on without the service.
+    assert_eq!(svc.root.inspect(id.trim(), ".State.Status"), "running");
+}
+
+#[test]
+fn fd_listen_refuses_sockets_meant_for_another_process() {
+    let root = Root::new();
+    let out = root
+        .cmd(&["system", "service", "--listen", "fd://"])
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_PID", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("isola.socket"), "{err}");
+}
+
+#[test]
 fn docker_network_create_ls_rm() {
     let Some(docker) = docker_or_skip("docker network") else {
         return;
