@@ -233,6 +233,108 @@ fn fd_listen_refuses_sockets_meant_for_another_process() {
 }
 
 #[test]
+fn docker_run_host_config_flags_take_effect_inside_the_container() {
+    let Some(docker) = docker_or_skip("docker run HostConfig flags") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker);
+    let flags = [
+        "--cap-drop",
+        "ALL",
+        "--read-only",
+        "--tmpfs",
+        "/t:size=1m",
+        "--shm-size",
+        "8m",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "20",
+        "--init",
+        "--add-host",
+        "foo.test:10.1.2.3",
+        "--dns",
+        "10.9.9.9",
+    ];
+    // Each line names what it checks, so a failure shows which.
+    let script = r#"
+        echo "caps $(grep CapEff /proc/self/status | cut -f2)"
+        touch /rootfile 2>/dev/null && echo "root writable" || echo "root read-only"
+        echo "tmpfs $(grep ' /t ' /proc/mounts | cut -d' ' -f3,4)"
+        touch /t/x && echo "tmpfs writable"
+        echo "shm $(df -k /dev/shm | tail -1 | awk '{print $2}')"
+        m=/sys/fs/cgroup/memory/memory.limit_in_bytes; [ -f $m ] || m=/sys/fs/cgroup/memory.max
+        echo "memory $(cat $m)"
+        p=/sys/fs/cgroup/pids/pids.max; [ -f $p ] || p=/sys/fs/cgroup/pids.max
+        echo "pids $(cat $p)"
+        echo "init $(cat /proc/1/comm)"
+        echo "hosts $(grep foo.test /etc/hosts | cut -f1)"
+        echo "dns $(grep nameserver /etc/resolv.conf)"
+    "#;
+    let mut args = vec!["run", "--rm"];
+    args.extend(flags);
+    args.extend(["busybox", "sh", "-c", script]);
+    let out = svc.ok(&args);
+    let lines: Vec<&str> = out.lines().collect();
+    for want in [
+        "caps 0000000000000000",
+        "root read-only",
+        "tmpfs tmpfs rw,nosuid,nodev,relatime,size=1024k",
+        "tmpfs writable",
+        "shm 8192",
+        "memory 67108864",
+        "pids 20",
+        "hosts 10.1.2.3",
+        "dns nameserver 10.9.9.9",
+    ] {
+        assert!(lines.contains(&want), "{want:?} not in:\n{out}");
+    }
+    assert!(
+        !lines.contains(&"init sh"),
+        "--init: sh is not PID 1:\n{out}"
+    );
+
+    // inspect gives them back in HostConfig.
+    let mut args = vec!["create"];
+    args.extend(flags);
+    args.extend(["busybox", "true"]);
+    let id = svc.ok(&args);
+    let got = svc.ok(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.CapDrop}} {{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.Tmpfs}} {{.HostConfig.ShmSize}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.Init}} {{json .HostConfig.ExtraHosts}} {{json .HostConfig.Dns}}",
+        id.trim(),
+    ]);
+    assert_eq!(
+        got.trim(),
+        r#"["ALL"] true {"/t":"rw,size=1048576"} 8388608 67108864 20 true ["foo.test:10.1.2.3"] ["10.9.9.9"]"#
+    );
+
+    // What isola cannot honour is refused by name, never dropped.
+    for (flag, field) in [
+        (&["--ulimit", "nofile=100:100"][..], "HostConfig.Ulimits"),
+        (&["--privileged"][..], "HostConfig.Privileged"),
+        (&["--stop-signal", "SIGINT"][..], "StopSignal"),
+        (&["--ipc", "host"][..], "HostConfig.IpcMode"),
+        (&["--pid", "host"][..], "HostConfig.PidMode"),
+        (
+            &["--sysctl", "net.ipv4.ip_forward=1"][..],
+            "HostConfig.Sysctls",
+        ),
+        (&["--group-add", "10"][..], "HostConfig.GroupAdd"),
+        (&["--device", "/dev/null:/dev/n"][..], "HostConfig.Devices"),
+        (&["--cpu-shares", "512"][..], "HostConfig.CpuShares"),
+        (&["--tmpfs", "/t:noexec"][..], "HostConfig.Tmpfs"),
+    ] {
+        let mut args = vec!["create"];
+        args.extend(flag);
+        args.extend(["busybox", "true"]);
+        let err = svc.fails(&args);
+        assert!(err.contains(field), "{flag:?}: {err}");
+    }
+}
+
+#[test]
 fn docker_network_create_ls_rm() {
     let Some(docker) = docker_or_skip("docker network") else {
         return;
