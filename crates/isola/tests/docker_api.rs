@@ -335,6 +335,91 @@ fn docker_run_host_config_flags_take_effect_inside_the_container() {
 }
 
 #[test]
+fn docker_save_load_history_and_image_prune() {
+    let Some(docker) = docker_or_skip("docker save/load/history/prune") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker.clone());
+    let id = svc.ok(&["images", "-q", "--no-trunc", "busybox"]);
+    let id = id.trim();
+    // What the CLI shows is what the API returns.
+    let history = svc.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}",
+        "busybox",
+    ]);
+    let cli = svc.root.ok(&[
+        "image",
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}",
+        "busybox",
+    ]);
+    assert_eq!(history, cli);
+    assert!(history.starts_with(&format!("{id}|")), "{history}");
+    assert!(svc
+        .fails(&["history", "nosuch"])
+        .contains("No such image: nosuch"));
+
+    // docker save | docker load, through the socket both ways.
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("busybox.tar");
+    svc.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    svc.ok(&["rmi", "busybox"]);
+    assert_eq!(svc.ok(&["images", "-q"]), "");
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$D" load -i "$T" && "$D" save busybox:latest | "$D" load -q"#)
+        .env("D", &docker)
+        .env("T", &tar)
+        .env("DOCKER_HOST", svc.host())
+        .env("DOCKER_CONFIG", svc.config.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&piped.stdout);
+    assert!(
+        piped.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert_eq!(
+        said,
+        "Loaded image: busybox:latest\nLoaded image: busybox:latest\n"
+    );
+    assert_eq!(
+        svc.ok(&["images", "-q", "--no-trunc", "busybox"]).trim(),
+        id
+    );
+    svc.ok(&["run", "--rm", "busybox", "true"]);
+    assert!(svc
+        .fails(&["save", "-o", tar.to_str().unwrap(), "nosuch"])
+        .contains("No such image"));
+
+    // A dangling image (loaded from an archive saved by id, so nameless)
+    // goes with `docker image prune -f`; a tagged one stays.
+    let by_id = dir.path().join("by-id.tar");
+    svc.ok(&["save", "-o", by_id.to_str().unwrap(), id]);
+    svc.ok(&["rmi", "busybox"]);
+    svc.ok(&["load", "-i", by_id.to_str().unwrap()]);
+    assert_eq!(
+        svc.ok(&["images", "-q", "--filter", "dangling=true"])
+            .trim()
+            .len(),
+        12
+    );
+    let pruned = svc.ok(&["image", "prune", "-f"]);
+    assert!(pruned.contains(&format!("deleted: {id}")), "{pruned}");
+    assert_eq!(svc.ok(&["images", "-q"]), "");
+    svc.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let pruned = svc.ok(&["image", "prune", "-f"]);
+    assert!(pruned.contains("Total reclaimed space: 0B"), "{pruned}");
+    assert_eq!(svc.ok(&["images", "-q", "--no-trunc"]).trim(), id);
+}
+
+#[test]
 fn docker_network_create_ls_rm() {
     let Some(docker) = docker_or_skip("docker network") else {
         return;
