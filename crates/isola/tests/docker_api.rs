@@ -420,6 +420,61 @@ fn docker_save_load_history_and_image_prune() {
 }
 
 #[test]
+fn exec_records_are_freed_not_kept_forever() {
+    let Some(docker) = docker_or_skip("exec records") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker);
+    let id = svc.ok(&["run", "-d", "busybox", "sleep", "600"]);
+    let id = id.trim();
+    // 200 execs, as a health check or a CI job runs them over a day.
+    let mut execs = Vec::new();
+    for i in 0..200 {
+        let (status, v) = svc.http_json(
+            "POST",
+            &format!("/containers/{id}/exec"),
+            Some(&format!(r#"{{"Cmd": ["sh", "-c", "exit {}"]}}"#, i % 7)),
+        );
+        assert_eq!(status, 201, "{v}");
+        let exec = v["Id"].as_str().unwrap().to_string();
+        let (status, _) = svc.http(
+            "POST",
+            &format!("/exec/{exec}/start"),
+            Some(r#"{"Detach": true}"#),
+        );
+        assert_eq!(status, 200);
+        // Each ends before the next starts, as a script's execs do.
+        eventually("the exec to end", || {
+            let (_, v) = svc.http_json("GET", &format!("/exec/{exec}/json"), None);
+            v["Running"] == false && v["ExitCode"] == i % 7
+        });
+        execs.push(exec);
+    }
+    // The oldest are gone, as moby's are once their container is; the
+    // newest still give their exit codes.
+    let (status, v) = svc.http_json("GET", &format!("/exec/{}/json", execs[0]), None);
+    assert_eq!(status, 404, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("No such exec instance"),
+        "{v}"
+    );
+    let last = execs.last().unwrap();
+    let (status, v) = svc.http_json("GET", &format!("/exec/{last}/json"), None);
+    assert_eq!(
+        (status, v["ExitCode"].as_i64()),
+        (200, Some(199 % 7)),
+        "{v}"
+    );
+    // A removed container takes its execs' records with it.
+    svc.ok(&["rm", "-f", id]);
+    let (status, _) = svc.http_json("GET", &format!("/exec/{last}/json"), None);
+    assert_eq!(status, 404);
+}
+
+#[test]
 fn docker_network_create_ls_rm() {
     let Some(docker) = docker_or_skip("docker network") else {
         return;
