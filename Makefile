@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export CARGO_TERM_COLOR ?= never
 CACHE ?= /var/cache/isola
 
-.PHONY: demo test setup build root check bench install
+.PHONY: demo test setup build root check bench install install-files
 
 root:
 	@if [ "$$(id -u)" != 0 ]; then echo "make: isola's demo and tests need root (containers, mounts, cgroups); run with sudo" >&2; exit 1; fi
@@ -32,14 +32,33 @@ test: setup check
 bench: build
 	@bench/run.sh
 
-# A system-wide install (PREFIX, default /usr/local): the binaries, and the
-# static guest agent beside them, where isola looks for it. `make build`
-# (which this runs) has built and cached the guest kernel under $(CACHE).
+# A system-wide install (PREFIX, default /usr/local; DESTDIR for staging):
+# the binaries, the static guest agent beside them, where isola looks for it,
+# and the systemd units (socket activation on /run/isola/docker.sock, with
+# the group isola that owns the socket). `make build` (which this runs) has
+# built and cached the guest kernel under $(CACHE). install-files copies
+# only, from RELEASE_DIR and AGENT_BIN, without building.
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+RELEASE_DIR ?= target/release
+AGENT_BIN ?= target/x86_64-unknown-linux-gnu/release/agent
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 target/release/isola target/release/isola-runtime $(DESTDIR)$(PREFIX)/bin/
-	install -m 0755 target/x86_64-unknown-linux-gnu/release/agent $(DESTDIR)$(PREFIX)/bin/isola-agent
+	@$(MAKE) --no-print-directory install-files
+
+install-files:
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 0755 $(RELEASE_DIR)/isola $(RELEASE_DIR)/isola-runtime $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(AGENT_BIN) $(DESTDIR)$(BINDIR)/isola-agent
 	@# The VM-isolation name of the runtime, for a RuntimeClass handler's BinaryName.
-	ln -sf isola-runtime $(DESTDIR)$(PREFIX)/bin/isola-runtime-vm
-	@echo "installed isola, isola-runtime (and isola-runtime-vm) and isola-agent into $(DESTDIR)$(PREFIX)/bin (guest kernel: $(CACHE)/kernel)"
+	ln -sf isola-runtime $(DESTDIR)$(BINDIR)/isola-runtime-vm
+	@# The unit names the binary where it is installed, not where DESTDIR stages it.
+	sed 's|/usr/local/bin/isola |$(BINDIR)/isola |' contrib/systemd/isola.service > $(DESTDIR)$(UNITDIR)/isola.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/isola.service
+	install -m 0644 contrib/systemd/isola.socket $(DESTDIR)$(UNITDIR)/isola.socket
+	install -m 0644 contrib/systemd/isola.sysusers $(DESTDIR)$(SYSUSERSDIR)/isola.conf
+	@# On the live system (no DESTDIR), make the group now and let systemd see the units.
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/isola.conf; fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed isola, isola-runtime (and isola-runtime-vm) and isola-agent into $(DESTDIR)$(BINDIR), the systemd units into $(DESTDIR)$(UNITDIR) (guest kernel: $(CACHE)/kernel); start the API with: systemctl enable --now isola.socket"

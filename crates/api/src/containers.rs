@@ -380,6 +380,7 @@ pub async fn remove(
     let force = flag(&q, "force");
     // `v`: the container's anonymous volumes go with it (`docker rm -v`).
     let volumes = flag(&q, "v");
+    let execs = state.execs.clone();
     with_container(&state, id, move |e, rec| {
         let removed = if volumes {
             e.remove_with_volumes(&rec, force)
@@ -393,6 +394,7 @@ pub async fn remove(
             )),
             other => other.into(),
         })?;
+        execs.forget_container(&rec.config.id);
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -80,6 +80,9 @@ struct HostConfig {
     extra_hosts: Option<Vec<String>>,
     console_size: Option<Vec<u16>>,
     log_config: Option<LogConfig>,
+    tmpfs: Option<BTreeMap<String, String>>,
+    shm_size: Option<i64>,
+    ipc_mode: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,6 +218,9 @@ const KNOWN_HOST: &[&str] = &[
     "ExtraHosts",
     "ConsoleSize",
     "LogConfig",
+    "Tmpfs",
+    "ShmSize",
+    "IpcMode",
     // The client writes the id file itself (`docker run --cidfile`).
     "ContainerIDFile",
 ];
@@ -371,6 +377,45 @@ fn mount(m: Mount) -> Result<engine::state::MountPoint, String> {
     engine::mounts::parse_mount(&spec).map_err(|e| crate::error::chain(&e))
 }
 
+/// `HostConfig.Tmpfs` (`docker run --tmpfs /t:size=8m,mode=1777`): the
+/// engine's tmpfs mount, as `isola run --mount type=tmpfs` makes it. docker
+/// passes the options to mount(2); isola takes those its mounts honour and
+/// refuses the rest.
+fn tmpfs(target: &str, options: &str) -> Result<engine::state::MountPoint, String> {
+    let mut spec = format!("type=tmpfs,target={target}");
+    for o in options.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", v)) => spec.push_str(&format!(",tmpfs-size={v}")),
+            Some(("mode", v)) => spec.push_str(&format!(",tmpfs-mode={v}")),
+            None if o == "ro" => spec.push_str(",readonly"),
+            // isola's tmpfs mounts are nosuid and nodev already.
+            None if matches!(o, "rw" | "nosuid" | "nodev") => {}
+            _ => {
+                return Err(format!(
+                    "isola does not support the tmpfs option {o:?} (size, mode, ro and rw)"
+                ))
+            }
+        }
+    }
+    engine::mounts::parse_mount(&spec).map_err(|e| crate::error::chain(&e))
+}
+
+/// `HostConfig.ShmSize` other than the engine's own 64 MiB: a tmpfs of
+/// that size over the engine's /dev/shm, as `isola run --mount
+/// type=tmpfs,target=/dev/shm,tmpfs-size=N,tmpfs-mode=1777` makes it.
+fn shm(size: i64) -> Result<Option<engine::state::MountPoint>, ApiError> {
+    match size {
+        0 => Ok(None),
+        n if n as u64 == engine::spec::SHM_SIZE => Ok(None),
+        n if n < 0 => Err(bad("HostConfig.ShmSize", format!("{n} is negative"))),
+        n => engine::mounts::parse_mount(&format!(
+            "type=tmpfs,target=/dev/shm,tmpfs-size={n},tmpfs-mode=1777"
+        ))
+        .map(Some)
+        .map_err(|e| bad("HostConfig.ShmSize", crate::error::chain(&e))),
+    }
+}
+
 /// What a create body asks for.
 pub struct Parsed {
     pub request: engine::CreateRequest,
@@ -410,6 +455,15 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         if !matches!(s, "" | "TERM" | "15") {
             return Err(ApiError::bad_request(format!(
                 "isola does not support StopSignal {sig:?} yet (it stops with SIGTERM)"
+            )));
+        }
+    }
+    // isola gives every container its own IPC namespace (docker's
+    // "private"); sharing one ("host", "container:") it cannot.
+    if let Some(mode) = h.ipc_mode.as_deref() {
+        if !matches!(mode, "" | "private") {
+            return Err(ApiError::bad_request(format!(
+                "isola does not support HostConfig.IpcMode {mode:?} (a container has its own IPC namespace: private)"
             )));
         }
     }
@@ -510,6 +564,15 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
     }
     for (i, m) in h.mounts.unwrap_or_default().into_iter().enumerate() {
         mounts.push(mount(m).map_err(|e| bad(&format!("HostConfig.Mounts[{i}]"), e))?);
+    }
+    for (target, options) in h.tmpfs.unwrap_or_default() {
+        mounts.push(
+            tmpfs(&target, &options)
+                .map_err(|e| bad(&format!("HostConfig.Tmpfs[{target:?}]"), e))?,
+        );
+    }
+    if let Some(m) = shm(h.shm_size.unwrap_or(0))? {
+        mounts.push(m);
     }
     // Config.Volumes (`docker run -v /path`): an anonymous volume at each
     // path no bind or mount above already covers.
@@ -704,6 +767,38 @@ mod tests {
                 "KernelMemoryTCP": 0, "LogConfig": {"Type": "", "Config": {}}}
         }))
         .unwrap();
+    }
+
+    #[test]
+    fn tmpfs_and_shm_size_become_tmpfs_mounts() {
+        let r = parse_json(serde_json::json!({
+            "Image": "busybox",
+            "HostConfig": {"Tmpfs": {"/t": "rw,size=1m,mode=700"}, "ShmSize": 8388608},
+        }))
+        .unwrap()
+        .request;
+        let got: Vec<(&str, &[String])> = r
+            .mounts
+            .iter()
+            .map(|m| (m.destination.as_str(), &m.options[..]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/t", &["size=1048576".to_string(), "mode=700".into()][..]),
+                (
+                    "/dev/shm",
+                    &["size=8388608".to_string(), "mode=1777".into()][..]
+                ),
+            ]
+        );
+        // The engine's own /dev/shm is docker's default size: no mount.
+        let r = parse_json(
+            serde_json::json!({"Image": "busybox", "HostConfig": {"ShmSize": 67108864}}),
+        )
+        .unwrap()
+        .request;
+        assert!(r.mounts.is_empty());
     }
 
     #[test]

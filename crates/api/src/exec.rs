@@ -2,13 +2,16 @@
 //! hijacked connection), `resize` and `json`. The records live in the
 //! service's memory only, as docker's do in the daemon's; the process runs
 //! through [`engine::Engine::exec`] with pipes (or a terminal) whose ends
-//! the session copies to and from the client.
+//! the session copies to and from the client. The records are bounded
+//! (see [`Execs::insert`]): a service that runs for months must not keep
+//! every exec it ever made.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -37,7 +40,31 @@ struct ExecRecord {
     pid: Option<i32>,
     /// The terminal master (with a TTY), for resizes.
     console: Option<File>,
+    created_at: Instant,
+    /// When it stopped running (or failed to start).
+    finished_at: Option<Instant>,
 }
+
+impl ExecRecord {
+    /// It ran (or failed to) and is over: only its exit code is left.
+    fn finish(&mut self, code: i32) {
+        self.running = false;
+        self.exit_code = Some(code);
+        self.console = None;
+        self.finished_at = Some(Instant::now());
+    }
+}
+
+/// How many finished execs keep their records, newest first; a client reads
+/// an exit code right after the exit (the docker CLI, compose, docker-py),
+/// so the last hundred are plenty.
+const FINISHED_KEPT: usize = 100;
+
+/// How long a finished exec's record, or one never started, is kept: as
+/// moby's exec garbage collector did (5 minutes). moby now keeps them until
+/// the container goes, which a service that outlives its containers' CLI
+/// removals would never see.
+const RECORD_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Default)]
 pub struct Execs {
@@ -45,6 +72,44 @@ pub struct Execs {
 }
 
 impl Execs {
+    /// Adds a record, first dropping the ones no client will ask for:
+    /// finished or never started for longer than [`RECORD_TTL`], and the
+    /// finished ones past the newest [`FINISHED_KEPT`]. Running execs
+    /// always keep theirs (their number is bounded by their processes).
+    fn insert(&self, id: String, record: ExecRecord) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let mut finished = Vec::new();
+        records.retain(|_, r| {
+            let r = lock(r);
+            let since = match (r.started, r.finished_at) {
+                (_, Some(t)) => t,
+                (false, None) => r.created_at,
+                (true, None) => return true,
+            };
+            if since.elapsed() >= RECORD_TTL {
+                return false;
+            }
+            if let Some(t) = r.finished_at {
+                finished.push(t);
+            }
+            true
+        });
+        if finished.len() > FINISHED_KEPT {
+            finished.sort_unstable_by(|a, b| b.cmp(a));
+            let oldest_kept = finished[FINISHED_KEPT - 1];
+            records.retain(|_, r| lock(r).finished_at.is_none_or(|t| t >= oldest_kept));
+        }
+        records.insert(id, Arc::new(Mutex::new(record)));
+    }
+
+    /// Drops the records of a removed container's execs (as moby does).
+    pub fn forget_container(&self, container_id: &str) {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, r| lock(r).container_id != container_id);
+    }
+
     fn get(&self, id: &str) -> Result<Arc<Mutex<ExecRecord>>, ApiError> {
         self.records
             .lock()
@@ -135,13 +200,10 @@ pub async fn create(
         exit_code: None,
         pid: None,
         console: None,
+        created_at: Instant::now(),
+        finished_at: None,
     };
-    state
-        .execs
-        .records
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(exec_id.clone(), Arc::new(Mutex::new(record)));
+    state.execs.insert(exec_id.clone(), record);
     Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))))
 }
 
@@ -292,9 +354,7 @@ pub async fn start(
                 }
                 Err(e) => {
                     let message = crate::error::chain(&e);
-                    let mut r = lock(&rec2);
-                    r.running = false;
-                    r.exit_code = Some(exec_failure_code(&message));
+                    lock(&rec2).finish(exec_failure_code(&message));
                     Ok(Err(message))
                 }
             }
@@ -303,20 +363,13 @@ pub async fn start(
     let failed_to_start = {
         let record = record.clone();
         move |e: &ApiError| {
-            let mut r = lock(&record);
-            r.running = false;
-            r.exit_code = Some(126);
+            lock(&record).finish(126);
             tracing::debug!(error = ?e, "exec start");
         }
     };
     let record_exit = {
         let record = record.clone();
-        move |code: i32| {
-            let mut r = lock(&record);
-            r.running = false;
-            r.exit_code = Some(code);
-            r.console = None;
-        }
+        move |code: i32| lock(&record).finish(code)
     };
     if detach {
         let started = match start_it().await {
@@ -339,7 +392,9 @@ pub async fn start(
     tokio::spawn(async move {
         if ready_rx.await.is_err() {
             // The client went away before the stream began: never run.
-            lock(&record).running = false;
+            let mut r = lock(&record);
+            r.running = false;
+            r.finished_at = Some(Instant::now());
             return;
         }
         let started = match start_it().await {

@@ -1,6 +1,6 @@
-//! images: docker's image endpoints (list, pull, inspect, tag, remove),
-//! each through the engine's image operations, never the image store
-//! directly. Image names hold slashes (`127.0.0.1:5000/app`), so
+//! images: docker's image endpoints (list, pull, inspect, tag, remove,
+//! history, save, load, prune), each through the engine's image
+//! operations, never the image store directly. Image names hold slashes (`127.0.0.1:5000/app`), so
 //! `/images/{name}/...` is matched by its last segment here.
 
 use std::collections::HashMap;
@@ -220,11 +220,228 @@ pub async fn by_name(
             })
             .await
         }
-        (_, "history") => Err(ApiError::not_implemented("image history")),
-        (_, "get") => Err(ApiError::not_implemented("image save through the API")),
+        (&Method::GET, "history") => {
+            blocking(move || {
+                let img = engine
+                    .find_image(&name)?
+                    .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))?;
+                let rows: Vec<Value> = engine
+                    .image_history(&img)?
+                    .into_iter()
+                    .map(|h| {
+                        let created = h
+                            .created
+                            .as_deref()
+                            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                            .map(|t| t.timestamp())
+                            .unwrap_or(0);
+                        json!({
+                            "Id": h.id.unwrap_or_else(|| "<missing>".into()),
+                            "Created": created,
+                            "CreatedBy": h.created_by,
+                            "Tags": if h.tags.is_empty() { Value::Null } else { json!(h.tags) },
+                            "Size": h.size,
+                            "Comment": h.comment,
+                        })
+                    })
+                    .collect();
+                Ok(Json(Value::Array(rows)).into_response())
+            })
+            .await
+        }
+        (&Method::GET, "get") => save(&state, vec![name]).await,
         (_, "push") => Err(ApiError::not_implemented("image push")),
         _ => Err(ApiError::not_found(format!(
             "page not found: {method} /images/{rest}"
         ))),
     }
+}
+
+/// `GET /images/get?names=a&names=b` (`docker save a b`).
+pub async fn save_many(
+    State(state): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let names: Vec<String> = q
+        .into_iter()
+        .filter(|(k, v)| k == "names" && !v.is_empty())
+        .map(|(_, v)| v)
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError::bad_request("image save needs names"));
+    }
+    save(&state, names).await
+}
+
+/// Sends what the engine's save writes, chunk by chunk, to the response
+/// body: an archive of many layers never sits whole in memory. A client
+/// that goes away ends the save (the next write fails).
+struct BodyWriter(mpsc::Sender<Result<Bytes, std::io::Error>>);
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The docker-archive tar of `names` (`docker save`): every name is
+/// checked first, so a missing image is a 404, not a broken tar.
+async fn save(state: &AppState, names: Vec<String>) -> Result<Response, ApiError> {
+    let engine = state.engine.clone();
+    let checked = names.clone();
+    let engine2 = engine.clone();
+    blocking(move || {
+        for n in &checked {
+            if engine2.find_image(n)?.is_none() {
+                return Err(ApiError::not_found(format!("No such image: {n}")));
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::task::spawn_blocking(move || {
+        let err_tx = tx.clone();
+        let mut w = std::io::BufWriter::with_capacity(256 << 10, BodyWriter(tx));
+        let saved = engine
+            .save_images(&names, &mut w)
+            .map_err(|e| crate::error::chain(&e))
+            .and_then(|()| std::io::Write::flush(&mut w).map_err(|e| e.to_string()));
+        if let Err(e) = saved {
+            // The status is sent: cutting the body short is all that is
+            // left to tell the client (its tar reader then fails).
+            tracing::warn!("image save of {names:?} failed: {e}");
+            let _ = err_tx.blocking_send(Err(std::io::Error::other(e)));
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response())
+}
+
+/// The request body as a blocking reader, for the engine's load, which
+/// reads a tar as it arrives.
+struct BodyReader {
+    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    chunk: Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(c)) => self.chunk = c,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// `POST /images/load[?quiet=1]` (`docker load`): the archive in the body;
+/// docker's JSON lines name each image loaded.
+pub async fn load(
+    State(state): State<AppState>,
+    Query(q): Q,
+    body: Body,
+) -> Result<Response, ApiError> {
+    // isola's load reports no progress, so quiet changes nothing here.
+    let _quiet = flag(&q, "quiet");
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let forward = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(std::io::Error::other);
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let engine = state.engine.clone();
+    let loaded = blocking(move || {
+        let mut reader = BodyReader {
+            rx,
+            chunk: Bytes::new(),
+        };
+        let loaded = engine
+            .load(&mut reader, engine::images::ProgressMode::Quiet)
+            .map_err(|e| match e {
+                engine::Error::Image(ref i) if !i.is_not_found() => {
+                    ApiError::bad_request(crate::error::chain(i))
+                }
+                other => other.into(),
+            })?;
+        Ok(loaded)
+    })
+    .await;
+    forward.abort();
+    let mut out = String::new();
+    for l in loaded? {
+        let names: Vec<String> = l.names.iter().map(|n| n.familiar()).collect();
+        let line = match names.is_empty() {
+            true => format!("Loaded image ID: {}\n", l.image.id),
+            false => names
+                .iter()
+                .map(|n| format!("Loaded image: {n}\n"))
+                .collect(),
+        };
+        out.push_str(&json!({ "stream": line }).to_string());
+        out.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// `POST /images/prune[?filters={"dangling":["false"]}]` (`docker image
+/// prune [-a]`): docker's report of what went and the bytes freed.
+pub async fn prune(State(state): State<AppState>, Query(q): Q) -> Result<Json<Value>, ApiError> {
+    let mut all = false;
+    for (k, v) in crate::containers::filters(&q)? {
+        match (k.as_str(), v.as_str()) {
+            ("dangling", "true" | "1") => all = false,
+            ("dangling", "false" | "0") => all = true,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid filter {k:?}={v:?}: isola prunes images on dangling=true|false only"
+                )))
+            }
+        }
+    }
+    let engine = state.engine.clone();
+    blocking(move || {
+        let report = engine.prune_images(all)?;
+        let deleted: Vec<Value> = report
+            .untagged
+            .iter()
+            .map(|u| json!({ "Untagged": u }))
+            .chain(
+                report
+                    .deleted_images
+                    .iter()
+                    .map(|d| json!({ "Deleted": d })),
+            )
+            .chain(
+                report
+                    .deleted_layers
+                    .iter()
+                    .map(|d| json!({ "Deleted": d })),
+            )
+            .collect();
+        Ok(Json(json!({
+            "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
+            "SpaceReclaimed": report.reclaimed_bytes,
+        })))
+    })
+    .await
 }

@@ -12,6 +12,21 @@ pub use image::progress::{Mode as ProgressMode, Stream as ProgressStream};
 pub use image::registry::{Platform, Pulled};
 pub use image::Image;
 
+/// One step of an image's history ([`Engine::image_history`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The image's id, on the newest entry only.
+    pub id: Option<String>,
+    /// The image's names, on the newest entry only.
+    pub tags: Vec<String>,
+    /// RFC 3339, as the image config has it.
+    pub created: Option<String>,
+    pub created_by: String,
+    /// Bytes of the layer this step made (0: it made none).
+    pub size: u64,
+    pub comment: String,
+}
+
 /// docker's `--pull` policy for `run` and `create`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PullPolicy {
@@ -110,6 +125,58 @@ impl Engine {
             );
         }
         Ok(loaded)
+    }
+
+    /// Writes the images `names` name (with their names) as one
+    /// docker-archive tar to `out`, as `docker save` does. Every name is
+    /// resolved before the first byte, so a missing image fails with
+    /// nothing written.
+    pub fn save_images(&self, names: &[String], out: &mut dyn std::io::Write) -> Result<(), Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        for n in names {
+            store.resolve(n).map_err(Error::Image)?;
+        }
+        image::archive::save(&store, names, out).map_err(Error::Image)?;
+        for n in names {
+            let name = familiar_reference(n);
+            events::simple(
+                self.root(),
+                EventType::Image,
+                "save",
+                &name,
+                &[("name", name.clone())],
+            );
+        }
+        Ok(())
+    }
+
+    /// How `img` was made: its config's history, newest first. The entries
+    /// that made a layer carry its unpacked size; the newest carries the
+    /// image's id and names (docker's readers show `<missing>` for the
+    /// others: they have no image of their own).
+    pub fn image_history(&self, img: &Image) -> Result<Vec<HistoryEntry>, Error> {
+        let dirs = self.image_layer_dirs(img)?; // top first
+        let mut layer_sizes = dirs.iter().map(|d| crate::disk::dir_size(d));
+        let history = img.config.history().clone().unwrap_or_default();
+        let mut out = Vec::new();
+        for (i, h) in history.iter().rev().enumerate() {
+            let size = match h.empty_layer() {
+                Some(true) => 0,
+                _ => layer_sizes.next().unwrap_or(0),
+            };
+            out.push(HistoryEntry {
+                id: (i == 0).then(|| img.id.clone()),
+                tags: match i {
+                    0 => img.names.iter().map(image::Reference::familiar).collect(),
+                    _ => Vec::new(),
+                },
+                created: h.created().clone(),
+                created_by: h.created_by().clone().unwrap_or_default(),
+                size,
+                comment: h.comment().clone().unwrap_or_default(),
+            });
+        }
+        Ok(out)
     }
 
     /// The image `name_or_id` names; None if the store has none.

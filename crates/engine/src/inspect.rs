@@ -24,8 +24,36 @@ fn time(t: Option<chrono::DateTime<Utc>>) -> String {
 pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
     let c = &r.config;
     let s = &r.state;
+    // A tmpfs mount over /dev/shm (`--shm-size` through the API) sets its
+    // size; otherwise it is the engine's own (crate::spec's 64 MiB).
+    let mount_size = |m: &crate::state::MountPoint| {
+        m.options
+            .iter()
+            .find_map(|o| o.strip_prefix("size=")?.parse::<u64>().ok())
+    };
+    let shm_size = c
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "tmpfs" && m.destination == "/dev/shm")
+        .find_map(mount_size)
+        .unwrap_or(crate::spec::SHM_SIZE);
+    let tmpfs: serde_json::Map<String, Value> = c
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "tmpfs" && m.destination != "/dev/shm")
+        .map(|m| {
+            let mut o = vec![if m.rw { "rw" } else { "ro" }.to_string()];
+            o.extend(m.options.iter().cloned());
+            (m.destination.clone(), json!(o.join(",")))
+        })
+        .collect();
     let host_config = json!({
         "Isolation": c.isolation.to_string(),
+        "Privileged": false,
+        "IpcMode": "private",
+        "PidMode": "",
+        "ShmSize": shm_size,
+        "Tmpfs": tmpfs,
         "NetworkMode": c.network.as_docker(),
         "PortBindings": port_bindings(&c.network_options.ports),
         "Dns": c.network_options.dns,

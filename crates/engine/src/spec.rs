@@ -164,6 +164,10 @@ fn write_etc_files(config: &ContainerConfig, dir: &Path) -> Result<(), SpecError
     write(&dir.join("resolv.conf"), &resolv)
 }
 
+/// The size of every container's /dev/shm (docker's default too), unless
+/// a tmpfs mount of its own covers it.
+pub const SHM_SIZE: u64 = 64 << 20;
+
 fn default_mounts() -> Vec<Value> {
     vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
@@ -172,7 +176,7 @@ fn default_mounts() -> Vec<Value> {
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={SHM_SIZE}")]}),
     ]
 }
 

@@ -189,37 +189,27 @@ impl ImageCommand {
     }
 }
 
-/// `image history`: the config's history, newest first; the entries that
-/// made a layer carry its unpacked size, the newest the image's id (docker
-/// shows `<missing>` for the others: they have no image of their own).
+/// `image history`: the engine's history of the image, newest first.
 fn history(engine: &engine::Engine, args: HistoryArgs) -> anyhow::Result<u8> {
     let img = engine
         .find_image(&args.image)?
         .ok_or_else(|| anyhow::anyhow!("No such image: {}", args.image))?;
-    let dirs = engine.image_layer_dirs(&img)?; // top first
-    let mut layer_sizes = dirs.iter().map(|d| engine::disk::dir_size(d));
-    let history = img.config.history().clone().unwrap_or_default();
     let short = img.short_id().to_string();
     let mut rows = Vec::new();
-    for (i, h) in history.iter().rev().enumerate() {
-        let size = match h.empty_layer() {
-            Some(true) => 0,
-            _ => layer_sizes.next().unwrap_or(0),
-        };
-        let created = h.created().clone().unwrap_or_default();
-        let by = h.created_by().clone().unwrap_or_default();
-        let id = match (i, args.no_trunc) {
-            (0, true) => img.id.clone(),
-            (0, false) => short.clone(),
-            _ => "<missing>".to_string(),
+    for h in engine.image_history(&img)? {
+        let created = h.created.unwrap_or_default();
+        let id = match (h.id, args.no_trunc) {
+            (Some(id), true) => id,
+            (Some(_), false) => short.clone(),
+            (None, _) => "<missing>".to_string(),
         };
         rows.push(json!({
             "ID": id,
             "CreatedAt": created,
             "CreatedSince": created_since(Some(&created)),
-            "CreatedBy": by,
-            "Size": human_size(size),
-            "Comment": h.comment().clone().unwrap_or_default(),
+            "CreatedBy": h.created_by,
+            "Size": human_size(h.size),
+            "Comment": h.comment,
         }));
     }
     let mut out = io::stdout().lock();

@@ -3,7 +3,9 @@
 //! This module owns the socket: where it is, its owner and mode (root and
 //! group `isola`, 0660: whoever may use it may run containers, which is as
 //! good as root), refusing TCP but on loopback, and removing the socket at
-//! exit. Containers do not depend on the service: their monitors own them.
+//! exit; or, under systemd's socket activation (`--listen fd://`, as
+//! dockerd's `-H fd://` with docker.socket), the socket systemd made and
+//! owns. Containers do not depend on the service: their monitors own them.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -16,7 +18,8 @@ const GROUP: &str = "isola";
 
 #[derive(Debug, clap::Args)]
 pub struct ServiceArgs {
-    /// Where to listen: unix:///path, or tcp://127.0.0.1:PORT (dangerous:
+    /// Where to listen: unix:///path, fd:// (the socket systemd passes, see
+    /// contrib/systemd/isola.socket), or tcp://127.0.0.1:PORT (dangerous:
     /// anyone on this host who can reach the port is root).
     #[arg(long, default_value = "unix:///run/isola/docker.sock")]
     pub listen: String,
@@ -39,9 +42,14 @@ pub enum SystemCommand {
 enum Listen {
     Unix(PathBuf),
     Tcp(std::net::SocketAddr),
+    /// The listening socket systemd passed (LISTEN_FDS/LISTEN_PID).
+    Systemd,
 }
 
 fn parse_listen(value: &str) -> anyhow::Result<Listen> {
+    if value == "fd://" {
+        return Ok(Listen::Systemd);
+    }
     if let Some(path) = value.strip_prefix("unix://") {
         if !path.starts_with('/') {
             bail!("invalid --listen {value:?}: a unix socket needs an absolute path (unix:///run/isola/docker.sock)");
@@ -57,7 +65,7 @@ fn parse_listen(value: &str) -> anyhow::Result<Listen> {
         }
         return Ok(Listen::Tcp(addr));
     }
-    bail!("invalid --listen {value:?}: expected unix:///path or tcp://127.0.0.1:PORT")
+    bail!("invalid --listen {value:?}: expected unix:///path, fd:// or tcp://127.0.0.1:PORT")
 }
 
 /// The gid of group `isola`, made (as a system group) if missing.
@@ -111,6 +119,39 @@ fn bind_unix(path: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
     Ok(listener)
 }
 
+/// The listening unix socket systemd passed, by sd_listen_fds(3)'s rules:
+/// fds from 3 on, counted by LISTEN_FDS, meant for us only if LISTEN_PID is
+/// our pid. listenfd reads them (and marks the fd close-on-exec, so the
+/// containers' monitors do not hold the API's socket open), but it also
+/// takes a missing LISTEN_PID as "ours" (for proxies such as systemfd);
+/// systemd's rule is stricter and we keep it, so that a stray LISTEN_FDS
+/// inherited from some parent never makes us adopt an unrelated fd 3. Call
+/// it before any thread starts: listenfd unsets the variables, as
+/// sd_listen_fds(unset_environment=1) does.
+fn inherited_unix() -> anyhow::Result<std::os::unix::net::UnixListener> {
+    let not_passed = "--listen fd:// needs the socket systemd passes (LISTEN_FDS and LISTEN_PID for this process): start the service through isola.socket, or listen with --listen unix:///path";
+    if std::env::var_os("LISTEN_PID").is_none_or(|p| p.is_empty()) {
+        bail!("{not_passed}");
+    }
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() == 0 {
+        bail!("{not_passed}");
+    }
+    if fds.len() > 1 {
+        // isola.socket has one ListenStream; more are a unit edited by hand.
+        tracing::warn!(
+            "systemd passed {} sockets; serving the first only",
+            fds.len()
+        );
+    }
+    let listener = fds
+        .take_unix_listener(0)
+        .context("the socket systemd passed as fd 3 is not a listening unix stream socket (check ListenStream= in isola.socket)")?
+        .with_context(|| not_passed.to_string())?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
 /// Removes the socket when the service ends, however it ends.
 struct SocketFile(Option<PathBuf>);
 
@@ -129,6 +170,11 @@ pub fn run(root: &Path, cmd: SystemCommand) -> anyhow::Result<u8> {
         SystemCommand::Prune(a) => return crate::system::prune(&engine::Engine::open(root)?, a),
     };
     let listen = parse_listen(&args.listen)?;
+    // Before the runtime's threads start (inherited_unix edits the environment).
+    let inherited = match listen {
+        Listen::Systemd => Some(inherited_unix()?),
+        _ => None,
+    };
     let engine = engine::Engine::open(root)?;
     let opts = api::Options {
         idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
@@ -143,6 +189,15 @@ pub fn run(root: &Path, cmd: SystemCommand) -> anyhow::Result<u8> {
             let std_listener = bind_unix(&path)?;
             socket.0 = Some(path.clone());
             tracing::info!("serving the Docker API on unix://{}", path.display());
+            rt.block_on(async {
+                let listener = tokio::net::UnixListener::from_std(std_listener)?;
+                until_signal(api::serve(listener, engine, opts)).await
+            })
+        }
+        Listen::Systemd => {
+            // systemd made the socket and removes it: no SocketFile here.
+            let std_listener = inherited.context("the socket systemd passed")?;
+            tracing::info!("serving the Docker API on the socket systemd passed");
             rt.block_on(async {
                 let listener = tokio::net::UnixListener::from_std(std_listener)?;
                 until_signal(api::serve(listener, engine, opts)).await
@@ -195,5 +250,6 @@ mod tests {
             parse_listen("unix:///run/x.sock"),
             Ok(Listen::Unix(_))
         ));
+        assert!(matches!(parse_listen("fd://"), Ok(Listen::Systemd)));
     }
 }

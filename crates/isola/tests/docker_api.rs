@@ -192,6 +192,289 @@ fn docker_detached_container_ps_logs_exec_top_inspect_rename_stop_rm() {
 }
 
 #[test]
+fn docker_talks_to_a_socket_activated_service() {
+    let Some(docker) = docker_or_skip("socket activation") else {
+        return;
+    };
+    // As systemd with isola.socket: the socket is listening before the
+    // service starts, so the first request waits in its backlog.
+    let mut svc = Service::start_activated(Root::new(), docker);
+    let out = svc.docker(&["run", "--rm", "busybox", "echo", "hi"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let id = svc.ok(&["run", "-d", "busybox", "sleep", "600"]);
+    svc.stop();
+    // The socket is systemd's: the service leaves it in place, and no
+    // container's monitor inherited it (a leaked listening fd would accept
+    // connections into a backlog nobody serves).
+    assert!(svc.socket.exists());
+    let err = std::os::unix::net::UnixStream::connect(&svc.socket).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    // The container runs on without the service.
+    assert_eq!(svc.root.inspect(id.trim(), ".State.Status"), "running");
+}
+
+#[test]
+fn fd_listen_refuses_sockets_meant_for_another_process() {
+    let root = Root::new();
+    let out = root
+        .cmd(&["system", "service", "--listen", "fd://"])
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_PID", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("isola.socket"), "{err}");
+}
+
+#[test]
+fn docker_run_host_config_flags_take_effect_inside_the_container() {
+    let Some(docker) = docker_or_skip("docker run HostConfig flags") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker);
+    let flags = [
+        "--cap-drop",
+        "ALL",
+        "--read-only",
+        "--tmpfs",
+        "/t:size=1m",
+        "--shm-size",
+        "8m",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "20",
+        "--init",
+        "--add-host",
+        "foo.test:10.1.2.3",
+        "--dns",
+        "10.9.9.9",
+    ];
+    // Each line names what it checks, so a failure shows which.
+    let script = r#"
+        echo "caps $(grep CapEff /proc/self/status | cut -f2)"
+        touch /rootfile 2>/dev/null && echo "root writable" || echo "root read-only"
+        echo "tmpfs $(grep ' /t ' /proc/mounts | cut -d' ' -f3,4)"
+        touch /t/x && echo "tmpfs writable"
+        echo "shm $(df -k /dev/shm | tail -1 | awk '{print $2}')"
+        m=/sys/fs/cgroup/memory/memory.limit_in_bytes; [ -f $m ] || m=/sys/fs/cgroup/memory.max
+        echo "memory $(cat $m)"
+        p=/sys/fs/cgroup/pids/pids.max; [ -f $p ] || p=/sys/fs/cgroup/pids.max
+        echo "pids $(cat $p)"
+        echo "init $(cat /proc/1/comm)"
+        echo "hosts $(grep foo.test /etc/hosts | cut -f1)"
+        echo "dns $(grep nameserver /etc/resolv.conf)"
+    "#;
+    let mut args = vec!["run", "--rm"];
+    args.extend(flags);
+    args.extend(["busybox", "sh", "-c", script]);
+    let out = svc.ok(&args);
+    let lines: Vec<&str> = out.lines().collect();
+    for want in [
+        "caps 0000000000000000",
+        "root read-only",
+        "tmpfs tmpfs rw,nosuid,nodev,relatime,size=1024k",
+        "tmpfs writable",
+        "shm 8192",
+        "memory 67108864",
+        "pids 20",
+        "hosts 10.1.2.3",
+        "dns nameserver 10.9.9.9",
+    ] {
+        assert!(lines.contains(&want), "{want:?} not in:\n{out}");
+    }
+    assert!(
+        !lines.contains(&"init sh"),
+        "--init: sh is not PID 1:\n{out}"
+    );
+
+    // inspect gives them back in HostConfig.
+    let mut args = vec!["create"];
+    args.extend(flags);
+    args.extend(["busybox", "true"]);
+    let id = svc.ok(&args);
+    let got = svc.ok(&[
+        "inspect",
+        "--format",
+        "{{json .HostConfig.CapDrop}} {{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.Tmpfs}} {{.HostConfig.ShmSize}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.Init}} {{json .HostConfig.ExtraHosts}} {{json .HostConfig.Dns}}",
+        id.trim(),
+    ]);
+    assert_eq!(
+        got.trim(),
+        r#"["ALL"] true {"/t":"rw,size=1048576"} 8388608 67108864 20 true ["foo.test:10.1.2.3"] ["10.9.9.9"]"#
+    );
+
+    // What isola cannot honour is refused by name, never dropped.
+    for (flag, field) in [
+        (&["--ulimit", "nofile=100:100"][..], "HostConfig.Ulimits"),
+        (&["--privileged"][..], "HostConfig.Privileged"),
+        (&["--stop-signal", "SIGINT"][..], "StopSignal"),
+        (&["--ipc", "host"][..], "HostConfig.IpcMode"),
+        (&["--pid", "host"][..], "HostConfig.PidMode"),
+        (
+            &["--sysctl", "net.ipv4.ip_forward=1"][..],
+            "HostConfig.Sysctls",
+        ),
+        (&["--group-add", "10"][..], "HostConfig.GroupAdd"),
+        (&["--device", "/dev/null:/dev/n"][..], "HostConfig.Devices"),
+        (&["--cpu-shares", "512"][..], "HostConfig.CpuShares"),
+        (&["--tmpfs", "/t:noexec"][..], "HostConfig.Tmpfs"),
+    ] {
+        let mut args = vec!["create"];
+        args.extend(flag);
+        args.extend(["busybox", "true"]);
+        let err = svc.fails(&args);
+        assert!(err.contains(field), "{flag:?}: {err}");
+    }
+}
+
+#[test]
+fn docker_save_load_history_and_image_prune() {
+    let Some(docker) = docker_or_skip("docker save/load/history/prune") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker.clone());
+    let id = svc.ok(&["images", "-q", "--no-trunc", "busybox"]);
+    let id = id.trim();
+    // What the CLI shows is what the API returns.
+    let history = svc.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}",
+        "busybox",
+    ]);
+    let cli = svc.root.ok(&[
+        "image",
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}",
+        "busybox",
+    ]);
+    assert_eq!(history, cli);
+    assert!(history.starts_with(&format!("{id}|")), "{history}");
+    assert!(svc
+        .fails(&["history", "nosuch"])
+        .contains("No such image: nosuch"));
+
+    // docker save | docker load, through the socket both ways.
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("busybox.tar");
+    svc.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    svc.ok(&["rmi", "busybox"]);
+    assert_eq!(svc.ok(&["images", "-q"]), "");
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$D" load -i "$T" && "$D" save busybox:latest | "$D" load -q"#)
+        .env("D", &docker)
+        .env("T", &tar)
+        .env("DOCKER_HOST", svc.host())
+        .env("DOCKER_CONFIG", svc.config.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&piped.stdout);
+    assert!(
+        piped.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert_eq!(
+        said,
+        "Loaded image: busybox:latest\nLoaded image: busybox:latest\n"
+    );
+    assert_eq!(
+        svc.ok(&["images", "-q", "--no-trunc", "busybox"]).trim(),
+        id
+    );
+    svc.ok(&["run", "--rm", "busybox", "true"]);
+    assert!(svc
+        .fails(&["save", "-o", tar.to_str().unwrap(), "nosuch"])
+        .contains("No such image"));
+
+    // A dangling image (loaded from an archive saved by id, so nameless)
+    // goes with `docker image prune -f`; a tagged one stays.
+    let by_id = dir.path().join("by-id.tar");
+    svc.ok(&["save", "-o", by_id.to_str().unwrap(), id]);
+    svc.ok(&["rmi", "busybox"]);
+    svc.ok(&["load", "-i", by_id.to_str().unwrap()]);
+    assert_eq!(
+        svc.ok(&["images", "-q", "--filter", "dangling=true"])
+            .trim()
+            .len(),
+        12
+    );
+    let pruned = svc.ok(&["image", "prune", "-f"]);
+    assert!(pruned.contains(&format!("deleted: {id}")), "{pruned}");
+    assert_eq!(svc.ok(&["images", "-q"]), "");
+    svc.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let pruned = svc.ok(&["image", "prune", "-f"]);
+    assert!(pruned.contains("Total reclaimed space: 0B"), "{pruned}");
+    assert_eq!(svc.ok(&["images", "-q", "--no-trunc"]).trim(), id);
+}
+
+#[test]
+fn exec_records_are_freed_not_kept_forever() {
+    let Some(docker) = docker_or_skip("exec records") else {
+        return;
+    };
+    let svc = Service::start(Root::new(), docker);
+    let id = svc.ok(&["run", "-d", "busybox", "sleep", "600"]);
+    let id = id.trim();
+    // 200 execs, as a health check or a CI job runs them over a day.
+    let mut execs = Vec::new();
+    for i in 0..200 {
+        let (status, v) = svc.http_json(
+            "POST",
+            &format!("/containers/{id}/exec"),
+            Some(&format!(r#"{{"Cmd": ["sh", "-c", "exit {}"]}}"#, i % 7)),
+        );
+        assert_eq!(status, 201, "{v}");
+        let exec = v["Id"].as_str().unwrap().to_string();
+        let (status, _) = svc.http(
+            "POST",
+            &format!("/exec/{exec}/start"),
+            Some(r#"{"Detach": true}"#),
+        );
+        assert_eq!(status, 200);
+        // Each ends before the next starts, as a script's execs do.
+        eventually("the exec to end", || {
+            let (_, v) = svc.http_json("GET", &format!("/exec/{exec}/json"), None);
+            v["Running"] == false && v["ExitCode"] == i % 7
+        });
+        execs.push(exec);
+    }
+    // The oldest are gone, as moby's are once their container is; the
+    // newest still give their exit codes.
+    let (status, v) = svc.http_json("GET", &format!("/exec/{}/json", execs[0]), None);
+    assert_eq!(status, 404, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("No such exec instance"),
+        "{v}"
+    );
+    let last = execs.last().unwrap();
+    let (status, v) = svc.http_json("GET", &format!("/exec/{last}/json"), None);
+    assert_eq!(
+        (status, v["ExitCode"].as_i64()),
+        (200, Some(199 % 7)),
+        "{v}"
+    );
+    // A removed container takes its execs' records with it.
+    svc.ok(&["rm", "-f", id]);
+    let (status, _) = svc.http_json("GET", &format!("/exec/{last}/json"), None);
+    assert_eq!(status, 404);
+}
+
+#[test]
 fn docker_network_create_ls_rm() {
     let Some(docker) = docker_or_skip("docker network") else {
         return;

@@ -71,6 +71,42 @@ impl Service {
         }
     }
 
+    /// `isola system service --listen fd://` started as systemd's socket
+    /// activation starts it (isola.socket): the test binds and listens on
+    /// the socket, which the service gets as fd 3 with LISTEN_FDS=1 and
+    /// LISTEN_PID its own pid. A shell sets LISTEN_PID to `$$` and then
+    /// execs isola (same pid), and moves the listener from stdin to fd 3,
+    /// which keeps `unsafe` pre_exec code out of the test.
+    pub fn start_activated(root: Root, docker: PathBuf) -> Service {
+        let socket = root.path().join("activated.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let isola = root.cmd(&["system", "service", "--listen", "fd://"]);
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(r#"exec 3<&0 0</dev/null; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#)
+            .arg(isola.get_program())
+            .args(isola.get_args());
+        for (k, v) in isola.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        let child = c
+            .stdin(std::os::fd::OwnedFd::from(listener))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Service {
+            child,
+            socket,
+            docker,
+            config: tempfile::tempdir().unwrap(),
+            root,
+        }
+    }
+
     /// `DOCKER_HOST` for this service.
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket.display())
@@ -162,12 +198,19 @@ impl Service {
     }
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
+impl Service {
+    /// Stops the service (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
