@@ -352,6 +352,79 @@ pub async fn unpause(
     .await
 }
 
+/// `POST /containers/{id}/update`: docker's resource fields the engine can
+/// change (Memory, NanoCpus, CpuQuota with CpuPeriod, PidsLimit); another
+/// field set to something is refused with 400 naming it, never ignored.
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+    let int = |k: &str| v[k].as_i64().unwrap_or(0);
+    let mut change = engine::LimitsUpdate::default();
+    if int("Memory") != 0 {
+        if int("Memory") < 6 << 20 {
+            return Err(ApiError::bad_request(
+                "Memory: Minimum memory limit allowed is 6MB",
+            ));
+        }
+        change.memory = Some(int("Memory") as u64);
+    }
+    let period = match int("CpuPeriod") {
+        0 => engine::units::CPU_PERIOD_US as i64,
+        p => p,
+    };
+    match (int("NanoCpus"), int("CpuQuota")) {
+        (n, _) if n > 0 => change.cpu_quota = Some((n / 10_000) as u64),
+        (_, q) if q > 0 => {
+            change.cpu_quota = Some((q * engine::units::CPU_PERIOD_US as i64 / period) as u64)
+        }
+        _ => {}
+    }
+    if let Some(p) = v["PidsLimit"].as_i64() {
+        change.pids_limit = Some((p > 0).then_some(p));
+    }
+    for field in [
+        "CpuShares",
+        "MemorySwap",
+        "MemoryReservation",
+        "KernelMemory",
+        "BlkioWeight",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
+    ] {
+        if int(field) != 0 && !(field == "MemorySwap" && int(field) == -1) {
+            return Err(ApiError::bad_request(format!(
+                "{field}: isola's update does not change it (only Memory, NanoCpus, CpuQuota/CpuPeriod and PidsLimit)"
+            )));
+        }
+    }
+    for field in ["CpusetCpus", "CpusetMems"] {
+        if v[field].as_str().is_some_and(|s| !s.is_empty()) {
+            return Err(ApiError::bad_request(format!(
+                "{field}: isola's update does not change it (only Memory, NanoCpus, CpuQuota/CpuPeriod and PidsLimit)"
+            )));
+        }
+    }
+    if v["RestartPolicy"]["Name"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return Err(ApiError::bad_request(
+            "RestartPolicy: isola's update does not change it",
+        ));
+    }
+    with_container(&state, id, move |e, rec| {
+        if !change.is_empty() {
+            e.update(&rec, &change)?;
+        }
+        Ok(Json(json!({"Warnings": []})))
+    })
+    .await
+}
+
 /// `POST /containers/{id}/rename?name=`.
 pub async fn rename(
     State(state): State<AppState>,

@@ -162,7 +162,10 @@ impl From<engine::Error> for ApiError {
             | E::NeedsNetwork { .. }
             | E::VmNetwork { .. }
             | E::SharedVmNetwork { .. }
-            | E::InitMissing { .. } => StatusCode::BAD_REQUEST,
+            | E::InitMissing { .. }
+            | E::Backend(engine::backend::BackendError::VmMemoryAbove { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
             E::Isolation(IsolationError::Incompatible { .. }) => StatusCode::BAD_REQUEST,
             E::RemoveRunning { .. }
             | E::Paused { .. }

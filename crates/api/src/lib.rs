@@ -185,6 +185,7 @@ fn router(state: AppState) -> Router {
         .route("/containers/{id}/kill", post(containers::kill))
         .route("/containers/{id}/pause", post(containers::pause))
         .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/update", post(containers::update))
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/wait", post(streams::wait))
         .route("/containers/{id}/attach", post(streams::attach))

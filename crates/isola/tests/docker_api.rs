@@ -178,6 +178,36 @@ fn docker_detached_container_ps_logs_exec_top_inspect_rename_stop_rm() {
         "pgrep -x ping ({host_pings}) lacks {pid}"
     );
 
+    // docker update: the new limits are the container's cgroup's and inspect's.
+    svc.ok(&["update", "-m", "96m", "--pids-limit", "40", "pinger"]);
+    assert_eq!(
+        svc.ok(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+            "pinger"
+        ])
+        .trim(),
+        format!("{} 40", 96u64 << 20)
+    );
+    let cgroup = |v1: &str, v2: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{v1}/isola/{id}/{v2}"))
+            .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/isola/{id}/{v2}")))
+            .unwrap_or_default()
+    };
+    let limit = match cgroup("memory", "memory.limit_in_bytes") {
+        l if !l.is_empty() => l,
+        _ => cgroup("", "memory.max"),
+    };
+    assert_eq!(limit.trim(), (96u64 << 20).to_string());
+    let out = svc.docker(&["update", "--cpu-shares", "512", "pinger"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CpuShares"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     svc.ok(&["rename", "pinger", "pinger2"]);
     assert!(svc
         .ok(&["ps", "--format", "{{.Names}}"])
