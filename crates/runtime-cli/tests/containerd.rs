@@ -336,20 +336,6 @@ fn host_processes(args: &[&str]) -> Vec<i32> {
         .collect()
 }
 
-/// QEMU processes running the VM of container `id`.
-fn qemus_of(id: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            comm.starts_with("isola-vm-") && cgroup.contains(&format!("/isola-vm/{id}/"))
-        })
-        .collect()
-}
-
 #[test]
 fn containerd_runs_busybox_in_a_vm_through_isola_runtime_vm() {
     let missing = (!installed("containerd") || !installed("ctr"))
@@ -394,7 +380,10 @@ fn containerd_runs_busybox_in_a_vm_through_isola_runtime_vm() {
         "the container ran on the host's kernel"
     );
     assert_eq!(lines[1], "1");
-    assert!(qemus_of(&id).is_empty(), "a QEMU outlived `ctr run --rm`");
+    assert!(
+        common::qemus_of(&id).is_empty(),
+        "a QEMU outlived `ctr run --rm`"
+    );
 
     // A detached task: its command is no host process; exec, ps, pause, kill, delete.
     let id = testkit::unique_name("ctr-vm-task");
@@ -409,7 +398,7 @@ fn containerd_runs_busybox_in_a_vm_through_isola_runtime_vm() {
         "-c",
         "trap 'exit 42' TERM; sleep 987654 & wait",
     ]);
-    assert_eq!(qemus_of(&id).len(), 1, "one QEMU for the container");
+    assert_eq!(common::qemus_of(&id).len(), 1, "one QEMU for the container");
     assert!(
         host_processes(&["sleep", "987654"]).is_empty(),
         "the container's command runs on the host"
@@ -491,7 +480,10 @@ fn containerd_runs_busybox_in_a_vm_through_isola_runtime_vm() {
     let text = String::from_utf8_lossy(&deleted.stderr);
     assert!(text.contains("exit code 42"), "{text}");
     ctd.ctr_ok(&["containers", "delete", &id]);
-    assert!(qemus_of(&id).is_empty(), "QEMU outlived the task's delete");
+    assert!(
+        common::qemus_of(&id).is_empty(),
+        "QEMU outlived the task's delete"
+    );
     assert!(
         !Path::new(&format!("/proc/{stand_in}")).exists(),
         "the stand-in outlived the task"

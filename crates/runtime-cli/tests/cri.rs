@@ -256,22 +256,6 @@ async fn connect(sock: PathBuf) -> RuntimeServiceClient<tonic::transport::Channe
     RuntimeServiceClient::new(channel)
 }
 
-/// QEMU processes of the VM whose host cgroup is /isola-vm/<id>.
-fn qemus_of(id: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            comm.starts_with("isola-vm-")
-                && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                    .unwrap_or_default()
-                    .contains(&format!("/isola-vm/{id}/"))
-        })
-        .collect()
-}
-
 /// Host processes in a cgroup of container `id`: the container's own in
 /// process mode (its cgroup is named after it), none in a VM.
 fn host_processes_of(id: &str) -> Vec<String> {
@@ -428,7 +412,7 @@ fn pod_through_cri(handler: &str, octet: u8, vm: bool) {
     let host = String::from_utf8(Command::new("uname").arg("-r").output().unwrap().stdout).unwrap();
     if vm {
         assert_ne!(guest, host, "the pod runs on the host's kernel");
-        assert_eq!(qemus_of(&sandbox).len(), 1, "one QEMU for the pod");
+        assert_eq!(common::qemus_of(&sandbox).len(), 1, "one QEMU for the pod");
         let host = host_processes_of(&web);
         assert!(host.is_empty(), "the pod's processes on the host: {host:?}");
     } else {
@@ -457,7 +441,10 @@ fn pod_through_cri(handler: &str, octet: u8, vm: bool) {
         pod_sandbox_id: sandbox.clone(),
     };
     c.call(move |mut cl| Box::pin(async move { cl.remove_pod_sandbox(rm).await }));
-    assert!(qemus_of(&sandbox).is_empty(), "QEMU outlived the pod");
+    assert!(
+        common::qemus_of(&sandbox).is_empty(),
+        "QEMU outlived the pod"
+    );
     assert!(host_processes_of(&web).is_empty() && host_processes_of(&client).is_empty());
     let state = Path::new("/run/containerd/runc").join(NS);
     let ours = [&sandbox, &web, &client];

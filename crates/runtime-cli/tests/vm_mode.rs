@@ -26,22 +26,7 @@ fn assert_no_vm_left(rt: &Runtime, id: &str, bundle: &Bundle) {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(keepers.is_empty(), "keeper directories left: {keepers:?}");
-    assert!(qemus_of(id).is_empty(), "QEMU of {id} left running");
-}
-
-fn qemus_of(id: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            comm.starts_with("isola-vm-")
-                && std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                    .unwrap_or_default()
-                    .contains(&format!("/isola-vm/{id}/"))
-        })
-        .collect()
+    assert!(common::qemus_of(id).is_empty(), "QEMU of {id} left running");
 }
 
 fn create_fails(rt: &Runtime, bundle: &Bundle, id: &str) -> String {
@@ -264,7 +249,7 @@ fn a_stand_in_exits_with_the_guest_process_and_passes_signals_on() {
     // (containerd.rs); here, that it is gone and the VM with `delete`.
     assert!(!alive(init));
     vm.ok(&["delete", &id]);
-    assert!(qemus_of(&id).is_empty(), "QEMU outlived delete");
+    assert!(common::qemus_of(&id).is_empty(), "QEMU outlived delete");
     assert!(!vm.state_dir(&id).exists());
     let out = Command::new(BIN)
         .arg("--root")
@@ -448,8 +433,8 @@ fn a_pod_is_one_vm_in_the_pods_network_namespace() {
     );
 
     // One VM for the pod; the pod's processes are not the host's.
-    assert_eq!(qemus_of(&sandbox).len(), 1, "one QEMU for the pod");
-    assert!(qemus_of(&web).is_empty() && qemus_of(&client).is_empty());
+    assert_eq!(common::qemus_of(&sandbox).len(), 1, "one QEMU for the pod");
+    assert!(common::qemus_of(&web).is_empty() && common::qemus_of(&client).is_empty());
     let exec = vm
         .cmd(&["exec", &web, "sh", "-c", "cat /proc/version"])
         .output()
@@ -482,12 +467,15 @@ fn a_pod_is_one_vm_in_the_pods_network_namespace() {
     wait_until("web to stop", || vm.status(&web) == "stopped");
     vm.ok(&["delete", &web]);
     assert_eq!(
-        qemus_of(&sandbox).len(),
+        common::qemus_of(&sandbox).len(),
         1,
         "the VM outlives the pod's containers"
     );
     vm.ok(&["delete", "--force", &sandbox]);
-    assert!(qemus_of(&sandbox).is_empty(), "the VM outlived its sandbox");
+    assert!(
+        common::qemus_of(&sandbox).is_empty(),
+        "the VM outlived its sandbox"
+    );
     let left: Vec<_> = std::fs::read_dir(vm.root.path())
         .unwrap()
         .flatten()

@@ -325,3 +325,18 @@ pub fn vm_binary() -> PathBuf {
     }
     link
 }
+
+/// QEMU processes of the VM whose host cgroup is /isola-vm/<id> (its
+/// keeper shares the cgroup, so the process name tells them apart).
+pub fn qemus_of(id: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            comm.starts_with("isola-vm-") && cgroup.contains(&format!("/isola-vm/{id}/"))
+        })
+        .collect()
+}
