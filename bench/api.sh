@@ -79,6 +79,9 @@ export DOCKER_CONFIG="$work/docker-config"
 run_isola_api()  { "$docker" -H "unix://$isock" run --rm --network none busybox true; }
 run_isola_cli()  { "$isola" --root "$iroot" run --rm --network none busybox true; }
 run_podman_api() { "$docker" -H "unix://$psock" run --rm --network none busybox true; }
+# The docker client's own floor, no request at all: what any path through
+# the docker CLI pays before the service is asked anything.
+run_docker_client() { "$docker" --version; }
 
 once() {
   local t0 t1
@@ -90,7 +93,7 @@ once() {
   echo $(( t1 - t0 ))
 }
 
-tools=(isola_api isola_cli podman_api)
+tools=(isola_api isola_cli podman_api docker_client)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for i in $(seq 1 "$WARMUP"); do
   for t in "${tools[@]}"; do once "$t" >/dev/null; done
@@ -125,11 +128,14 @@ mkdir -p "$(dirname "$OUT")"
   echo "as under the CLI, which makes no request at all; podman's service runs conmon and crun per"
   echo "container and applies its own default seccomp profile. Load average (1, 5, 15 min) before:"
   echo "$load_before; after: $load_after. The machine is shared: compare ratios, not absolute times."
+  echo "The last row is the docker client alone (\`docker --version\`, no request): the floor of every"
+  echo "path through the docker CLI, which isola's own CLI does not pay (where the rest goes:"
+  echo "bench/results/api-breakdown.md)."
   echo
   echo "| path | median (ms) | p90 (ms) | median vs isola CLI | median vs podman API |"
   echo "|---|---:|---:|---:|---:|"
-  for t in isola_api isola_cli podman_api; do
-    label=${t/_api/ API}; label=${label/_cli/ CLI}
+  for t in "${tools[@]}"; do
+    label=${t/docker_client/docker client alone}; label=${label/_api/ API}; label=${label/_cli/ CLI}
     echo "| $label | ${med[$t]} | ${p90[$t]} | $(ratio "${med[$t]}" "${med[isola_cli]}")x | $(ratio "${med[$t]}" "${med[podman_api]}")x |"
   done
 } >"$OUT"

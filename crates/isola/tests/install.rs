@@ -33,6 +33,11 @@ fn make_install_puts_binaries_and_systemd_units_in_place() {
     let dest = tmp.path().join("dest");
     let out = Command::new("make")
         .current_dir(&repo)
+        // Under `make test` the outer make's jobserver and flags are no
+        // business of this one.
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
         .arg("--no-print-directory")
         .arg("install-files")
         .arg(format!("DESTDIR={}", dest.display()))
