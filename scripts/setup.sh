@@ -7,7 +7,7 @@ PACKAGES=(crun runc containerd skopeo umoci docker-registry busybox-static podma
           libseccomp-dev pkg-config hyperfine jq iproute2 procps util-linux
           qemu-system-x86 cpio apache2-utils openssl tini
           linux-source-6.1 build-essential bc flex bison libelf-dev libssl-dev xz-utils
-          containernetworking-plugins iptables curl)
+          containernetworking-plugins iptables curl protobuf-compiler)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
