@@ -124,7 +124,6 @@ fn a_stand_in_exits_with_the_guest_process_and_passes_signals_on() {
     if !testkit::require("VM-mode runtime test", common::vm_missing()) {
         return;
     }
-    let agent = testkit::static_agent();
     let vm = vm_runtime();
     let id = unique_name("vm-standin");
     // The init traps TERM (exit 42); an exec with a marker argument runs beside it.
@@ -134,28 +133,7 @@ fn a_stand_in_exits_with_the_guest_process_and_passes_signals_on() {
         "trap 'exit 42' TERM; sleep 987656 & wait",
     ]));
     let pid_file = bundle.path().join("init.pid");
-    // The container keeps the stdio create gets: files, not pipes to wait on.
-    let err_file = bundle.path().join("create.err");
-    vm.track(&id);
-    let status = vm
-        .cmd(&[
-            "create",
-            "--bundle",
-            bundle.path().to_str().unwrap(),
-            "--pid-file",
-            pid_file.to_str().unwrap(),
-            &id,
-        ])
-        .env("ISOLA_AGENT", agent)
-        .stdout(std::fs::File::create(bundle.path().join("create.out")).unwrap())
-        .stderr(std::fs::File::create(&err_file).unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(&err_file).unwrap_or_default()
-    );
+    create_ok(&vm, &bundle, &id, &pid_file);
     let init = pid_in(&pid_file);
     assert_eq!(vm.status(&id), "created");
     assert_eq!(vm.state(&id)["pid"], init);

@@ -11,6 +11,18 @@ use serde_json::Value;
 
 use crate::cmdline::Share;
 
+/// The host path a spec mount binds, if it is a bind mount (type `bind`,
+/// or a `bind`/`rbind` option, as runc reads it).
+pub fn bind_source(mount: &Value) -> Option<&str> {
+    let is_bind = mount["type"] == "bind"
+        || mount["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind");
+    mount["source"].as_str().filter(|_| is_bind)
+}
+
 /// A spec whose binds name host paths, and the shares that carry them.
 #[derive(Debug, Clone)]
 pub struct GuestSpec {
@@ -31,17 +43,14 @@ impl GuestSpec {
         let mut by_dir: BTreeMap<(PathBuf, bool, bool), String> = BTreeMap::new();
         let mut binds = Vec::new();
         for (i, m) in spec["mounts"].as_array().into_iter().flatten().enumerate() {
-            let options: Vec<&str> = m["options"]
+            let Some(source) = bind_source(m) else {
+                continue;
+            };
+            let ro = m["options"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let is_bind =
-                m["type"] == "bind" || options.iter().any(|o| *o == "bind" || *o == "rbind");
-            let Some(source) = m["source"].as_str().filter(|_| is_bind) else {
-                continue;
-            };
+                .any(|o| o == "ro");
             let source = PathBuf::from(source);
             let (dir, file) = if source.is_dir() {
                 (source.clone(), None)
@@ -51,7 +60,7 @@ impl GuestSpec {
                     source.file_name().map(|n| n.to_string_lossy().into_owned()),
                 )
             };
-            let read_only = options.contains(&"ro") || Some(dir.as_path()) == read_only_dir;
+            let read_only = ro || Some(dir.as_path()) == read_only_dir;
             // A file bind shares only the files bound from its directory, never
             // their siblings (the jail stages each in a directory of its own).
             let tag = by_dir

@@ -335,14 +335,11 @@ fn handle(keeper: &Keeper, req: Request, fds: Vec<OwnedFd>, conn: &UnixStream) -
                 return Ok(Handled::Answer(Response::Done, master));
             }
             let guest = GuestSpec::new(*spec, None, SHARE_PREFIX);
-            let mounts: Vec<(String, bool)> = guest
-                .share_mounts()
-                .into_iter()
-                .map(|(t, ro)| (t.to_string(), ro))
-                .collect();
-            let mounts: Vec<(&str, bool)> =
-                mounts.iter().map(|(t, ro)| (t.as_str(), *ro)).collect();
-            let spec = guest.into_spec().context("the spec as the guest sees it")?;
+            let mounts = guest.share_mounts();
+            let spec = guest
+                .clone()
+                .into_spec()
+                .context("the spec as the guest sees it")?;
             let (pid, io) = client
                 .mount_shares_and_create(&mounts, &id, &spec, vm::GUEST_ROOTFS, terminal)
                 .context("create the container in the VM")?;
@@ -570,15 +567,7 @@ fn pod_container(
             .flatten()
             .enumerate()
         {
-            let options: Vec<String> = m["options"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|o| o.as_str().map(String::from))
-                .collect();
-            let is_bind =
-                m["type"] == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
-            let Some(source) = m["source"].as_str().filter(|_| is_bind).map(PathBuf::from) else {
+            let Some(source) = vm::guest_spec::bind_source(m).map(PathBuf::from) else {
                 continue;
             };
             let name = format!("m{i}");
