@@ -62,7 +62,18 @@ pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
         "ExtraHosts": c.network_options.extra_hosts.iter().map(|(h, ip)| format!("{h}:{ip}")).collect::<Vec<_>>(),
         "PublishAllPorts": c.network_options.publish_all,
         "Memory": c.limits.memory.unwrap_or(0),
-        "NanoCpus": c.limits.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
+        "MemorySwap": c.limits.memory_swap.unwrap_or(0),
+        // docker keeps --cpus (NanoCpus) apart from --cpu-quota/--cpu-period.
+        "NanoCpus": match c.limits.cpu_period {
+            None => c.limits.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
+            Some(_) => 0,
+        },
+        "CpuQuota": match c.limits.cpu_period {
+            Some(_) => c.limits.cpu_quota.map(|q| q as i64).unwrap_or(0),
+            None => 0,
+        },
+        "CpuPeriod": c.limits.cpu_period.unwrap_or(0),
+        "CpuShares": c.limits.cpu_shares.unwrap_or(0),
         "PidsLimit": c.limits.pids_limit,
         "RestartPolicy": c.restart_policy,
         "AutoRemove": c.auto_remove,
