@@ -304,8 +304,7 @@ pub async fn restart(
     let timeout = stop_timeout(&q)?;
     let st = state.clone();
     with_container(&state, id, move |e, rec| {
-        let rec = e.stop(&rec, timeout)?;
-        start_container(&st, &rec)?;
+        e.restart(&rec, timeout, |rec| start_container(&st, rec))?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -131,10 +131,10 @@ pub fn kill(engine: &Engine, args: KillArgs) -> anyhow::Result<u8> {
 pub fn restart(engine: &Engine, args: StopArgs) -> anyhow::Result<u8> {
     each(&args.containers, true, |r| {
         let rec = engine.lookup(r)?;
-        let rec = engine.stop(&rec, Duration::from_secs(args.time))?;
-        let mut ready = engine.start(&rec, false, None)?;
-        ready.report()?;
-        Ok(())
+        engine.restart(&rec, Duration::from_secs(args.time), |rec| {
+            engine.start(rec, false, None)?.report()?;
+            anyhow::Ok(())
+        })
     })
 }
 
