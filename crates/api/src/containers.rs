@@ -304,8 +304,7 @@ pub async fn restart(
     let timeout = stop_timeout(&q)?;
     let st = state.clone();
     with_container(&state, id, move |e, rec| {
-        let rec = e.stop(&rec, timeout)?;
-        start_container(&st, &rec)?;
+        e.restart(&rec, timeout, |rec| start_container(&st, rec))?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -353,8 +352,9 @@ pub async fn unpause(
 }
 
 /// `POST /containers/{id}/update`: docker's resource fields the engine can
-/// change (Memory, NanoCpus, CpuQuota with CpuPeriod, PidsLimit); another
-/// field set to something is refused with 400 naming it, never ignored.
+/// change (Memory, MemorySwap, NanoCpus, CpuQuota, CpuPeriod, CpuShares,
+/// PidsLimit) and RestartPolicy; another field set to something is refused
+/// with 400 naming it, never ignored.
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -362,60 +362,7 @@ pub async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
-    let int = |k: &str| v[k].as_i64().unwrap_or(0);
-    let mut change = engine::LimitsUpdate::default();
-    if int("Memory") != 0 {
-        if int("Memory") < 6 << 20 {
-            return Err(ApiError::bad_request(
-                "Memory: Minimum memory limit allowed is 6MB",
-            ));
-        }
-        change.memory = Some(int("Memory") as u64);
-    }
-    let period = match int("CpuPeriod") {
-        0 => engine::units::CPU_PERIOD_US as i64,
-        p => p,
-    };
-    match (int("NanoCpus"), int("CpuQuota")) {
-        (n, _) if n > 0 => change.cpu_quota = Some((n / 10_000) as u64),
-        (_, q) if q > 0 => {
-            change.cpu_quota = Some((q * engine::units::CPU_PERIOD_US as i64 / period) as u64)
-        }
-        _ => {}
-    }
-    if let Some(p) = v["PidsLimit"].as_i64() {
-        change.pids_limit = Some((p > 0).then_some(p));
-    }
-    for field in [
-        "CpuShares",
-        "MemorySwap",
-        "MemoryReservation",
-        "KernelMemory",
-        "BlkioWeight",
-        "CpuRealtimePeriod",
-        "CpuRealtimeRuntime",
-    ] {
-        if int(field) != 0 && !(field == "MemorySwap" && int(field) == -1) {
-            return Err(ApiError::bad_request(format!(
-                "{field}: isola's update does not change it (only Memory, NanoCpus, CpuQuota/CpuPeriod and PidsLimit)"
-            )));
-        }
-    }
-    for field in ["CpusetCpus", "CpusetMems"] {
-        if v[field].as_str().is_some_and(|s| !s.is_empty()) {
-            return Err(ApiError::bad_request(format!(
-                "{field}: isola's update does not change it (only Memory, NanoCpus, CpuQuota/CpuPeriod and PidsLimit)"
-            )));
-        }
-    }
-    if v["RestartPolicy"]["Name"]
-        .as_str()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return Err(ApiError::bad_request(
-            "RestartPolicy: isola's update does not change it",
-        ));
-    }
+    let change = update_request(&v)?;
     with_container(&state, id, move |e, rec| {
         if !change.is_empty() {
             e.update(&rec, &change)?;
@@ -423,6 +370,83 @@ pub async fn update(
         Ok(Json(json!({"Warnings": []})))
     })
     .await
+}
+
+/// docker's UpdateConfig body as the engine's change; docker's zero values
+/// (0, "", the empty policy) leave a setting as it is.
+fn update_request(v: &Value) -> Result<engine::LimitsUpdate, ApiError> {
+    use engine::units;
+    let int = |k: &str| v[k].as_i64().unwrap_or(0);
+    let bad = |field: &str, e: &dyn std::fmt::Display| {
+        ApiError::bad_request(format!("invalid {field}: {e}"))
+    };
+    let mut change = engine::LimitsUpdate::default();
+    match int("Memory") {
+        0 => {}
+        m if m < 6 << 20 => {
+            return Err(ApiError::bad_request(
+                "Memory: Minimum memory limit allowed is 6MB",
+            ))
+        }
+        m => change.memory = Some(m as u64),
+    }
+    match int("MemorySwap") {
+        0 => {}
+        s if s < -1 => return Err(bad("MemorySwap", &s)),
+        s => change.memory_swap = Some(s),
+    }
+    match int("NanoCpus") {
+        0 => {}
+        n if n < 0 => return Err(bad("NanoCpus", &n)),
+        n => change.cpu_quota = Some((n / 10_000) as u64),
+    }
+    change.cfs_quota = Some(int("CpuQuota")).filter(|q| *q != 0);
+    match int("CpuPeriod") {
+        0 => {}
+        p if p < 0 => return Err(bad("CpuPeriod", &p)),
+        p => change.cfs_period = Some(p as u64),
+    }
+    match int("CpuShares") {
+        0 => {}
+        s if s < 0 => return Err(bad("CpuShares", &s)),
+        s => change.cpu_shares = Some(s as u64),
+    }
+    if let Some(p) = v["PidsLimit"].as_i64() {
+        change.pids_limit = Some((p > 0).then_some(p));
+    }
+    let policy = &v["RestartPolicy"];
+    let name = policy["Name"].as_str().unwrap_or_default();
+    if !name.is_empty() {
+        let text = match (name, policy["MaximumRetryCount"].as_u64().unwrap_or(0)) {
+            ("on-failure", n) if n > 0 => format!("on-failure:{n}"),
+            (name, _) => name.to_string(),
+        };
+        change.restart = Some(
+            text.parse()
+                .map_err(|e: units::ValueError| bad("RestartPolicy", &e))?,
+        );
+    }
+    for field in [
+        "MemoryReservation",
+        "KernelMemory",
+        "BlkioWeight",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
+    ] {
+        if int(field) != 0 {
+            return Err(ApiError::bad_request(format!(
+                "{field}: isola's update does not change it (only Memory, MemorySwap, NanoCpus, CpuQuota, CpuPeriod, CpuShares, PidsLimit and RestartPolicy)"
+            )));
+        }
+    }
+    for field in ["CpusetCpus", "CpusetMems"] {
+        if v[field].as_str().is_some_and(|s| !s.is_empty()) {
+            return Err(ApiError::bad_request(format!(
+                "{field}: isola's update does not change it (only Memory, MemorySwap, NanoCpus, CpuQuota, CpuPeriod, CpuShares, PidsLimit and RestartPolicy)"
+            )));
+        }
+    }
+    Ok(change)
 }
 
 /// `POST /containers/{id}/rename?name=`.

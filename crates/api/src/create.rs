@@ -497,6 +497,7 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         memory,
         cpu_quota,
         pids_limit: h.pids_limit.filter(|p| *p > 0),
+        ..Default::default()
     };
     let mut network = match h.network_mode.as_deref() {
         None | Some("") | Some("default") => None,

@@ -1,4 +1,5 @@
-//! inspect: containers, images, networks and volumes as docker's `inspect` shows them, one
+//! inspect: containers, images, networks and volumes as docker's `inspect` shows them,
+//! and the host as docker's `info` and `version` show it, one
 //! shape for both clients (the CLI prints it, the API service returns it).
 //! Field names and types are docker's (the docker CLI decodes them into its
 //! own types, so a field must never change type); isola's own facts are in
@@ -62,7 +63,18 @@ pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
         "ExtraHosts": c.network_options.extra_hosts.iter().map(|(h, ip)| format!("{h}:{ip}")).collect::<Vec<_>>(),
         "PublishAllPorts": c.network_options.publish_all,
         "Memory": c.limits.memory.unwrap_or(0),
-        "NanoCpus": c.limits.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
+        "MemorySwap": c.limits.memory_swap.unwrap_or(0),
+        // docker keeps --cpus (NanoCpus) apart from --cpu-quota/--cpu-period.
+        "NanoCpus": match c.limits.cpu_period {
+            None => c.limits.cpu_quota.map(|q| q * 10_000).unwrap_or(0),
+            Some(_) => 0,
+        },
+        "CpuQuota": match c.limits.cpu_period {
+            Some(_) => c.limits.cpu_quota.map(|q| q as i64).unwrap_or(0),
+            None => 0,
+        },
+        "CpuPeriod": c.limits.cpu_period.unwrap_or(0),
+        "CpuShares": c.limits.cpu_shares.unwrap_or(0),
         "PidsLimit": c.limits.pids_limit,
         "RestartPolicy": c.restart_policy,
         "AutoRemove": c.auto_remove,
@@ -369,5 +381,95 @@ pub fn volume(v: &crate::volumes::Volume) -> Value {
         "Name": v.name,
         "Options": map_or_null(&v.options),
         "Scope": "local",
+    })
+}
+
+/// docker's `GET /info` (what `docker info --format` reads): counts, the
+/// host, and `Isolation`, the host's default; isola's own facts (`Vm`,
+/// `VmAcceleration`, `IsolationSource`) in extra fields.
+pub fn system_info(engine: &Engine) -> Result<Value, Error> {
+    use crate::state::Status;
+    let host = crate::info::host_info(engine.root());
+    let containers = engine.list()?;
+    let count =
+        |f: &dyn Fn(Status) -> bool| containers.iter().filter(|c| f(c.state.status)).count();
+    let images = engine.list_images()?.len();
+    let (_, arch, _) = crate::isolation::host_platform();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    Ok(json!({
+        "ID": "",
+        "Containers": containers.len(),
+        "ContainersRunning": count(&|s| matches!(s, Status::Running | Status::Restarting)),
+        "ContainersPaused": count(&|s| s == Status::Paused),
+        "ContainersStopped": count(&|s| matches!(s, Status::Exited | Status::Created | Status::Dead)),
+        "Images": images,
+        "Driver": "overlay",
+        "DriverStatus": [["Backing Filesystem", "overlayfs snapshots"]],
+        "DockerRootDir": host.storage_root,
+        "Isolation": host.default_isolation.map(|m| m.to_string()).unwrap_or_default(),
+        "IsolationSource": host.default_isolation_source,
+        "VmAcceleration": host.vm_acceleration.mode,
+        "VmAccelerationReason": host.vm_acceleration.reason,
+        "Vm": host.vm,
+        "OperatingSystem": host.operating_system,
+        "OSType": "linux",
+        "OSVersion": "",
+        "Architecture": host.architecture,
+        "Platform": host.oci_platform,
+        "NCPU": host.cpus,
+        "MemTotal": host.memory_bytes,
+        "Name": hostname,
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "KernelVersion": host.kernel_version,
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": host.cgroup_version,
+        "LoggingDriver": "json-file",
+        "DefaultRuntime": "isola",
+        "Runtimes": { "isola": { "path": "isola" } },
+        "Plugins": { "Volume": [], "Network": ["bridge", "host", "null"], "Log": ["json-file"] },
+        "SecurityOptions": ["name=seccomp,profile=builtin"],
+        "Swarm": { "LocalNodeState": "inactive" },
+        "RegistryConfig": { "IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"] },
+        "Debug": false,
+        "ExperimentalBuild": false,
+        "Labels": [],
+        "Warnings": [],
+        "ArchitectureOci": arch,
+    }))
+}
+
+/// docker's `GET /version` for a server speaking Docker API versions
+/// `min_api_version` to `api_version`.
+pub fn server_version(api_version: &str, min_api_version: &str) -> Value {
+    let (os, arch, _) = crate::isolation::host_platform();
+    let v = env!("CARGO_PKG_VERSION");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    json!({
+        "Platform": { "Name": "isola" },
+        "Components": [{
+            "Name": "Engine",
+            "Version": v,
+            "Details": {
+                "ApiVersion": api_version,
+                "MinAPIVersion": min_api_version,
+                "Os": os,
+                "Arch": arch,
+                "KernelVersion": kernel,
+                "Isolation": "process, vm (hyperv)",
+            },
+        }],
+        "Version": v,
+        "ApiVersion": api_version,
+        "MinAPIVersion": min_api_version,
+        "GitCommit": "",
+        "GoVersion": "",
+        "Os": os,
+        "Arch": arch,
+        "KernelVersion": kernel,
+        "BuildTime": "",
     })
 }

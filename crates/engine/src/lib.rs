@@ -35,4 +35,4 @@ pub mod units;
 pub mod user;
 pub mod volumes;
 
-pub use lifecycle::{CreateRequest, Engine, Error, ExecOptions, LimitsUpdate};
+pub use lifecycle::{CreateRequest, Engine, Error, ExecOptions, LimitsUpdate, UpdateError};

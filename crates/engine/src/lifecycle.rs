@@ -29,7 +29,7 @@ use crate::volumes::{self, VolumeError};
 mod signals;
 mod update;
 
-pub use update::LimitsUpdate;
+pub use update::{LimitsUpdate, UpdateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -43,6 +43,8 @@ pub enum Error {
     Monitor(#[from] MonitorError),
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error(transparent)]
+    Update(#[from] UpdateError),
     #[error(transparent)]
     Mount(#[from] MountError),
     #[error(transparent)]

@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 
 use crate::security::SecurityOptions;
 use crate::state::{ContainerConfig, NetworkMode};
-use crate::units::CPU_PERIOD_US;
 use crate::user::ResolvedUser;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +63,17 @@ pub fn cgroups_path(id: &str) -> String {
 pub fn limit_resources(limits: &crate::state::Limits) -> Value {
     let mut resources = json!({});
     if let Some(m) = limits.memory {
-        resources["memory"] = json!({ "limit": m });
+        resources["memory"]["limit"] = json!(m);
+    }
+    if let Some(s) = limits.memory_swap {
+        resources["memory"]["swap"] = json!(s);
     }
     if let Some(q) = limits.cpu_quota {
-        resources["cpu"] = json!({ "quota": q, "period": CPU_PERIOD_US });
+        resources["cpu"]["quota"] = json!(q);
+        resources["cpu"]["period"] = json!(limits.period_us());
+    }
+    if let Some(s) = limits.cpu_shares {
+        resources["cpu"]["shares"] = json!(s);
     }
     if let Some(p) = limits.pids_limit {
         resources["pids"] = json!({ "limit": p });
@@ -401,6 +407,7 @@ mod tests {
             memory: Some(512 << 20),
             cpu_quota: Some(50_000),
             pids_limit: Some(64),
+            ..Default::default()
         };
         c.mounts.push(MountPoint {
             kind: "bind".into(),

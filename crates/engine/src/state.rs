@@ -146,9 +146,34 @@ pub const MOUNT_VOLUME: &str = "volume";
 pub struct Limits {
     /// Bytes.
     pub memory: Option<u64>,
-    /// CFS quota in microseconds per 100 ms period.
+    /// CFS quota in microseconds per [`Limits::period_us`].
     pub cpu_quota: Option<u64>,
     pub pids_limit: Option<i64>,
+    /// The CFS period in microseconds when the user gave one with the
+    /// quota (docker's CpuQuota/CpuPeriod, `--cpu-quota`/`--cpu-period`);
+    /// `None`: [`crate::units::CPU_PERIOD_US`], the quota then being a
+    /// number of CPUs (docker's NanoCpus, `--cpus`).
+    #[serde(default)]
+    pub cpu_period: Option<u64>,
+    /// The relative CPU weight (docker's CpuShares; 1024 is the default).
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
+    /// Memory plus swap, bytes (docker's MemorySwap); -1 is unlimited swap.
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
+}
+
+impl Limits {
+    /// The CFS period the quota counts in, microseconds.
+    pub fn period_us(&self) -> u64 {
+        self.cpu_period.unwrap_or(crate::units::CPU_PERIOD_US)
+    }
+
+    /// The CPU limit as a number of CPUs, however it was given.
+    pub fn cpus(&self) -> Option<f64> {
+        self.cpu_quota
+            .map(|q| q as f64 / self.period_us().max(1) as f64)
+    }
 }
 
 /// What the user asked for, resolved against the image.

@@ -11,6 +11,8 @@ pub enum ValueError {
     Memory { value: String },
     #[error("invalid --memory value {value:?}: the minimum memory limit is 6MB ({vm_min} MiB for a VM container, --isolation=vm)", vm_min = vm::cmdline::MIN_CONTAINER_MEMORY_MIB)]
     MemoryTooSmall { value: String },
+    #[error("invalid --memory-swap value {value:?}: expected -1 (unlimited swap) or a number with an optional unit b, k, m or g (e.g. 1g)")]
+    MemorySwap { value: String },
     #[error("invalid --cpus value {value:?}: expected a number between 0.01 and {host_cpus} (the CPUs this host has)")]
     Cpus { value: String, host_cpus: usize },
     #[error("invalid --pids-limit value {value:?}: expected an integer (0 or -1 for no limit)")]
@@ -84,6 +86,18 @@ pub fn parse_memory(value: &str) -> Result<u64, ValueError> {
         });
     }
     Ok(bytes)
+}
+
+/// `--memory-swap`: memory plus swap in bytes, or -1 for unlimited swap.
+pub fn parse_memory_swap(value: &str) -> Result<i64, ValueError> {
+    if value.trim() == "-1" {
+        return Ok(-1);
+    }
+    parse_bytes(value)
+        .and_then(|b| i64::try_from(b).ok())
+        .ok_or_else(|| ValueError::MemorySwap {
+            value: value.into(),
+        })
 }
 
 /// The CFS period isola uses with `--cpus` (docker's).

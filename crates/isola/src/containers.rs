@@ -79,7 +79,7 @@ pub enum ContainerCommand {
     /// Show host facts: kernel, cgroups, isolation modes, storage root.
     Info(system::InfoArgs),
     /// Show isola's version.
-    Version,
+    Version(system::VersionArgs),
     /// Runs a container's monitor (started by isola itself).
     #[command(name = engine::monitor::COMMAND, hide = true)]
     Monitor {
@@ -129,7 +129,7 @@ impl ContainerCommand {
             ContainerCommand::Ps(_)
             | ContainerCommand::Container(ContainerGroup::Ls(_))
             | ContainerCommand::Info(_)
-            | ContainerCommand::Version => true,
+            | ContainerCommand::Version(_) => true,
             _ => false,
         }
     }
@@ -167,7 +167,7 @@ impl ContainerCommand {
                 });
                 std::process::exit(code);
             }
-            ContainerCommand::Version => system::version(),
+            ContainerCommand::Version(a) => system::version(a),
             other => other.run_with(&open_engine()?),
         }
     }
@@ -189,7 +189,10 @@ impl ContainerCommand {
                 crate::networks::port_command(engine, &a.container, a.port)
             }
             ContainerCommand::Info(a) => system::info(engine, a),
-            ContainerCommand::Version | ContainerCommand::Monitor { .. } => system::version(),
+            ContainerCommand::Version(a) => system::version(a),
+            ContainerCommand::Monitor { .. } => {
+                unreachable!("the monitor runs before the engine opens")
+            }
         }
     }
 }

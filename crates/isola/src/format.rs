@@ -51,10 +51,62 @@ pub fn render(template: &str, v: &Value) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("--format template {template:?}: {e}"))
 }
 
+/// Prints a listing's `rows` (one object per row, docker's fields) as
+/// `format` asks: one JSON object per line, a template per row (with
+/// `table`, a header line first; `titles` names the columns docker titles
+/// its own way for this command), or docker's default table,
+/// `default_table`.
+pub fn print_rows(
+    format: &str,
+    rows: &[Value],
+    titles: &[(&str, &str)],
+    default_table: impl FnOnce(),
+) -> anyhow::Result<()> {
+    match Format::parse(format) {
+        Format::Json => {
+            for r in rows {
+                println!("{r}");
+            }
+        }
+        Format::Template { template, header } => {
+            if header {
+                println!("{}", self::header(&template, titles)?);
+            }
+            for r in rows {
+                println!("{}", render(&template, r)?);
+            }
+        }
+        Format::Table => default_table(),
+    }
+    Ok(())
+}
+
+/// `inspect`'s output: the objects as a JSON array, or with a template
+/// (`--format`/`-f`), the template rendered over each, a line each.
+pub fn print_objects(format: Option<&str>, objects: Vec<Value>) -> anyhow::Result<()> {
+    match format.map(Format::parse) {
+        None | Some(Format::Table) => {
+            println!("{}", serde_json::to_string_pretty(&Value::Array(objects))?)
+        }
+        Some(Format::Json) => {
+            for o in &objects {
+                println!("{o}");
+            }
+        }
+        Some(Format::Template { template, .. }) => {
+            for o in &objects {
+                println!("{}", render(&template, o)?);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The header line of a `table` template: each `{{.Field}}` becomes the
-/// field's name in capitals (`{{.ID}}\t{{.Names}}` → `ID\tNAMES`), as
-/// docker's CLI titles them.
-pub fn header(template: &str) -> anyhow::Result<String> {
+/// field's name in capitals (`{{.ID}}\t{{.Names}}` → `CONTAINER ID\tNAMES`),
+/// as docker's CLI titles them; `titles` first, for the fields a command
+/// titles its own way (`ID` is `IMAGE ID` in `images`).
+pub fn header(template: &str, titles: &[(&str, &str)]) -> anyhow::Result<String> {
     let template = template.replace("\\t", "\t").replace("\\n", "\n");
     let mut out = String::new();
     let mut rest = template.as_str();
@@ -70,7 +122,10 @@ pub fn header(template: &str) -> anyhow::Result<String> {
             .last()
             .unwrap_or("")
             .trim_start_matches('.');
-        out.push_str(&title_of(field));
+        match titles.iter().find(|(f, _)| *f == field) {
+            Some((_, title)) => out.push_str(title),
+            None => out.push_str(&title_of(field)),
+        }
         rest = &rest[end + 2..];
     }
     out.push_str(rest);
@@ -233,11 +288,11 @@ mod tests {
     #[test]
     fn a_table_template_titles_its_columns() {
         assert_eq!(
-            header("{{.ID}}\\t{{.Names}}").unwrap(),
+            header("{{.ID}}\\t{{.Names}}", &[]).unwrap(),
             "CONTAINER ID\tNAMES"
         );
         assert_eq!(
-            header("{{.CreatedAt}} {{.Repository}}").unwrap(),
+            header("{{.CreatedAt}} {{.Repository}}", &[]).unwrap(),
             "CREATED AT REPOSITORY"
         );
         assert!(matches!(

@@ -227,7 +227,14 @@ fn history(engine: &engine::Engine, args: HistoryArgs) -> anyhow::Result<u8> {
         }
         crate::format::Format::Template { template, header } => {
             if header {
-                writeln!(out, "{}", crate::format::header(&template)?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    crate::format::header(
+                        &template,
+                        &[("ID", "IMAGE"), ("CreatedSince", "CREATED")]
+                    )?
+                )?;
             }
             for r in &rows {
                 writeln!(out, "{}", crate::format::render(&template, r)?)?;
@@ -449,7 +456,11 @@ fn list(store: &Store, args: ListArgs) -> anyhow::Result<u8> {
         }
         crate::format::Format::Template { template, header } => {
             if header {
-                writeln!(out, "{}", crate::format::header(&template)?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    crate::format::header(&template, &[("ID", "IMAGE ID")])?
+                )?;
             }
             for r in &rows {
                 writeln!(out, "{}", crate::format::render(&template, &row(r))?)?;

@@ -35,7 +35,12 @@ pub enum NetworkGroup {
     #[command(alias = "list")]
     Ls(LsArgs),
     /// Show networks as JSON.
-    Inspect { networks: Vec<String> },
+    Inspect {
+        /// A Go template over each network (e.g. '{{.Name}} {{.Driver}}').
+        #[arg(short, long)]
+        format: Option<String>,
+        networks: Vec<String>,
+    },
     /// Remove networks (refused while containers use them).
     #[command(alias = "remove")]
     Rm { networks: Vec<String> },
@@ -89,6 +94,9 @@ pub struct LsArgs {
     /// name=<substring>, id=<prefix>, label=<key>[=<value>], driver=bridge, type=builtin|custom.
     #[arg(short, long)]
     pub filter: Vec<String>,
+    /// table (default), json, or a Go template over docker's fields (ID,
+    /// Name, Driver, Scope, IPv6, Internal, Labels, CreatedAt); `table
+    /// TEMPLATE` adds docker's column titles.
     #[arg(long, default_value = "table")]
     pub format: String,
     #[arg(long)]
@@ -164,28 +172,34 @@ impl NetworkGroup {
                     }
                     return Ok(0);
                 }
-                match a.format.as_str() {
-                    "json" | "{{json .}}" => {
-                        for n in &nets {
-                            let v = json!({"ID": id(n), "Name": n.name, "Driver": n.driver, "Scope": "local", "Internal": n.internal.to_string()});
-                            println!("{v}");
-                        }
-                    }
-                    "table" => {
-                        let rows: Vec<Vec<String>> = nets
-                            .iter()
-                            .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), "local".into()])
-                            .collect();
-                        crate::containers::list::print_table(
-                            &["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
-                            &rows,
-                        );
-                    }
-                    other => bail!("invalid --format {other:?}: expected table or json"),
-                }
+                let rows: Vec<serde_json::Value> = nets
+                    .iter()
+                    .map(|n| {
+                        json!({
+                            "ID": id(n),
+                            "Name": n.name,
+                            "Driver": n.driver,
+                            "Scope": "local",
+                            "IPv6": "false",
+                            "Internal": n.internal.to_string(),
+                            "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                            "CreatedAt": n.created.to_rfc3339(),
+                        })
+                    })
+                    .collect();
+                crate::format::print_rows(&a.format, &rows, &[("ID", "NETWORK ID")], || {
+                    let rows: Vec<Vec<String>> = nets
+                        .iter()
+                        .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), "local".into()])
+                        .collect();
+                    crate::containers::list::print_table(
+                        &["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
+                        &rows,
+                    );
+                })?;
                 Ok(0)
             }
-            NetworkGroup::Inspect { networks } => {
+            NetworkGroup::Inspect { format, networks } => {
                 if networks.is_empty() {
                     bail!("network inspect needs at least one network");
                 }
@@ -196,7 +210,7 @@ impl NetworkGroup {
                         &engine.networks()?.get(n)?,
                     )?);
                 }
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                crate::format::print_objects(format.as_deref(), out)?;
                 Ok(0)
             }
             NetworkGroup::Rm { networks } => {

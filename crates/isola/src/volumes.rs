@@ -26,6 +26,9 @@ pub enum VolumeGroup {
     Ls(LsArgs),
     /// Show volumes as JSON.
     Inspect {
+        /// A Go template over each volume (e.g. '{{.Mountpoint}}').
+        #[arg(short, long)]
+        format: Option<String>,
         #[arg(required = true)]
         volumes: Vec<String>,
     },
@@ -64,7 +67,9 @@ pub struct LsArgs {
     /// name=<substring>, label=<key>[=<value>], dangling=true|false, driver=local.
     #[arg(short, long)]
     pub filter: Vec<String>,
-    /// table (default) or json (one object per line).
+    /// table (default), json (one object per line), or a Go template over
+    /// docker's fields (Name, Driver, Scope, Mountpoint, Labels, Links,
+    /// Size); `table TEMPLATE` adds docker's column titles.
     #[arg(long, default_value = "table")]
     pub format: String,
 }
@@ -122,35 +127,32 @@ impl VolumeGroup {
                     }
                     return Ok(0);
                 }
-                match a.format.as_str() {
-                    "json" | "{{json .}}" => {
-                        for v in &vols {
-                            let labels: Vec<String> =
-                                v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                            let line = json!({
-                                "Driver": v.driver,
-                                "Labels": labels.join(","),
-                                "Links": "N/A",
-                                "Mountpoint": v.mountpoint,
-                                "Name": v.name,
-                                "Scope": "local",
-                                "Size": "N/A",
-                            });
-                            println!("{line}");
-                        }
-                    }
-                    "table" => {
-                        let rows: Vec<Vec<String>> = vols
-                            .iter()
-                            .map(|v| vec![v.driver.clone(), v.name.clone()])
-                            .collect();
-                        crate::containers::list::print_table(&["DRIVER", "VOLUME NAME"], &rows);
-                    }
-                    other => bail!("invalid --format {other:?}: expected table or json"),
-                }
+                let rows: Vec<serde_json::Value> = vols
+                    .iter()
+                    .map(|v| {
+                        let labels: Vec<String> =
+                            v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        json!({
+                            "Driver": v.driver,
+                            "Labels": labels.join(","),
+                            "Links": "N/A",
+                            "Mountpoint": v.mountpoint,
+                            "Name": v.name,
+                            "Scope": "local",
+                            "Size": "N/A",
+                        })
+                    })
+                    .collect();
+                crate::format::print_rows(&a.format, &rows, &[("Name", "VOLUME NAME")], || {
+                    let rows: Vec<Vec<String>> = vols
+                        .iter()
+                        .map(|v| vec![v.driver.clone(), v.name.clone()])
+                        .collect();
+                    crate::containers::list::print_table(&["DRIVER", "VOLUME NAME"], &rows);
+                })?;
                 Ok(0)
             }
-            VolumeGroup::Inspect { volumes } => {
+            VolumeGroup::Inspect { format, volumes } => {
                 let mut out = Vec::new();
                 let mut failed = false;
                 for name in &volumes {
@@ -162,7 +164,7 @@ impl VolumeGroup {
                         }
                     }
                 }
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                crate::format::print_objects(format.as_deref(), out)?;
                 Ok(u8::from(failed))
             }
             VolumeGroup::Rm { force, volumes } => {

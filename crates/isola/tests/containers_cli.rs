@@ -345,6 +345,122 @@ fn format_takes_go_templates_for_inspect_ps_and_images() {
     root.assert_clean();
 }
 
+/// `--format` for info, version, networks and volumes: docker's field
+/// names, Go templates, and `table` with docker's column titles.
+#[test]
+fn format_takes_go_templates_for_info_version_networks_and_volumes() {
+    let root = Root::new();
+    let id = root.run_detached(&["busybox", "sleep", "300"]);
+    let net = format!("tnet{}", std::process::id());
+    let net_id = root.ok(&["network", "create", &net]).trim().to_string();
+    root.ok(&["volume", "create", "--label", "tier=web", "tvol"]);
+    let version = env!("CARGO_PKG_VERSION");
+    let info = root.ok(&["info"]);
+    let isolation = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Default Isolation: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let name_filter = format!("name={net}");
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["info", "--format", "{{.ServerVersion}}"],
+            version.into(),
+        ),
+        (vec!["info", "-f", "{{.Isolation}}"], isolation),
+        (
+            vec![
+                "info",
+                "--format",
+                "{{.Containers}} {{.ContainersRunning}} {{.Images}} {{.OSType}}",
+            ],
+            "1 1 1 linux".into(),
+        ),
+        (
+            vec!["info", "--format", "{{json .Plugins.Log}}"],
+            "[\"json-file\"]".into(),
+        ),
+        (
+            vec!["version", "--format", "{{.Server.Version}}"],
+            version.into(),
+        ),
+        (
+            vec!["version", "-f", "{{.Client.Version}} {{.Server.Os}}"],
+            format!("{version} linux"),
+        ),
+        (
+            vec![
+                "network",
+                "ls",
+                "--filter",
+                &name_filter,
+                "--format",
+                "{{.Name}} {{.Driver}} {{.Scope}}",
+            ],
+            format!("{net} bridge local"),
+        ),
+        (
+            vec![
+                "network",
+                "ls",
+                "--filter",
+                &name_filter,
+                "--format",
+                "table {{.ID}}\\t{{.Name}}",
+            ],
+            format!("NETWORK ID\tNAME\n{}\t{net}", &net_id[..12]),
+        ),
+        (
+            vec![
+                "network",
+                "inspect",
+                "-f",
+                "{{.Name}} {{.Driver}} {{.Internal}}",
+                &net,
+            ],
+            format!("{net} bridge false"),
+        ),
+        (vec!["volume", "ls", "--format", "{{.Name}}"], "tvol".into()),
+        (
+            vec!["volume", "ls", "--format", "table {{.Name}}\\t{{.Driver}}"],
+            "VOLUME NAME\tDRIVER\ntvol\tlocal".into(),
+        ),
+        (
+            vec![
+                "volume",
+                "inspect",
+                "--format",
+                "{{.Name}} {{.Driver}} {{index .Labels \"tier\"}}",
+                "tvol",
+            ],
+            "tvol local web".into(),
+        ),
+        (
+            vec!["images", "--format", "table {{.ID}}"],
+            format!("IMAGE ID\n{}", root.ok(&["images", "-q"]).trim()),
+        ),
+    ];
+    for (args, want) in &cases {
+        assert_eq!(root.ok(args).trim_end(), want, "isola {args:?}");
+    }
+    // JSON is docker's object, one line.
+    let v: serde_json::Value =
+        serde_json::from_str(&root.ok(&["info", "--format", "json"])).unwrap();
+    assert_eq!(v["ServerVersion"], version);
+    let v: serde_json::Value =
+        serde_json::from_str(&root.ok(&["version", "--format", "json"])).unwrap();
+    assert_eq!(v["Server"]["Version"], version);
+    // A broken template: one line, exit 125.
+    let (code, err) = root.fails(&["network", "inspect", "-f", "{{.Name", &net]);
+    assert_eq!(code, 125, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    root.ok(&["rm", "-f", &id]);
+    root.ok(&["network", "rm", &net]);
+    root.ok(&["volume", "rm", "tvol"]);
+    root.assert_clean();
+}
+
 /// `diff` lists what a container changed (A, C, D by path) and `export`
 /// writes its whole filesystem as a tar archive.
 #[test]

@@ -484,6 +484,105 @@ fn stats_report_cgroup_usage_and_limits() {
 }
 
 #[test]
+fn update_takes_dockers_cpu_swap_and_restart_flags() {
+    let root = Root::new();
+    // Exits 3 once /go exists: a failure the restart policy acts on.
+    let id = root.run_detached(&[
+        "busybox",
+        "sh",
+        "-c",
+        "while [ ! -e /go ]; do sleep 1; done; exit 3",
+    ]);
+    let out = root.ok(&[
+        "container",
+        "update",
+        "-m",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--cpu-shares",
+        "512",
+        "--cpu-quota",
+        "20000",
+        "--cpu-period",
+        "50000",
+        "--restart",
+        "on-failure:2",
+        &id,
+    ]);
+    assert_eq!(out.trim(), id);
+    let cg = |ctl: &str, v1: &str, v2: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctl}/isola/{id}/{v1}"))
+            .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/isola/{id}/{v2}")))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    if std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        assert_eq!(cg("cpu", "cpu.shares", ""), "512");
+        assert_eq!(cg("cpu", "cpu.cfs_quota_us", ""), "20000");
+        assert_eq!(cg("cpu", "cpu.cfs_period_us", ""), "50000");
+        if std::path::Path::new(&format!(
+            "/sys/fs/cgroup/memory/isola/{id}/memory.memsw.limit_in_bytes"
+        ))
+        .exists()
+        {
+            assert_eq!(
+                cg("memory", "memory.memsw.limit_in_bytes", ""),
+                (128u64 << 20).to_string()
+            );
+        }
+    } else {
+        assert_eq!(cg("", "", "cpu.max"), "20000 50000");
+        assert_eq!(cg("", "", "memory.swap.max"), (64u64 << 20).to_string());
+    }
+    let host = root.ok(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.CpuShares}} {{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+        &id,
+    ]);
+    assert_eq!(
+        host.trim(),
+        format!(
+            "{} {} 512 20000 50000 0 on-failure:2",
+            64u64 << 20,
+            128u64 << 20
+        )
+    );
+    // docker's refusals, one line each, nothing changed.
+    for (args, says) in [
+        (&["--cpus", "1"][..], "Nano CPUs cannot be updated"),
+        (
+            &["-m", "256m"][..],
+            "update the memoryswap at the same time",
+        ),
+        (
+            &["-m", "256m", "--memory-swap", "128m"][..],
+            "larger than memory limit",
+        ),
+        (&["--cpu-period", "10"][..], "CPU cfs period"),
+        (&["--restart", "sometimes"][..], "invalid --restart"),
+    ] {
+        let mut full = vec!["update"];
+        full.extend_from_slice(args);
+        full.push(&id);
+        let (code, err) = root.fails(&full);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    // The new policy is the running container's: its failures restart it,
+    // twice, then it stays exited.
+    root.ok(&["exec", &id, "touch", "/go"]);
+    eventually("two restarts, then exited", || {
+        root.inspect(&id, ".RestartCount") == "2" && root.inspect(&id, ".State.Status") == "exited"
+    });
+    assert_eq!(root.inspect(&id, ".State.ExitCode"), "3");
+    root.ok(&["rm", "-f", &id]);
+    root.assert_clean();
+}
+
+#[test]
 fn update_changes_a_running_containers_limits_and_keeps_them_for_the_next_start() {
     let root = Root::new();
     let id = root.run_detached(&["--memory", "64m", "busybox", "sleep", "1000"]);

@@ -200,10 +200,34 @@ fn docker_detached_container_ps_logs_exec_top_inspect_rename_stop_rm() {
         _ => cgroup("", "memory.max"),
     };
     assert_eq!(limit.trim(), (96u64 << 20).to_string());
-    let out = svc.docker(&["update", "--cpu-shares", "512", "pinger"]);
+    // The rest of docker update's flags, the restart policy among them.
+    svc.ok(&[
+        "update",
+        "--cpu-shares",
+        "512",
+        "--restart",
+        "on-failure:4",
+        "pinger",
+    ]);
+    assert_eq!(
+        svc.ok(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.CpuShares}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            "pinger"
+        ])
+        .trim(),
+        "512 on-failure 4"
+    );
+    // v2 weighs 512 shares as 20 (runc's conversion).
+    match cgroup("cpu", "cpu.shares") {
+        s if !s.is_empty() => assert_eq!(s.trim(), "512"),
+        _ => assert_eq!(cgroup("", "cpu.weight").trim(), "20"),
+    }
+    let out = svc.docker(&["update", "--blkio-weight", "300", "pinger"]);
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("CpuShares"),
+        String::from_utf8_lossy(&out.stderr).contains("BlkioWeight"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

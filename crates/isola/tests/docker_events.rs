@@ -177,6 +177,56 @@ fn docker_and_isola_events_show_a_run_rm_lifecycle_in_order() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("colour"));
 }
 
+/// The actions of `name`'s events but the kills (a stop sends one or two,
+/// by how fast the process dies).
+fn lifecycle_of(events: &[Value], name: &str) -> Vec<String> {
+    let mut a = actions_of(events, name);
+    a.retain(|a| a != "kill");
+    a
+}
+
+#[test]
+fn restart_adds_dockers_restart_event_after_the_stop_and_the_start() {
+    let root = Root::new();
+    let t0 = now();
+    root.run_detached(&["--name", "rscli", "busybox", "sleep", "1000"]);
+    root.ok(&["restart", "-t", "0", "rscli"]);
+    let t1 = now();
+    let out = root.ok(&["events", "--since", &t0, "--until", &t1, "--format", "json"]);
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lifecycle_of(&events, "rscli"),
+        ["create", "start", "die", "stop", "start", "restart"],
+        "{out}"
+    );
+    let text = root.ok(&["events", "--since", &t0, "--until", &t1]);
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(" container restart ") && last.ends_with("name=rscli)"),
+        "{text}"
+    );
+
+    // The API's restart (docker restart) the same.
+    let Some(docker) = docker_or_skip("docker restart events") else {
+        return;
+    };
+    let svc = Service::start(root, docker);
+    svc.ok(&["run", "-d", "--name", "rsapi", "busybox", "sleep", "1000"]);
+    let t2 = now();
+    svc.ok(&["restart", "-t", "0", "rsapi"]);
+    let t3 = now();
+    let all = docker_events(&svc, &["--since", &t2, "--until", &t3]);
+    assert_eq!(
+        lifecycle_of(&all, "rsapi"),
+        ["die", "stop", "start", "restart"],
+        "{all:#?}"
+    );
+    svc.ok(&["rm", "-f", "rsapi", "rscli"]);
+}
+
 #[test]
 fn docker_events_follows_new_events_until_the_client_goes() {
     let Some(docker) = docker_or_skip("docker events (follow)") else {

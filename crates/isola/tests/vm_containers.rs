@@ -114,25 +114,60 @@ fn vm_demonstration_ping_runs_in_its_own_kernel_and_every_command_works() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through the agent\n");
 
     // update: the guest's cgroup takes the new limits, inspect shows them,
-    // and a memory limit above the VM's is refused in one line.
-    root.ok(&["update", "-m", "64m", "--pids-limit", "33", &id]);
+    // a dropped limit goes from the cgroup too, and a memory limit above
+    // what the VM booted with (128 MiB, whatever the record says since)
+    // is refused in one line.
+    root.ok(&[
+        "update",
+        "-m",
+        "100m",
+        "--pids-limit",
+        "33",
+        "--cpu-quota",
+        "50000",
+        "--cpu-shares",
+        "512",
+        &id,
+    ]);
+    let guest_cgroup = |files: &[&str]| {
+        let mut args = vec!["exec", id.as_str(), "cat"];
+        args.extend(files);
+        root.ok(&args)
+    };
     assert_eq!(
-        root.ok(&[
-            "exec",
-            &id,
-            "cat",
+        guest_cgroup(&[
             "/sys/fs/cgroup/memory.max",
-            "/sys/fs/cgroup/pids.max"
+            "/sys/fs/cgroup/pids.max",
+            "/sys/fs/cgroup/cpu.max"
         ]),
-        format!("{}\n33\n", 64u64 << 20)
+        format!("{}\n33\n50000 100000\n", 100u64 << 20)
     );
     assert_eq!(
         root.inspect(&id, ".HostConfig.Memory"),
-        (64u64 << 20).to_string()
+        (100u64 << 20).to_string()
     );
-    let (code, err) = root.fails(&["update", "-m", "2g", &id]);
-    assert_ne!(code, 0);
-    assert!(err.contains("2048 MiB") && err.contains("128 MiB"), "{err}");
+    assert_eq!(
+        root.ok(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}} {{.HostConfig.CpuShares}} {{.HostConfig.NanoCpus}}",
+            &id
+        ])
+        .trim(),
+        "50000 100000 512 0"
+    );
+    for too_much in ["150m", "2g"] {
+        let (code, err) = root.fails(&["update", "-m", too_much, &id]);
+        assert_ne!(code, 0);
+        let mib = units_mib(too_much);
+        assert!(
+            err.contains(&format!("{mib} MiB")) && err.contains("128 MiB"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    root.ok(&["update", "--pids-limit", "-1", &id]);
+    assert_eq!(guest_cgroup(&["/sys/fs/cgroup/pids.max"]), "max\n");
 
     // The same image runs with process isolation, on the host kernel.
     let same = root.ok(&["run", "--rm", "busybox", "uname", "-r"]);
@@ -345,4 +380,15 @@ fn vm_refusals_name_what_is_missing_and_leave_nothing() {
         "apt-get install qemu-system-x86",
     );
     assert_eq!(root.container_dirs(), Vec::<String>::new());
+}
+
+/// MiB in a `-m` value of these tests ("150m", "2g").
+fn units_mib(v: &str) -> u64 {
+    let (n, unit) = v.split_at(v.len() - 1);
+    let n: u64 = n.parse().unwrap();
+    if unit == "g" {
+        n << 10
+    } else {
+        n
+    }
 }

@@ -200,8 +200,12 @@ pub trait Backend: Send + Sync {
     fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), BackendError>;
     fn pause(&self, id: &str) -> Result<(), BackendError>;
     fn resume(&self, id: &str) -> Result<(), BackendError>;
-    /// Gives the running container of `config` the limits `new` (its cgroup's).
-    fn update(&self, config: &ContainerConfig, new: &Limits) -> Result<(), BackendError>;
+    /// Gives the running container of `config` the cgroup limits in `resources`.
+    fn update(
+        &self,
+        config: &ContainerConfig,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), BackendError>;
     /// Starts `process` in the running container; stdio `None` inherits the
     /// caller's. The caller becomes responsible for waiting.
     fn exec(

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::isolation::Isolation;
 use crate::spec::cgroups_path;
-use crate::state::{ContainerConfig, Limits, NetworkMode};
+use crate::state::{ContainerConfig, NetworkMode};
 
 /// Process isolation on this host.
 #[derive(Debug, Clone)]
@@ -215,10 +215,14 @@ impl Backend for ProcessBackend {
         self.load(id)?.resume().map_err(runtime_err("resuming", id))
     }
 
-    fn update(&self, config: &ContainerConfig, new: &Limits) -> Result<(), BackendError> {
+    fn update(
+        &self,
+        config: &ContainerConfig,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), BackendError> {
         let id = config.id.as_str();
         self.load(id)?
-            .update(&resources(new))
+            .update(resources)
             .map_err(runtime_err("updating", id))
     }
 
@@ -289,12 +293,6 @@ impl Backend for ProcessBackend {
             Err(e) => Err(runtime_err("loading", id)(e)),
         }
     }
-}
-
-/// The OCI resources of `limits`.
-pub(crate) fn resources(limits: &Limits) -> oci_spec::runtime::LinuxResources {
-    // Made by the spec writer, so the two cannot differ; it always parses.
-    serde_json::from_value(crate::spec::limit_resources(limits)).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! lifecycle::signals: signalling a container and what follows from it:
-//! `kill`, `stop` (TERM, then KILL), `pause`, `unpause`, and waiting for
+//! `kill`, `stop` (TERM, then KILL), `restart`, `pause`, `unpause`, and waiting for
 //! a container to stop. Part of the engine's lifecycle; the backend
 //! delivers the signals.
 
@@ -87,6 +87,21 @@ impl Engine {
         let r = self.kill_and_wait(&*backend, rec)?;
         events::container(&self.root, &rec.config, "stop", &[]);
         Ok(r)
+    }
+
+    /// `restart`: [`Engine::stop`], then `start`, the caller's way of
+    /// starting (the CLI's and the API's differ), then docker's `restart`
+    /// event, which moby's containerRestart logs after the start.
+    pub fn restart<T, E: From<Error>>(
+        &self,
+        rec: &ContainerRecord,
+        timeout: Duration,
+        start: impl FnOnce(&ContainerRecord) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let rec = self.stop(rec, timeout)?;
+        let started = start(&rec)?;
+        events::container(&self.root, &rec.config, "restart", &[]);
+        Ok(started)
     }
 
     pub(super) fn kill_and_wait(

@@ -546,10 +546,10 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
     let mut restart = false;
     let after = store
         .update_state(&config.id, |s| {
-            restart =
-                config
-                    .restart_policy
-                    .should_restart(code, s.restart_count, s.stopped_by_user);
+            // The record's policy: `update --restart` may have changed it.
+            restart = named
+                .restart_policy
+                .should_restart(code, s.restart_count, s.stopped_by_user);
             s.status = if restart {
                 Status::Restarting
             } else {

@@ -178,6 +178,7 @@ impl CreateFlags {
                 Some(p) => units::parse_pids_limit(p)?,
                 None => None,
             },
+            ..Default::default()
         };
         let network = match self.network.as_deref() {
             Some("") => {

@@ -210,7 +210,7 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
         }
         crate::format::Format::Template { template, header } => {
             if header {
-                println!("{}", crate::format::header(&template)?);
+                println!("{}", crate::format::header(&template, &[])?);
             }
             for r in &recs {
                 println!("{}", crate::format::render(&template, &row(r))?);

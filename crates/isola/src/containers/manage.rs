@@ -131,10 +131,10 @@ pub fn kill(engine: &Engine, args: KillArgs) -> anyhow::Result<u8> {
 pub fn restart(engine: &Engine, args: StopArgs) -> anyhow::Result<u8> {
     each(&args.containers, true, |r| {
         let rec = engine.lookup(r)?;
-        let rec = engine.stop(&rec, Duration::from_secs(args.time))?;
-        let mut ready = engine.start(&rec, false, None)?;
-        ready.report()?;
-        Ok(())
+        engine.restart(&rec, Duration::from_secs(args.time), |rec| {
+            engine.start(rec, false, None)?.report()?;
+            anyhow::Ok(())
+        })
     })
 }
 
@@ -161,6 +161,21 @@ pub struct UpdateArgs {
     /// Maximum number of processes (0 or -1: unlimited).
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<String>,
+    /// Memory plus swap (e.g. 1g); -1 for unlimited swap.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Relative CPU weight (1024 by default).
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<u64>,
+    /// CFS quota in microseconds per period (-1: no limit).
+    #[arg(long, allow_negative_numbers = true)]
+    pub cpu_quota: Option<i64>,
+    /// CFS period in microseconds (1000 to 1000000).
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// Restart policy: no, always, unless-stopped, on-failure[:max-retries].
+    #[arg(long)]
+    pub restart: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -186,9 +201,23 @@ pub fn update(engine: &Engine, args: UpdateArgs) -> anyhow::Result<u8> {
             .as_deref()
             .map(units::parse_pids_limit)
             .transpose()?,
+        memory_swap: args
+            .memory_swap
+            .as_deref()
+            .map(units::parse_memory_swap)
+            .transpose()?,
+        // docker's 0: leave it as it is.
+        cpu_shares: args.cpu_shares.filter(|s| *s != 0),
+        cfs_quota: args.cpu_quota.filter(|q| *q != 0),
+        cfs_period: args.cpu_period.filter(|p| *p != 0),
+        restart: args
+            .restart
+            .as_deref()
+            .map(str::parse::<units::RestartPolicy>)
+            .transpose()?,
     };
     if change.is_empty() {
-        bail!("you must provide one or more flags when using this command (--memory, --cpus, --pids-limit)");
+        bail!("you must provide one or more flags when using this command (--memory, --memory-swap, --cpus, --cpu-shares, --cpu-quota, --cpu-period, --pids-limit, --restart)");
     }
     each(&args.containers, true, |r| {
         let rec = engine.lookup(r)?;

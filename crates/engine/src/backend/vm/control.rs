@@ -59,6 +59,10 @@ pub enum Response {
     Executed {
         pid: i32,
     },
+    /// An update's memory limit is above the guest's memory.
+    MemoryAbove {
+        guest_mib: u64,
+    },
     Error(String),
 }
 
@@ -147,6 +151,14 @@ fn handle(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
             }
         }
         Request::Update { resources } => {
+            if super::memory_limit(&resources).is_some_and(|m| m > shared.guest_memory_mib << 20) {
+                return answer(
+                    &mut writer,
+                    &Response::MemoryAbove {
+                        guest_mib: shared.guest_memory_mib,
+                    },
+                );
+            }
             match Thawed::new(shared, true).run(|| client.update(id, &resources)) {
                 Ok(()) => Response::Done,
                 Err(e) => Response::Error(chain(&e)),

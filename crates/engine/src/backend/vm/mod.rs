@@ -30,7 +30,6 @@ use super::{
 };
 use crate::isolation::Isolation;
 use crate::state::{ContainerConfig, Limits};
-use crate::units::CPU_PERIOD_US;
 use vm::stdio;
 
 pub use control::HostProcess;
@@ -71,6 +70,8 @@ pub(crate) struct Shared {
     id: String,
     client: vm::AgentClient,
     qemu_pid: u32,
+    /// The guest's memory, fixed at boot: no container limit goes above it.
+    guest_memory_mib: u64,
     vm: Mutex<Option<vm::Vm>>,
     /// With a terminal: a dup of the host pty master and the init's input,
     /// so that `start` gives the guest terminal the size the monitor set.
@@ -330,6 +331,15 @@ impl VmBackend {
     }
 }
 
+/// The memory limit `resources` set, in bytes.
+fn memory_limit(resources: &oci_spec::runtime::LinuxResources) -> Option<u64> {
+    resources
+        .memory()
+        .as_ref()
+        .and_then(|m| m.limit())
+        .and_then(|l| u64::try_from(l).ok())
+}
+
 impl Backend for VmBackend {
     fn isolation(&self) -> Isolation {
         Isolation::Vm
@@ -371,12 +381,7 @@ impl Backend for VmBackend {
         let dir = run_dir(&self.root, id);
         let mut cfg = vm::VmConfig::new(&config.name, id, kernel, agent, &config.rootfs, &dir);
         cfg.memory_mib = vm::cmdline::guest_memory_mib(config.limits.memory).map_err(boot)?;
-        cfg.cpus = vm::cmdline::guest_cpus(
-            config
-                .limits
-                .cpu_quota
-                .map(|q| q as f64 / CPU_PERIOD_US as f64),
-        );
+        cfg.cpus = vm::cmdline::guest_cpus(config.limits.cpus());
         cfg.qemu = QEMU.into();
         cfg.accel = accel_choice(&settings).map_err(boot)?;
         cfg.boot_timeout = BOOT_TIMEOUT;
@@ -455,6 +460,7 @@ impl Backend for VmBackend {
             id: id.into(),
             client,
             qemu_pid,
+            guest_memory_mib: cfg.memory_mib,
             vm: Mutex::new(Some(vm)),
             terminal: Mutex::new(None),
             paused: Default::default(),
@@ -559,31 +565,25 @@ impl Backend for VmBackend {
         self.ask(id, &control::Request::Resume).map(drop)
     }
 
-    fn update(&self, config: &ContainerConfig, new: &Limits) -> Result<(), BackendError> {
+    fn update(
+        &self,
+        config: &ContainerConfig,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), BackendError> {
         let id = config.id.as_str();
-        // The guest keeps the memory it was booted with.
-        let guest_mib = vm::cmdline::guest_memory_mib(config.limits.memory).map_err(|source| {
-            BackendError::VmMemory {
-                source: Box::new(source),
-            }
-        })?;
-        if let Some(m) = new.memory {
-            if m > guest_mib << 20 {
-                return Err(BackendError::VmMemoryAbove {
-                    id: id.into(),
-                    requested_mib: m >> 20,
-                    guest_mib,
-                });
-            }
+        let req = control::Request::Update {
+            resources: Box::new(resources.clone()),
+        };
+        match self.ask(id, &req)? {
+            // The monitor knows what the VM was booted with; the record
+            // does not (an earlier update changed its limit).
+            (control::Response::MemoryAbove { guest_mib }, _) => Err(BackendError::VmMemoryAbove {
+                id: id.into(),
+                requested_mib: memory_limit(resources).unwrap_or(0) >> 20,
+                guest_mib,
+            }),
+            _ => Ok(()),
         }
-        let resources = super::process::resources(new);
-        self.ask(
-            id,
-            &control::Request::Update {
-                resources: Box::new(resources),
-            },
-        )
-        .map(drop)
     }
 
     fn exec(
