@@ -639,6 +639,7 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         isolation: Some(isolation),
         init: h.init.unwrap_or(false),
         labels: body.labels.unwrap_or_default(),
+        base: None,
     };
     Ok(Parsed { request })
 }

@@ -62,6 +62,16 @@ impl std::str::FromStr for PullPolicy {
 }
 
 /// What a pull is told.
+/// What `push` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct PushRequest {
+    pub source: String,
+    pub target: Option<String>,
+    pub insecure_registries: Vec<String>,
+    pub progress: Option<ProgressMode>,
+    pub progress_stream: ProgressStream,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct PullRequest {
     /// `busybox`, `127.0.0.1:5000/busybox:1.36`, `...@sha256:...`.
@@ -100,6 +110,32 @@ impl Engine {
             &[("name", bare)],
         );
         Ok(pulled)
+    }
+
+    /// Pushes `source` (a name or id) to the registry `target` names
+    /// (`source` itself when `None`), with the stored credentials.
+    pub fn push(&self, req: &PushRequest) -> Result<image::registry::Pushed, Error> {
+        let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
+        let img = store.resolve(&req.source).map_err(Error::Image)?;
+        let target = image::Reference::parse(req.target.as_deref().unwrap_or(&req.source))?;
+        let opts = image::registry::PushOptions {
+            transport: image::registry::Transport::from_host(&req.insecure_registries)?,
+            auth: image::registry::AuthStore::new(self.root()),
+            progress: req
+                .progress
+                .unwrap_or_else(|| ProgressMode::detect_on(false, req.progress_stream)),
+            progress_stream: req.progress_stream,
+        };
+        let pushed = image::registry::push(&store, &img, &target, &opts)?;
+        let name = familiar_reference(&pushed.reference);
+        events::simple(
+            self.root(),
+            EventType::Image,
+            "push",
+            &name,
+            &[("name", events::strip_tag(&name).to_string())],
+        );
+        Ok(pushed)
     }
 
     /// Loads the images of a docker-archive or OCI-layout tar; each comes

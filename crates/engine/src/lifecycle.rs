@@ -159,6 +159,10 @@ pub struct CreateRequest {
     pub init: bool,
     /// `--label`/`Labels`: the user's metadata, kept and shown, never acted on.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// A build step's image: not in the store (its layers are), used
+    /// instead of looking `image` up; its VOLUMEs get no volumes, so a
+    /// step's writes under them reach its layer (as BuildKit's do).
+    pub base: Option<Box<image::Image>>,
 }
 
 /// What `exec` asks for.
@@ -259,7 +263,11 @@ impl Engine {
     pub fn create(&self, req: &CreateRequest) -> Result<ContainerRecord, Error> {
         let mode = isolation::resolve(req.isolation.unwrap_or(IsolationChoice::Default))?;
         let images = image::store::Store::open(&self.root).map_err(Error::Image)?;
-        let img = match images.resolve(&req.image) {
+        let found = match &req.base {
+            Some(base) => Ok((**base).clone()),
+            None => images.resolve(&req.image),
+        };
+        let img = match found {
             Ok(i) => i,
             Err(e) if e.is_not_found() => {
                 crate::images::check_reference(&req.image)?;
@@ -301,7 +309,12 @@ impl Engine {
         // Last of the checks: the volumes it names are found or made here,
         // and held (under the volumes' lock) until the record is written.
         let mut mounts = req.mounts.clone();
-        let claim = volumes::Claim::new(&self.root, &mut mounts, &defaults.volumes)?;
+        let image_volumes = if req.base.is_some() {
+            &[][..]
+        } else {
+            &defaults.volumes[..]
+        };
+        let claim = volumes::Claim::new(&self.root, &mut mounts, image_volumes)?;
 
         let mut snapshot_key = None;
         let record = self.store.create(req.name.as_deref(), |id, name, dir| {

@@ -27,7 +27,8 @@ pub fn sha256(data: &[u8]) -> String {
     finish(h)
 }
 
-fn finish(h: Sha256) -> String {
+/// `sha256:<hex>` of what `h` was fed.
+pub fn finish(h: Sha256) -> String {
     let sum = h.finalize();
     let mut s = String::with_capacity(7 + 64);
     s.push_str("sha256:");
@@ -72,6 +73,41 @@ impl<R: Read> Read for DigestingReader<R> {
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
+    }
+}
+
+/// A writer that hashes and counts what passes through it to `inner`.
+pub struct DigestingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: io::Write> DigestingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        DigestingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// `(digest, total bytes, inner)`.
+    pub fn finish(self) -> (String, u64, W) {
+        (finish(self.hasher), self.count, self.inner)
+    }
+}
+
+impl<W: io::Write> io::Write for DigestingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

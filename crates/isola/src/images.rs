@@ -53,6 +53,10 @@ pub enum ImageSub {
     Import(ImportArgs),
     /// Show how an image was made: its history, newest first.
     History(HistoryArgs),
+    /// Build an image from a Dockerfile.
+    Build(crate::building::BuildArgs),
+    /// Upload an image to a registry.
+    Push(crate::building::PushArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -185,6 +189,12 @@ impl ImageCommand {
             ImageCommand::Import(a) | ImageCommand::Image(ImageSub::Import(a)) => import(&store, a),
             ImageCommand::Image(ImageSub::Prune(a)) => prune(&store, a),
             ImageCommand::Image(ImageSub::History(a)) => history(&engine::Engine::open(root)?, a),
+            ImageCommand::Image(ImageSub::Build(a)) => {
+                crate::building::BuildCommand::Build(a).run(root)
+            }
+            ImageCommand::Image(ImageSub::Push(a)) => {
+                crate::building::BuildCommand::Push(a).run(root)
+            }
         }
     }
 }

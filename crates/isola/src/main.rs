@@ -2,6 +2,7 @@
 //! calls the `engine` and `image` libraries, and prints results. Each group
 //! of commands lives in its own module, flattened into one command list.
 
+mod building;
 mod containers;
 mod events;
 mod format;
@@ -53,6 +54,8 @@ pub enum Command {
     #[command(flatten)]
     Registry(registry::RegistryCommand),
     #[command(flatten)]
+    Build(building::BuildCommand),
+    #[command(flatten)]
     Networks(networks::NetworkCommand),
     #[command(flatten)]
     Volumes(volumes::VolumeCommand),
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Containers(c) => c.run(&cli.root),
         Command::Images(c) => c.run(&cli.root),
         Command::Registry(c) => c.run(&cli.root),
+        Command::Build(c) => c.run(&cli.root),
         Command::Networks(c) => c.run(&cli.root),
         Command::Volumes(c) => c.run(&cli.root),
         Command::System(c) => service::run(&cli.root, c),

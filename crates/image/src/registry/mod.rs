@@ -1,6 +1,6 @@
 //! image::registry: the client side of the Docker Registry HTTP API v2 /
 //! OCI distribution, on the oci-client crate. Owns pulling (`pull`),
-//! credentials (`login`, `logout`, `auth`) and the transport policy (HTTPS,
+//! pushing (`push`), credentials (`login`, `logout`, `auth`) and the transport policy (HTTPS,
 //! plain HTTP for loopback and insecure registries, timeouts). It writes
 //! only through the store's verified `write_blob` and `commit_image`; it
 //! must not touch blob files or unpack layers itself.
@@ -10,12 +10,14 @@ mod error;
 mod fetch;
 pub mod platform;
 mod pull;
+mod push;
 mod transport;
 
 pub use auth::{docker_config_path, verify_login, AuthStore, Credentials, AUTH_FILE};
 pub use error::RegistryError;
 pub use platform::{normalize_arch, Platform};
 pub use pull::{pull, PullOptions, Pulled};
+pub use push::{push, PushOptions, Pushed};
 pub use transport::{
     is_loopback, normalize_server, Transport, DEFAULT_TIMEOUT, HOST_CONFIG, TIMEOUT_ENV,
 };

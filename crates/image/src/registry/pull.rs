@@ -296,7 +296,7 @@ fn write_manifest_blob(
 }
 
 /// The oci-client form of a parsed reference.
-fn oci_reference(r: &Reference) -> OciReference {
+pub(super) fn oci_reference(r: &Reference) -> OciReference {
     let (registry, repository) = (r.registry.clone(), r.repository.clone());
     match (&r.tag, &r.digest) {
         (Some(t), Some(d)) => {
@@ -309,7 +309,7 @@ fn oci_reference(r: &Reference) -> OciReference {
 }
 
 /// `registry/repository:tag` or `registry/repository@digest`, as `pull` prints it.
-fn full_name(r: &Reference) -> String {
+pub(super) fn full_name(r: &Reference) -> String {
     match (&r.tag, &r.digest) {
         (_, Some(d)) => format!("{}@{d}", r.name()),
         (Some(t), None) => format!("{}:{t}", r.name()),

@@ -1,5 +1,5 @@
 //! Garbage collection: deleting blobs and unpacked layers that no image
-//! record references and no snapshot uses, and `image prune`. Runs under
+//! record references, no snapshot uses and no build cache entry keeps, and `image prune`. Runs under
 //! the metadata lock; each layer is deleted under its own lock, and moved
 //! aside first so that no half-deleted layer ever looks present.
 //!
@@ -56,6 +56,10 @@ impl Store {
             layers_in_use.extend(r.layers.iter().cloned());
         }
         layers_in_use.extend(self.snapshot_layers()?);
+        for step in self.cache_entries()? {
+            blobs_in_use.extend(step.layers.into_iter().map(|l| l.digest));
+            layers_in_use.extend(step.diff_ids);
+        }
 
         let (blob_candidates, layer_candidates): (Vec<String>, Vec<String>) = match only {
             Some(candidates) => candidates,

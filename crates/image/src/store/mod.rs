@@ -8,6 +8,7 @@
 //! image/images/<id hex>.json        image records (manifest, layers, repo digests)
 //! image/repositories.json           tags: "registry/repo:tag" -> image id
 //! image/snapshots/<key>/            per-container rootfs (upper, work, rootfs)
+//! image/build-cache/<key hex>.json  what a build step left (config, layers)
 //! image/tmp/                        temp files and dirs, renamed into place when whole
 //! image/locks/                      flock files: one per layer, one for metadata
 //! ```
@@ -16,9 +17,11 @@
 //! new file. Unpacking a layer holds that layer's lock; image records, tags,
 //! snapshot records and garbage collection hold the metadata lock.
 
+mod build_cache;
 mod changes;
 mod commit;
 mod gc;
+mod layer_out;
 mod records;
 mod snapshot;
 
@@ -29,8 +32,10 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 
 pub use crate::error::Error;
+pub use build_cache::CachedStep;
 pub use changes::{tree_size, Change, ChangeKind};
 pub use gc::PruneReport;
+pub use layer_out::{DiffOptions, NewLayer};
 pub use records::Image;
 pub use snapshot::{copy_tree, Snapshot, SnapshotDriver};
 

@@ -276,6 +276,7 @@ impl CreateFlags {
             isolation: Some(isolation),
             init: self.init,
             labels: crate::networks::key_values("--label", &self.label)?,
+            base: None,
         })
     }
 }
