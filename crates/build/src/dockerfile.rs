@@ -355,9 +355,15 @@ fn copy<'a>(
 
 /// Parses a Dockerfile's text.
 pub fn parse(text: &str) -> Result<Dockerfile, BuildError> {
-    let parsed = parse_dockerfile::parse(text).map_err(|e| BuildError::Syntax {
-        line: e.line(),
-        message: format!("{e:#}"),
+    let parsed = parse_dockerfile::parse(text).map_err(|e| {
+        let mut message = format!("{e:#}");
+        if message == "expected FROM" {
+            message.push_str(": only ARG may come before the first FROM");
+        }
+        BuildError::Syntax {
+            line: e.line(),
+            message,
+        }
     })?;
     let escape = parsed
         .parser_directives
