@@ -57,6 +57,8 @@ pub(crate) struct Builder<'a> {
     /// Whether the stage set CMD (ENTRYPOINT then keeps it).
     cmd_set: bool,
     used: ArgSet,
+    /// The digest of what the COPY step under way copies (its cache key's).
+    copied: Option<String>,
 }
 
 /// A container the build made, removed when dropped (a failed step
@@ -152,6 +154,7 @@ impl<'a> Builder<'a> {
             args: Vars::new(),
             cmd_set: false,
             used: ArgSet::new(),
+            copied: None,
         })
     }
 
@@ -393,11 +396,13 @@ impl<'a> Builder<'a> {
                     let s = self.expand(line, s)?;
                     all.extend(self.ctx.resolve(&s, line)?);
                 }
-                self.ctx.digest(&all).map_err(|source| BuildError::Io {
+                let d = self.ctx.digest(&all).map_err(|source| BuildError::Io {
                     line,
                     what: "reading the build context".into(),
                     source,
-                })?
+                })?;
+                self.copied = Some(d.clone());
+                d
             }
             Inst::Copy { from: Some(f), .. } => {
                 let f = self.expand(line, f)?;
@@ -747,9 +752,9 @@ impl<'a> Builder<'a> {
                     } else {
                         "dir"
                     },
-                    self.ctx
-                        .digest(&all)
-                        .map_err(io("reading the build context".into()))?
+                    self.copied
+                        .take()
+                        .unwrap_or_default()
                         .get(..16)
                         .unwrap_or_default()
                 );
