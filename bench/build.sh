@@ -175,6 +175,6 @@ mkdir -p "$(dirname "$OUT")"
     echo "VM isolation (\`isola build --no-cache --isolation vm\`, each RUN step in its own utility VM, $accel): median **$mvc s** over $VM_N runs (${vc[*]}), **$(ratio "$mvc" "$mic")×** the process-mode cold build."
   fi
   echo
-  echo "Below 1 means isola is faster. Cold builds here get slower run after run for both tools (ext4 creating inodes after both tools deleted thousands: the kernel's \`recently_deleted\` scan dominates a COPY of small files in \`perf\`): read the medians side by side, not alone."
+  echo "Below 1 means isola is faster. Cold builds vary from run to run on this shared machine (each writes thousands of small files; ext4 writeback and journal commits land in some runs and not others): read the medians side by side, not alone. isola writes a COPY straight into its layer (each file created once, when the layer is unpacked); buildah copies into its container and diffs it."
 } > "$OUT"
 cat "$OUT"

@@ -10,6 +10,7 @@
 
 pub mod context;
 pub mod dockerfile;
+mod layer;
 mod state;
 mod steps;
 pub mod words;

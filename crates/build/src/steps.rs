@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::context::Context;
 use crate::dockerfile::{self, CommandForm, Inst, Step};
+use crate::layer::{Meta, Source, WriteError, Writer};
 use crate::state::State;
 use crate::words::{self, Vars};
 use crate::{ArgSet, BuildError, BuildOptions, Event, PROXY_ARGS};
@@ -722,19 +723,22 @@ impl<'a> Builder<'a> {
                 (u.uid, u.gid)
             }
         };
-        let dest_is_dir = into_dir
-            || self
-                .engine
-                .is_dir_in(&c.rec, &dest_abs)
-                .map_err(|source| BuildError::Engine {
-                    line,
-                    source: Box::new(source),
-                })?;
+        let engine_err = |source: engine::Error| BuildError::Engine {
+            line,
+            source: Box::new(source),
+        };
+        let existing = self
+            .engine
+            .stat_in(&c.rec, &dest_abs, true)
+            .map_err(engine_err)?;
+        let dest_is_dir = into_dir || existing.as_ref().is_some_and(|(_, m)| m.is_dir());
         let meta = Meta { owner, mode };
-        // What goes where: (the directory entries land in, the tar).
-        let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
+        // What goes where: (the directory it lands in, what it is).
+        let mut parts: Vec<(String, Source)> = Vec::new();
         let io = |what: String| move |source| BuildError::Io { line, what, source };
         let shown_src;
+        // Kept until the layer is written: its files are read from there.
+        let mut _source_container = None;
         match from {
             None => {
                 let mut all = Vec::new();
@@ -765,28 +769,12 @@ impl<'a> Builder<'a> {
                         if let Some(tar) = local_archive(&full)
                             .map_err(io(format!("reading {}", rel.display())))?
                         {
-                            parts.push((dest_abs.clone(), tar));
+                            parts.push((dest_abs.clone(), Source::Archive(tar)));
                             continue;
                         }
                     }
-                    let mut tar = tar::Builder::new(Vec::new());
-                    tar.follow_symlinks(false);
                     let (target, name) = placement(&dest_abs, dest_is_dir, &rel, is_dir);
-                    for p in self.ctx.tree(&rel) {
-                        let inside = p.strip_prefix(&rel).unwrap_or(&p);
-                        let entry = if is_dir {
-                            inside.to_path_buf()
-                        } else {
-                            PathBuf::from(&name)
-                        };
-                        if entry.as_os_str().is_empty() {
-                            continue;
-                        }
-                        append(&mut tar, &self.ctx.root().join(&p), &entry, &meta)
-                            .map_err(io(format!("reading {}", p.display())))?;
-                    }
-                    let bytes = tar.into_inner().map_err(io("writing the copy".into()))?;
-                    parts.push((target, bytes));
+                    parts.push((target, Source::Context { rel, is_dir, name }));
                 }
             }
             Some(f) => {
@@ -823,34 +811,134 @@ impl<'a> Builder<'a> {
                         "/{}",
                         crate::context::clean(&s).unwrap_or_default().display()
                     );
-                    let mut out = Vec::new();
+                    let mut archive = Vec::new();
                     self.engine
-                        .copy_out(&sc.rec, &path, true, &mut out)
+                        .copy_out(&sc.rec, &path, true, &mut archive)
                         .map_err(|_| BuildError::StageSourceMissing {
                             line,
                             path: s.clone(),
                             from: f.clone(),
                         })?;
-                    let is_dir = self.engine.is_dir_in(&sc.rec, &path).unwrap_or(false);
+                    let is_dir = self
+                        .engine
+                        .stat_in(&sc.rec, &path, true)
+                        .map_err(engine_err)?
+                        .is_some_and(|(_, m)| m.is_dir());
                     let rel = PathBuf::from(Path::new(&path).file_name().unwrap_or_default());
                     let (target, name) = placement(&dest_abs, dest_is_dir, &rel, is_dir);
-                    let bytes = retar(&out, is_dir, &name, &meta)
-                        .map_err(io(format!("copying {s} from {f}")))?;
-                    parts.push((target, bytes));
+                    parts.push((
+                        target,
+                        Source::Stage {
+                            archive,
+                            is_dir,
+                            name,
+                        },
+                    ));
+                }
+                _source_container = Some(sc);
+            }
+        }
+        let now = self
+            .opts
+            .source_date_epoch
+            .unwrap_or_else(|| chrono::Utc::now().timestamp().max(0) as u64);
+        let mut w = self.store.layer_writer().map_err(BuildError::Image)?;
+        {
+            let rec = &c.rec;
+            let engine = self.engine;
+            let is_symlink = |p: &str| {
+                engine
+                    .stat_in(rec, p, false)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|(_, m)| m.file_type().is_symlink())
+            };
+            let mut out = Writer::new(w.tar(), self.opts.source_date_epoch, &is_symlink);
+            let written = |e: WriteError| match e {
+                WriteError::Io(source) => BuildError::Io {
+                    line,
+                    what: format!("writing the {keyword} layer"),
+                    source,
+                },
+                WriteError::OverSymlink(p) => syntax(format!(
+                    "{keyword} would replace the image's symlink {p} with a directory"
+                )),
+                WriteError::BadEntry(p) => syntax(format!(
+                    "{keyword}: archive entry {p:?} leaves its directory or is a whiteout name"
+                )),
+            };
+            for (target, source) in &parts {
+                let (target, chain) = self.target_chain(line, rec, target)?;
+                out.parents(&chain, now).map_err(written)?;
+                match source {
+                    Source::Context { rel, is_dir, name } => {
+                        let tree = self.ctx.tree(rel);
+                        out.context(self.ctx.root(), &tree, &target, (rel, *is_dir, name), &meta)
+                            .map_err(written)?
+                    }
+                    Source::Archive(bytes) => out.archive(bytes, &target, None).map_err(written)?,
+                    Source::Stage {
+                        archive,
+                        is_dir,
+                        name,
+                    } => out
+                        .archive(archive, &target, Some((*is_dir, name, &meta)))
+                        .map_err(written)?,
                 }
             }
         }
-        for (target, bytes) in parts {
-            self.engine
-                .copy_into_dir(&c.rec, &target, &mut &bytes[..])
-                .map_err(|source| BuildError::Engine {
-                    line,
-                    source: Box::new(source),
-                })?;
-        }
+        let layer = self.store.finish_layer(w).map_err(|e| BuildError::Step {
+            line,
+            message: format!("making the layer: {e}"),
+        })?;
+        self.cur.push_layer(layer.descriptor, &layer.diff_id);
+        let created = self.created();
         let shown = format!("/bin/sh -c #(nop) {keyword} {shown_src} in {dest_word} ");
-        self.add_layer(line, &c, &shown)?;
+        self.cur.history(&created, &shown, false);
         Ok(())
+    }
+
+    /// The real path in the image of directory `logical` (symlinks on the
+    /// way followed inside it), relative, and the directories down to it:
+    /// with their metadata where the image has them, `None` where the COPY
+    /// makes them.
+    fn target_chain(
+        &self,
+        line: usize,
+        rec: &ContainerRecord,
+        logical: &str,
+    ) -> Result<(PathBuf, Vec<crate::layer::Parent>), BuildError> {
+        let mut real = PathBuf::new();
+        let mut chain = Vec::new();
+        let mut missing = false;
+        for part in logical.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            if !missing {
+                let at = format!("/{}/{part}", real.display());
+                match self
+                    .engine
+                    .stat_in(rec, &at, true)
+                    .map_err(|source| BuildError::Engine {
+                        line,
+                        source: Box::new(source),
+                    })? {
+                    Some((r, m)) if m.is_dir() => {
+                        real = PathBuf::from(r.trim_start_matches('/'));
+                        chain.push((real.clone(), Some(m)));
+                        continue;
+                    }
+                    Some(_) => {
+                        return Err(BuildError::Step {
+                            line,
+                            message: format!("{at}: not a directory in the image"),
+                        })
+                    }
+                    None => missing = true,
+                }
+            }
+            real.push(part);
+            chain.push((real.clone(), None));
+        }
+        Ok((real, chain))
     }
 
     /// The image a build's state records, with its config bytes as the
@@ -892,86 +980,6 @@ fn placement(dest: &str, dest_is_dir: bool, rel: &Path, src_is_dir: bool) -> (St
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or(base),
     )
-}
-
-/// Owner and mode a COPY gives what it copies.
-struct Meta {
-    owner: (u32, u32),
-    mode: Option<u32>,
-}
-
-fn append(
-    tar: &mut tar::Builder<Vec<u8>>,
-    full: &Path,
-    entry: &Path,
-    meta: &Meta,
-) -> std::io::Result<()> {
-    let m = std::fs::symlink_metadata(full)?;
-    let mut h = tar::Header::new_gnu();
-    h.set_metadata_in_mode(&m, tar::HeaderMode::Deterministic);
-    h.set_mtime(std::os::unix::fs::MetadataExt::mtime(&m).max(0) as u64);
-    h.set_uid(meta.owner.0 as u64);
-    h.set_gid(meta.owner.1 as u64);
-    if let Some(mode) = meta.mode {
-        if !m.file_type().is_symlink() {
-            h.set_mode(mode);
-        }
-    } else {
-        h.set_mode(std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
-    }
-    if m.file_type().is_symlink() {
-        let target = std::fs::read_link(full)?;
-        h.set_size(0);
-        tar.append_link(&mut h, entry, target)
-    } else if m.is_file() {
-        tar.append_data(&mut h, entry, std::fs::File::open(full)?)
-    } else if m.is_dir() {
-        h.set_size(0);
-        tar.append_data(&mut h, entry, std::io::empty())
-    } else {
-        // Sockets, fifos, devices in a context are not copied (as docker).
-        Ok(())
-    }
-}
-
-/// A `copy_out` archive (entries under the source's name) rewritten for
-/// the destination: a directory's contents, or a file under `name`,
-/// with the COPY's owner and mode.
-fn retar(archive: &[u8], src_is_dir: bool, name: &str, meta: &Meta) -> std::io::Result<Vec<u8>> {
-    let mut out = tar::Builder::new(Vec::new());
-    let mut a = tar::Archive::new(archive);
-    for e in a.entries()? {
-        let mut e = e?;
-        let path = e.path()?.into_owned();
-        let mut comps = path.components();
-        comps.next();
-        let rest = comps.as_path().to_path_buf();
-        let entry = if src_is_dir {
-            if rest.as_os_str().is_empty() {
-                continue;
-            }
-            rest
-        } else {
-            PathBuf::from(name)
-        };
-        let mut h = e.header().clone();
-        h.set_uid(meta.owner.0 as u64);
-        h.set_gid(meta.owner.1 as u64);
-        if let Some(mode) = meta.mode {
-            if h.entry_type() != tar::EntryType::Symlink {
-                h.set_mode(mode);
-            }
-        }
-        if h.entry_type() == tar::EntryType::Symlink || h.entry_type() == tar::EntryType::Link {
-            let target = e.link_name()?.map(|t| t.into_owned()).unwrap_or_default();
-            out.append_link(&mut h, &entry, target)?;
-        } else {
-            let mut data = Vec::new();
-            e.read_to_end(&mut data)?;
-            out.append_data(&mut h, &entry, &data[..])?;
-        }
-    }
-    out.into_inner()
 }
 
 /// A local file ADD unpacks: a tar, plain or compressed (gzip, zstd);

@@ -183,20 +183,39 @@ impl Engine {
 }
 
 impl Engine {
-    /// True when `path` in the container is a directory (symlinks on the
-    /// way followed, inside its rootfs only).
-    pub fn is_dir_in(&self, rec: &ContainerRecord, path: &str) -> Result<bool, Error> {
+    /// What `path` names in the container, symlinks on the way followed
+    /// inside its rootfs (and the last one too with `follow`): its real
+    /// path there (`/usr/bin` for `/bin` on a merged-/usr image) and its
+    /// metadata; `None` when nothing is there.
+    pub fn stat_in(
+        &self,
+        rec: &ContainerRecord,
+        path: &str,
+        follow: bool,
+    ) -> Result<Option<(String, std::fs::Metadata)>, Error> {
         let rootfs = self.rootfs_of(rec)?;
-        let found = runtime::rootfile::open(&rootfs, Path::new(path), true).map_err(|source| {
-            CopyError::Resolve {
-                id: rec.config.id.clone(),
-                path: path.into(),
-                source,
-            }
-        })?;
-        Ok(found
-            .map(File::from)
-            .is_some_and(|f| f.metadata().is_ok_and(|m| m.is_dir())))
+        let io = |source| CopyError::Io {
+            id: rec.config.id.clone(),
+            path: path.into(),
+            source,
+        };
+        let Some(fd) =
+            runtime::rootfile::open(&rootfs, Path::new(path), follow).map_err(|source| {
+                CopyError::Resolve {
+                    id: rec.config.id.clone(),
+                    path: path.into(),
+                    source,
+                }
+            })?
+        else {
+            return Ok(None);
+        };
+        let f = File::from(fd);
+        let meta = f.metadata().map_err(io)?;
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).map_err(io)?;
+        let base = std::fs::canonicalize(&rootfs).unwrap_or(rootfs);
+        let inside = real.strip_prefix(&base).unwrap_or(Path::new(""));
+        Ok(Some((format!("/{}", inside.display()), meta)))
     }
 
     /// `user[:group]` resolved against the container's /etc/passwd and
@@ -207,51 +226,6 @@ impl Engine {
         spec: &str,
     ) -> Result<crate::user::ResolvedUser, Error> {
         Ok(crate::user::resolve(&self.rootfs_of(rec)?, spec)?)
-    }
-
-    /// Unpacks `archive` into directory `dest` of the container, making
-    /// `dest` and its missing parents first (root's, 0755), entries keeping
-    /// their owners: a build's COPY. Symlinks already in the rootfs on the
-    /// way to `dest` are followed inside it only (`/bin` on a merged-/usr
-    /// image is `/usr/bin`).
-    pub fn copy_into_dir(
-        &self,
-        rec: &ContainerRecord,
-        dest: &str,
-        archive: &mut dyn Read,
-    ) -> Result<(), Error> {
-        let parts: Vec<&str> = dest
-            .split('/')
-            .filter(|p| !p.is_empty() && *p != ".")
-            .collect();
-        let mut existing = parts.len();
-        while existing > 0 && !self.is_dir_in(rec, &format!("/{}", parts[..existing].join("/")))? {
-            existing -= 1;
-        }
-        if existing < parts.len() {
-            let mut dirs = tar::Builder::new(Vec::new());
-            for n in existing + 1..=parts.len() {
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_size(0);
-                let io = |source| CopyError::Io {
-                    id: rec.config.id.clone(),
-                    path: dest.into(),
-                    source,
-                };
-                dirs.append_data(&mut h, parts[existing..n].join("/"), std::io::empty())
-                    .map_err(io)?;
-            }
-            let bytes = dirs.into_inner().map_err(|source| CopyError::Io {
-                id: rec.config.id.clone(),
-                path: dest.into(),
-                source,
-            })?;
-            let base = format!("/{}", parts[..existing].join("/"));
-            self.copy_in(rec, &base, &mut &bytes[..], true)?;
-        }
-        self.copy_in(rec, &format!("/{}", parts.join("/")), archive, true)
     }
 }
 

@@ -29,6 +29,8 @@ RUN echo second > /out/second && rm /src/app.txt
 FROM busybox:latest
 ENV APP_HOME=/app MODE=prod
 LABEL org.example.team=isola
+RUN mkdir -p /opt/real && ln -s /opt/real /opt/link
+COPY app.txt /opt/link/
 COPY --from=builder /out/ /app/
 COPY --chown=1000:1000 --chmod=640 conf/ /app/conf/
 ADD files.tar /app/extracted/
@@ -97,12 +99,13 @@ fn assert_runs(root: &Root, tag: &str, isolation: &str) {
     );
     let check =
         "ls -ln /app/conf/x.conf | awk '{print $1, $3, $4}'; cat /app/extracted/inner/file.txt; \
-                 cat /app/conf.copy; ls /ctx; test -e /src/app.txt && echo leaked; true";
+                 cat /app/conf.copy; ls /ctx; test -e /src/app.txt && echo leaked; \
+                 cat /opt/real/app.txt; test -L /opt/link && echo link kept";
     let out = root.ok(&["run", "--rm", "--isolation", isolation, tag, check]);
     assert_eq!(
         out,
-        "-rw-r----- 1000 1000\nfrom the tar\nsetting=1\nDockerfile\napp.txt\nconf\nfiles.tar\n",
-        "{isolation}: --chown/--chmod, ADD's unpacking, .dockerignore"
+        "-rw-r----- 1000 1000\nfrom the tar\nsetting=1\nDockerfile\napp.txt\nconf\nfiles.tar\nthe app\nlink kept\n",
+        "{isolation}: --chown/--chmod, ADD's unpacking, .dockerignore, a COPY through the image's symlink"
     );
 }
 
@@ -123,8 +126,8 @@ fn multi_stage_build_caches_and_reruns_only_what_changed() {
     let c = ctx.path().to_str().unwrap();
     let out = root.ok(&["build", "--isolation", "process", "-t", "app:1", c]);
     for want in [
-        "Step 1/23 : ARG BASE=busybox:latest",
-        "Step 3/23 : ARG GREETING=hello",
+        "Step 1/25 : ARG BASE=busybox:latest",
+        "Step 3/25 : ARG GREETING=hello",
         " ---> Running in ",
         "Removing intermediate container ",
         "Successfully built ",
@@ -132,7 +135,7 @@ fn multi_stage_build_caches_and_reruns_only_what_changed() {
     ] {
         assert!(out.contains(want), "{want:?} not in:\n{out}");
     }
-    assert_eq!(out.matches(" ---> Running in ").count(), 3, "{out}");
+    assert_eq!(out.matches(" ---> Running in ").count(), 4, "{out}");
     assert_runs(&root, "app:1", "process");
 
     // The config as docker's inspect shows it.
@@ -178,7 +181,7 @@ fn multi_stage_build_caches_and_reruns_only_what_changed() {
         .to_string();
     let again = root.ok(&["build", "-t", "app:1", c]);
     assert!(!again.contains("Running in"), "a RUN ran again:\n{again}");
-    assert_eq!(again.matches(" ---> Using cache").count(), 19, "{again}");
+    assert_eq!(again.matches(" ---> Using cache").count(), 21, "{again}");
     assert_eq!(
         build_id(&root, &["-t", "app:1", c]),
         first,
@@ -196,7 +199,7 @@ fn multi_stage_build_caches_and_reruns_only_what_changed() {
     );
     // --no-cache runs everything again.
     let fresh = root.ok(&["build", "--no-cache", "-t", "app:3", c]);
-    assert_eq!(fresh.matches(" ---> Running in ").count(), 3, "{fresh}");
+    assert_eq!(fresh.matches(" ---> Running in ").count(), 4, "{fresh}");
     assert!(!fresh.contains("Using cache"), "{fresh}");
     assert_no_snapshots(&root);
 
@@ -204,7 +207,7 @@ fn multi_stage_build_caches_and_reruns_only_what_changed() {
     let pruned = root.ok(&["builder", "prune", "-f"]);
     assert!(pruned.contains("Deleted build cache objects:"), "{pruned}");
     let after = root.ok(&["build", "-t", "app:4", c]);
-    assert_eq!(after.matches(" ---> Running in ").count(), 3, "{after}");
+    assert_eq!(after.matches(" ---> Running in ").count(), 4, "{after}");
 }
 
 #[test]
@@ -288,6 +291,29 @@ fn bad_builds_fail_with_the_line_and_leave_nothing() {
         let (code, err) = one_line_error(&root, &args);
         assert!(err.contains(want), "{dockerfile:?}: {want:?} not in {err}");
         assert_ne!(code, 0);
+    }
+
+    // An archive ADD would unpack outside its directory, or as a whiteout.
+    for (entry, want) in [
+        ("../../escaped", "leaves its directory"),
+        ("etc/.wh.passwd", "whiteout"),
+    ] {
+        let ctx = context_with("FROM busybox\nADD evil.tar /x/\n");
+        let made = Command::new("python3")
+            .args(["-c", "import io,sys,tarfile\nt=tarfile.open(sys.argv[1],'w')\ni=tarfile.TarInfo(sys.argv[2]); i.size=3\nt.addfile(i, io.BytesIO(b'bad'))\nt.close()"])
+            .arg(ctx.path().join("evil.tar"))
+            .arg(entry)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (_, err) = one_line_error(
+            &root,
+            &["build", "-t", "bad:1", ctx.path().to_str().unwrap()],
+        );
+        assert!(
+            err.contains("line 2: ADD: archive entry") && err.contains(want),
+            "{entry}: {err}"
+        );
     }
 
     // A failing RUN: its code, its last output, the build stops there.

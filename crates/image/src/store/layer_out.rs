@@ -54,36 +54,79 @@ impl Store {
             .map(|l| self.layer_diff_dir(l))
             .collect::<Result<Vec<PathBuf>, Error>>()?;
 
+        let mut w = self.layer_writer()?;
+        let write_err = |e| Error::io("writing a layer of", upper.clone(), e);
+        let mut walker = Walker {
+            upper: &upper,
+            lowers: &lowers,
+            opts,
+            links: HashMap::new(),
+            tar: w.tar(),
+        };
+        walker.dir(Path::new("")).map_err(write_err)?;
+        self.finish_layer(w)
+    }
+
+    /// A layer to write entry by entry (a build's COPY writes the files it
+    /// copies straight into its layer); [`Store::finish_layer`] stores it.
+    pub fn layer_writer(&self) -> Result<LayerWriter, Error> {
         let tmp_dir = self.tmp_dir();
-        let mut tmp = tempfile::Builder::new()
+        let tmp = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&tmp_dir)
             .map_err(|e| Error::io("creating a temp file in", &tmp_dir, e))?;
-        let write_err = |e| Error::io("writing a layer of", upper.clone(), e);
-        let (diff_id, blob, blob_size) = {
-            let compressed = DigestingWriter::new(io::BufWriter::new(tmp.as_file_mut()));
-            let gz = GzEncoder::new(compressed, flate2::Compression::fast());
-            let mut tar = tar::Builder::new(DigestingWriter::new(gz));
-            tar.mode(tar::HeaderMode::Complete);
-            let mut walker = Walker {
-                upper: &upper,
-                lowers: &lowers,
-                opts,
-                links: HashMap::new(),
-                tar: &mut tar,
-            };
-            walker.dir(Path::new("")).map_err(write_err)?;
-            let (diff_id, _, gz) = tar.into_inner().map_err(write_err)?.finish();
-            let (blob, size, mut file) = gz.finish().map_err(write_err)?.finish();
-            file.flush().map_err(write_err)?;
-            (diff_id, blob, size)
-        };
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io("opening", tmp.path(), e))?;
+        let compressed = DigestingWriter::new(io::BufWriter::new(file));
+        let gz = GzEncoder::new(compressed, flate2::Compression::fast());
+        let mut tar = tar::Builder::new(LayerSink(DigestingWriter::new(gz)));
+        tar.mode(tar::HeaderMode::Complete);
+        Ok(LayerWriter { tmp, tar })
+    }
+
+    /// Ends the layer `w`, stores its blob and unpacks it.
+    pub fn finish_layer(&self, w: LayerWriter) -> Result<NewLayer, Error> {
+        let LayerWriter { tmp, tar } = w;
+        let write_err = |e| Error::io("writing a layer to", tmp.path().to_path_buf(), e);
+        let (diff_id, _, gz) = tar.into_inner().map_err(write_err)?.0.finish();
+        let (blob, blob_size, mut file) = gz.finish().map_err(write_err)?.finish();
+        file.flush().map_err(write_err)?;
+        drop(file);
         self.persist_blob(tmp, &blob)?;
         self.ensure_layer(&blob, &diff_id)?;
         Ok(NewLayer {
             descriptor: Descriptor::new(OCI_LAYER_GZIP, blob, blob_size),
             diff_id,
         })
+    }
+}
+
+/// Where a layer's tar goes: digested (the diff id), gzip'd, digested
+/// again (the blob), into a temp file.
+pub struct LayerSink(DigestingWriter<GzEncoder<DigestingWriter<io::BufWriter<File>>>>);
+
+impl Write for LayerSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// A layer being written: entries go to [`LayerWriter::tar`], paths
+/// relative to the root (`etc/app.conf`), parents before what they hold.
+pub struct LayerWriter {
+    tmp: tempfile::NamedTempFile,
+    tar: tar::Builder<LayerSink>,
+}
+
+impl LayerWriter {
+    pub fn tar(&mut self) -> &mut tar::Builder<LayerSink> {
+        &mut self.tar
     }
 }
 

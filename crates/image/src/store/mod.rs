@@ -35,7 +35,7 @@ pub use crate::error::Error;
 pub use build_cache::CachedStep;
 pub use changes::{tree_size, Change, ChangeKind};
 pub use gc::PruneReport;
-pub use layer_out::{DiffOptions, NewLayer};
+pub use layer_out::{DiffOptions, LayerSink, LayerWriter, NewLayer};
 pub use records::Image;
 pub use snapshot::{copy_tree, Snapshot, SnapshotDriver};
 
