@@ -250,7 +250,42 @@ pub async fn by_name(
             .await
         }
         (&Method::GET, "get") => save(&state, vec![name]).await,
-        (_, "push") => Err(ApiError::not_implemented("image push")),
+        (&Method::POST, "push") => {
+            // `docker push name[:tag]`: the tag comes as a parameter.
+            let target = match q.get("tag").filter(|t| !t.is_empty()) {
+                Some(t) => format!("{name}:{t}"),
+                None => name.clone(),
+            };
+            let pushed = blocking(move || {
+                Ok(engine.push(&engine::images::PushRequest {
+                    source: target,
+                    progress: Some(engine::images::ProgressMode::Quiet),
+                    ..Default::default()
+                })?)
+            })
+            .await;
+            // docker's client reads a push's outcome from the stream, an
+            // error included, after a 200.
+            let lines: Vec<Value> = match pushed {
+                Ok(p) => {
+                    let r = image::Reference::parse(&p.reference).ok();
+                    let repo = r.as_ref().map_or(p.reference.clone(), |r| r.name());
+                    let tag = r.and_then(|r| r.tag).unwrap_or_else(|| "latest".into());
+                    vec![
+                        json!({"status": format!("The push refers to repository [{repo}]")}),
+                        json!({"status": format!("{tag}: digest: {} size: {}", p.manifest_digest, p.manifest_size)}),
+                        json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": p.manifest_digest, "Size": p.manifest_size}}),
+                    ]
+                }
+                Err(e) => vec![json!({"errorDetail": {"message": e.message}, "error": e.message})],
+            };
+            let mut out = String::new();
+            for l in lines {
+                out.push_str(&l.to_string());
+                out.push('\n');
+            }
+            Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+        }
         _ => Err(ApiError::not_found(format!(
             "page not found: {method} /images/{rest}"
         ))),
@@ -329,9 +364,18 @@ async fn save(state: &AppState, names: Vec<String>) -> Result<Response, ApiError
 
 /// The request body as a blocking reader, for the engine's load, which
 /// reads a tar as it arrives.
-struct BodyReader {
+pub(crate) struct BodyReader {
     rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
     chunk: Bytes,
+}
+
+impl BodyReader {
+    pub(crate) fn new(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> BodyReader {
+        BodyReader {
+            rx,
+            chunk: Bytes::new(),
+        }
+    }
 }
 
 impl std::io::Read for BodyReader {
@@ -371,10 +415,7 @@ pub async fn load(
     });
     let engine = state.engine.clone();
     let loaded = blocking(move || {
-        let mut reader = BodyReader {
-            rx,
-            chunk: Bytes::new(),
-        };
+        let mut reader = BodyReader::new(rx);
         let loaded = engine
             .load(&mut reader, engine::images::ProgressMode::Quiet)
             .map_err(|e| match e {

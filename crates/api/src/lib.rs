@@ -10,6 +10,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod builds;
 mod containers;
 mod create;
 pub mod error;
@@ -197,6 +198,8 @@ fn router(state: AppState) -> Router {
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))
+        .route("/build", post(builds::build))
+        .route("/build/prune", post(builds::prune))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::pull))
         .route("/images/get", get(images::save_many))
@@ -227,7 +230,6 @@ fn router(state: AppState) -> Router {
 async fn unsupported(uri: Uri) -> ApiError {
     let path = uri.path();
     let what = match path.split('/').nth(1).unwrap_or_default() {
-        "build" => "image builds (POST /build)".to_string(),
         "swarm" | "services" | "nodes" | "tasks" | "secrets" | "configs" => {
             "swarm mode".to_string()
         }

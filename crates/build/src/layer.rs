@@ -136,11 +136,7 @@ impl<'a> Writer<'a> {
 
     /// The directories down to a COPY's target: `(path, metadata)` of
     /// those the image has, `None` for those the COPY makes (root's, 0755).
-    pub(crate) fn parents(
-        &mut self,
-        chain: &[Parent],
-        now: u64,
-    ) -> Result<(), WriteError> {
+    pub(crate) fn parents(&mut self, chain: &[Parent], now: u64) -> Result<(), WriteError> {
         for (path, meta) in chain {
             if self.dirs.contains(path) {
                 continue;

@@ -297,3 +297,80 @@ pub fn build(
 
 /// The names `used_args` can hold: declared ARGs given a value by `--build-arg`.
 pub(crate) type ArgSet = BTreeSet<String>;
+
+/// docker's classic builder output, the wire format both `docker build`
+/// readers expect: the CLI prints it, the API sends it as `stream` lines.
+/// Keeps track of whether a step's output ended its line.
+#[derive(Debug)]
+pub struct ClassicProgress {
+    at_line_start: bool,
+}
+
+impl Default for ClassicProgress {
+    fn default() -> ClassicProgress {
+        ClassicProgress {
+            at_line_start: true,
+        }
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+impl ClassicProgress {
+    /// The bytes `e` shows as.
+    pub fn render(&mut self, e: &Event<'_>) -> Vec<u8> {
+        if let Event::Output(b) = e {
+            if !b.is_empty() {
+                self.at_line_start = b.ends_with(b"\n");
+            }
+            return b.to_vec();
+        }
+        let mut out = String::new();
+        if !self.at_line_start {
+            out.push('\n');
+            self.at_line_start = true;
+        }
+        let line = match e {
+            Event::Step { n, total, text } => format!("Step {n}/{total} : {text}"),
+            Event::Triggers { count } => format!(
+                "# Executing {count} build trigger{}",
+                if *count == 1 { "" } else { "s" }
+            ),
+            Event::UsingCache => " ---> Using cache".to_string(),
+            Event::Running { container } => {
+                format!(" ---> Running in {}", engine::ids::short(container))
+            }
+            Event::Removed { container } => format!(
+                "Removing intermediate container {}",
+                engine::ids::short(container)
+            ),
+            Event::Done { id } => format!(" ---> {}", short_id(id)),
+            Event::UnusedArgs(args) => format!(
+                "[Warning] One or more build-args [{}] were not consumed",
+                args.join(" ")
+            ),
+            Event::Output(_) => unreachable!("handled above"),
+        };
+        out.push_str(&line);
+        out.push('\n');
+        out.into_bytes()
+    }
+
+    /// The lines that end a build that made `built`.
+    pub fn finished(&mut self, built: &Built) -> Vec<String> {
+        let mut lines = vec![format!(
+            "Successfully built {}\n",
+            short_id(&built.image.id)
+        )];
+        for t in &built.tags {
+            let shown = image::Reference::parse(t)
+                .map(|r| r.familiar())
+                .unwrap_or_else(|_| t.clone());
+            lines.push(format!("Successfully tagged {shown}\n"));
+        }
+        lines
+    }
+}

@@ -226,7 +226,7 @@ impl Engine {
     }
 
     /// The unpacked layer directories of `img`, top first (overlayfs's
-    /// lowerdir order, what `inspect` shows as `GraphDriver.Data.LowerDirs`).
+    /// lowerdir order, what `inspect` shows, joined by `:`, as `GraphDriver.Data.LowerDir`).
     pub fn image_layer_dirs(&self, img: &Image) -> Result<Vec<std::path::PathBuf>, Error> {
         let store = image::store::Store::open(self.root()).map_err(Error::Image)?;
         img.layers

@@ -356,7 +356,9 @@ pub fn image<'a>(img: &'a Image, layer_dirs: &[PathBuf]) -> InspectImage<'a> {
         variant,
         os,
         size: img.size,
-        graph_driver: json!({ "Name": "overlay", "Data": { "LowerDirs": lower_dirs } }),
+        // docker's Data is strings only: the layer directories as overlayfs
+        // lowerdir takes them, top first, joined by `:`.
+        graph_driver: json!({ "Name": "overlay", "Data": { "LowerDir": lower_dirs.join(":") } }),
         root_fs: json!({ "Type": "layers", "Layers": img.layers }),
         metadata: json!({ "ManifestDigest": img.manifest_digest }),
     }

@@ -195,55 +195,12 @@ pub fn build(engine: &Engine, a: BuildArgs) -> anyhow::Result<u8> {
     };
     let quiet = a.quiet;
     let mut out = io::stdout().lock();
-    let mut at_line_start = true;
+    let mut progress = ::build::ClassicProgress::default();
     let mut on = |e: Event<'_>| {
-        if quiet {
-            return;
+        if !quiet {
+            let _ = out.write_all(&progress.render(&e));
+            let _ = out.flush();
         }
-        // Output of a step may end mid-line; what follows starts a line.
-        let nl = |at: &mut bool, out: &mut io::StdoutLock| {
-            if !*at {
-                let _ = writeln!(out);
-                *at = true;
-            }
-        };
-        let _ = match e {
-            Event::Step { n, total, text } => {
-                nl(&mut at_line_start, &mut out);
-                writeln!(out, "Step {n}/{total} : {text}")
-            }
-            Event::Triggers { count } => writeln!(
-                out,
-                "# Executing {count} build trigger{}",
-                if count == 1 { "" } else { "s" }
-            ),
-            Event::UsingCache => writeln!(out, " ---> Using cache"),
-            Event::Running { container } => {
-                writeln!(out, " ---> Running in {}", engine::ids::short(container))
-            }
-            Event::Output(b) => {
-                at_line_start = b.ends_with(b"\n");
-                out.write_all(b)
-            }
-            Event::Removed { container } => {
-                nl(&mut at_line_start, &mut out);
-                writeln!(
-                    out,
-                    "Removing intermediate container {}",
-                    engine::ids::short(container)
-                )
-            }
-            Event::Done { id } => {
-                nl(&mut at_line_start, &mut out);
-                writeln!(out, " ---> {}", short_id(id))
-            }
-            Event::UnusedArgs(args) => writeln!(
-                out,
-                "[Warning] One or more build-args [{}] were not consumed",
-                args.join(" ")
-            ),
-        };
-        let _ = out.flush();
     };
     let built = match ::build::build(engine, &opts, &mut on) {
         Ok(b) => b,
@@ -263,21 +220,11 @@ pub fn build(engine: &Engine, a: BuildArgs) -> anyhow::Result<u8> {
     if quiet {
         writeln!(out, "{}", built.image.id)?;
     } else {
-        writeln!(out, "Successfully built {}", short_id(&built.image.id))?;
-        for t in &built.tags {
-            writeln!(
-                out,
-                "Successfully tagged {}",
-                image::Reference::parse(t)?.familiar()
-            )?;
+        for l in progress.finished(&built) {
+            out.write_all(l.as_bytes())?;
         }
     }
     Ok(0)
-}
-
-fn short_id(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
 }
 
 fn commit(engine: &Engine, a: CommitArgs) -> anyhow::Result<u8> {
@@ -327,9 +274,12 @@ fn prune(engine: &Engine, a: BuilderPruneArgs) -> anyhow::Result<u8> {
         }
     }
     let store = image::store::Store::open(engine.root())?;
-    let (count, report) = store.prune_build_cache()?;
-    if count > 0 {
-        println!("Deleted build cache objects: {count}");
+    let (deleted, report) = store.prune_build_cache()?;
+    if !deleted.is_empty() {
+        println!("Deleted build cache objects:");
+        for d in &deleted {
+            println!("{}", d.strip_prefix("sha256:").unwrap_or(d));
+        }
     }
     println!(
         "Total reclaimed space: {}",

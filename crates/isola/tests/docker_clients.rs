@@ -7,6 +7,7 @@
 
 mod common;
 mod docker_service;
+mod support;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -530,4 +531,132 @@ fn a_client_that_disconnects_mid_attach_leaves_the_container_running() {
     });
     svc.ok(&["rm", "-f", &id]);
     svc.root.assert_clean();
+}
+
+/// A build context with `dockerfile` and a file to copy.
+fn build_context(dockerfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(dir.path().join("page.txt"), "a page\n").unwrap();
+    std::fs::write(dir.path().join(".dockerignore"), "secret\n").unwrap();
+    std::fs::write(dir.path().join("secret"), "kept out\n").unwrap();
+    dir
+}
+
+#[test]
+fn docker_build_and_compose_build_through_the_api() {
+    let Some(docker) = docker_or_skip("docker build") else {
+        return;
+    };
+    let Some(compose) = tool_or_skip(
+        "docker-compose build",
+        COMPOSE,
+        "scripts/setup.sh installs Debian's docker-compose",
+    ) else {
+        return;
+    };
+    let root = Root::new();
+    let vm = root.vm_kernel_or_skip("docker build --isolation=hyperv");
+    let svc = Service::start(root, docker);
+    // docker build: the classic builder's output, build args, the context
+    // as the CLI sends it (.dockerignore applied), the tags.
+    let ctx = build_context(
+        "FROM busybox\nARG WHO=nobody\nCOPY . /site/\nRUN echo \"built for $WHO\" > /site/who\nCMD [\"sh\", \"-c\", \"cat /site/page.txt /site/who; ls /site\"]\n",
+    );
+    let c = ctx.path().to_str().unwrap();
+    let out = svc.ok(&[
+        "build",
+        "--build-arg",
+        "WHO=docker",
+        "-t",
+        "site:1",
+        "-t",
+        "site:latest",
+        c,
+    ]);
+    for want in [
+        "Step 1/5 : FROM busybox",
+        " ---> Running in ",
+        "Successfully built ",
+        "Successfully tagged site:1",
+        "Successfully tagged site:latest",
+    ] {
+        assert!(out.contains(want), "{want:?} not in {out}");
+    }
+    assert_eq!(
+        svc.ok(&["run", "--rm", "site:1"]),
+        "a page\nbuilt for docker\nDockerfile\npage.txt\nwho\n"
+    );
+    let again = svc.ok(&[
+        "build",
+        "--build-arg",
+        "WHO=docker",
+        "-q",
+        "-t",
+        "site:1",
+        c,
+    ]);
+    let id = svc.ok(&["image", "inspect", "--format", "{{.Id}}", "site:1"]);
+    assert_eq!(
+        again.trim(),
+        id.trim(),
+        "a cached rebuild is the same image"
+    );
+
+    // A failing RUN: docker's client shows the message and exits with its code.
+    let bad = build_context("FROM busybox\nRUN echo broke; exit 7\n");
+    let failed = svc.docker(&["build", bad.path().to_str().unwrap()]);
+    assert_eq!(failed.status.code(), Some(7), "{failed:?}");
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains("returned a non-zero code: 7") && err.contains("last output: broke"),
+        "{err}"
+    );
+
+    // --isolation=hyperv: the RUN runs in a utility VM (its kernel is the
+    // guest's, not the host's).
+    if vm {
+        let ctx = build_context("FROM busybox\nRUN uname -r > /built-on\n");
+        svc.ok(&[
+            "build",
+            "--isolation",
+            "hyperv",
+            "-t",
+            "vm-built:1",
+            ctx.path().to_str().unwrap(),
+        ]);
+        let built_on = svc.ok(&["run", "--rm", "vm-built:1", "cat", "/built-on"]);
+        let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        assert_ne!(
+            built_on.trim(),
+            host.trim(),
+            "the RUN ran on the host's kernel"
+        );
+    }
+
+    // docker-compose build: docker-py's build call, then the service runs.
+    let dir =
+        build_context("FROM busybox\nCOPY page.txt /page.txt\nCMD [\"cat\", \"/page.txt\"]\n");
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        "version: \"2.4\"\nservices:\n  app:\n    build: .\n    image: composed:1\n",
+    )
+    .unwrap();
+    let compose_out = Command::new(&compose)
+        .args(["-p", "bld", "build"])
+        .current_dir(dir.path())
+        .env("DOCKER_HOST", svc.host())
+        .env("DOCKER_CONFIG", svc.config.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        compose_out.status.success(),
+        "docker-compose build: {}{}",
+        String::from_utf8_lossy(&compose_out.stdout),
+        String::from_utf8_lossy(&compose_out.stderr)
+    );
+    assert_eq!(svc.ok(&["run", "--rm", "composed:1"]), "a page\n");
+    let pruned = svc.ok(&["builder", "prune", "-f"]);
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
 }

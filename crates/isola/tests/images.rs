@@ -142,9 +142,14 @@ fn load_a_docker_archive_then_list_inspect_tag_and_remove() {
     assert!(img["Size"].as_u64().unwrap() > 1_000_000);
     assert_eq!(img["Created"], "2024-01-01T00:00:00Z");
     // GraphDriver names the unpacked layer, which holds the image's files.
-    let lowers = img["GraphDriver"]["Data"]["LowerDirs"].as_array().unwrap();
+    // (docker's form: a string, as overlayfs's lowerdir, for its clients.)
+    let lowers: Vec<&str> = img["GraphDriver"]["Data"]["LowerDir"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .collect();
     assert_eq!(lowers.len(), 1, "{lowers:?}");
-    let lower = Path::new(lowers[0].as_str().unwrap());
+    let lower = Path::new(lowers[0]);
     assert!(lower.starts_with(env.root.path()), "{lower:?}");
     assert!(lower.join("bin/busybox").is_file(), "{lower:?}");
 

@@ -82,17 +82,26 @@ impl Store {
     }
 
     /// `builder prune`: forgets every cache entry, then deletes the layers
-    /// and blobs no image uses. Returns the number of entries and the report.
-    pub fn prune_build_cache(&self) -> Result<(usize, super::PruneReport), Error> {
+    /// and blobs no image uses. Returns the entries' keys and the report.
+    pub fn prune_build_cache(&self) -> Result<(Vec<String>, super::PruneReport), Error> {
         let _lock = self.meta_lock()?;
         let dir = self.root.join("build-cache");
-        let count = fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        let keys: Vec<String> = fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().into_string().ok()?;
+                        Some(format!("sha256:{}", name.strip_suffix(".json")?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         match fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("removing", &dir, e)),
         }
-        Ok((count, self.collect_garbage(None)?))
+        Ok((keys, self.collect_garbage(None)?))
     }
 
     /// The image's config blob, byte for byte.
