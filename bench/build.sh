@@ -17,6 +17,8 @@ N=${N:-5}
 VM_N=${VM_N:-3}
 FILES=${FILES:-3000}
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/registry.sh
+. "$repo/bench/registry.sh"
 OUT=${OUT:-$repo/bench/results/build.md}
 
 [ "$(id -u)" = 0 ] || { echo "bench/build.sh: needs root" >&2; exit 1; }
@@ -53,23 +55,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- busybox, from the tests' image maker, in a registry on loopback
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/registry.yml" <<EOF
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$port
-EOF
-/usr/bin/docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
+start_registry "$work"
 base="127.0.0.1:$port/busybox:latest"
 # busybox-static with its applet links, imported by isola and pushed by it.
 rootfs="$work/rootfs"

@@ -17,6 +17,8 @@ N=${N:-5}
 LAYERS=${LAYERS:-5}          # data layers besides busybox
 LAYER_MB=${LAYER_MB:-12}     # MB of random data per data layer
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/registry.sh
+. "$repo/bench/registry.sh"
 OUT=${OUT:-$repo/bench/results/pull.md}
 
 [ "$(id -u)" = 0 ] || { echo "bench/pull.sh: needs root" >&2; exit 1; }
@@ -96,23 +98,7 @@ PY
 image_mb=$(du -sm "$work/layout/blobs" | cut -f1)
 
 # --- the registry
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/registry.yml" <<EOF
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$port
-EOF
-/usr/bin/docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.1
-done
+start_registry "$work"
 ref="127.0.0.1:$port/big:latest"
 skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$work/layout:big" "docker://$ref"
 

@@ -554,6 +554,21 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// A container of `state` whose files a COPY reads or writes from the
+    /// host side: never started, so its isolation and network are moot.
+    fn files_only(&self, state: &State, line: usize) -> Result<StepContainer<'a>, BuildError> {
+        self.container(
+            line,
+            state,
+            vec!["true".into()],
+            Vec::new(),
+            Some(NetworkMode::None),
+            Some(IsolationChoice::Explicit(
+                engine::isolation::Isolation::Process,
+            )),
+        )
+    }
+
     /// The container's changes as a new layer on the state.
     fn add_layer(
         &mut self,
@@ -702,16 +717,7 @@ impl<'a> Builder<'a> {
                 chmod.unwrap_or_default()
             )));
         }
-        let c = self.container(
-            line,
-            &self.cur.clone(),
-            vec!["true".into()],
-            Vec::new(),
-            Some(NetworkMode::None),
-            Some(IsolationChoice::Explicit(
-                engine::isolation::Isolation::Process,
-            )),
-        )?;
+        let c = self.files_only(&self.cur.clone(), line)?;
         let owner = match chown {
             None => (0, 0),
             Some(spec) => {
@@ -787,16 +793,7 @@ impl<'a> Builder<'a> {
                     }
                 };
                 shown_src = format!("from {f}");
-                let sc = self.container(
-                    line,
-                    &source,
-                    vec!["true".into()],
-                    Vec::new(),
-                    Some(NetworkMode::None),
-                    Some(IsolationChoice::Explicit(
-                        engine::isolation::Isolation::Process,
-                    )),
-                )?;
+                let sc = self.files_only(&source, line)?;
                 if srcs.len() > 1 && !dest_is_dir {
                     return Err(syntax(format!("{keyword} with more than one source needs a directory as destination, ending with /")));
                 }

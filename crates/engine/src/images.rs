@@ -61,17 +61,19 @@ impl std::str::FromStr for PullPolicy {
     }
 }
 
-/// What a pull is told.
 /// What `push` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct PushRequest {
+    /// The image to push: a name or an id.
     pub source: String,
+    /// Where to push it (a registry name and tag); `source` when None.
     pub target: Option<String>,
     pub insecure_registries: Vec<String>,
     pub progress: Option<ProgressMode>,
     pub progress_stream: ProgressStream,
 }
 
+/// What a pull is told.
 #[derive(Debug, Clone, Default)]
 pub struct PullRequest {
     /// `busybox`, `127.0.0.1:5000/busybox:1.36`, `...@sha256:...`.
@@ -100,16 +102,22 @@ impl Engine {
             progress_stream: req.progress_stream,
         };
         let pulled = image::registry::pull(&store, &req.reference, &opts)?;
-        let name = familiar_reference(&pulled.reference);
+        self.registry_event("pull", &pulled.reference);
+        Ok(pulled)
+    }
+
+    /// docker's event for a pull or push of `reference`: the image's name
+    /// as the id, the name without its tag as an attribute.
+    fn registry_event(&self, action: &str, reference: &str) {
+        let name = familiar_reference(reference);
         let bare = events::strip_tag(&name).to_string();
         events::simple(
             self.root(),
             EventType::Image,
-            "pull",
+            action,
             &name,
             &[("name", bare)],
         );
-        Ok(pulled)
     }
 
     /// Pushes `source` (a name or id) to the registry `target` names
@@ -127,14 +135,7 @@ impl Engine {
             progress_stream: req.progress_stream,
         };
         let pushed = image::registry::push(&store, &img, &target, &opts)?;
-        let name = familiar_reference(&pushed.reference);
-        events::simple(
-            self.root(),
-            EventType::Image,
-            "push",
-            &name,
-            &[("name", events::strip_tag(&name).to_string())],
-        );
+        self.registry_event("push", &pushed.reference);
         Ok(pushed)
     }
 

@@ -253,15 +253,12 @@ volumes:
     )
     .unwrap();
     let compose_cmd = |args: &[&str]| -> Output {
-        Command::new(&compose)
+        svc.client(&compose)
             .args(["-p", &project])
             .args(args)
             .current_dir(dir.path())
-            .env("DOCKER_HOST", svc.host())
-            .env("DOCKER_CONFIG", svc.config.path())
             // exec through the API (docker-py), not a docker binary.
             .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
-            .stdin(Stdio::null())
             .output()
             .unwrap()
     };
@@ -407,13 +404,7 @@ fn docker_py_runs_streams_logs_execs_and_removes() {
         return;
     }
     let svc = Service::start(Root::new(), docker);
-    let out = Command::new(python)
-        .args(["-c", DOCKER_PY])
-        .env("DOCKER_HOST", svc.host())
-        .env("DOCKER_CONFIG", svc.config.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = svc.client(python).args(["-c", DOCKER_PY]).output().unwrap();
     assert!(
         out.status.success(),
         "the docker-py script failed: {}{}",
@@ -642,12 +633,10 @@ fn docker_build_and_compose_build_through_the_api() {
         "version: \"2.4\"\nservices:\n  app:\n    build: .\n    image: composed:1\n",
     )
     .unwrap();
-    let compose_out = Command::new(&compose)
+    let compose_out = svc
+        .client(&compose)
         .args(["-p", "bld", "build"])
         .current_dir(dir.path())
-        .env("DOCKER_HOST", svc.host())
-        .env("DOCKER_CONFIG", svc.config.path())
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(

@@ -68,8 +68,10 @@ impl Store {
         tree_size(&tree)
     }
 
-    /// The changes of snapshot `key`, sorted by path.
-    pub fn changes(&self, key: &str) -> Result<Vec<Change>, Error> {
+    /// The upper directory of overlay snapshot `key` and its lower
+    /// layers' directories; a copy-driver snapshot has no upper directory:
+    /// [`Error::NoUpperDir`].
+    pub(crate) fn overlay_dirs(&self, key: &str) -> Result<(PathBuf, Vec<PathBuf>), Error> {
         let rec = self.read_snapshot(key)?;
         if rec.driver != SnapshotDriver::Overlay {
             return Err(Error::NoUpperDir(key.to_string()));
@@ -80,6 +82,12 @@ impl Store {
             .iter()
             .map(|l| self.layer_diff_dir(l))
             .collect::<Result<Vec<PathBuf>, Error>>()?;
+        Ok((upper, lowers))
+    }
+
+    /// The changes of snapshot `key`, sorted by path.
+    pub fn changes(&self, key: &str) -> Result<Vec<Change>, Error> {
+        let (upper, lowers) = self.overlay_dirs(key)?;
         let mut out = Vec::new();
         walk(&upper, Path::new(""), &lowers, &mut out)?;
         out.sort_by(|a, b| a.path.cmp(&b.path));

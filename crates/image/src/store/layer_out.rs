@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 
-use super::{Error, SnapshotDriver, Store};
+use super::{Error, Store};
 use crate::digest::DigestingWriter;
 use crate::manifest::{Descriptor, OCI_LAYER_GZIP};
 
@@ -43,16 +43,7 @@ impl Store {
     /// unpacks it, and returns it. A copy-driver snapshot has no upper
     /// directory to read: [`Error::NoUpperDir`].
     pub fn layer_from_snapshot(&self, key: &str, opts: &DiffOptions) -> Result<NewLayer, Error> {
-        let rec = self.read_snapshot(key)?;
-        if rec.driver != SnapshotDriver::Overlay {
-            return Err(Error::NoUpperDir(key.to_string()));
-        }
-        let upper = self.snapshot_dir(key)?.join("upper");
-        let lowers = rec
-            .layers
-            .iter()
-            .map(|l| self.layer_diff_dir(l))
-            .collect::<Result<Vec<PathBuf>, Error>>()?;
+        let (upper, lowers) = self.overlay_dirs(key)?;
 
         let mut w = self.layer_writer()?;
         let write_err = |e| Error::io("writing a layer of", upper.clone(), e);

@@ -112,6 +112,16 @@ impl Service {
         format!("unix://{}", self.socket.display())
     }
 
+    /// Another client (docker-compose, a docker-py script) pointed at this
+    /// service through `DOCKER_HOST`, its settings in the test's directory.
+    pub fn client(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.config.path())
+            .stdin(Stdio::null());
+        c
+    }
+
     /// A docker client command against this service.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.docker);
