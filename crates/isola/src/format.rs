@@ -69,16 +69,45 @@ pub fn print_rows(
             }
         }
         Format::Template { template, header } => {
-            if header {
-                println!("{}", self::header(&template, titles)?);
-            }
-            for r in rows {
-                println!("{}", render(&template, r)?);
-            }
+            print!("{}", template_rows(&template, header, titles, rows.iter())?)
         }
         Format::Table => default_table(),
     }
     Ok(())
+}
+
+/// `rows` through a template, a line each; with `table` (`header`), a
+/// header line first (`titles` as in [`header`]) and the columns aligned.
+pub fn template_rows<'a>(
+    template: &str,
+    header: bool,
+    titles: &[(&str, &str)],
+    rows: impl Iterator<Item = &'a Value>,
+) -> anyhow::Result<String> {
+    let mut lines = Vec::new();
+    if header {
+        lines.push(self::header(template, titles)?);
+    }
+    for r in rows {
+        lines.push(render(template, r)?);
+    }
+    if header {
+        return align(&lines);
+    }
+    Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+}
+
+/// A `table` template's lines with their tab-separated cells aligned in
+/// columns, as docker's CLI does (Go's tabwriter: minimum width 10,
+/// padding 3, spaces; the last cell of a line is not padded). This crate
+/// adds the padding after the minimum width, Go counts it in: 7 + 3.
+pub fn align(lines: &[String]) -> anyhow::Result<String> {
+    use std::io::Write;
+    let mut tw = tabwriter::TabWriter::new(Vec::new()).minwidth(7).padding(3);
+    for l in lines {
+        writeln!(tw, "{l}")?;
+    }
+    Ok(String::from_utf8(tw.into_inner()?)?)
 }
 
 /// `inspect`'s output: the objects as a JSON array, or with a template

@@ -235,21 +235,16 @@ fn history(engine: &engine::Engine, args: HistoryArgs) -> anyhow::Result<u8> {
                 writeln!(out, "{r}")?;
             }
         }
-        crate::format::Format::Template { template, header } => {
-            if header {
-                writeln!(
-                    out,
-                    "{}",
-                    crate::format::header(
-                        &template,
-                        &[("ID", "IMAGE"), ("CreatedSince", "CREATED")]
-                    )?
-                )?;
-            }
-            for r in &rows {
-                writeln!(out, "{}", crate::format::render(&template, r)?)?;
-            }
-        }
+        crate::format::Format::Template { template, header } => write!(
+            out,
+            "{}",
+            crate::format::template_rows(
+                &template,
+                header,
+                &[("ID", "IMAGE"), ("CreatedSince", "CREATED")],
+                rows.iter()
+            )?
+        )?,
         crate::format::Format::Table => {
             let s = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
             let mut table = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
@@ -465,16 +460,17 @@ fn list(store: &Store, args: ListArgs) -> anyhow::Result<u8> {
             }
         }
         crate::format::Format::Template { template, header } => {
-            if header {
-                writeln!(
-                    out,
-                    "{}",
-                    crate::format::header(&template, &[("ID", "IMAGE ID")])?
-                )?;
-            }
-            for r in &rows {
-                writeln!(out, "{}", crate::format::render(&template, &row(r))?)?;
-            }
+            let objects: Vec<serde_json::Value> = rows.iter().map(&row).collect();
+            write!(
+                out,
+                "{}",
+                crate::format::template_rows(
+                    &template,
+                    header,
+                    &[("ID", "IMAGE ID")],
+                    objects.iter()
+                )?
+            )?
         }
         crate::format::Format::Table => {
             let mut table = vec![{

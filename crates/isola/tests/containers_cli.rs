@@ -320,7 +320,7 @@ fn format_takes_go_templates_for_inspect_ps_and_images() {
     );
     assert_eq!(
         got(&["ps", "--format", "table {{.Names}}\\t{{.Labels}}"]),
-        "NAMES\tLABELS\ntmpl\ttier=web"
+        "NAMES     LABELS\ntmpl      tier=web"
     );
     assert_eq!(
         got(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
@@ -409,7 +409,7 @@ fn format_takes_go_templates_for_info_version_networks_and_volumes() {
                 "--format",
                 "table {{.ID}}\\t{{.Name}}",
             ],
-            format!("NETWORK ID\tNAME\n{}\t{net}", &net_id[..12]),
+            format!("NETWORK ID     NAME\n{}   {net}", &net_id[..12]),
         ),
         (
             vec![
@@ -424,7 +424,7 @@ fn format_takes_go_templates_for_info_version_networks_and_volumes() {
         (vec!["volume", "ls", "--format", "{{.Name}}"], "tvol".into()),
         (
             vec!["volume", "ls", "--format", "table {{.Name}}\\t{{.Driver}}"],
-            "VOLUME NAME\tDRIVER\ntvol\tlocal".into(),
+            "VOLUME NAME   DRIVER\ntvol          local".into(),
         ),
         (
             vec![

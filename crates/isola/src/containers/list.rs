@@ -209,12 +209,11 @@ pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<u8> {
             }
         }
         crate::format::Format::Template { template, header } => {
-            if header {
-                println!("{}", crate::format::header(&template, &[])?);
-            }
-            for r in &recs {
-                println!("{}", crate::format::render(&template, &row(r))?);
-            }
+            let rows: Vec<serde_json::Value> = recs.iter().map(&row).collect();
+            print!(
+                "{}",
+                crate::format::template_rows(&template, header, &[], rows.iter())?
+            );
         }
         crate::format::Format::Table => {
             let rows: Vec<Vec<String>> = recs

@@ -270,26 +270,24 @@ pub fn stats(engine: &Engine, args: StatsArgs) -> anyhow::Result<u8> {
             });
             match &format {
                 crate::format::Format::Template { template, header } => {
-                    if *header {
-                        println!(
-                            "{}",
-                            crate::format::header(
-                                template,
-                                &[
-                                    ("Container", "CONTAINER"),
-                                    ("CPUPerc", "CPU %"),
-                                    ("MemUsage", "MEM USAGE / LIMIT"),
-                                    ("MemPerc", "MEM %"),
-                                    ("NetIO", "NET I/O"),
-                                    ("BlockIO", "BLOCK I/O"),
-                                    ("PIDs", "PIDS"),
-                                ]
-                            )?
-                        );
-                    }
-                    for o in objects {
-                        println!("{}", crate::format::render(template, &o)?);
-                    }
+                    let rows: Vec<serde_json::Value> = objects.collect();
+                    print!(
+                        "{}",
+                        crate::format::template_rows(
+                            template,
+                            *header,
+                            &[
+                                ("Container", "CONTAINER"),
+                                ("CPUPerc", "CPU %"),
+                                ("MemUsage", "MEM USAGE / LIMIT"),
+                                ("MemPerc", "MEM %"),
+                                ("NetIO", "NET I/O"),
+                                ("BlockIO", "BLOCK I/O"),
+                                ("PIDs", "PIDS"),
+                            ],
+                            rows.iter()
+                        )?
+                    );
                 }
                 _ => objects.for_each(|o| println!("{o}")),
             }
