@@ -108,7 +108,12 @@ fn options(q: &BuildQuery, context: std::path::PathBuf) -> Result<build::BuildOp
         isolation: Some(crate::create::isolation(q.get("isolation").unwrap_or(""))?),
         network,
         no_cache: q.flag("nocache"),
-        pull: q.flag("pull"),
+        // docker's `pull` is a boolean: always, or when missing.
+        pull: if q.flag("pull") {
+            engine::images::PullPolicy::Always
+        } else {
+            engine::images::PullPolicy::Missing
+        },
         labels,
         platform: q.get("platform").map(str::to_string),
         source_date_epoch: epoch,

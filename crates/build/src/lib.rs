@@ -95,6 +95,8 @@ pub enum BuildError {
     Outside(#[from] engine::Error),
     #[error("image store")]
     Image(#[source] image::Error),
+    #[error("Dockerfile line {line}: No such image: {image} (--pull=never)")]
+    NoPull { line: usize, image: String },
     #[error("invalid tag {tag:?}")]
     Tag {
         tag: String,
@@ -129,8 +131,9 @@ pub struct BuildOptions {
     /// The network of RUN steps (`None`: the default network).
     pub network: Option<NetworkMode>,
     pub no_cache: bool,
-    /// `--pull`: pull FROM images even when present.
-    pub pull: bool,
+    /// `--pull`: when FROM images are pulled (`Always`: even when present;
+    /// `Never`: a missing one is an error).
+    pub pull: engine::images::PullPolicy,
     /// `--label`, set on the image built.
     pub labels: BTreeMap<String, String>,
     /// `--platform` for FROM images (`linux/arm64`).

@@ -255,8 +255,15 @@ impl<'a> Builder<'a> {
                 .as_ref()
                 .is_none_or(|p| engine::images::matches(img, p))
         };
-        if let Some(img) = local.filter(|i| !self.opts.pull && fits(i)) {
+        use engine::images::PullPolicy;
+        if let Some(img) = local.filter(|i| self.opts.pull != PullPolicy::Always && fits(i)) {
             return Ok(img);
+        }
+        if self.opts.pull == PullPolicy::Never {
+            return Err(BuildError::NoPull {
+                line,
+                image: name.to_string(),
+            });
         }
         let stream = engine::images::ProgressStream::Stdout;
         let pulled = self

@@ -65,9 +65,10 @@ pub struct BuildArgs {
     /// Do not use the build cache.
     #[arg(long)]
     no_cache: bool,
-    /// Pull FROM images even when present.
-    #[arg(long)]
-    pull: bool,
+    /// When to pull FROM images: missing (the default), always (also
+    /// `--pull` alone), never.
+    #[arg(long, value_name = "missing|always|never", default_value = "missing", num_args = 0..=1, default_missing_value = "always")]
+    pull: String,
     /// Metadata for the image, KEY=VALUE; repeatable.
     #[arg(long)]
     label: Vec<String>,
@@ -166,6 +167,15 @@ fn source_date_epoch(args: &BTreeMap<String, Option<String>>) -> anyhow::Result<
     }
 }
 
+/// `--pull`'s value: a policy, or docker's boolean (`true` is always).
+fn pull_policy(v: &str) -> anyhow::Result<engine::images::PullPolicy> {
+    Ok(match v {
+        "true" => engine::images::PullPolicy::Always,
+        "false" => engine::images::PullPolicy::Missing,
+        other => other.parse()?,
+    })
+}
+
 pub fn build(engine: &Engine, a: BuildArgs) -> anyhow::Result<u8> {
     let isolation: IsolationChoice = a.isolation.parse()?;
     let build_args = key_values("--build-arg", &a.build_arg)?;
@@ -188,7 +198,7 @@ pub fn build(engine: &Engine, a: BuildArgs) -> anyhow::Result<u8> {
         isolation: Some(isolation),
         network,
         no_cache: a.no_cache,
-        pull: a.pull,
+        pull: pull_policy(&a.pull)?,
         labels,
         platform: a.platform,
         quiet: a.quiet,

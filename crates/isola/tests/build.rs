@@ -417,9 +417,17 @@ fn push_to_a_registry_and_commit_a_container() {
         "{}",
         String::from_utf8_lossy(&copy.stderr)
     );
+    // A fresh root builds FROM it: --pull=never refuses, the default pulls.
     let other = Root::new();
-    other.ok(&["pull", "-q", &target]);
+    let child = context_with(&format!("FROM {target}\nRUN cat /built > /child\n"));
+    let c = child.path().to_str().unwrap();
+    let (_, err) = one_line_error(&other, &["build", "--pull=never", "-t", "child:1", c]);
+    assert!(err.contains(&format!("line 1: No such image: {target}")), "{err}");
+    other.ok(&["build", "-t", "child:1", c]);
     assert_eq!(other.ok(&["run", "--rm", &target]), "a\nbuilt\n");
+    assert_eq!(other.ok(&["run", "--rm", "child:1", "cat", "/child"]), "built\n");
+    let again = other.ok(&["build", "--pull", "-t", "child:1", c]);
+    assert!(again.contains("Using cache"), "{again}");
 
     // commit: a container's change, and a --change to the config.
     let id = root.run_detached(&[
