@@ -268,12 +268,13 @@ pub async fn start(
     with_container(&state, id, move |_, rec| start_container(&st, &rec)).await
 }
 
-fn stop_timeout(q: &HashMap<String, String>) -> Result<Duration, ApiError> {
+/// `?t=`: seconds; the container's own stop timeout when absent.
+fn stop_timeout(q: &HashMap<String, String>) -> Result<Option<Duration>, ApiError> {
     match q.get("t").map(String::as_str) {
-        None | Some("") => Ok(Duration::from_secs(10)),
+        None | Some("") => Ok(None),
         Some(t) => t
             .parse::<i64>()
-            .map(|s| Duration::from_secs(s.max(0) as u64))
+            .map(|s| Some(Duration::from_secs(s.max(0) as u64)))
             .map_err(|_| ApiError::bad_request(format!("invalid t {t:?}: expected seconds"))),
     }
 }

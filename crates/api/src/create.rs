@@ -48,6 +48,7 @@ struct Body {
     exposed_ports: Option<BTreeMap<String, Value>>,
     volumes: Option<BTreeMap<String, Value>>,
     stop_signal: Option<String>,
+    stop_timeout: Option<i64>,
     mac_address: Option<String>,
     host_config: HostConfig,
     networking_config: Option<NetworkingConfig>,
@@ -187,6 +188,7 @@ const KNOWN: &[&str] = &[
     "ExposedPorts",
     "Volumes",
     "StopSignal",
+    "StopTimeout",
     "MacAddress",
     "HostConfig",
     "NetworkingConfig",
@@ -450,14 +452,6 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
             ));
         }
     }
-    if let Some(sig) = &body.stop_signal {
-        let s = sig.trim_start_matches("SIG");
-        if !matches!(s, "" | "TERM" | "15") {
-            return Err(ApiError::bad_request(format!(
-                "isola does not support StopSignal {sig:?} yet (it stops with SIGTERM)"
-            )));
-        }
-    }
     // isola gives every container its own IPC namespace (docker's
     // "private"); sharing one ("host", "container:") it cannot.
     if let Some(mode) = h.ipc_mode.as_deref() {
@@ -640,6 +634,8 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         init: h.init.unwrap_or(false),
         labels: body.labels.unwrap_or_default(),
         base: None,
+        stop_signal: body.stop_signal.filter(|s| !s.is_empty()),
+        stop_timeout: body.stop_timeout.map(|t| t.max(0) as u64),
     };
     Ok(Parsed { request })
 }

@@ -163,6 +163,7 @@ impl From<engine::Error> for ApiError {
             | E::VmNetwork { .. }
             | E::SharedVmNetwork { .. }
             | E::InitMissing { .. }
+            | E::StopSignal { .. }
             | E::Update(_)
             | E::Backend(engine::backend::BackendError::VmMemoryAbove { .. }) => {
                 StatusCode::BAD_REQUEST

@@ -147,6 +147,8 @@ pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
             "Tty": c.tty,
             "OpenStdin": c.open_stdin,
             "Labels": c.labels,
+            "StopSignal": c.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into()),
+            "StopTimeout": c.stop_timeout,
         },
         "NetworkSettings": network_settings(r),
         "Root": engine.root(),

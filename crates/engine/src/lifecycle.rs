@@ -35,6 +35,11 @@ pub use update::{LimitsUpdate, UpdateError};
 pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("stop signal")]
+    StopSignal {
+        #[source]
+        source: crate::units::ValueError,
+    },
     #[error(transparent)]
     Isolation(#[from] IsolationError),
     #[error(transparent)]
@@ -163,6 +168,10 @@ pub struct CreateRequest {
     /// instead of looking `image` up; its VOLUMEs get no volumes, so a
     /// step's writes under them reach its layer (as BuildKit's do).
     pub base: Option<Box<image::Image>>,
+    /// `--stop-signal`; the image's STOPSIGNAL when None.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`, seconds.
+    pub stop_timeout: Option<u64>,
 }
 
 /// What `exec` asks for.
@@ -299,6 +308,16 @@ impl Engine {
             source,
         })?;
         network_options.exposed = defaults.exposed_ports.clone();
+        let stop_signal = req.stop_signal.clone().or_else(|| {
+            img.config
+                .config()
+                .as_ref()
+                .and_then(|c| c.stop_signal().clone())
+                .filter(|s| !s.is_empty())
+        });
+        if let Some(s) = &stop_signal {
+            crate::units::parse_signal(s).map_err(|source| Error::StopSignal { source })?;
+        }
         let caps = security::capabilities(&req.cap_add, &req.cap_drop)?;
         let security = security::security_options(&req.security_opt, &caps)?;
         if req.init && !Path::new(spec::INIT_BINARY).exists() {
@@ -364,6 +383,8 @@ impl Engine {
                     true => String::new(),
                     false => isolation::platform_string(&os, &arch, variant.as_deref()),
                 },
+                stop_signal: stop_signal.clone(),
+                stop_timeout: req.stop_timeout,
             };
             let snap = images
                 .create_snapshot(&img, &config.snapshot_key)

@@ -225,6 +225,28 @@ pub struct ContainerConfig {
     /// that names none (taken as the host's).
     #[serde(default)]
     pub platform: String,
+    /// What `stop` sends first (`--stop-signal`, else the image's
+    /// STOPSIGNAL; SIGTERM when neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (`--stop-timeout`; 10 when None).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
+}
+
+impl ContainerConfig {
+    /// The signal `stop` sends first, as a number.
+    pub fn stop_signal_number(&self) -> i32 {
+        self.stop_signal
+            .as_deref()
+            .and_then(|s| crate::units::parse_signal(s).ok())
+            .unwrap_or(libc::SIGTERM)
+    }
+
+    /// How long `stop` waits when the caller names no time.
+    pub fn stop_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.stop_timeout.unwrap_or(10))
+    }
 }
 
 /// Lifecycle states, docker's names.

@@ -408,6 +408,8 @@ pub(crate) mod tests_support {
             rootfs: "/nonexistent".into(),
             labels: Default::default(),
             platform: String::new(),
+            stop_signal: None,
+            stop_timeout: None,
         }
     }
 }

@@ -212,7 +212,7 @@ fn multi_stage_build_caches_and_reruns_only_what_changed() {
 
 #[test]
 fn vm_builds_the_same_image_as_process_mode() {
-    let root = Root::new();
+    let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
     if !root.vm_kernel_or_skip("vm_builds_the_same_image_as_process_mode") {
         return;
     }
@@ -239,6 +239,9 @@ fn vm_builds_the_same_image_as_process_mode() {
     // What a VM build made runs in both modes.
     assert_runs(&root, "app:vm", "vm");
     assert_runs(&root, "app:vm", "process");
+    // A VM container gets its image's STOPSIGNAL too.
+    stop_signal_image(&root);
+    assert_stops_with_usr1(&root, "vm");
     assert_no_snapshots(&root);
 }
 
@@ -422,10 +425,16 @@ fn push_to_a_registry_and_commit_a_container() {
     let child = context_with(&format!("FROM {target}\nRUN cat /built > /child\n"));
     let c = child.path().to_str().unwrap();
     let (_, err) = one_line_error(&other, &["build", "--pull=never", "-t", "child:1", c]);
-    assert!(err.contains(&format!("line 1: No such image: {target}")), "{err}");
+    assert!(
+        err.contains(&format!("line 1: No such image: {target}")),
+        "{err}"
+    );
     other.ok(&["build", "-t", "child:1", c]);
     assert_eq!(other.ok(&["run", "--rm", &target]), "a\nbuilt\n");
-    assert_eq!(other.ok(&["run", "--rm", "child:1", "cat", "/child"]), "built\n");
+    assert_eq!(
+        other.ok(&["run", "--rm", "child:1", "cat", "/child"]),
+        "built\n"
+    );
     let again = other.ok(&["build", "--pull", "-t", "child:1", c]);
     assert!(again.contains("Using cache"), "{again}");
 
@@ -470,5 +479,58 @@ fn push_to_a_registry_and_commit_a_container() {
         "committed:1",
     ]);
     assert!(history.lines().next() == Some("a message"), "{history}");
+    assert_no_snapshots(&root);
+}
+
+/// An image whose STOPSIGNAL is SIGUSR1: its command exits 3 on USR1 and
+/// ignores TERM.
+fn stop_signal_image(root: &Root) {
+    let ctx = context_with(
+        "FROM busybox\nSTOPSIGNAL SIGUSR1\nCMD [\"sh\", \"-c\", \"trap 'echo got-usr1; exit 3' USR1; trap '' TERM; echo ready; while true; do sleep 0.1; done\"]\n",
+    );
+    root.ok(&["build", "-q", "-t", "sig:1", ctx.path().to_str().unwrap()]);
+}
+
+/// `stop` of a container of [`stop_signal_image`]: the image's signal
+/// reached it.
+fn assert_stops_with_usr1(root: &Root, isolation: &str) {
+    let id = root.run_detached(&["--isolation", isolation, "sig:1"]);
+    common::eventually("the trap set", || root.ok(&["logs", &id]).contains("ready"));
+    assert_eq!(root.inspect(&id, ".Config.StopSignal"), "SIGUSR1");
+    root.ok(&["stop", &id]);
+    assert_eq!(
+        root.inspect(&id, ".State.ExitCode"),
+        "3",
+        "{isolation}: the image's STOPSIGNAL"
+    );
+    assert!(root.ok(&["logs", &id]).contains("got-usr1"));
+    root.ok(&["rm", &id]);
+}
+
+#[test]
+fn stop_sends_the_images_stop_signal_and_honours_stop_timeout() {
+    let root = Root::new();
+    stop_signal_image(&root);
+    assert_stops_with_usr1(&root, "process");
+    // --stop-signal overrides the image's; --stop-timeout bounds the wait
+    // for a command that ignores it.
+    let id = root.run_detached(&["--stop-signal", "TERM", "--stop-timeout", "1", "sig:1"]);
+    common::eventually("the trap set", || root.ok(&["logs", &id]).contains("ready"));
+    assert_eq!(root.inspect(&id, ".Config.StopTimeout"), "1");
+    let t0 = std::time::Instant::now();
+    root.ok(&["stop", &id]);
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(8),
+        "stop waited the default 10 s"
+    );
+    assert_eq!(
+        root.inspect(&id, ".State.ExitCode"),
+        "137",
+        "TERM ignored, then killed"
+    );
+    root.ok(&["rm", &id]);
+    let (code, err) = root.fails(&["create", "--stop-signal", "SIGNOPE", "busybox"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("invalid signal \"SIGNOPE\""), "{err}");
     assert_no_snapshots(&root);
 }

@@ -546,7 +546,7 @@ fn docker_build_and_compose_build_through_the_api() {
     ) else {
         return;
     };
-    let root = Root::new();
+    let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
     let vm = root.vm_kernel_or_skip("docker build --isolation=hyperv");
     let svc = Service::start(root, docker);
     // docker build: the classic builder's output, build args, the context
@@ -593,6 +593,31 @@ fn docker_build_and_compose_build_through_the_api() {
         id.trim(),
         "a cached rebuild is the same image"
     );
+
+    // STOPSIGNAL and --stop-timeout through the API: docker stop sends the
+    // image's signal.
+    let sig = build_context("FROM busybox\nSTOPSIGNAL SIGUSR1\nCMD [\"sh\", \"-c\", \"trap 'exit 3' USR1; trap '' TERM; echo ready; while true; do sleep 0.1; done\"]\n");
+    svc.ok(&["build", "-q", "-t", "sig:1", sig.path().to_str().unwrap()]);
+    let id = svc.ok(&["run", "-d", "--stop-timeout", "20", "sig:1"]);
+    let id = id.trim();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        svc.ok(&[
+            "inspect",
+            "--format",
+            "{{.Config.StopSignal}} {{.Config.StopTimeout}}",
+            id
+        ])
+        .trim(),
+        "SIGUSR1 20"
+    );
+    svc.ok(&["stop", id]);
+    assert_eq!(
+        svc.ok(&["inspect", "--format", "{{.State.ExitCode}}", id])
+            .trim(),
+        "3"
+    );
+    svc.ok(&["rm", id]);
 
     // A failing RUN: docker's client shows the message and exits with its code.
     let bad = build_context("FROM busybox\nRUN echo broke; exit 7\n");

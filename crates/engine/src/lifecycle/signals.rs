@@ -64,7 +64,15 @@ impl Engine {
 
     /// `stop`: SIGTERM, then SIGKILL after `timeout`; the restart policy
     /// does not bring it back.
-    pub fn stop(&self, rec: &ContainerRecord, timeout: Duration) -> Result<ContainerRecord, Error> {
+    /// `stop`: the container's stop signal (SIGTERM unless it or its image
+    /// says otherwise), then SIGKILL after `timeout` (the container's stop
+    /// timeout, 10 s unless set, when None).
+    pub fn stop(
+        &self,
+        rec: &ContainerRecord,
+        timeout: Option<Duration>,
+    ) -> Result<ContainerRecord, Error> {
+        let timeout = timeout.unwrap_or_else(|| rec.config.stop_wait());
         let id = rec.config.id.clone();
         let state = self.store.update_state(&id, |s| s.stopped_by_user = true)?;
         if !state.status.is_active() {
@@ -75,8 +83,14 @@ impl Engine {
         }
         let backend = self.backend(&rec.config)?;
         if state.status == Status::Running {
-            let _ = backend.kill(&id, libc::SIGTERM, false);
-            events::container(&self.root, &rec.config, "kill", &[("signal", "15".into())]);
+            let signal = rec.config.stop_signal_number();
+            let _ = backend.kill(&id, signal, false);
+            events::container(
+                &self.root,
+                &rec.config,
+                "kill",
+                &[("signal", signal.to_string())],
+            );
             if let Some(r) = self.wait_inactive(&id, Some(timeout))? {
                 if !r.state.status.is_active() {
                     events::container(&self.root, &rec.config, "stop", &[]);
@@ -95,7 +109,7 @@ impl Engine {
     pub fn restart<T, E: From<Error>>(
         &self,
         rec: &ContainerRecord,
-        timeout: Duration,
+        timeout: Option<Duration>,
         start: impl FnOnce(&ContainerRecord) -> Result<T, E>,
     ) -> Result<T, E> {
         let rec = self.stop(rec, timeout)?;

@@ -114,6 +114,12 @@ pub struct CreateFlags {
     /// Run an init (tini) as PID 1 that forwards signals and reaps zombies.
     #[arg(long)]
     pub init: bool,
+    /// The signal `stop` sends first (default: the image's STOPSIGNAL, else SIGTERM).
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<u64>,
     /// Pull the image before creating: missing (only when the store lacks
     /// it), always, or never.
     #[arg(long, default_value = "missing", value_name = "missing|always|never")]
@@ -275,6 +281,8 @@ impl CreateFlags {
             security_opt: self.security_opt.clone(),
             isolation: Some(isolation),
             init: self.init,
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
             labels: crate::networks::key_values("--label", &self.label)?,
             base: None,
         })

@@ -17,9 +17,10 @@ pub struct RefsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct StopArgs {
-    /// Seconds to wait after SIGTERM before SIGKILL.
-    #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait after the stop signal before SIGKILL (default: the
+    /// container's --stop-timeout, else 10).
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    pub time: Option<u64>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -114,7 +115,7 @@ pub fn wait(engine: &Engine, args: RefsArgs) -> anyhow::Result<u8> {
 pub fn stop(engine: &Engine, args: StopArgs) -> anyhow::Result<u8> {
     each(&args.containers, true, |r| {
         let rec = engine.lookup(r)?;
-        engine.stop(&rec, Duration::from_secs(args.time))?;
+        engine.stop(&rec, args.time.map(Duration::from_secs))?;
         Ok(())
     })
 }
@@ -131,7 +132,7 @@ pub fn kill(engine: &Engine, args: KillArgs) -> anyhow::Result<u8> {
 pub fn restart(engine: &Engine, args: StopArgs) -> anyhow::Result<u8> {
     each(&args.containers, true, |r| {
         let rec = engine.lookup(r)?;
-        engine.restart(&rec, Duration::from_secs(args.time), |rec| {
+        engine.restart(&rec, args.time.map(Duration::from_secs), |rec| {
             engine.start(rec, false, None)?.report()?;
             anyhow::Ok(())
         })
