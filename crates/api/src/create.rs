@@ -59,6 +59,8 @@ struct Body {
 struct HostConfig {
     isolation: Option<String>,
     memory: Option<i64>,
+    memory_swap: Option<i64>,
+    cpu_shares: Option<i64>,
     nano_cpus: Option<i64>,
     cpu_quota: Option<i64>,
     cpu_period: Option<i64>,
@@ -198,6 +200,8 @@ const KNOWN: &[&str] = &[
 const KNOWN_HOST: &[&str] = &[
     "Isolation",
     "Memory",
+    "MemorySwap",
+    "CpuShares",
     "NanoCpus",
     "CpuQuota",
     "CpuPeriod",
@@ -491,6 +495,17 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         memory,
         cpu_quota,
         pids_limit: h.pids_limit.filter(|p| *p > 0),
+        // docker's 0 is "not set"; -1 unlimited swap.
+        memory_swap: match h.memory_swap {
+            Some(s) if s < -1 => return Err(bad("HostConfig.MemorySwap", s)),
+            Some(0) | None => None,
+            s => s,
+        },
+        cpu_shares: match h.cpu_shares {
+            Some(s) if s < 0 => return Err(bad("HostConfig.CpuShares", s)),
+            Some(0) | None => None,
+            s => s.map(|s| s as u64),
+        },
         ..Default::default()
     };
     let mut network = match h.network_mode.as_deref() {

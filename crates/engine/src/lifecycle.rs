@@ -315,6 +315,7 @@ impl Engine {
                 .and_then(|c| c.stop_signal().clone())
                 .filter(|s| !s.is_empty())
         });
+        update::check_swap(&req.limits, true)?;
         if let Some(s) = &stop_signal {
             crate::units::parse_signal(s).map_err(|source| Error::StopSignal { source })?;
         }

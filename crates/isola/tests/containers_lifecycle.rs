@@ -725,3 +725,69 @@ fn a_foreground_run_passes_signals_to_the_container() {
     assert_eq!(child.wait().unwrap().code(), Some(3));
     root.assert_clean();
 }
+
+#[test]
+fn run_takes_cpu_shares_and_memory_swap() {
+    let root = Root::new();
+    let script =
+        "c=/sys/fs/cgroup/cpu/cpu.shares; [ -f $c ] || c=/sys/fs/cgroup/cpu.weight; cat $c";
+    let out = root.ok(&[
+        "run",
+        "--rm",
+        "-c",
+        "512",
+        "-m",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    // v2 weighs 512 shares as 20 (runc's conversion).
+    let want = if std::path::Path::new("/sys/fs/cgroup/cpu").is_dir() {
+        "512"
+    } else {
+        "20"
+    };
+    assert_eq!(out.trim(), want);
+    let id = root.ok(&[
+        "create",
+        "--cpu-shares",
+        "300",
+        "-m",
+        "64m",
+        "--memory-swap",
+        "-1",
+        "busybox",
+    ]);
+    assert_eq!(
+        root.inspect(id.trim(), ".HostConfig.CpuShares").to_string()
+            + " "
+            + &root.inspect(id.trim(), ".HostConfig.MemorySwap"),
+        "300 -1"
+    );
+    root.ok(&["rm", id.trim()]);
+    for (args, says) in [
+        (
+            &["-m", "64m", "--memory-swap", "32m"][..],
+            "Minimum memoryswap limit should be larger than memory limit",
+        ),
+        (
+            &["--memory-swap", "128m"][..],
+            "You should always set the Memory limit when using Memoryswap limit",
+        ),
+    ] {
+        let mut full = vec!["create"];
+        full.extend_from_slice(args);
+        full.push("busybox");
+        let (code, err) = root.fails(&full);
+        assert_eq!(code, 125, "{err}");
+        assert!(
+            err.contains(says) && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    root.assert_clean();
+}

@@ -110,18 +110,23 @@ impl LimitsUpdate {
         if let Some(p) = self.pids_limit {
             new.pids_limit = p;
         }
-        match (new.memory, new.memory_swap) {
-            (None, Some(s)) if s != -1 => return Err(UpdateError::SwapWithoutMemory),
-            (Some(m), Some(s)) if s != -1 && (s as u64) < m => {
-                return Err(if self.memory_swap.is_some() {
-                    UpdateError::SwapBelowMemory { swap: s, memory: m }
-                } else {
-                    UpdateError::MemoryAboveSwap { memory: m, swap: s }
-                })
-            }
-            _ => {}
-        }
+        check_swap(&new, self.memory_swap.is_some())?;
         Ok(new)
+    }
+}
+
+/// docker's rules for memory and swap together: swap needs a memory limit
+/// and is not below it (-1: unlimited). `swap_given`: the swap is what was
+/// just set (else the memory is, and the error says so).
+pub(crate) fn check_swap(limits: &Limits, swap_given: bool) -> Result<(), UpdateError> {
+    match (limits.memory, limits.memory_swap) {
+        (None, Some(s)) if s != -1 => Err(UpdateError::SwapWithoutMemory),
+        (Some(m), Some(s)) if s != -1 && (s as u64) < m => Err(if swap_given {
+            UpdateError::SwapBelowMemory { swap: s, memory: m }
+        } else {
+            UpdateError::MemoryAboveSwap { memory: m, swap: s }
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -64,6 +64,12 @@ pub struct CreateFlags {
     /// Maximum number of processes (0 or -1: unlimited).
     #[arg(long, allow_negative_numbers = true)]
     pub pids_limit: Option<String>,
+    /// Memory plus swap (e.g. 1g; at least --memory); -1 for unlimited swap.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Relative CPU weight (1024 by default).
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<u64>,
     /// Add a capability (e.g. NET_ADMIN, or ALL).
     #[arg(long)]
     pub cap_add: Vec<String>,
@@ -184,6 +190,12 @@ impl CreateFlags {
                 Some(p) => units::parse_pids_limit(p)?,
                 None => None,
             },
+            memory_swap: self
+                .memory_swap
+                .as_deref()
+                .map(units::parse_memory_swap)
+                .transpose()?,
+            cpu_shares: self.cpu_shares.filter(|s| *s != 0),
             ..Default::default()
         };
         let network = match self.network.as_deref() {
