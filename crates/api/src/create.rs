@@ -61,6 +61,9 @@ struct HostConfig {
     memory: Option<i64>,
     memory_swap: Option<i64>,
     cpu_shares: Option<i64>,
+    ulimits: Option<Vec<engine::state::Ulimit>>,
+    sysctls: Option<BTreeMap<String, String>>,
+    group_add: Option<Vec<String>>,
     nano_cpus: Option<i64>,
     cpu_quota: Option<i64>,
     cpu_period: Option<i64>,
@@ -199,6 +202,9 @@ const KNOWN: &[&str] = &[
 
 const KNOWN_HOST: &[&str] = &[
     "Isolation",
+    "Ulimits",
+    "Sysctls",
+    "GroupAdd",
     "Memory",
     "MemorySwap",
     "CpuShares",
@@ -491,6 +497,17 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         }
         _ => None,
     };
+    // docker's ulimit names and numbers, checked as `--ulimit` is.
+    let ulimits = h
+        .ulimits
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|u| {
+            engine::units::parse_ulimit(&format!("{}={}:{}", u.name, u.soft, u.hard))
+                .map_err(|e| bad("HostConfig.Ulimits", e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let limits = Limits {
         memory,
         cpu_quota,
@@ -650,6 +667,9 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         labels: body.labels.unwrap_or_default(),
         base: None,
         stop_signal: body.stop_signal.filter(|s| !s.is_empty()),
+        ulimits,
+        sysctls: h.sysctls.clone().unwrap_or_default(),
+        group_add: h.group_add.clone().unwrap_or_default(),
         stop_timeout: body.stop_timeout.map(|t| t.max(0) as u64),
     };
     Ok(Parsed { request })

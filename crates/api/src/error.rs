@@ -164,6 +164,7 @@ impl From<engine::Error> for ApiError {
             | E::SharedVmNetwork { .. }
             | E::InitMissing { .. }
             | E::StopSignal { .. }
+            | E::Sysctl { .. }
             | E::Update(_)
             | E::Backend(engine::backend::BackendError::VmMemoryAbove { .. }) => {
                 StatusCode::BAD_REQUEST

@@ -4,6 +4,7 @@
 //! honest when a monitor has died. Mode-blind: it only talks to
 //! [`crate::backend::Backend`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,11 @@ pub use update::{LimitsUpdate, UpdateError};
 pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("sysctl")]
+    Sysctl {
+        #[source]
+        source: crate::units::ValueError,
+    },
     #[error("stop signal")]
     StopSignal {
         #[source]
@@ -172,6 +178,10 @@ pub struct CreateRequest {
     pub stop_signal: Option<String>,
     /// `--stop-timeout`, seconds.
     pub stop_timeout: Option<u64>,
+    pub ulimits: Vec<crate::state::Ulimit>,
+    /// `--sysctl key=value`, checked by [`crate::units::parse_sysctl`].
+    pub sysctls: BTreeMap<String, String>,
+    pub group_add: Vec<String>,
 }
 
 /// What `exec` asks for.
@@ -316,6 +326,11 @@ impl Engine {
                 .filter(|s| !s.is_empty())
         });
         update::check_swap(&req.limits, true)?;
+        for key in req.sysctls.keys() {
+            let value = format!("{key}={}", req.sysctls[key]);
+            crate::units::parse_sysctl(&value, network == NetworkMode::Host)
+                .map_err(|source| Error::Sysctl { source })?;
+        }
         if let Some(s) = &stop_signal {
             crate::units::parse_signal(s).map_err(|source| Error::StopSignal { source })?;
         }
@@ -386,6 +401,9 @@ impl Engine {
                 },
                 stop_signal: stop_signal.clone(),
                 stop_timeout: req.stop_timeout,
+                ulimits: req.ulimits.clone(),
+                sysctls: req.sysctls.clone(),
+                group_add: req.group_add.clone(),
             };
             let snap = images
                 .create_snapshot(&img, &config.snapshot_key)
@@ -396,7 +414,9 @@ impl Engine {
             config.rootfs = snap.rootfs;
             let finish = || -> Result<(), Error> {
                 claim.copy_up(&config.rootfs)?;
-                let user = user::resolve(&config.rootfs, &config.user)?;
+                let mut user = user::resolve(&config.rootfs, &config.user)?;
+                user.additional_gids
+                    .extend(user::group_ids(&config.rootfs, &config.group_add)?);
                 spec::write_bundle(&config, dir, &user, &caps, &security)?;
                 Ok(())
             };
@@ -685,7 +705,9 @@ impl Engine {
         self.require_running(rec)?;
         let config = &rec.config;
         let user_spec = opts.user.clone().unwrap_or_else(|| config.user.clone());
-        let user = user::resolve(&config.rootfs, &user_spec)?;
+        let mut user = user::resolve(&config.rootfs, &user_spec)?;
+        user.additional_gids
+            .extend(user::group_ids(&config.rootfs, &config.group_add)?);
         let caps = security::capabilities(&config.cap_add, &config.cap_drop)?;
         let security = security::security_options(&config.security_opt, &caps)?;
         let process = spec::exec_process(

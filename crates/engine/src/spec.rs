@@ -287,6 +287,9 @@ pub fn runtime_config(
     if let Some(s) = &security.seccomp {
         linux["seccomp"] = s.clone();
     }
+    if !config.sysctls.is_empty() {
+        linux["sysctl"] = json!(config.sysctls);
+    }
     let mut user_json = json!({ "uid": user.uid, "gid": user.gid });
     if !user.additional_gids.is_empty() {
         user_json["additionalGids"] = json!(user.additional_gids);
@@ -310,12 +313,31 @@ pub fn runtime_config(
                 "permitted": caps,
             },
             "noNewPrivileges": security.no_new_privileges,
+            "rlimits": rlimits(config),
         },
         "root": { "path": config.rootfs, "readonly": config.read_only },
         "hostname": config.hostname,
         "mounts": mounts,
         "linux": linux,
     })
+}
+
+/// `process.rlimits` of `--ulimit` (-1: unlimited).
+fn rlimits(config: &ContainerConfig) -> Value {
+    let n = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
+    Value::Array(
+        config
+            .ulimits
+            .iter()
+            .filter_map(|u| {
+                Some(json!({
+                    "type": crate::units::rlimit_type(&u.name)?,
+                    "soft": n(u.soft),
+                    "hard": n(u.hard),
+                }))
+            })
+            .collect(),
+    )
 }
 
 /// Writes the bundle (`bundle/config.json`) and the /etc files.
@@ -392,6 +414,7 @@ pub fn exec_process(
         "cwd": cwd,
         "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
         "noNewPrivileges": security.no_new_privileges,
+        "rlimits": rlimits(config),
     })
 }
 

@@ -232,6 +232,25 @@ pub struct ContainerConfig {
     /// Seconds `stop` waits before SIGKILL (`--stop-timeout`; 10 when None).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<u64>,
+    /// `--ulimit`: resource limits of the container's processes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<Ulimit>,
+    /// `--sysctl`: namespaced kernel parameters set in the container.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// `--group-add`: more groups (names in the container's /etc/group, or
+    /// numbers) for its processes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+}
+
+/// One `--ulimit name=soft[:hard]` (docker's Ulimits entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
 }
 
 impl ContainerConfig {

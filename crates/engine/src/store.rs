@@ -410,6 +410,9 @@ pub(crate) mod tests_support {
             platform: String::new(),
             stop_signal: None,
             stop_timeout: None,
+            ulimits: vec![],
+            sysctls: Default::default(),
+            group_add: vec![],
         }
     }
 }

@@ -23,6 +23,103 @@ pub enum ValueError {
         "invalid signal {value:?}: expected a name like SIGTERM or TERM, or a number from 1 to 64"
     )]
     Signal { value: String },
+    #[error("invalid --ulimit {value:?}: {why}")]
+    Ulimit { value: String, why: &'static str },
+    #[error("invalid --sysctl {value:?}: {why}")]
+    Sysctl { value: String, why: String },
+}
+
+/// docker's `--ulimit` names and the RLIMIT each sets.
+const ULIMITS: [(&str, &str); 16] = [
+    ("as", "RLIMIT_AS"),
+    ("core", "RLIMIT_CORE"),
+    ("cpu", "RLIMIT_CPU"),
+    ("data", "RLIMIT_DATA"),
+    ("fsize", "RLIMIT_FSIZE"),
+    ("locks", "RLIMIT_LOCKS"),
+    ("memlock", "RLIMIT_MEMLOCK"),
+    ("msgqueue", "RLIMIT_MSGQUEUE"),
+    ("nice", "RLIMIT_NICE"),
+    ("nofile", "RLIMIT_NOFILE"),
+    ("nproc", "RLIMIT_NPROC"),
+    ("rss", "RLIMIT_RSS"),
+    ("rtprio", "RLIMIT_RTPRIO"),
+    ("rttime", "RLIMIT_RTTIME"),
+    ("sigpending", "RLIMIT_SIGPENDING"),
+    ("stack", "RLIMIT_STACK"),
+];
+
+/// The OCI `rlimits` type of a docker ulimit name (`nofile` → `RLIMIT_NOFILE`).
+pub fn rlimit_type(name: &str) -> Option<&'static str> {
+    ULIMITS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// `name=soft[:hard]` (`nofile=1024:2048`; `-1` unlimited), as docker reads it.
+pub fn parse_ulimit(value: &str) -> Result<crate::state::Ulimit, ValueError> {
+    let bad = |why| ValueError::Ulimit {
+        value: value.into(),
+        why,
+    };
+    let (name, limits) = value
+        .split_once('=')
+        .ok_or_else(|| bad("expected name=soft[:hard]"))?;
+    rlimit_type(name)
+        .ok_or_else(|| bad("not a ulimit name (nofile, nproc, core, memlock, stack, ...)"))?;
+    let num = |s: &str| s.parse::<i64>().ok().filter(|n| *n >= -1);
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (num(s), num(h)),
+        None => (num(limits), num(limits)),
+    };
+    let (Some(soft), Some(hard)) = (soft, hard) else {
+        return Err(bad("limits must be numbers (or -1, unlimited)"));
+    };
+    let cap = |n: i64| if n == -1 { u64::MAX } else { n as u64 };
+    if cap(soft) > cap(hard) {
+        return Err(bad("the soft limit is above the hard limit"));
+    }
+    Ok(crate::state::Ulimit {
+        name: name.into(),
+        soft,
+        hard,
+    })
+}
+
+/// `key=value` of `--sysctl`, checked as docker checks it: only keys a
+/// container's own namespaces hold (IPC: `kernel.msg*`, `kernel.sem`,
+/// `kernel.shm*`, `fs.mqueue.*`; network: `net.*`, not with the host's
+/// network).
+pub fn parse_sysctl(value: &str, host_network: bool) -> Result<(String, String), ValueError> {
+    let bad = |why: String| ValueError::Sysctl {
+        value: value.into(),
+        why,
+    };
+    let (key, v) = value
+        .split_once('=')
+        .ok_or_else(|| bad("expected key=value".into()))?;
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
+        return Ok((key.into(), v.into()));
+    }
+    if key.starts_with("net.") {
+        if host_network {
+            return Err(bad(
+                "the container shares the host's network namespace, so net.* would change the host's".into(),
+            ));
+        }
+        return Ok((key.into(), v.into()));
+    }
+    Err(bad(format!(
+        "{key} is not in a namespace the container owns (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*)"
+    )))
 }
 
 /// A signal by name (`SIGTERM`, `term`) or number (`15`).

@@ -152,6 +152,25 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
     })
 }
 
+/// The gids of `--group-add` entries: numbers, or names in the
+/// container's /etc/group.
+pub fn group_ids(rootfs: &Path, names: &[String]) -> Result<Vec<u32>, UserError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all = lenient("", groups(rootfs))?;
+    names
+        .iter()
+        .map(|g| match all.iter().find(|(n, _, _)| n == g) {
+            Some((_, id, _)) => Ok(*id),
+            None => g.parse().map_err(|_| UserError::UnknownGroup {
+                group: g.clone(),
+                group_file: PathBuf::from("/etc/group"),
+            }),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

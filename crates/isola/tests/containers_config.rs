@@ -302,3 +302,86 @@ fn init_runs_as_pid_one_and_forwards_signals() {
     root.ok(&["rm", &id]);
     root.assert_clean();
 }
+
+/// What `--ulimit`, `--sysctl` and `--group-add` set, as the container
+/// sees it: the first line of each check names it.
+const LIMITS_SCRIPT: &str = "echo nofile $(ulimit -n) $(ulimit -Hn); echo shmmax $(cat /proc/sys/kernel/shmmax); echo msgmax $(cat /proc/sys/kernel/msgmax); echo groups $(id -G)";
+
+fn limits_flags() -> Vec<&'static str> {
+    vec![
+        "--ulimit",
+        "nofile=100:200",
+        "--sysctl",
+        "kernel.shmmax=123456789",
+        "--sysctl",
+        "kernel.msgmax=4096",
+        "--group-add",
+        "nogroup",
+        "--group-add",
+        "10",
+    ]
+}
+
+#[test]
+fn ulimits_sysctls_and_added_groups_reach_the_container_in_both_modes() {
+    let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
+    let want = "nofile 100 200\nshmmax 123456789\nmsgmax 4096\ngroups 0 10 65534\n";
+    // (nogroup is 65534 in the test image's /etc/group.)
+    let mut args = vec!["run", "--rm", "--isolation", "process"];
+    args.extend(limits_flags());
+    args.extend(["busybox", "sh", "-c", LIMITS_SCRIPT]);
+    assert_eq!(root.ok(&args), want, "process mode");
+    // exec gets the same limits and groups.
+    let mut args = vec!["run", "-d"];
+    args.extend(limits_flags());
+    args.extend(["busybox", "sleep", "60"]);
+    let id = root.ok(&args);
+    let id = id.trim();
+    assert_eq!(
+        root.ok(&["exec", id, "sh", "-c", LIMITS_SCRIPT]),
+        want,
+        "exec"
+    );
+    assert_eq!(
+        root.inspect(id, "json .HostConfig.Ulimits"),
+        r#"[{"Hard":200,"Name":"nofile","Soft":100}]"#
+    );
+    root.ok(&["rm", "-f", id]);
+    if root.vm_kernel_or_skip("ulimits, sysctls and groups in a VM") {
+        let mut args = vec!["run", "--rm", "--isolation", "vm"];
+        args.extend(limits_flags());
+        args.extend(["busybox", "sh", "-c", LIMITS_SCRIPT]);
+        assert_eq!(root.ok(&args), want, "VM mode");
+    }
+    // Refusals: one line, exit 125, nothing made.
+    for (args, says) in [
+        (
+            &["--ulimit", "nofiles=1"][..],
+            "invalid --ulimit \"nofiles=1\": not a ulimit name",
+        ),
+        (
+            &["--ulimit", "nofile=10:5"][..],
+            "the soft limit is above the hard limit",
+        ),
+        (
+            &["--sysctl", "kernel.panic=1"][..],
+            "kernel.panic is not in a namespace the container owns",
+        ),
+        (
+            &["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"][..],
+            "host's network namespace",
+        ),
+        (&["--group-add", "nosuchgroup"][..], "nosuchgroup"),
+    ] {
+        let mut full = vec!["create"];
+        full.extend_from_slice(args);
+        full.push("busybox");
+        let (code, err) = root.fails(&full);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(
+            err.contains(says) && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    root.assert_clean();
+}

@@ -308,6 +308,12 @@ fn docker_run_host_config_flags_take_effect_inside_the_container() {
         "512",
         "--memory-swap",
         "128m",
+        "--ulimit",
+        "nofile=100:200",
+        "--sysctl",
+        "kernel.shmmax=123456789",
+        "--group-add",
+        "10",
         "--init",
         "--add-host",
         "foo.test:10.1.2.3",
@@ -327,6 +333,9 @@ fn docker_run_host_config_flags_take_effect_inside_the_container() {
         echo "pids $(cat $p)"
         c=/sys/fs/cgroup/cpu/cpu.shares; [ -f $c ] || c=/sys/fs/cgroup/cpu.weight
         echo "shares $(cat $c)"
+        echo "nofile $(ulimit -n) $(ulimit -Hn)"
+        echo "shmmax $(cat /proc/sys/kernel/shmmax)"
+        echo "groups $(id -G)"
         echo "init $(cat /proc/1/comm)"
         echo "hosts $(grep foo.test /etc/hosts | cut -f1)"
         echo "dns $(grep nameserver /etc/resolv.conf)"
@@ -350,6 +359,9 @@ fn docker_run_host_config_flags_take_effect_inside_the_container() {
         } else {
             "shares 20"
         },
+        "nofile 100 200",
+        "shmmax 123456789",
+        "groups 0 10",
         "hosts 10.1.2.3",
         "dns nameserver 10.9.9.9",
     ] {
@@ -378,15 +390,9 @@ fn docker_run_host_config_flags_take_effect_inside_the_container() {
 
     // What isola cannot honour is refused by name, never dropped.
     for (flag, field) in [
-        (&["--ulimit", "nofile=100:100"][..], "HostConfig.Ulimits"),
         (&["--privileged"][..], "HostConfig.Privileged"),
         (&["--ipc", "host"][..], "HostConfig.IpcMode"),
         (&["--pid", "host"][..], "HostConfig.PidMode"),
-        (
-            &["--sysctl", "net.ipv4.ip_forward=1"][..],
-            "HostConfig.Sysctls",
-        ),
-        (&["--group-add", "10"][..], "HostConfig.GroupAdd"),
         (&["--device", "/dev/null:/dev/n"][..], "HostConfig.Devices"),
         (&["--tmpfs", "/t:noexec"][..], "HostConfig.Tmpfs"),
     ] {

@@ -120,6 +120,15 @@ pub struct CreateFlags {
     /// Run an init (tini) as PID 1 that forwards signals and reaps zombies.
     #[arg(long)]
     pub init: bool,
+    /// A resource limit, name=soft[:hard] (nofile=1024:2048; -1 unlimited); repeatable.
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// A namespaced kernel parameter, key=value (net.*, kernel.shm*, ...); repeatable.
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Another group for the container's processes (a name in its /etc/group, or a gid); repeatable.
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
     /// The signal `stop` sends first (default: the image's STOPSIGNAL, else SIGTERM).
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
@@ -295,6 +304,23 @@ impl CreateFlags {
             init: self.init,
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
+            ulimits: self
+                .ulimit
+                .iter()
+                .map(|u| units::parse_ulimit(u))
+                .collect::<Result<_, _>>()?,
+            sysctls: self
+                .sysctl
+                .iter()
+                .map(|s| {
+                    s.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("invalid --sysctl {s:?}: expected key=value")
+                        })
+                })
+                .collect::<anyhow::Result<_>>()?,
+            group_add: self.group_add.clone(),
             labels: crate::networks::key_values("--label", &self.label)?,
             base: None,
         })
