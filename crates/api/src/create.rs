@@ -61,6 +61,8 @@ struct HostConfig {
     memory: Option<i64>,
     memory_swap: Option<i64>,
     cpu_shares: Option<i64>,
+    memory_reservation: Option<i64>,
+    cpuset_cpus: Option<String>,
     ulimits: Option<Vec<engine::state::Ulimit>>,
     sysctls: Option<BTreeMap<String, String>>,
     group_add: Option<Vec<String>>,
@@ -208,6 +210,8 @@ const KNOWN_HOST: &[&str] = &[
     "Memory",
     "MemorySwap",
     "CpuShares",
+    "MemoryReservation",
+    "CpusetCpus",
     "NanoCpus",
     "CpuQuota",
     "CpuPeriod",
@@ -522,6 +526,15 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
             Some(s) if s < 0 => return Err(bad("HostConfig.CpuShares", s)),
             Some(0) | None => None,
             s => s.map(|s| s as u64),
+        },
+        memory_reservation: match h.memory_reservation {
+            Some(r) if r < 0 => return Err(bad("HostConfig.MemoryReservation", r)),
+            Some(0) | None => None,
+            r => r.map(|r| r as u64),
+        },
+        cpuset_cpus: match h.cpuset_cpus.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(units::parse_cpuset(c).map_err(|e| bad("HostConfig.CpusetCpus", e))?),
         },
         ..Default::default()
     };

@@ -161,6 +161,7 @@ impl From<engine::Error> for ApiError {
             | E::IpOutsideSubnet { .. }
             | E::NeedsNetwork { .. }
             | E::VmNetwork { .. }
+            | E::VmCpuset
             | E::SharedVmNetwork { .. }
             | E::InitMissing { .. }
             | E::StopSignal { .. }

@@ -75,6 +75,8 @@ pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
         },
         "CpuPeriod": c.limits.cpu_period.unwrap_or(0),
         "CpuShares": c.limits.cpu_shares.unwrap_or(0),
+        "MemoryReservation": c.limits.memory_reservation.unwrap_or(0),
+        "CpusetCpus": c.limits.cpuset_cpus.clone().unwrap_or_default(),
         "Ulimits": if c.ulimits.is_empty() { Value::Null } else { json!(c.ulimits) },
         "Sysctls": if c.sysctls.is_empty() { Value::Null } else { json!(c.sysctls) },
         "GroupAdd": if c.group_add.is_empty() { Value::Null } else { json!(c.group_add) },

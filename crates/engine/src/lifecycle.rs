@@ -119,6 +119,8 @@ pub enum Error {
     Attach(#[from] crate::netattach::AttachError),
     #[error("--network {network} cannot be used with VM isolation (the VM has its own network stack; use a network or none)")]
     VmNetwork { network: String },
+    #[error("--cpuset-cpus is not supported with --isolation=vm: the VM's CPUs are its own (use --cpus)")]
+    VmCpuset,
     #[error("--network container:{other}: container {other} runs in a VM; only a process container's network can be shared")]
     SharedVmNetwork { other: String },
     #[error("invalid --ip {ip}: not a host address of network {network} ({subnet})")]
@@ -281,6 +283,9 @@ impl Engine {
     /// record, the snapshot and the bundle; on failure nothing is left.
     pub fn create(&self, req: &CreateRequest) -> Result<ContainerRecord, Error> {
         let mode = isolation::resolve(req.isolation.unwrap_or(IsolationChoice::Default))?;
+        if mode == isolation::Isolation::Vm && req.limits.cpuset_cpus.is_some() {
+            return Err(Error::VmCpuset);
+        }
         let images = image::store::Store::open(&self.root).map_err(Error::Image)?;
         let found = match &req.base {
             Some(base) => Ok((**base).clone()),

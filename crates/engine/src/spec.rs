@@ -75,6 +75,12 @@ pub fn limit_resources(limits: &crate::state::Limits) -> Value {
     if let Some(s) = limits.cpu_shares {
         resources["cpu"]["shares"] = json!(s);
     }
+    if let Some(r) = limits.memory_reservation {
+        resources["memory"]["reservation"] = json!(r);
+    }
+    if let Some(c) = &limits.cpuset_cpus {
+        resources["cpu"]["cpus"] = json!(c);
+    }
     if let Some(p) = limits.pids_limit {
         resources["pids"] = json!({ "limit": p });
     }

@@ -161,6 +161,12 @@ pub struct Limits {
     /// Memory plus swap, bytes (docker's MemorySwap); -1 is unlimited swap.
     #[serde(default)]
     pub memory_swap: Option<i64>,
+    /// The soft memory limit, bytes (docker's MemoryReservation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<u64>,
+    /// The CPUs the container may run on, cpuset syntax (`0-2,4`; docker's CpusetCpus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset_cpus: Option<String>,
 }
 
 impl Limits {

@@ -23,10 +23,34 @@ pub enum ValueError {
         "invalid signal {value:?}: expected a name like SIGTERM or TERM, or a number from 1 to 64"
     )]
     Signal { value: String },
+    #[error("invalid --cpuset-cpus {value:?}: expected CPU numbers and ranges of this host (0-{last}, like 0-2,4)")]
+    Cpuset { value: String, last: usize },
     #[error("invalid --ulimit {value:?}: {why}")]
     Ulimit { value: String, why: &'static str },
     #[error("invalid --sysctl {value:?}: {why}")]
     Sysctl { value: String, why: String },
+}
+
+/// A cpuset (`0-2,4`) of CPUs this host has.
+pub fn parse_cpuset(value: &str) -> Result<String, ValueError> {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let bad = || ValueError::Cpuset {
+        value: value.into(),
+        last: cpus - 1,
+    };
+    let cpu = |s: &str| s.parse::<usize>().ok().filter(|n| *n < cpus);
+    for part in value.split(',') {
+        let ok = match part.split_once('-') {
+            Some((a, b)) => matches!((cpu(a), cpu(b)), (Some(a), Some(b)) if a <= b),
+            None => cpu(part).is_some(),
+        };
+        if !ok {
+            return Err(bad());
+        }
+    }
+    Ok(value.to_string())
 }
 
 /// docker's `--ulimit` names and the RLIMIT each sets.

@@ -752,6 +752,25 @@ fn run_takes_cpu_shares_and_memory_swap() {
         "20"
     };
     assert_eq!(out.trim(), want);
+    // --cpuset-cpus and --memory-reservation, as the container's cgroup has them.
+    let script = "c=/sys/fs/cgroup/cpuset/cpuset.cpus; [ -f $c ] || c=/sys/fs/cgroup/cpuset.cpus; \
+                  r=/sys/fs/cgroup/memory/memory.soft_limit_in_bytes; [ -f $r ] || r=/sys/fs/cgroup/memory.low; \
+                  echo $(cat $c) $(cat $r)";
+    let out = root.ok(&[
+        "run",
+        "--rm",
+        "--cpuset-cpus",
+        "0",
+        "-m",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(out.trim(), format!("0 {}", 32u64 << 20));
     let id = root.ok(&[
         "create",
         "--cpu-shares",
@@ -777,6 +796,15 @@ fn run_takes_cpu_shares_and_memory_swap() {
         (
             &["--memory-swap", "128m"][..],
             "You should always set the Memory limit when using Memoryswap limit",
+        ),
+        (
+            &["-m", "64m", "--memory-reservation", "128m"][..],
+            "Minimum memory limit can not be less than memory reservation limit",
+        ),
+        (&["--cpuset-cpus", "99"][..], "invalid --cpuset-cpus \"99\""),
+        (
+            &["--isolation", "vm", "--cpuset-cpus", "0"][..],
+            "--cpuset-cpus is not supported with --isolation=vm",
         ),
     ] {
         let mut full = vec!["create"];

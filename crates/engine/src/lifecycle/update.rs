@@ -54,6 +54,8 @@ pub enum UpdateError {
         "invalid --memory-swap: You should always set the Memory limit when using Memoryswap limit"
     )]
     SwapWithoutMemory,
+    #[error("invalid --memory-reservation {reservation}: Minimum memory limit can not be less than memory reservation limit ({memory})")]
+    ReservationAboveMemory { reservation: u64, memory: u64 },
     #[error("invalid --memory {memory}: Memory limit should be smaller than already set memoryswap limit ({swap}), update the memoryswap at the same time")]
     MemoryAboveSwap { memory: u64, swap: i64 },
     #[error("Restart policy cannot be updated because AutoRemove is enabled for container {id}")]
@@ -119,6 +121,14 @@ impl LimitsUpdate {
 /// and is not below it (-1: unlimited). `swap_given`: the swap is what was
 /// just set (else the memory is, and the error says so).
 pub(crate) fn check_swap(limits: &Limits, swap_given: bool) -> Result<(), UpdateError> {
+    if let (Some(m), Some(r)) = (limits.memory, limits.memory_reservation) {
+        if r > m {
+            return Err(UpdateError::ReservationAboveMemory {
+                reservation: r,
+                memory: m,
+            });
+        }
+    }
     match (limits.memory, limits.memory_swap) {
         (None, Some(s)) if s != -1 => Err(UpdateError::SwapWithoutMemory),
         (Some(m), Some(s)) if s != -1 && (s as u64) < m => Err(if swap_given {

@@ -70,6 +70,12 @@ pub struct CreateFlags {
     /// Relative CPU weight (1024 by default).
     #[arg(short = 'c', long)]
     pub cpu_shares: Option<u64>,
+    /// A soft memory limit, below --memory (e.g. 32m).
+    #[arg(long)]
+    pub memory_reservation: Option<String>,
+    /// The CPUs it may run on (0-2, 0,3).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
     /// Add a capability (e.g. NET_ADMIN, or ALL).
     #[arg(long)]
     pub cap_add: Vec<String>,
@@ -205,6 +211,16 @@ impl CreateFlags {
                 .map(units::parse_memory_swap)
                 .transpose()?,
             cpu_shares: self.cpu_shares.filter(|s| *s != 0),
+            memory_reservation: self
+                .memory_reservation
+                .as_deref()
+                .map(units::parse_memory)
+                .transpose()?,
+            cpuset_cpus: self
+                .cpuset_cpus
+                .as_deref()
+                .map(units::parse_cpuset)
+                .transpose()?,
             ..Default::default()
         };
         let network = match self.network.as_deref() {
