@@ -54,6 +54,17 @@ struct Body {
     networking_config: Option<NetworkingConfig>,
 }
 
+/// One of `HostConfig.Devices`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeviceMapping {
+    path_on_host: String,
+    #[serde(default)]
+    path_in_container: Option<String>,
+    #[serde(default)]
+    cgroup_permissions: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct HostConfig {
@@ -66,6 +77,7 @@ struct HostConfig {
     ulimits: Option<Vec<engine::state::Ulimit>>,
     sysctls: Option<BTreeMap<String, String>>,
     group_add: Option<Vec<String>>,
+    devices: Option<Vec<DeviceMapping>>,
     nano_cpus: Option<i64>,
     cpu_quota: Option<i64>,
     cpu_period: Option<i64>,
@@ -206,6 +218,7 @@ const KNOWN_HOST: &[&str] = &[
     "Isolation",
     "Ulimits",
     "Sysctls",
+    "Devices",
     "GroupAdd",
     "Memory",
     "MemorySwap",
@@ -501,6 +514,21 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         }
         _ => None,
     };
+    // docker's device mappings, checked as `--device` is.
+    let devices = h
+        .devices
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| {
+            let inside = d.path_in_container.unwrap_or_default();
+            let mut spec = format!("{}:{inside}", d.path_on_host);
+            if let Some(p) = d.cgroup_permissions.filter(|p| !p.is_empty()) {
+                spec = format!("{spec}:{p}");
+            }
+            engine::units::parse_device(&spec).map_err(|e| bad("HostConfig.Devices", e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     // docker's ulimit names and numbers, checked as `--ulimit` is.
     let ulimits = h
         .ulimits
@@ -683,6 +711,7 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         ulimits,
         sysctls: h.sysctls.clone().unwrap_or_default(),
         group_add: h.group_add.clone().unwrap_or_default(),
+        devices,
         stop_timeout: body.stop_timeout.map(|t| t.max(0) as u64),
     };
     Ok(Parsed { request })

@@ -162,6 +162,7 @@ impl From<engine::Error> for ApiError {
             | E::NeedsNetwork { .. }
             | E::VmNetwork { .. }
             | E::VmCpuset
+            | E::VmDevice { .. }
             | E::SharedVmNetwork { .. }
             | E::InitMissing { .. }
             | E::StopSignal { .. }

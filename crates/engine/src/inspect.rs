@@ -80,6 +80,11 @@ pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
         "Ulimits": if c.ulimits.is_empty() { Value::Null } else { json!(c.ulimits) },
         "Sysctls": if c.sysctls.is_empty() { Value::Null } else { json!(c.sysctls) },
         "GroupAdd": if c.group_add.is_empty() { Value::Null } else { json!(c.group_add) },
+        "Devices": c.devices.iter().map(|d| json!({
+            "PathOnHost": d.path_on_host,
+            "PathInContainer": d.path_in_container,
+            "CgroupPermissions": "rwm",
+        })).collect::<Vec<_>>(),
         "PidsLimit": c.limits.pids_limit,
         "RestartPolicy": c.restart_policy,
         "AutoRemove": c.auto_remove,

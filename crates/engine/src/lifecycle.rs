@@ -121,6 +121,8 @@ pub enum Error {
     VmNetwork { network: String },
     #[error("--cpuset-cpus is not supported with --isolation=vm: the VM's CPUs are its own (use --cpus)")]
     VmCpuset,
+    #[error("--device {path} is not supported with --isolation=vm: a host device does not reach the VM's guest")]
+    VmDevice { path: String },
     #[error("--network container:{other}: container {other} runs in a VM; only a process container's network can be shared")]
     SharedVmNetwork { other: String },
     #[error("invalid --ip {ip}: not a host address of network {network} ({subnet})")]
@@ -184,6 +186,8 @@ pub struct CreateRequest {
     /// `--sysctl key=value`, checked by [`crate::units::parse_sysctl`].
     pub sysctls: BTreeMap<String, String>,
     pub group_add: Vec<String>,
+    /// `--device`, parsed by [`crate::units::parse_device`].
+    pub devices: Vec<crate::state::Device>,
 }
 
 /// What `exec` asks for.
@@ -285,6 +289,11 @@ impl Engine {
         let mode = isolation::resolve(req.isolation.unwrap_or(IsolationChoice::Default))?;
         if mode == isolation::Isolation::Vm && req.limits.cpuset_cpus.is_some() {
             return Err(Error::VmCpuset);
+        }
+        if mode == isolation::Isolation::Vm && !req.devices.is_empty() {
+            return Err(Error::VmDevice {
+                path: req.devices[0].path_on_host.clone(),
+            });
         }
         let images = image::store::Store::open(&self.root).map_err(Error::Image)?;
         let found = match &req.base {
@@ -409,6 +418,7 @@ impl Engine {
                 ulimits: req.ulimits.clone(),
                 sysctls: req.sysctls.clone(),
                 group_add: req.group_add.clone(),
+                devices: req.devices.clone(),
             };
             let snap = images
                 .create_snapshot(&img, &config.snapshot_key)

@@ -296,6 +296,26 @@ pub fn runtime_config(
     if !config.sysctls.is_empty() {
         linux["sysctl"] = json!(config.sysctls);
     }
+    if !config.devices.is_empty() {
+        // The runtime allows each in the device rules (rwm), as runc does.
+        linux["devices"] = Value::Array(
+            config
+                .devices
+                .iter()
+                .map(|d| {
+                    json!({
+                        "path": d.path_in_container,
+                        "type": d.kind,
+                        "major": d.major,
+                        "minor": d.minor,
+                        "fileMode": d.file_mode,
+                        "uid": 0,
+                        "gid": 0,
+                    })
+                })
+                .collect(),
+        );
+    }
     let mut user_json = json!({ "uid": user.uid, "gid": user.gid });
     if !user.additional_gids.is_empty() {
         user_json["additionalGids"] = json!(user.additional_gids);

@@ -248,6 +248,23 @@ pub struct ContainerConfig {
     /// numbers) for its processes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_add: Vec<String>,
+    /// `--device`: host devices made in the container (process mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+}
+
+/// One `--device HOST[:CONTAINER]`: the node is made in the container's
+/// /dev with the host device's numbers, and the device rules allow it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Device {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    /// `c` or `b`.
+    pub kind: String,
+    pub major: i64,
+    pub minor: i64,
+    pub file_mode: u32,
 }
 
 /// One `--ulimit name=soft[:hard]` (docker's Ulimits entry).

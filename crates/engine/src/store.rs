@@ -413,6 +413,7 @@ pub(crate) mod tests_support {
             ulimits: vec![],
             sysctls: Default::default(),
             group_add: vec![],
+            devices: vec![],
         }
     }
 }

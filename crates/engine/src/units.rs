@@ -25,6 +25,8 @@ pub enum ValueError {
     Signal { value: String },
     #[error("invalid --cpuset-cpus {value:?}: expected CPU numbers and ranges of this host (0-{last}, like 0-2,4)")]
     Cpuset { value: String, last: usize },
+    #[error("invalid --device {value:?}: {why}")]
+    Device { value: String, why: String },
     #[error("invalid --ulimit {value:?}: {why}")]
     Ulimit { value: String, why: &'static str },
     #[error("invalid --sysctl {value:?}: {why}")]
@@ -51,6 +53,46 @@ pub fn parse_cpuset(value: &str) -> Result<String, ValueError> {
         }
     }
     Ok(value.to_string())
+}
+
+/// `HOST[:CONTAINER[:rwm]]`: a host character or block device, by its
+/// numbers now.
+pub fn parse_device(value: &str) -> Result<crate::state::Device, ValueError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let bad = |why: String| ValueError::Device {
+        value: value.into(),
+        why,
+    };
+    let mut parts = value.splitn(3, ':');
+    let host = parts.next().unwrap_or_default();
+    let inside = parts.next().filter(|p| !p.is_empty()).unwrap_or(host);
+    if let Some(perms) = parts.next() {
+        if perms != "rwm" {
+            return Err(bad(format!(
+                "permissions {perms:?}: isola gives a device rwm, or refuses it"
+            )));
+        }
+    }
+    if !host.starts_with('/') || !inside.starts_with('/') {
+        return Err(bad("expected absolute paths, HOST[:CONTAINER]".into()));
+    }
+    let meta = std::fs::metadata(host).map_err(|e| bad(format!("{host}: {e}")))?;
+    let kind = if meta.file_type().is_char_device() {
+        "c"
+    } else if meta.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(bad(format!("{host} is not a device")));
+    };
+    let rdev = meta.rdev();
+    Ok(crate::state::Device {
+        path_on_host: host.into(),
+        path_in_container: inside.into(),
+        kind: kind.into(),
+        major: nix::sys::stat::major(rdev) as i64,
+        minor: nix::sys::stat::minor(rdev) as i64,
+        file_mode: meta.permissions().mode() & 0o7777,
+    })
 }
 
 /// docker's `--ulimit` names and the RLIMIT each sets.

@@ -385,3 +385,92 @@ fn ulimits_sysctls_and_added_groups_reach_the_container_in_both_modes() {
     }
     root.assert_clean();
 }
+
+#[test]
+fn device_makes_a_host_device_usable_in_the_container() {
+    if !std::path::Path::new("/dev/fuse").exists() {
+        // Every Debian host has it (the fuse module is built in or loads).
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "/dev/fuse missing on this host"
+        );
+        return;
+    }
+    let root = Root::new();
+    let open = "exec 3<>/dev/fuse && echo opened";
+    // Without --device the container has no such node, and may not make one
+    // that works (the device rules).
+    let out = root.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "mknod /tmp/f c 10 229 && exec 3<>/tmp/f && echo opened",
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("opened"),
+        "a device the rules do not allow opened"
+    );
+    assert_eq!(
+        root.ok(&[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/fuse",
+            "busybox",
+            "sh",
+            "-c",
+            open
+        ]),
+        "opened\n"
+    );
+    assert_eq!(
+        root.ok(&[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/fuse:/dev/other",
+            "busybox",
+            "sh",
+            "-c",
+            "test -c /dev/other && exec 3<>/dev/other && echo opened"
+        ]),
+        "opened\n"
+    );
+    let id = root.ok(&["create", "--device", "/dev/fuse", "busybox"]);
+    assert_eq!(
+        root.inspect(id.trim(), "json .HostConfig.Devices"),
+        r#"[{"CgroupPermissions":"rwm","PathInContainer":"/dev/fuse","PathOnHost":"/dev/fuse"}]"#
+    );
+    root.ok(&["rm", id.trim()]);
+    for (args, says) in [
+        (
+            &["--device", "/etc/passwd"][..],
+            "/etc/passwd is not a device",
+        ),
+        (
+            &["--device", "/dev/nosuch"][..],
+            "invalid --device \"/dev/nosuch\"",
+        ),
+        (
+            &["--device", "/dev/fuse:/dev/fuse:r"][..],
+            "isola gives a device rwm, or refuses it",
+        ),
+        (
+            &["--isolation", "vm", "--device", "/dev/fuse"][..],
+            "not supported with --isolation=vm",
+        ),
+    ] {
+        let mut full = vec!["create"];
+        full.extend_from_slice(args);
+        full.push("busybox");
+        let (code, err) = root.fails(&full);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(
+            err.contains(says) && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    root.assert_clean();
+}

@@ -314,6 +314,8 @@ fn docker_run_host_config_flags_take_effect_inside_the_container() {
         "kernel.shmmax=123456789",
         "--group-add",
         "10",
+        "--device",
+        "/dev/null:/dev/other-null",
         "--init",
         "--add-host",
         "foo.test:10.1.2.3",
@@ -336,6 +338,7 @@ fn docker_run_host_config_flags_take_effect_inside_the_container() {
         echo "nofile $(ulimit -n) $(ulimit -Hn)"
         echo "shmmax $(cat /proc/sys/kernel/shmmax)"
         echo "groups $(id -G)"
+        echo "device $(echo x > /dev/other-null && stat -c %t:%T /dev/other-null)"
         echo "init $(cat /proc/1/comm)"
         echo "hosts $(grep foo.test /etc/hosts | cut -f1)"
         echo "dns $(grep nameserver /etc/resolv.conf)"
@@ -362,6 +365,7 @@ fn docker_run_host_config_flags_take_effect_inside_the_container() {
         "nofile 100 200",
         "shmmax 123456789",
         "groups 0 10",
+        "device 1:3",
         "hosts 10.1.2.3",
         "dns nameserver 10.9.9.9",
     ] {
@@ -393,7 +397,6 @@ fn docker_run_host_config_flags_take_effect_inside_the_container() {
         (&["--privileged"][..], "HostConfig.Privileged"),
         (&["--ipc", "host"][..], "HostConfig.IpcMode"),
         (&["--pid", "host"][..], "HostConfig.PidMode"),
-        (&["--device", "/dev/null:/dev/n"][..], "HostConfig.Devices"),
         (&["--tmpfs", "/t:noexec"][..], "HostConfig.Tmpfs"),
     ] {
         let mut args = vec!["create"];

@@ -132,6 +132,9 @@ pub struct CreateFlags {
     /// A namespaced kernel parameter, key=value (net.*, kernel.shm*, ...); repeatable.
     #[arg(long)]
     pub sysctl: Vec<String>,
+    /// A host device in the container, HOST[:CONTAINER] (process mode); repeatable.
+    #[arg(long)]
+    pub device: Vec<String>,
     /// Another group for the container's processes (a name in its /etc/group, or a gid); repeatable.
     #[arg(long = "group-add")]
     pub group_add: Vec<String>,
@@ -337,6 +340,11 @@ impl CreateFlags {
                 })
                 .collect::<anyhow::Result<_>>()?,
             group_add: self.group_add.clone(),
+            devices: self
+                .device
+                .iter()
+                .map(|d| units::parse_device(d))
+                .collect::<Result<_, _>>()?,
             labels: crate::networks::key_values("--label", &self.label)?,
             base: None,
         })
