@@ -78,6 +78,7 @@ struct HostConfig {
     sysctls: Option<BTreeMap<String, String>>,
     group_add: Option<Vec<String>>,
     devices: Option<Vec<DeviceMapping>>,
+    pid_mode: Option<String>,
     nano_cpus: Option<i64>,
     cpu_quota: Option<i64>,
     cpu_period: Option<i64>,
@@ -219,6 +220,7 @@ const KNOWN_HOST: &[&str] = &[
     "Ulimits",
     "Sysctls",
     "Devices",
+    "PidMode",
     "GroupAdd",
     "Memory",
     "MemorySwap",
@@ -479,15 +481,6 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
             ));
         }
     }
-    // isola gives every container its own IPC namespace (docker's
-    // "private"); sharing one ("host", "container:") it cannot.
-    if let Some(mode) = h.ipc_mode.as_deref() {
-        if !matches!(mode, "" | "private") {
-            return Err(ApiError::bad_request(format!(
-                "isola does not support HostConfig.IpcMode {mode:?} (a container has its own IPC namespace: private)"
-            )));
-        }
-    }
     let isolation = isolation(h.isolation.as_deref().unwrap_or(""))?;
     let host_cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -712,6 +705,8 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         sysctls: h.sysctls.clone().unwrap_or_default(),
         group_add: h.group_add.clone().unwrap_or_default(),
         devices,
+        pid_mode: h.pid_mode.clone().filter(|m| !m.is_empty()),
+        ipc_mode: h.ipc_mode.clone().filter(|m| !m.is_empty()),
         stop_timeout: body.stop_timeout.map(|t| t.max(0) as u64),
     };
     Ok(Parsed { request })

@@ -163,6 +163,9 @@ impl From<engine::Error> for ApiError {
             | E::VmNetwork { .. }
             | E::VmCpuset
             | E::VmDevice { .. }
+            | E::NamespaceMode { .. }
+            | E::VmNamespace { .. }
+            | E::SharedVmNamespace { .. }
             | E::SharedVmNetwork { .. }
             | E::InitMissing { .. }
             | E::StopSignal { .. }

@@ -51,8 +51,8 @@ pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
     let host_config = json!({
         "Isolation": c.isolation.to_string(),
         "Privileged": false,
-        "IpcMode": "private",
-        "PidMode": "",
+        "IpcMode": c.ipc_mode.as_ref().map_or("private".to_string(), |m| m.as_docker()),
+        "PidMode": c.pid_mode.as_ref().map_or(String::new(), |m| m.as_docker()),
         "ShmSize": shm_size,
         "Tmpfs": tmpfs,
         "NetworkMode": c.network.as_docker(),

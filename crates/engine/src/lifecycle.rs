@@ -121,6 +121,12 @@ pub enum Error {
     VmNetwork { network: String },
     #[error("--cpuset-cpus is not supported with --isolation=vm: the VM's CPUs are its own (use --cpus)")]
     VmCpuset,
+    #[error("invalid {flag} {value:?}: expected host, private or container:<name|id>")]
+    NamespaceMode { flag: &'static str, value: String },
+    #[error("{flag} {value} is not supported with --isolation=vm: a VM container's processes are in its guest")]
+    VmNamespace { flag: &'static str, value: String },
+    #[error("{flag} container:{other}: container {other} runs in a VM; only a process container's namespaces can be shared")]
+    SharedVmNamespace { flag: &'static str, other: String },
     #[error("--device {path} is not supported with --isolation=vm: a host device does not reach the VM's guest")]
     VmDevice { path: String },
     #[error("--network container:{other}: container {other} runs in a VM; only a process container's network can be shared")]
@@ -188,6 +194,10 @@ pub struct CreateRequest {
     pub group_add: Vec<String>,
     /// `--device`, parsed by [`crate::units::parse_device`].
     pub devices: Vec<crate::state::Device>,
+    /// `--pid`: `host`, `container:<name|id>`, or `private`/None.
+    pub pid_mode: Option<String>,
+    /// `--ipc`: the same, for IPC.
+    pub ipc_mode: Option<String>,
 }
 
 /// What `exec` asks for.
@@ -290,6 +300,8 @@ impl Engine {
         if mode == isolation::Isolation::Vm && req.limits.cpuset_cpus.is_some() {
             return Err(Error::VmCpuset);
         }
+        let pid_mode = self.namespace_mode("--pid", req.pid_mode.as_deref(), mode)?;
+        let ipc_mode = self.namespace_mode("--ipc", req.ipc_mode.as_deref(), mode)?;
         if mode == isolation::Isolation::Vm && !req.devices.is_empty() {
             return Err(Error::VmDevice {
                 path: req.devices[0].path_on_host.clone(),
@@ -419,6 +431,8 @@ impl Engine {
                 sysctls: req.sysctls.clone(),
                 group_add: req.group_add.clone(),
                 devices: req.devices.clone(),
+                pid_mode: pid_mode.clone(),
+                ipc_mode: ipc_mode.clone(),
             };
             let snap = images
                 .create_snapshot(&img, &config.snapshot_key)
@@ -573,6 +587,7 @@ impl Engine {
             _ => {}
         }
         self.backend(&rec.config)?;
+        self.join_shared_namespaces(&rec)?;
         if rec.state.stopped_by_user || rec.state.error.is_some() {
             self.store.update_state(&rec.config.id, |s| {
                 s.stopped_by_user = false;
@@ -768,6 +783,71 @@ impl Engine {
             }
         }
         Ok(removed)
+    }
+}
+
+impl Engine {
+    /// `--pid`/`--ipc`'s value, checked: `host`, or a process container's
+    /// (by name or id, kept as its id); nothing in VM mode.
+    fn namespace_mode(
+        &self,
+        flag: &'static str,
+        value: Option<&str>,
+        mode: isolation::Isolation,
+    ) -> Result<Option<crate::state::NamespaceMode>, Error> {
+        use crate::state::NamespaceMode;
+        let parsed = match value {
+            None | Some("") | Some("private") => return Ok(None),
+            Some("host") => NamespaceMode::Host,
+            Some(v) => match v.strip_prefix("container:").filter(|c| !c.is_empty()) {
+                Some(other) => {
+                    let rec = self.lookup(other)?;
+                    if rec.config.isolation == isolation::Isolation::Vm {
+                        return Err(Error::SharedVmNamespace {
+                            flag,
+                            other: other.into(),
+                        });
+                    }
+                    NamespaceMode::Container(rec.config.id)
+                }
+                None => {
+                    return Err(Error::NamespaceMode {
+                        flag,
+                        value: v.into(),
+                    })
+                }
+            },
+        };
+        if mode == isolation::Isolation::Vm {
+            return Err(Error::VmNamespace {
+                flag,
+                value: value.unwrap_or_default().into(),
+            });
+        }
+        Ok(Some(parsed))
+    }
+
+    /// The bundle's namespaces joined from other containers, pointed at
+    /// their inits as they are now (their pids change when they restart).
+    pub(crate) fn join_shared_namespaces(&self, rec: &ContainerRecord) -> Result<(), Error> {
+        use crate::state::NamespaceMode;
+        let mut paths = Vec::new();
+        for (kind, m) in [("pid", &rec.config.pid_mode), ("ipc", &rec.config.ipc_mode)] {
+            if let Some(NamespaceMode::Container(other)) = m {
+                let target = self.refresh(self.lookup(other)?)?;
+                let pid = target
+                    .state
+                    .init
+                    .filter(|_| target.state.status == Status::Running)
+                    .ok_or_else(|| Error::NotRunning { id: other.clone() })?
+                    .pid;
+                paths.push((kind, format!("/proc/{pid}/ns/{kind}")));
+            }
+        }
+        if !paths.is_empty() {
+            spec::update_bundle_namespaces(&rec.dir, &paths)?;
+        }
+        Ok(())
     }
 }
 

@@ -93,21 +93,49 @@ pub fn update_bundle_limits(
     container_dir: &Path,
     limits: &crate::state::Limits,
 ) -> Result<(), SpecError> {
+    edit_bundle(container_dir, |spec| {
+        let resources = &mut spec["linux"]["resources"];
+        for key in ["memory", "cpu", "pids"] {
+            if let Some(r) = resources.as_object_mut() {
+                r.remove(key);
+            }
+        }
+        if let (Some(r), Value::Object(new)) = (resources.as_object_mut(), limit_resources(limits))
+        {
+            r.extend(new);
+        }
+    })
+}
+
+/// Points the bundle's `kind` namespaces at `path`s (another container's
+/// init now), keeping the rest of the spec.
+pub fn update_bundle_namespaces(
+    container_dir: &Path,
+    paths: &[(&str, String)],
+) -> Result<(), SpecError> {
+    edit_bundle(container_dir, |spec| {
+        for ns in spec["linux"]["namespaces"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if let Some((_, p)) = paths.iter().find(|(k, _)| ns["type"] == *k) {
+                ns["path"] = json!(p);
+            }
+        }
+    })
+}
+
+/// Reads the bundle's config.json, lets `edit` change it, writes it back
+/// whole (atomically).
+fn edit_bundle(container_dir: &Path, edit: impl FnOnce(&mut Value)) -> Result<(), SpecError> {
     let path = bundle_dir(container_dir).join("config.json");
     let text = std::fs::read(&path).map_err(|source| SpecError::Write {
         path: path.clone(),
         source,
     })?;
     let mut spec: Value = serde_json::from_slice(&text).map_err(SpecError::Invalid)?;
-    let resources = &mut spec["linux"]["resources"];
-    for key in ["memory", "cpu", "pids"] {
-        if let Some(r) = resources.as_object_mut() {
-            r.remove(key);
-        }
-    }
-    if let (Some(r), Value::Object(new)) = (resources.as_object_mut(), limit_resources(limits)) {
-        r.extend(new);
-    }
+    edit(&mut spec);
     crate::store::write_json_atomic(&path, &spec).map_err(|e| SpecError::Write {
         path: path.clone(),
         source: std::io::Error::other(e),
@@ -218,13 +246,26 @@ pub fn runtime_config(
     caps: &[String],
     security: &SecurityOptions,
 ) -> Value {
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "mount"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "cgroup"}),
-    ];
+    // `--pid`/`--ipc host` leave the namespace out (the host's); a
+    // container's is joined by path, set at each start
+    // ([`update_bundle_namespaces`]).
+    let shared = |kind: &str, m: &Option<crate::state::NamespaceMode>| match m {
+        None => Some(json!({ "type": kind })),
+        Some(crate::state::NamespaceMode::Host) => None,
+        Some(crate::state::NamespaceMode::Container(_)) => {
+            Some(json!({ "type": kind, "path": format!("/proc/self/ns/{kind}") }))
+        }
+    };
+    let mut namespaces: Vec<Value> = [
+        shared("pid", &config.pid_mode),
+        Some(json!({"type": "mount"})),
+        shared("ipc", &config.ipc_mode),
+        Some(json!({"type": "uts"})),
+        Some(json!({"type": "cgroup"})),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     // A VM container's namespace on the host holds its VM's tap, not the
     // container: in the guest the agent gives it the guest's stack.
     let joins_host_netns = config.isolation == crate::isolation::Isolation::Process;

@@ -251,6 +251,33 @@ pub struct ContainerConfig {
     /// `--device`: host devices made in the container (process mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
+    /// `--pid`: its own PID namespace (None), the host's, or another
+    /// container's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_mode: Option<NamespaceMode>,
+    /// `--ipc`: the same for the IPC namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc_mode: Option<NamespaceMode>,
+}
+
+/// A namespace shared rather than the container's own (docker's
+/// PidMode/IpcMode `host` and `container:<name|id>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamespaceMode {
+    Host,
+    /// The container's id.
+    Container(String),
+}
+
+impl NamespaceMode {
+    /// docker's form: `host`, `container:<id>`.
+    pub fn as_docker(&self) -> String {
+        match self {
+            NamespaceMode::Host => "host".into(),
+            NamespaceMode::Container(id) => format!("container:{id}"),
+        }
+    }
 }
 
 /// One `--device HOST[:CONTAINER]`: the node is made in the container's

@@ -414,6 +414,8 @@ pub(crate) mod tests_support {
             sysctls: Default::default(),
             group_add: vec![],
             devices: vec![],
+            pid_mode: None,
+            ipc_mode: None,
         }
     }
 }

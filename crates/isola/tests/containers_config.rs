@@ -474,3 +474,93 @@ fn device_makes_a_host_device_usable_in_the_container() {
     }
     root.assert_clean();
 }
+
+#[test]
+fn pid_and_ipc_share_the_hosts_or_another_containers_namespace() {
+    let root = Root::new();
+    let ns = |pid: &str, kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
+    // --pid host: the container sees the host's processes (its own shell
+    // among them, under its host pid).
+    let out = root.ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/pid",
+    ]);
+    assert_eq!(std::path::Path::new(out.trim()), ns("self", "pid"));
+    let out = root.ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/ipc",
+    ]);
+    assert_eq!(std::path::Path::new(out.trim()), ns("self", "ipc"));
+    // container:NAME: the other container's namespaces, its processes seen.
+    let id = root.run_detached(&["--name", "target", "busybox", "sleep", "60"]);
+    let pid = root.inspect(&id, ".State.Pid");
+    let out = root.ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:target",
+        "--ipc",
+        "container:target",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc; cat /proc/1/comm",
+    ]);
+    assert_eq!(
+        out,
+        format!(
+            "{}\n{}\nsleep\n",
+            ns(&pid, "pid").display(),
+            ns(&pid, "ipc").display()
+        )
+    );
+    assert_eq!(
+        root.inspect(
+            root.ok(&["create", "--pid", "container:target", "busybox"])
+                .trim(),
+            ".HostConfig.PidMode"
+        ),
+        format!("container:{id}")
+    );
+    // Refusals, one line each.
+    for (args, says) in [
+        (
+            &["--pid", "bogus"][..],
+            "invalid --pid \"bogus\": expected host, private or container:<name|id>",
+        ),
+        (
+            &["--ipc", "container:nosuch"][..],
+            "no such container: nosuch",
+        ),
+        (
+            &["--isolation", "vm", "--pid", "host"][..],
+            "--pid host is not supported with --isolation=vm",
+        ),
+    ] {
+        let mut full = vec!["create"];
+        full.extend_from_slice(args);
+        full.push("busybox");
+        let (code, err) = root.fails(&full);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(
+            err.contains(says) && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    for c in root.ok(&["ps", "-aq"]).lines() {
+        root.ok(&["rm", "-f", c]);
+    }
+    root.assert_clean();
+}

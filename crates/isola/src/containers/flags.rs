@@ -132,6 +132,12 @@ pub struct CreateFlags {
     /// A namespaced kernel parameter, key=value (net.*, kernel.shm*, ...); repeatable.
     #[arg(long)]
     pub sysctl: Vec<String>,
+    /// The PID namespace: host, or container:NAME (process mode; default its own).
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// The IPC namespace: host, container:NAME or private (process mode).
+    #[arg(long)]
+    pub ipc: Option<String>,
     /// A host device in the container, HOST[:CONTAINER] (process mode); repeatable.
     #[arg(long)]
     pub device: Vec<String>,
@@ -340,6 +346,8 @@ impl CreateFlags {
                 })
                 .collect::<anyhow::Result<_>>()?,
             group_add: self.group_add.clone(),
+            pid_mode: self.pid.clone(),
+            ipc_mode: self.ipc.clone(),
             devices: self
                 .device
                 .iter()
