@@ -474,13 +474,14 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         ));
     }
     let h = body.host_config;
-    if let Some(log) = &h.log_config {
-        if !matches!(log.kind.as_str(), "" | "json-file") || !log.config.is_empty() {
-            return Err(ApiError::bad_request(
-                "isola does not support HostConfig.LogConfig other than json-file without options",
-            ));
+    let log_config = match &h.log_config {
+        None => engine::state::LogConfig::default(),
+        Some(log) => {
+            let opts: Vec<(String, String)> = log.config.clone().into_iter().collect();
+            engine::state::LogConfig::parse(Some(&log.kind), &opts)
+                .map_err(|e| bad("HostConfig.LogConfig", e))?
         }
-    }
+    };
     let isolation = isolation(h.isolation.as_deref().unwrap_or(""))?;
     let host_cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -706,6 +707,7 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         group_add: h.group_add.clone().unwrap_or_default(),
         devices,
         pid_mode: h.pid_mode.clone().filter(|m| !m.is_empty()),
+        log_config,
         ipc_mode: h.ipc_mode.clone().filter(|m| !m.is_empty()),
         stop_timeout: body.stop_timeout.map(|t| t.max(0) as u64),
     };
@@ -826,11 +828,11 @@ mod tests {
     #[test]
     fn a_map_with_an_empty_entry_is_not_dockers_zero() {
         let e = parse_json(serde_json::json!({
-            "Image": "busybox", "HostConfig": {"Sysctls": {"net.ipv4.ip_forward": ""}}
+            "Image": "busybox", "HostConfig": {"StorageOpt": {"size": ""}}
         }))
         .err()
         .unwrap();
-        assert!(e.message.contains("HostConfig.Sysctls"), "{}", e.message);
+        assert!(e.message.contains("HostConfig.StorageOpt"), "{}", e.message);
         // Zero structs stay zero.
         parse_json(serde_json::json!({
             "Image": "busybox", "HostConfig": {"BlkioWeightDevice": [], "Ulimits": null,

@@ -164,6 +164,7 @@ impl From<engine::Error> for ApiError {
             | E::VmCpuset
             | E::VmDevice { .. }
             | E::NamespaceMode { .. }
+            | E::LogsDisabled { .. }
             | E::VmNamespace { .. }
             | E::SharedVmNamespace { .. }
             | E::SharedVmNetwork { .. }

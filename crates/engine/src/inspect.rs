@@ -79,6 +79,13 @@ pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
         "CpusetCpus": c.limits.cpuset_cpus.clone().unwrap_or_default(),
         "Ulimits": if c.ulimits.is_empty() { Value::Null } else { json!(c.ulimits) },
         "Sysctls": if c.sysctls.is_empty() { Value::Null } else { json!(c.sysctls) },
+        "LogConfig": {
+            "Type": c.log_config.driver,
+            "Config": c.log_config.max_size.map(|n| ("max-size", n.to_string()))
+                .into_iter()
+                .chain(c.log_config.max_file.map(|n| ("max-file", n.to_string())))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        },
         "GroupAdd": if c.group_add.is_empty() { Value::Null } else { json!(c.group_add) },
         "Devices": c.devices.iter().map(|d| json!({
             "PathOnHost": d.path_on_host,
@@ -96,7 +103,6 @@ pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
         "CgroupParent": "/isola",
         // The monitor writes docker's json-file log (compose reads
         // this to know that `logs` can be asked for).
-        "LogConfig": {"Type": "json-file", "Config": {}},
     });
     json!({
         "Id": c.id,

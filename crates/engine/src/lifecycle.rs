@@ -36,6 +36,8 @@ pub use update::{LimitsUpdate, UpdateError};
 pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("configured logging driver does not support reading (container {id} logs with --log-driver none)")]
+    LogsDisabled { id: String },
     #[error("sysctl")]
     Sysctl {
         #[source]
@@ -198,6 +200,8 @@ pub struct CreateRequest {
     pub pid_mode: Option<String>,
     /// `--ipc`: the same, for IPC.
     pub ipc_mode: Option<String>,
+    /// `--log-driver`/`--log-opt`, checked by [`crate::state::LogConfig::parse`].
+    pub log_config: crate::state::LogConfig,
 }
 
 /// What `exec` asks for.
@@ -433,6 +437,7 @@ impl Engine {
                 devices: req.devices.clone(),
                 pid_mode: pid_mode.clone(),
                 ipc_mode: ipc_mode.clone(),
+                log_config: req.log_config.clone(),
             };
             let snap = images
                 .create_snapshot(&img, &config.snapshot_key)

@@ -32,6 +32,11 @@ impl Engine {
         q: &LogQuery,
         emit: &mut dyn FnMut(&LogEntry) -> bool,
     ) -> Result<(), Error> {
+        if rec.config.log_config.driver == crate::state::LOG_NONE {
+            return Err(Error::LogsDisabled {
+                id: rec.config.id.clone(),
+            });
+        }
         let path = rec.dir.join(log::LOG_FILE);
         let io = |source| Error::Io {
             op: "reading",

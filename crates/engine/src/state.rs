@@ -258,6 +258,83 @@ pub struct ContainerConfig {
     /// `--ipc`: the same for the IPC namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc_mode: Option<NamespaceMode>,
+    /// `--log-driver` and `--log-opt`.
+    #[serde(default)]
+    pub log_config: LogConfig,
+}
+
+/// The json-file driver, isola's log.
+pub const LOG_JSON_FILE: &str = "json-file";
+/// No log: `logs` has nothing to read.
+pub const LOG_NONE: &str = "none";
+
+/// How the container's output is logged (docker's LogConfig).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogConfig {
+    /// [`LOG_JSON_FILE`] or [`LOG_NONE`].
+    pub driver: String,
+    /// Bytes at which the file rotates (`max-size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Files kept, the current one included (`max-file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file: Option<u32>,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            driver: LOG_JSON_FILE.into(),
+            max_size: None,
+            max_file: None,
+        }
+    }
+}
+
+impl LogConfig {
+    /// A driver and its options (`max-size=10m`, `max-file=3`), checked.
+    pub fn parse(
+        driver: Option<&str>,
+        opts: &[(String, String)],
+    ) -> Result<LogConfig, crate::units::ValueError> {
+        use crate::units::ValueError;
+        let driver = match driver.unwrap_or(LOG_JSON_FILE) {
+            "" | "json-file" | "local" => LOG_JSON_FILE,
+            "none" => LOG_NONE,
+            other => {
+                return Err(ValueError::LogDriver {
+                    value: other.into(),
+                })
+            }
+        };
+        let mut config = LogConfig {
+            driver: driver.into(),
+            ..Default::default()
+        };
+        for (k, v) in opts {
+            let bad = || ValueError::LogOpt {
+                value: format!("{k}={v}"),
+            };
+            match k.as_str() {
+                _ if driver == LOG_NONE => return Err(bad()),
+                "max-size" => {
+                    config.max_size = Some(
+                        crate::units::parse_bytes(v)
+                            .filter(|n| *n > 0)
+                            .ok_or_else(bad)?,
+                    )
+                }
+                "max-file" => {
+                    config.max_file = Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?)
+                }
+                // Options json-file has and isola has no use for.
+                "compress" | "labels" | "env" | "tag" | "mode" => {}
+                _ => return Err(bad()),
+            }
+        }
+        Ok(config)
+    }
 }
 
 /// A namespace shared rather than the container's own (docker's

@@ -416,6 +416,7 @@ pub(crate) mod tests_support {
             devices: vec![],
             pid_mode: None,
             ipc_mode: None,
+            log_config: Default::default(),
         }
     }
 }

@@ -25,6 +25,10 @@ pub enum ValueError {
     Signal { value: String },
     #[error("invalid --cpuset-cpus {value:?}: expected CPU numbers and ranges of this host (0-{last}, like 0-2,4)")]
     Cpuset { value: String, last: usize },
+    #[error("invalid --log-driver {value:?}: isola logs with json-file (also local) or none")]
+    LogDriver { value: String },
+    #[error("invalid --log-opt {value:?}: json-file takes max-size=SIZE and max-file=N; none takes nothing")]
+    LogOpt { value: String },
     #[error("invalid --device {value:?}: {why}")]
     Device { value: String, why: String },
     #[error("invalid --ulimit {value:?}: {why}")]

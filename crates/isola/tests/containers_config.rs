@@ -564,3 +564,98 @@ fn pid_and_ipc_share_the_hosts_or_another_containers_namespace() {
     }
     root.assert_clean();
 }
+
+#[test]
+fn log_driver_none_and_log_opt_rotation() {
+    let root = Root::new();
+    // none: nothing written, and logs says so.
+    let id = root.ok(&[
+        "run",
+        "-d",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "unseen",
+    ]);
+    let id = id.trim().to_string();
+    common::eventually("exited", || root.inspect(&id, ".State.Status") == "exited");
+    let (code, err) = root.fails(&["logs", &id]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("configured logging driver does not support reading")
+            && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
+    assert!(!root
+        .containers_dir()
+        .join(&id)
+        .join("container.log")
+        .exists());
+    assert_eq!(root.inspect(&id, ".HostConfig.LogConfig.Type"), "none");
+    root.ok(&["rm", &id]);
+    // json-file with max-size and max-file: rotated, three files at most,
+    // the newest lines read back in order.
+    let script = "i=0; while [ $i -lt 200 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done";
+    let id = root.ok(&[
+        "run",
+        "-d",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let id = id.trim().to_string();
+    common::eventually("exited", || root.inspect(&id, ".State.Status") == "exited");
+    let dir = root.containers_dir().join(&id);
+    assert!(dir.join("container.log.2").exists() && !dir.join("container.log.3").exists());
+    for f in ["container.log", "container.log.1", "container.log.2"] {
+        let len = std::fs::metadata(dir.join(f)).unwrap().len();
+        assert!(len <= 2048, "{f} is {len} bytes, over max-size");
+    }
+    let logs = root.ok(&["logs", &id]);
+    let numbers: Vec<u32> = logs
+        .lines()
+        .map(|l| l.split('-').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(numbers.last(), Some(&199), "the newest line");
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, no gap: {numbers:?}"
+    );
+    assert!(numbers.len() < 200, "the oldest lines were dropped");
+    assert_eq!(
+        root.inspect(&id, "json .HostConfig.LogConfig"),
+        r#"{"Config":{"max-file":"3","max-size":"2048"},"Type":"json-file"}"#
+    );
+    root.ok(&["rm", &id]);
+    for (args, says) in [
+        (
+            &["--log-driver", "syslog"][..],
+            "invalid --log-driver \"syslog\"",
+        ),
+        (
+            &["--log-opt", "max-size=0"][..],
+            "invalid --log-opt \"max-size=0\"",
+        ),
+        (
+            &["--log-driver", "none", "--log-opt", "max-file=2"][..],
+            "none takes nothing",
+        ),
+    ] {
+        let mut full = vec!["create"];
+        full.extend_from_slice(args);
+        full.push("busybox");
+        let (code, err) = root.fails(&full);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(
+            err.contains(says) && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    root.assert_clean();
+}

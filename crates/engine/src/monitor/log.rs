@@ -1,6 +1,8 @@
 //! monitor::log: the container log, docker's json-file format: one JSON object
 //! per line, `{"stream":"stdout"|"stderr","time":RFC3339Nano,"log":text}`,
-//! rotated by size (`container.log` → `container.log.1`). The monitor writes
+//! rotated by size (`container.log` → `container.log.1` → `.2`..., as many
+//! as `--log-opt max-file` keeps), or not written at all (`--log-driver
+//! none`). The monitor writes
 //! it; `isola logs` reads and follows it. Only complete lines are logged
 //! (a partial line is flushed at 16 KiB or at end of stream).
 
@@ -15,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub const LOG_FILE: &str = "container.log";
 /// Size at which the log is rotated.
 pub const DEFAULT_MAX_SIZE: u64 = 10 * 1024 * 1024;
+/// Files kept unless `--log-opt max-file` says: the current and one rotated.
+pub const DEFAULT_MAX_FILES: u32 = 2;
 const MAX_PARTIAL: usize = 16 * 1024;
 
 /// One log record.
@@ -51,25 +55,39 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
 /// behind a mutex.
 pub struct LogWriter {
     path: PathBuf,
-    file: File,
+    /// None: `--log-driver none`, nothing written.
+    file: Option<File>,
     size: u64,
     max_size: u64,
+    /// Files kept, the current one included (docker's max-file).
+    max_files: u32,
 }
 
 impl LogWriter {
-    pub fn open(dir: &Path, max_size: u64) -> std::io::Result<LogWriter> {
+    /// The log of container directory `dir` as `config` says (json-file
+    /// with its size and file count, or none).
+    pub fn open(dir: &Path, config: &crate::state::LogConfig) -> std::io::Result<LogWriter> {
         let path = dir.join(LOG_FILE);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
+        let (file, size) = if config.driver == crate::state::LOG_NONE {
+            (None, 0)
+        } else {
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let size = file.metadata()?.len();
+            (Some(file), size)
+        };
         Ok(LogWriter {
             path,
             file,
             size,
-            max_size,
+            max_size: config.max_size.unwrap_or(DEFAULT_MAX_SIZE),
+            max_files: config.max_file.unwrap_or(DEFAULT_MAX_FILES).max(1),
         })
     }
 
     fn write_entry(&mut self, stream: &str, text: &str) -> std::io::Result<()> {
+        if self.file.is_none() {
+            return Ok(());
+        }
         let entry = LogEntry {
             stream: stream.into(),
             time: Utc::now(),
@@ -80,20 +98,52 @@ impl LogWriter {
         if self.size > 0 && self.size + line.len() as u64 > self.max_size {
             self.rotate()?;
         }
-        self.file.write_all(&line)?;
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(&line)?;
+        }
         self.size += line.len() as u64;
         Ok(())
     }
 
+    /// `container.log.N-1` → `.N` ... `container.log` → `.1`, the oldest
+    /// dropped; with one file only, the log starts again empty.
     fn rotate(&mut self) -> std::io::Result<()> {
-        fs::rename(&self.path, self.path.with_extension("log.1"))?;
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let numbered = |n: u32| self.path.with_extension(format!("log.{n}"));
+        if self.max_files <= 1 {
+            self.file = Some(File::create(&self.path)?);
+            self.size = 0;
+            return Ok(());
+        }
+        for n in (1..self.max_files - 1).rev() {
+            match fs::rename(numbered(n), numbered(n + 1)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        fs::rename(&self.path, numbered(1))?;
+        self.file = Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?,
+        );
         self.size = 0;
         Ok(())
     }
+}
+
+/// The rotated files there are, oldest first (`container.log.3`, `.2`, `.1`).
+fn rotated(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for n in 1.. {
+        let p = dir.join(format!("{LOG_FILE}.{n}"));
+        if !p.exists() {
+            break;
+        }
+        out.push(p);
+    }
+    out.reverse();
+    out
 }
 
 /// Splits one stream's bytes into log lines.
@@ -153,7 +203,7 @@ fn read_records(reader: &mut impl BufRead, out: &mut Vec<LogEntry>) -> std::io::
 /// Every record in the log (rotated file first).
 pub fn read_all(dir: &Path) -> std::io::Result<Vec<LogEntry>> {
     let mut out = Vec::new();
-    for path in [dir.join("container.log.1"), dir.join(LOG_FILE)] {
+    for path in rotated(dir).into_iter().chain([dir.join(LOG_FILE)]) {
         match File::open(&path) {
             Ok(f) => {
                 read_records(&mut BufReader::new(f), &mut out)?;
@@ -169,12 +219,14 @@ pub fn read_all(dir: &Path) -> std::io::Result<Vec<LogEntry>> {
 pub fn read_with_follower(dir: &Path) -> std::io::Result<(Vec<LogEntry>, LogFollower)> {
     use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
-    match File::open(dir.join("container.log.1")) {
-        Ok(f) => {
-            read_records(&mut BufReader::new(f), &mut out)?;
+    for path in rotated(dir) {
+        match File::open(path) {
+            Ok(f) => {
+                read_records(&mut BufReader::new(f), &mut out)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
     }
     let path = dir.join(LOG_FILE);
     let mut follower = LogFollower {
@@ -247,7 +299,11 @@ mod tests {
     #[test]
     fn lines_are_logged_and_rotated() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = LogWriter::open(dir.path(), 400).unwrap();
+        let config = crate::state::LogConfig {
+            max_size: Some(400),
+            ..Default::default()
+        };
+        let mut w = LogWriter::open(dir.path(), &config).unwrap();
         let mut out = LineBuffer::new("stdout");
         let mut err = LineBuffer::new("stderr");
         let mut follow = LogFollower::at_end(dir.path());

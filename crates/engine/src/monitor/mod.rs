@@ -416,7 +416,7 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         )
     })?;
 
-    let log = LogWriter::open(&dir, log::DEFAULT_MAX_SIZE).map_err(|e| e.to_string())?;
+    let log = LogWriter::open(&dir, &config.log_config).map_err(|e| e.to_string())?;
     let hub = Arc::new(Hub {
         clients: Mutex::new(Vec::new()),
         log: Mutex::new(log),

@@ -132,6 +132,12 @@ pub struct CreateFlags {
     /// A namespaced kernel parameter, key=value (net.*, kernel.shm*, ...); repeatable.
     #[arg(long)]
     pub sysctl: Vec<String>,
+    /// The logging driver: json-file (the default) or none.
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// A logging option, max-size=SIZE or max-file=N; repeatable.
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     /// The PID namespace: host, or container:NAME (process mode; default its own).
     #[arg(long)]
     pub pid: Option<String>,
@@ -347,6 +353,20 @@ impl CreateFlags {
                 .collect::<anyhow::Result<_>>()?,
             group_add: self.group_add.clone(),
             pid_mode: self.pid.clone(),
+            log_config: engine::state::LogConfig::parse(
+                self.log_driver.as_deref(),
+                &self
+                    .log_opt
+                    .iter()
+                    .map(|o| {
+                        o.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .ok_or_else(|| {
+                                anyhow::anyhow!("invalid --log-opt {o:?}: expected key=value")
+                            })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            )?,
             ipc_mode: self.ipc.clone(),
             devices: self
                 .device
