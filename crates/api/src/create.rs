@@ -79,6 +79,7 @@ struct HostConfig {
     group_add: Option<Vec<String>>,
     devices: Option<Vec<DeviceMapping>>,
     pid_mode: Option<String>,
+    privileged: bool,
     nano_cpus: Option<i64>,
     cpu_quota: Option<i64>,
     cpu_period: Option<i64>,
@@ -220,6 +221,7 @@ const KNOWN_HOST: &[&str] = &[
     "Ulimits",
     "Sysctls",
     "Devices",
+    "Privileged",
     "PidMode",
     "GroupAdd",
     "Memory",
@@ -708,6 +710,7 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         devices,
         pid_mode: h.pid_mode.clone().filter(|m| !m.is_empty()),
         log_config,
+        privileged: h.privileged,
         ipc_mode: h.ipc_mode.clone().filter(|m| !m.is_empty()),
         stop_timeout: body.stop_timeout.map(|t| t.max(0) as u64),
     };
@@ -764,12 +767,16 @@ mod tests {
     #[test]
     fn fields_isola_cannot_honour_are_refused_by_name() {
         let e = parse_json(serde_json::json!({
-            "Image": "busybox", "HostConfig": {"Privileged": true}
+            "Image": "busybox", "HostConfig": {"OomKillDisable": true}
         }))
         .err()
         .unwrap();
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
-        assert!(e.message.contains("HostConfig.Privileged"), "{}", e.message);
+        assert!(
+            e.message.contains("HostConfig.OomKillDisable"),
+            "{}",
+            e.message
+        );
         let e = parse_json(
             serde_json::json!({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"]}}),
         )

@@ -162,6 +162,7 @@ impl From<engine::Error> for ApiError {
             | E::NeedsNetwork { .. }
             | E::VmNetwork { .. }
             | E::VmCpuset
+            | E::VmPrivileged
             | E::VmDevice { .. }
             | E::NamespaceMode { .. }
             | E::LogsDisabled { .. }

@@ -50,7 +50,7 @@ pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
         .collect();
     let host_config = json!({
         "Isolation": c.isolation.to_string(),
-        "Privileged": false,
+        "Privileged": c.privileged,
         "IpcMode": c.ipc_mode.as_ref().map_or("private".to_string(), |m| m.as_docker()),
         "PidMode": c.pid_mode.as_ref().map_or(String::new(), |m| m.as_docker()),
         "ShmSize": shm_size,

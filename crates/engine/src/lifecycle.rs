@@ -123,6 +123,8 @@ pub enum Error {
     VmNetwork { network: String },
     #[error("--cpuset-cpus is not supported with --isolation=vm: the VM's CPUs are its own (use --cpus)")]
     VmCpuset,
+    #[error("--privileged is not supported with --isolation=vm: the host's devices and kernel are what it opens, and a VM container has neither")]
+    VmPrivileged,
     #[error("invalid {flag} {value:?}: expected host, private or container:<name|id>")]
     NamespaceMode { flag: &'static str, value: String },
     #[error("{flag} {value} is not supported with --isolation=vm: a VM container's processes are in its guest")]
@@ -202,6 +204,8 @@ pub struct CreateRequest {
     pub ipc_mode: Option<String>,
     /// `--log-driver`/`--log-opt`, checked by [`crate::state::LogConfig::parse`].
     pub log_config: crate::state::LogConfig,
+    /// `--privileged` (process mode).
+    pub privileged: bool,
 }
 
 /// What `exec` asks for.
@@ -304,6 +308,9 @@ impl Engine {
         if mode == isolation::Isolation::Vm && req.limits.cpuset_cpus.is_some() {
             return Err(Error::VmCpuset);
         }
+        if mode == isolation::Isolation::Vm && req.privileged {
+            return Err(Error::VmPrivileged);
+        }
         let pid_mode = self.namespace_mode("--pid", req.pid_mode.as_deref(), mode)?;
         let ipc_mode = self.namespace_mode("--ipc", req.ipc_mode.as_deref(), mode)?;
         if mode == isolation::Isolation::Vm && !req.devices.is_empty() {
@@ -364,8 +371,12 @@ impl Engine {
         if let Some(s) = &stop_signal {
             crate::units::parse_signal(s).map_err(|source| Error::StopSignal { source })?;
         }
-        let caps = security::capabilities(&req.cap_add, &req.cap_drop)?;
-        let security = security::security_options(&req.security_opt, &caps)?;
+        let (caps, security) = security::for_container(
+            &req.cap_add,
+            &req.cap_drop,
+            &req.security_opt,
+            req.privileged,
+        )?;
         if req.init && !Path::new(spec::INIT_BINARY).exists() {
             return Err(Error::InitMissing {
                 path: spec::INIT_BINARY.into(),
@@ -438,6 +449,7 @@ impl Engine {
                 pid_mode: pid_mode.clone(),
                 ipc_mode: ipc_mode.clone(),
                 log_config: req.log_config.clone(),
+                privileged: req.privileged,
             };
             let snap = images
                 .create_snapshot(&img, &config.snapshot_key)
@@ -743,8 +755,12 @@ impl Engine {
         let mut user = user::resolve(&config.rootfs, &user_spec)?;
         user.additional_gids
             .extend(user::group_ids(&config.rootfs, &config.group_add)?);
-        let caps = security::capabilities(&config.cap_add, &config.cap_drop)?;
-        let security = security::security_options(&config.security_opt, &caps)?;
+        let (caps, security) = security::for_container(
+            &config.cap_add,
+            &config.cap_drop,
+            &config.security_opt,
+            config.privileged,
+        )?;
         let process = spec::exec_process(
             config,
             &spec::ExecRequest {

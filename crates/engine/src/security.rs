@@ -148,6 +148,41 @@ pub struct SecurityOptions {
     pub seccomp: Option<Value>,
 }
 
+/// A container's capabilities and security options from its flags:
+/// `--privileged` gives every capability and no seccomp filter (docker's
+/// meaning), before `--cap-drop`.
+pub fn for_container(
+    cap_add: &[String],
+    cap_drop: &[String],
+    security_opt: &[String],
+    privileged: bool,
+) -> Result<(Vec<String>, SecurityOptions), SecurityError> {
+    let mut caps = capabilities(cap_add, cap_drop)?;
+    if privileged {
+        // Every capability this host's kernel has and isola holds (the
+        // bounding set: a newer name than the kernel knows fails capset).
+        let bounding = caps::read(None, caps::CapSet::Bounding).unwrap_or_default();
+        let drop: Vec<String> = cap_drop
+            .iter()
+            .map(|c| canonical_cap(c))
+            .collect::<Result<_, _>>()?;
+        caps = ALL_CAPS
+            .iter()
+            .filter(|c| {
+                c.parse::<caps::Capability>()
+                    .is_ok_and(|cap| bounding.contains(&cap))
+            })
+            .map(|c| c.to_string())
+            .filter(|c| !drop.contains(c) && !drop.iter().any(|d| d == "ALL"))
+            .collect();
+    }
+    let mut security = security_options(security_opt, &caps)?;
+    if privileged {
+        security.seccomp = None;
+    }
+    Ok((caps, security))
+}
+
 /// isola's default seccomp profile, in docker's format: an allow list with
 /// EPERM for everything else (so a syscall the kernel gains later is refused
 /// until the list names it), capability-gated groups and argument rules as in

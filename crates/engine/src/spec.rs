@@ -220,6 +220,42 @@ fn default_mounts() -> Vec<Value> {
     ]
 }
 
+/// Every character and block device in the host's /dev (not those of
+/// /dev/pts, /dev/shm, /dev/mqueue, which the container has its own of):
+/// what `--privileged` makes in the container.
+fn host_devices() -> Vec<crate::state::Device> {
+    fn walk(dir: &Path, out: &mut Vec<crate::state::Device>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            if meta.is_dir() {
+                if !["/dev/pts", "/dev/shm", "/dev/mqueue"].contains(&path.to_str().unwrap_or("")) {
+                    walk(&path, out);
+                }
+                continue;
+            }
+            if let Ok(d) = crate::units::parse_device(&path.display().to_string()) {
+                out.push(d);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/dev"), &mut out);
+    out.retain(|d| {
+        !["/dev/console", "/dev/ptmx", "/dev/tty"].contains(&d.path_in_container.as_str())
+    });
+    out.sort_by(|a, b| a.path_in_container.cmp(&b.path_in_container));
+    out
+}
+
 fn device_rules() -> Vec<Value> {
     let allow = |t: &str, major: i64, minor: Option<i64>, access: &str| json!({"allow": true, "type": t, "major": major, "minor": minor, "access": access});
     vec![
@@ -277,6 +313,16 @@ pub fn runtime_config(
         _ => namespaces.push(json!({"type": "network"})),
     }
     let mut mounts = default_mounts();
+    if config.privileged {
+        // /sys and the cgroup tree writable, as docker's --privileged.
+        for m in &mut mounts {
+            if m["destination"] == "/sys" || m["destination"] == "/sys/fs/cgroup" {
+                if let Some(o) = m["options"].as_array_mut() {
+                    o.retain(|o| o != "ro");
+                }
+            }
+        }
+    }
     if config.read_only {
         // A read-only root still gets a writable /dev and /dev/shm (tmpfs above);
         // the rest follows root.readonly.
@@ -323,13 +369,20 @@ pub fn runtime_config(
         }));
     }
     let mut resources = limit_resources(&config.limits);
-    resources["devices"] = Value::Array(device_rules());
+    resources["devices"] = match config.privileged {
+        true => json!([{"allow": true, "access": "rwm"}]),
+        false => Value::Array(device_rules()),
+    };
+    let (masked, readonly): (&[&str], &[&str]) = match config.privileged {
+        true => (&[], &[]),
+        false => (MASKED_PATHS, READONLY_PATHS),
+    };
     let mut linux = json!({
         "namespaces": namespaces,
         "cgroupsPath": cgroups_path(&config.id),
         "resources": resources,
-        "maskedPaths": MASKED_PATHS,
-        "readonlyPaths": READONLY_PATHS,
+        "maskedPaths": masked,
+        "readonlyPaths": readonly,
     });
     if let Some(s) = &security.seccomp {
         linux["seccomp"] = s.clone();
@@ -337,12 +390,17 @@ pub fn runtime_config(
     if !config.sysctls.is_empty() {
         linux["sysctl"] = json!(config.sysctls);
     }
-    if !config.devices.is_empty() {
+    let host_devices = if config.privileged {
+        host_devices()
+    } else {
+        Vec::new()
+    };
+    if !config.devices.is_empty() || !host_devices.is_empty() {
         // The runtime allows each in the device rules (rwm), as runc does.
         linux["devices"] = Value::Array(
-            config
-                .devices
+            host_devices
                 .iter()
+                .chain(&config.devices)
                 .map(|d| {
                     json!({
                         "path": d.path_in_container,

@@ -261,6 +261,10 @@ pub struct ContainerConfig {
     /// `--log-driver` and `--log-opt`.
     #[serde(default)]
     pub log_config: LogConfig,
+    /// `--privileged`: every capability, no seccomp filter, every host
+    /// device, /sys and the cgroup tree writable, nothing masked.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// The json-file driver, isola's log.

@@ -417,6 +417,7 @@ pub(crate) mod tests_support {
             pid_mode: None,
             ipc_mode: None,
             log_config: Default::default(),
+            privileged: false,
         }
     }
 }

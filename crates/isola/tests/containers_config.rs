@@ -659,3 +659,48 @@ fn log_driver_none_and_log_opt_rotation() {
     }
     root.assert_clean();
 }
+
+#[test]
+fn privileged_opens_the_host_to_the_container_and_only_when_asked() {
+    let root = Root::new();
+    let probe = "grep -E '^(CapEff|Seccomp):' /proc/self/status | tr -s '\\t ' ' '; \
+                 grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; \
+                 mkdir -p /tmp/m; mount -t tmpfs none /tmp/m 2>/dev/null && echo mounted || echo no-mount; \
+                 test -c /dev/fuse && echo fuse || echo no-fuse";
+    let confined = root.ok(&["run", "--rm", "busybox", "sh", "-c", probe]);
+    assert_eq!(
+        confined,
+        "CapEff: 00000000a80425fb\nSeccomp: 2\nro\nno-mount\nno-fuse\n",
+        "the default: docker's capabilities, a seccomp filter, /sys read-only, no mount, no host devices"
+    );
+    let host_caps = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let open = root.ok(&["run", "--rm", "--privileged", "busybox", "sh", "-c", probe]);
+    let fuse = if std::path::Path::new("/dev/fuse").exists() {
+        "fuse"
+    } else {
+        "no-fuse"
+    };
+    assert_eq!(
+        open,
+        format!("CapEff: {host_caps}\nSeccomp: 0\nrw\nmounted\n{fuse}\n")
+    );
+    let id = root.ok(&["create", "--privileged", "busybox"]);
+    assert_eq!(root.inspect(id.trim(), ".HostConfig.Privileged"), "true");
+    root.ok(&["rm", id.trim()]);
+    let (code, err) = root.fails(&["create", "--isolation", "vm", "--privileged", "busybox"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("--privileged is not supported with --isolation=vm")
+            && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
+    root.assert_clean();
+}

@@ -394,7 +394,7 @@ fn docker_run_host_config_flags_take_effect_inside_the_container() {
 
     // What isola cannot honour is refused by name, never dropped.
     for (flag, field) in [
-        (&["--privileged"][..], "HostConfig.Privileged"),
+        (&["--oom-kill-disable"][..], "HostConfig.OomKillDisable"),
         (&["--tmpfs", "/t:noexec"][..], "HostConfig.Tmpfs"),
     ] {
         let mut args = vec!["create"];
@@ -403,6 +403,17 @@ fn docker_run_host_config_flags_take_effect_inside_the_container() {
         let err = svc.fails(&args);
         assert!(err.contains(field), "{flag:?}: {err}");
     }
+    // --privileged: no seccomp filter, every capability the host has.
+    let out = svc.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status",
+    ]);
+    assert_eq!(out.split_whitespace().nth(1), Some("0"), "{out}");
 }
 
 #[test]
@@ -655,14 +666,14 @@ fn raw_attach_framing_and_dockers_errors() {
     let (status, body) = svc.http_json(
         "POST",
         "/containers/create",
-        Some(r#"{"Image": "busybox", "HostConfig": {"Privileged": true}}"#),
+        Some(r#"{"Image": "busybox", "HostConfig": {"OomKillDisable": true}}"#),
     );
     assert_eq!(status, 400, "{body}");
     assert!(
         body["message"]
             .as_str()
             .unwrap()
-            .contains("HostConfig.Privileged"),
+            .contains("HostConfig.OomKillDisable"),
         "{body}"
     );
     let (status, body) = svc.http_json("GET", "/swarm", None);

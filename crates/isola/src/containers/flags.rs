@@ -132,6 +132,10 @@ pub struct CreateFlags {
     /// A namespaced kernel parameter, key=value (net.*, kernel.shm*, ...); repeatable.
     #[arg(long)]
     pub sysctl: Vec<String>,
+    /// Every capability, no seccomp filter, every host device, /sys writable
+    /// (process mode): no isolation from the host's kernel worth the name.
+    #[arg(long)]
+    pub privileged: bool,
     /// The logging driver: json-file (the default) or none.
     #[arg(long = "log-driver")]
     pub log_driver: Option<String>,
@@ -353,6 +357,7 @@ impl CreateFlags {
                 .collect::<anyhow::Result<_>>()?,
             group_add: self.group_add.clone(),
             pid_mode: self.pid.clone(),
+            privileged: self.privileged,
             log_config: engine::state::LogConfig::parse(
                 self.log_driver.as_deref(),
                 &self
