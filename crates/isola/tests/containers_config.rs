@@ -373,15 +373,7 @@ fn ulimits_sysctls_and_added_groups_reach_the_container_in_both_modes() {
         ),
         (&["--group-add", "nosuchgroup"][..], "nosuchgroup"),
     ] {
-        let mut full = vec!["create"];
-        full.extend_from_slice(args);
-        full.push("busybox");
-        let (code, err) = root.fails(&full);
-        assert_eq!(code, 125, "{args:?}: {err}");
-        assert!(
-            err.contains(says) && err.trim_end().lines().count() == 1,
-            "{args:?}: {err}"
-        );
+        root.refuses_create(args, says);
     }
     root.assert_clean();
 }
@@ -462,15 +454,7 @@ fn device_makes_a_host_device_usable_in_the_container() {
             "not supported with --isolation=vm",
         ),
     ] {
-        let mut full = vec!["create"];
-        full.extend_from_slice(args);
-        full.push("busybox");
-        let (code, err) = root.fails(&full);
-        assert_eq!(code, 125, "{args:?}: {err}");
-        assert!(
-            err.contains(says) && err.trim_end().lines().count() == 1,
-            "{args:?}: {err}"
-        );
+        root.refuses_create(args, says);
     }
     root.assert_clean();
 }
@@ -549,15 +533,7 @@ fn pid_and_ipc_share_the_hosts_or_another_containers_namespace() {
             "--pid host is not supported with --isolation=vm",
         ),
     ] {
-        let mut full = vec!["create"];
-        full.extend_from_slice(args);
-        full.push("busybox");
-        let (code, err) = root.fails(&full);
-        assert_eq!(code, 125, "{args:?}: {err}");
-        assert!(
-            err.contains(says) && err.trim_end().lines().count() == 1,
-            "{args:?}: {err}"
-        );
+        root.refuses_create(args, says);
     }
     for c in root.ok(&["ps", "-aq"]).lines() {
         root.ok(&["rm", "-f", c]);
@@ -647,15 +623,7 @@ fn log_driver_none_and_log_opt_rotation() {
             "none takes nothing",
         ),
     ] {
-        let mut full = vec!["create"];
-        full.extend_from_slice(args);
-        full.push("busybox");
-        let (code, err) = root.fails(&full);
-        assert_eq!(code, 125, "{args:?}: {err}");
-        assert!(
-            err.contains(says) && err.trim_end().lines().count() == 1,
-            "{args:?}: {err}"
-        );
+        root.refuses_create(args, says);
     }
     root.assert_clean();
 }

@@ -807,15 +807,7 @@ fn run_takes_cpu_shares_and_memory_swap() {
             "--cpuset-cpus is not supported with --isolation=vm",
         ),
     ] {
-        let mut full = vec!["create"];
-        full.extend_from_slice(args);
-        full.push("busybox");
-        let (code, err) = root.fails(&full);
-        assert_eq!(code, 125, "{err}");
-        assert!(
-            err.contains(says) && err.trim_end().lines().count() == 1,
-            "{args:?}: {err}"
-        );
+        root.refuses_create(args, says);
     }
     root.assert_clean();
 }

@@ -123,6 +123,20 @@ impl Root {
         )
     }
 
+    /// `create ARGS... busybox` fails as a usage of isola's should: exit
+    /// 125, one line on stderr, saying `says`.
+    pub fn refuses_create(&self, args: &[&str], says: &str) {
+        let mut full = vec!["create"];
+        full.extend_from_slice(args);
+        full.push("busybox");
+        let (code, err) = self.fails(&full);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(
+            err.contains(says) && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+
     /// `run -d`; returns the container id.
     pub fn run_detached(&self, args: &[&str]) -> String {
         let mut full = vec!["run", "-d"];
