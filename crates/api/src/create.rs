@@ -49,6 +49,7 @@ struct Body {
     volumes: Option<BTreeMap<String, Value>>,
     stop_signal: Option<String>,
     stop_timeout: Option<i64>,
+    healthcheck: Option<engine::health::Healthcheck>,
     mac_address: Option<String>,
     host_config: HostConfig,
     networking_config: Option<NetworkingConfig>,
@@ -210,6 +211,7 @@ const KNOWN: &[&str] = &[
     "Volumes",
     "StopSignal",
     "StopTimeout",
+    "Healthcheck",
     "MacAddress",
     "HostConfig",
     "NetworkingConfig",
@@ -711,6 +713,14 @@ pub fn parse(raw: &[u8], name: Option<String>) -> Result<Parsed, ApiError> {
         pid_mode: h.pid_mode.clone().filter(|m| !m.is_empty()),
         log_config,
         privileged: h.privileged,
+        no_healthcheck: body
+            .healthcheck
+            .as_ref()
+            .is_some_and(|c| c.test.first().map(String::as_str) == Some("NONE")),
+        healthcheck: body
+            .healthcheck
+            .clone()
+            .filter(|c| c.test.first().map(String::as_str) != Some("NONE")),
         ipc_mode: h.ipc_mode.clone().filter(|m| !m.is_empty()),
         stop_timeout: body.stop_timeout.map(|t| t.max(0) as u64),
     };
@@ -777,12 +787,10 @@ mod tests {
             "{}",
             e.message
         );
-        let e = parse_json(
-            serde_json::json!({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"]}}),
-        )
-        .err()
-        .unwrap();
-        assert!(e.message.contains("Healthcheck"), "{}", e.message);
+        let e = parse_json(serde_json::json!({"Image": "busybox", "OnBuild": ["RUN true"]}))
+            .err()
+            .unwrap();
+        assert!(e.message.contains("OnBuild"), "{}", e.message);
     }
 
     #[test]

@@ -121,6 +121,7 @@ pub fn container(engine: &Engine, r: &ContainerRecord) -> Value {
             "StartedAt": time(s.started_at),
             "FinishedAt": time(s.finished_at),
             "MonitorPid": s.monitor.map(|p| p.pid).unwrap_or(0),
+            "Health": s.health,
         },
         "Image": c.image_id,
         "ImageName": c.image,

@@ -14,6 +14,7 @@ pub mod disk;
 pub mod events;
 pub mod filesystem;
 pub mod filters;
+pub mod health;
 pub mod ids;
 pub mod images;
 pub mod info;

@@ -206,6 +206,11 @@ pub struct CreateRequest {
     pub log_config: crate::state::LogConfig,
     /// `--privileged` (process mode).
     pub privileged: bool,
+    /// `--health-*` over the image's HEALTHCHECK (its fields where these
+    /// are 0 or empty).
+    pub healthcheck: Option<crate::health::Healthcheck>,
+    /// `--no-healthcheck`.
+    pub no_healthcheck: bool,
 }
 
 /// What `exec` asks for.
@@ -363,6 +368,20 @@ impl Engine {
                 .filter(|s| !s.is_empty())
         });
         update::check_swap(&req.limits, true)?;
+        let healthcheck = if req.no_healthcheck {
+            None
+        } else {
+            let of_image = images
+                .config_bytes(&img)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .and_then(|v| crate::health::Healthcheck::of_image(&v));
+            match &req.healthcheck {
+                Some(over) => Some(crate::health::Healthcheck::merged(of_image, over.clone()))
+                    .filter(|h| h.command().is_some()),
+                None => of_image,
+            }
+        };
         for key in req.sysctls.keys() {
             let value = format!("{key}={}", req.sysctls[key]);
             crate::units::parse_sysctl(&value, network == NetworkMode::Host)
@@ -450,6 +469,7 @@ impl Engine {
                 ipc_mode: ipc_mode.clone(),
                 log_config: req.log_config.clone(),
                 privileged: req.privileged,
+                healthcheck: healthcheck.clone(),
             };
             let snap = images
                 .create_snapshot(&img, &config.snapshot_key)

@@ -265,6 +265,9 @@ pub struct ContainerConfig {
     /// device, /sys and the cgroup tree writable, nothing masked.
     #[serde(default)]
     pub privileged: bool,
+    /// Its health check (the image's HEALTHCHECK, `--health-*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Healthcheck>,
 }
 
 /// The json-file driver, isola's log.
@@ -482,6 +485,9 @@ pub struct ContainerState {
     /// What it holds on the networks of `network connect`.
     #[serde(default)]
     pub extra_networks: Vec<NetworkState>,
+    /// Its health checks' record, when it has a check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
 }
 
 impl ContainerState {
@@ -518,6 +524,7 @@ impl ContainerState {
             error: None,
             network: None,
             extra_networks: Vec::new(),
+            health: None,
         }
     }
 
@@ -526,7 +533,11 @@ impl ContainerState {
         let ago = |t: Option<DateTime<Utc>>| t.map(|t| human_duration(now - t)).unwrap_or_default();
         match self.status {
             Status::Created => "Created".into(),
-            Status::Running => format!("Up {}", ago(self.started_at)),
+            Status::Running => match self.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => format!("Up {} (health: starting)", ago(self.started_at)),
+                Some(h) => format!("Up {} ({h})", ago(self.started_at)),
+                None => format!("Up {}", ago(self.started_at)),
+            },
             Status::Paused => format!("Up {} (Paused)", ago(self.started_at)),
             Status::Restarting => format!(
                 "Restarting ({}) {} ago",

@@ -418,6 +418,7 @@ pub(crate) mod tests_support {
             ipc_mode: None,
             log_config: Default::default(),
             privileged: false,
+            healthcheck: None,
         }
     }
 }

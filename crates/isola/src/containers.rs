@@ -80,6 +80,9 @@ pub enum ContainerCommand {
     Info(system::InfoArgs),
     /// Show isola's version.
     Version(system::VersionArgs),
+    /// Runs one health check of a container (started by its monitor).
+    #[command(name = engine::health::PROBE_COMMAND, hide = true)]
+    HealthProbe { id: String },
     /// Runs a container's monitor (started by isola itself).
     #[command(name = engine::monitor::COMMAND, hide = true)]
     Monitor {
@@ -167,6 +170,10 @@ impl ContainerCommand {
                 });
                 std::process::exit(code);
             }
+            ContainerCommand::HealthProbe { id } => {
+                open_engine()?.health_probe(&id)?;
+                Ok(0)
+            }
             ContainerCommand::Version(a) => system::version(a),
             other => other.run_with(&open_engine()?),
         }
@@ -190,8 +197,8 @@ impl ContainerCommand {
             }
             ContainerCommand::Info(a) => system::info(engine, a),
             ContainerCommand::Version(a) => system::version(a),
-            ContainerCommand::Monitor { .. } => {
-                unreachable!("the monitor runs before the engine opens")
+            ContainerCommand::Monitor { .. } | ContainerCommand::HealthProbe { .. } => {
+                unreachable!("the monitor and its probes run before the engine opens")
             }
         }
     }

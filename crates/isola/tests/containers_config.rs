@@ -672,3 +672,113 @@ fn privileged_opens_the_host_to_the_container_and_only_when_asked() {
     );
     root.assert_clean();
 }
+
+/// Waits until the container's health is `want`, returning what `ps`
+/// shows then.
+fn health_becomes(root: &Root, id: &str, want: &str) -> String {
+    common::eventually(&format!("health {want}"), || {
+        root.inspect(id, ".State.Health.Status") == want
+    });
+    root.ok(&[
+        "ps",
+        "--filter",
+        &format!("id={id}"),
+        "--format",
+        "{{.Status}}",
+    ])
+}
+
+#[test]
+fn health_checks_run_in_both_modes_and_images_carry_them() {
+    let root = Root::new().with_env("ISOLA_AGENT", testkit::static_agent());
+    // Unhealthy until /tmp/ok exists, then healthy: the streak, the
+    // status in ps and inspect, the events.
+    let run = |isolation: &str| {
+        root.ok(&[
+            "run",
+            "-d",
+            "--isolation",
+            isolation,
+            "--health-cmd",
+            "test -e /tmp/ok",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "busybox",
+            "sleep",
+            "600",
+        ])
+        .trim()
+        .to_string()
+    };
+    let mut modes = vec!["process"];
+    if root.vm_kernel_or_skip("health checks in a VM") {
+        modes.push("vm");
+    }
+    for isolation in modes {
+        let id = run(isolation);
+        let shown = health_becomes(&root, &id, "unhealthy");
+        assert!(
+            shown.trim().ends_with("(unhealthy)"),
+            "{isolation}: {shown}"
+        );
+        assert!(
+            root.inspect(&id, ".State.Health.FailingStreak")
+                .parse::<u32>()
+                .unwrap()
+                >= 2
+        );
+        root.ok(&["exec", &id, "touch", "/tmp/ok"]);
+        let shown = health_becomes(&root, &id, "healthy");
+        assert!(shown.trim().ends_with("(healthy)"), "{isolation}: {shown}");
+        assert_eq!(root.inspect(&id, ".State.Health.FailingStreak"), "0");
+        let events = root.ok(&[
+            "events",
+            "--since",
+            "5m",
+            "--until",
+            "0s",
+            "--filter",
+            &format!("container={id}"),
+            "--format",
+            "{{.Action}}",
+        ]);
+        assert!(
+            events.contains("health_status: unhealthy\n")
+                && events.contains("health_status: healthy\n"),
+            "{events}"
+        );
+        root.ok(&["rm", "-f", &id]);
+    }
+    // An image's HEALTHCHECK, as isola build stores it; --no-healthcheck
+    // turns it off.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nHEALTHCHECK --interval=200ms --retries=1 CMD [\"true\"]\nCMD [\"sleep\", \"600\"]\n",
+    )
+    .unwrap();
+    root.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "healthy:1",
+        ctx.path().to_str().unwrap(),
+    ]);
+    let id = root.run_detached(&["healthy:1"]);
+    health_becomes(&root, &id, "healthy");
+    root.ok(&["rm", "-f", &id]);
+    let id = root.run_detached(&["--no-healthcheck", "healthy:1"]);
+    assert_eq!(root.inspect(&id, "json .State.Health"), "null");
+    root.ok(&["rm", "-f", &id]);
+    root.refuses_create(
+        &["--health-interval", "soon"],
+        "invalid --health-interval \"soon\"",
+    );
+    root.refuses_create(
+        &["--no-healthcheck", "--health-cmd", "true"],
+        "--no-healthcheck conflicts",
+    );
+    root.assert_clean();
+}

@@ -619,6 +619,30 @@ fn docker_build_and_compose_build_through_the_api() {
     );
     svc.ok(&["rm", id]);
 
+    // --health-cmd through the API: docker inspect reads the health.
+    let id = svc.ok(&[
+        "run",
+        "-d",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "200ms",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let id = id.trim();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while svc
+        .ok(&["inspect", "--format", "{{.State.Health.Status}}", id])
+        .trim()
+        != "healthy"
+    {
+        assert!(Instant::now() < deadline, "never healthy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    svc.ok(&["rm", "-f", id]);
+
     // A failing RUN: docker's client shows the message and exits with its code.
     let bad = build_context("FROM busybox\nRUN echo broke; exit 7\n");
     let failed = svc.docker(&["build", bad.path().to_str().unwrap()]);

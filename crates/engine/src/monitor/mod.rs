@@ -449,6 +449,11 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         })
         .map_err(|e| chain(&e))?;
     crate::events::container(&args.root, &config, "start", &[]);
+    if config.healthcheck.is_some() {
+        let _ = store.update_state(&config.id, |s| {
+            s.health = Some(crate::health::Health::starting())
+        });
+    }
     ready.send(&format!("started {pid}"));
     ready.close();
     sys::release_executable_pages();
@@ -488,12 +493,32 @@ fn monitor(args: &MonitorArgs, ready: &mut Ready) -> Result<(), String> {
         });
     }
 
+    // Health probes while it runs, each a process of its own (see health.rs).
+    let (health_stop, health_rx) = mpsc::channel::<()>();
+    if let Some(check) = config.healthcheck.clone() {
+        let (root, id) = (args.root.clone(), config.id.clone());
+        std::thread::spawn(move || {
+            crate::health::run_checks(&check, &health_rx, || {
+                let exe = std::env::current_exe()?;
+                std::process::Command::new(exe)
+                    .arg("--root")
+                    .arg(&root)
+                    .arg(crate::health::PROBE_COMMAND)
+                    .arg(&id)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+            })
+        });
+    }
     // A wait that fails (VM mode: QEMU died, the guest panicked) leaves the
     // exit status unknown; the record says why.
     let (code, fault) = match wait() {
         Ok(code) => (code, None),
         Err(e) => (255, Some(chain(&e))),
     };
+    let _ = health_stop.send(());
     // The pid namespace is gone with its init, so the output pipes reach EOF
     // promptly; the bound is for a pty whose slave something else still holds.
     for _ in 0..n_outputs {

@@ -132,6 +132,25 @@ pub struct CreateFlags {
     /// A namespaced kernel parameter, key=value (net.*, kernel.shm*, ...); repeatable.
     #[arg(long)]
     pub sysctl: Vec<String>,
+    /// A command that says whether the container is healthy (run with
+    /// /bin/sh -c; exit 0: healthy).
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between checks (e.g. 30s, 1m30s).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Time a check may take before it counts as failed.
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make it unhealthy.
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<u32>,
+    /// Time after the start during which failures do not count.
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// No health check, not even the image's HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Every capability, no seccomp filter, every host device, /sys writable
     /// (process mode): no isolation from the host's kernel worth the name.
     #[arg(long)]
@@ -187,6 +206,45 @@ fn env_from(entry: &str, out: &mut Vec<String>) {
 }
 
 impl CreateFlags {
+    /// `--health-*` as a check over the image's (None: none given).
+    fn healthcheck(&self) -> anyhow::Result<Option<engine::health::Healthcheck>> {
+        let given = self.health_cmd.is_some()
+            || self.health_interval.is_some()
+            || self.health_timeout.is_some()
+            || self.health_retries.is_some()
+            || self.health_start_period.is_some();
+        if !given {
+            return Ok(None);
+        }
+        if self.no_healthcheck {
+            anyhow::bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        let ns = |flag: &str, v: &Option<String>| -> anyhow::Result<u64> {
+            match v {
+                None => Ok(0),
+                Some(v) => {
+                    let d = humantime::parse_duration(v)
+                        .map_err(|e| anyhow::anyhow!("invalid {flag} {v:?}: {e}"))?;
+                    if d < std::time::Duration::from_millis(1) {
+                        anyhow::bail!("invalid {flag} {v:?}: at least 1ms");
+                    }
+                    Ok(d.as_nanos() as u64)
+                }
+            }
+        };
+        Ok(Some(engine::health::Healthcheck {
+            test: self
+                .health_cmd
+                .as_ref()
+                .map(|c| vec!["CMD-SHELL".to_string(), c.clone()])
+                .unwrap_or_default(),
+            interval: ns("--health-interval", &self.health_interval)?,
+            timeout: ns("--health-timeout", &self.health_timeout)?,
+            start_period: ns("--health-start-period", &self.health_start_period)?,
+            retries: self.health_retries.unwrap_or(0),
+        }))
+    }
+
     /// Parses every value; returns the engine's request.
     pub fn to_request(&self) -> anyhow::Result<engine::CreateRequest> {
         let mut env = Vec::new();
@@ -358,6 +416,8 @@ impl CreateFlags {
             group_add: self.group_add.clone(),
             pid_mode: self.pid.clone(),
             privileged: self.privileged,
+            healthcheck: self.healthcheck()?,
+            no_healthcheck: self.no_healthcheck,
             log_config: engine::state::LogConfig::parse(
                 self.log_driver.as_deref(),
                 &self
