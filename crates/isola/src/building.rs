@@ -67,7 +67,7 @@ pub struct BuildArgs {
     no_cache: bool,
     /// When to pull FROM images: missing (the default), always (also
     /// `--pull` alone), never.
-    #[arg(long, value_name = "missing|always|never", default_value = "missing", num_args = 0..=1, default_missing_value = "always")]
+    #[arg(long, value_name = "missing|always|never", default_value = "missing", num_args = 0..=1, require_equals = true, default_missing_value = "always")]
     pull: String,
     /// Metadata for the image, KEY=VALUE; repeatable.
     #[arg(long)]
