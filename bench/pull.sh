@@ -4,8 +4,11 @@
 # docker-registry on 127.0.0.1, with
 #   isola --root <fresh dir> pull 127.0.0.1:<port>/big:latest        (pull + unpack)
 # versus
+#   podman --root <fresh dir> pull 127.0.0.1:<port>/big:latest       (pull + per-layer unpack
+#                                                                     into its own overlay storage: the same work)
+# and
 #   skopeo copy docker://127.0.0.1:<port>/big:latest oci:<dir>:big &&
-#   umoci unpack --image <dir>:big <bundle>                          (pull + unpack)
+#   umoci unpack --image <dir>:big <bundle>                          (pull + one flattened rootfs)
 # N times each (default 5; N=9 bench/pull.sh), alternating, each into a fresh
 # directory, in the same run. Writes a markdown table of medians and the
 # ratio to bench/results/pull.md (OUT=path to write elsewhere). Needs root
@@ -22,7 +25,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$repo/bench/results/pull.md}
 
 [ "$(id -u)" = 0 ] || { echo "bench/pull.sh: needs root" >&2; exit 1; }
-for tool in skopeo umoci /usr/bin/docker-registry python3 /bin/busybox; do
+for tool in skopeo umoci podman /usr/bin/docker-registry python3 /bin/busybox; do
   command -v "$tool" >/dev/null || { echo "bench/pull.sh: $tool is missing (scripts/setup.sh installs it)" >&2; exit 1; }
 done
 
@@ -127,35 +130,53 @@ run_peer() {
   check_size "skopeo + umoci" "$dir/bundle/rootfs"
   rm -rf "$dir"
 }
+run_podman() {
+  local dir="$work/podman-$1"
+  mkdir -p "$dir"
+  local t0; t0=$(now)
+  podman --root "$dir/root" --runroot "$dir/run" --storage-driver overlay \
+    pull -q --tls-verify=false "$ref" >/dev/null
+  awk -v a="$(now)" -v b="$t0" 'BEGIN {printf "%.2f\n", a - b}'
+  check_size podman "$dir/root/overlay"
+  podman --root "$dir/root" --runroot "$dir/run" --storage-driver overlay rmi -af >/dev/null 2>&1 || true
+  umount -R "$dir/root/overlay" 2>/dev/null || true
+  rm -rf "$dir"
+}
 sync
-isola_times=() peer_times=()
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+isola_times=() peer_times=() podman_times=()
 for i in $(seq "$N"); do
-  t=$(run_isola "$i"); isola_times+=("$t"); echo "bench: isola pull            run $i: ${t}s" >&2
-  t=$(run_peer "$i");  peer_times+=("$t");  echo "bench: skopeo + umoci unpack run $i: ${t}s" >&2
+  t=$(run_isola "$i");  isola_times+=("$t");  echo "bench: isola pull            run $i: ${t}s" >&2
+  t=$(run_podman "$i"); podman_times+=("$t"); echo "bench: podman pull           run $i: ${t}s" >&2
+  t=$(run_peer "$i");   peer_times+=("$t");   echo "bench: skopeo + umoci unpack run $i: ${t}s" >&2
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 mi=$(median "${isola_times[@]}")
 mp=$(median "${peer_times[@]}")
+mpod=$(median "${podman_times[@]}")
 ratio=$(awk -v a="$mi" -v b="$mp" 'BEGIN {printf "%.2f", a / b}')
+ratio_podman=$(awk -v a="$mi" -v b="$mpod" 'BEGIN {printf "%.2f", a / b}')
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 mkdir -p "$(dirname "$OUT")"
 {
-  echo "# Pull and unpack: isola vs skopeo + umoci"
+  echo "# Pull and unpack: isola vs podman pull, and skopeo + umoci"
   echo
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average before: $load_before"
   echo "- machine: $(nproc) CPUs ($cpu), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
   echo "- image: busybox + $LAYERS layers of $LAYER_MB MB random data, ${image_mb} MB of gzip blobs, from docker-registry $(/usr/bin/docker-registry --version | awk '{print $3}') on 127.0.0.1"
   echo "- command: \`N=$N bench/pull.sh\` ($N runs each, alternating, each into a fresh directory; release build)"
   echo "- isola: \`isola --root <fresh> pull -q $ref\` (download, verify, unpack)"
-  echo "- peer: \`skopeo copy docker://... oci:<dir>:big && umoci unpack --image <dir>:big <bundle>\` ($(skopeo --version | awk '{print $3}'), umoci $(umoci --version | awk '{print $3}'))"
+  echo "- peer, the same work: \`podman --root <fresh> pull\` ($(podman --version | awk '{print $3}'), overlay storage: download, verify, unpack each layer into its own directory, as isola does)"
+  echo "- second peer, different work: \`skopeo copy docker://... oci:<dir>:big && umoci unpack --image <dir>:big <bundle>\` ($(skopeo --version | awk '{print $3}'), umoci $(umoci --version | awk '{print $3}')): one flattened rootfs, no per-layer snapshots"
   echo
   echo "| tool | median (s) | runs (s) |"
   echo "|---|---:|---|"
   echo "| isola pull | $mi | ${isola_times[*]} |"
+  echo "| podman pull | $mpod | ${podman_times[*]} |"
   echo "| skopeo copy + umoci unpack | $mp | ${peer_times[*]} |"
   echo
-  echo "ratio isola / peer (median): **$ratio** (below 1 means isola is faster)"
+  echo "ratio isola / podman (median): **$ratio_podman**; isola / skopeo + umoci: **$ratio** (below 1 means isola is faster)"
 } > "$OUT"
 cat "$OUT"
