@@ -773,7 +773,10 @@ mod tests {
         let e = nets.remove(&c, &["web".into()]).unwrap_err().to_string();
         assert!(e.contains("in use") && e.contains("web"), "{e}");
         nets.remove(&c, &[]).unwrap();
-        assert!(matches!(nets.get("c"), Err(NetworkError::NotFound(_))));
+        // By its full id: "c" alone may be the prefix of another network's
+        // random id.
+        assert!(matches!(nets.get(&c.id), Err(NetworkError::NotFound(_))));
+        assert!(nets.list().unwrap().iter().all(|n| n.name != "c"));
         assert!(nets.remove(&def, &[]).is_err());
     }
 }
