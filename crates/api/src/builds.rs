@@ -176,9 +176,10 @@ pub async fn build(
     });
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     tokio::task::spawn_blocking(move || {
-        let _keep = dir;
+        // The context directory lives until the build is done.
+        let context = dir;
         let mut reader = BodyReader::new(body_rx);
-        if let Err(e) = unpack_context(&mut reader, _keep.path()) {
+        if let Err(e) = unpack_context(&mut reader, context.path()) {
             let m = format!("the build context: {e}");
             let _ = tx.blocking_send(line(json!({"errorDetail": {"message": m}, "error": m})));
             return;

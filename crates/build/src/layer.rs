@@ -107,8 +107,23 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// Writes one entry; `link` is a symlink's or hard link's target.
+    /// Writes one copied entry; `link` is a symlink's or hard link's
+    /// target. A directory where the image has a symlink is refused.
     fn put(
+        &mut self,
+        h: tar::Header,
+        path: &Path,
+        data: impl Read,
+        link: Option<&Path>,
+    ) -> Result<(), WriteError> {
+        if h.entry_type().is_dir() && (self.is_symlink)(&format!("/{}", path.display())) {
+            return Err(WriteError::OverSymlink(format!("/{}", path.display())));
+        }
+        self.write(h, path, data, link)
+    }
+
+    /// Writes one entry, its time clamped, as it is.
+    fn write(
         &mut self,
         mut h: tar::Header,
         path: &Path,
@@ -118,11 +133,7 @@ impl<'a> Writer<'a> {
         if let Some(c) = self.clamp {
             h.set_mtime(h.mtime().unwrap_or(0).min(c));
         }
-        let kind = h.entry_type();
-        if kind.is_dir() {
-            if (self.is_symlink)(&format!("/{}", path.display())) {
-                return Err(WriteError::OverSymlink(format!("/{}", path.display())));
-            }
+        if h.entry_type().is_dir() {
             self.dirs.insert(path.to_path_buf());
         }
         if let Some(target) = link {
@@ -150,13 +161,9 @@ impl<'a> Writer<'a> {
                 ),
                 None => dir_header(0o755, 0, 0, now),
             };
-            // The image's own directories: never refused as symlinks (the
-            // chain followed them already).
-            let saved = self.is_symlink;
-            self.is_symlink = &|_| false;
-            let r = self.put(h, path, io::empty(), None);
-            self.is_symlink = saved;
-            r?;
+            // The image's own directories, symlinks on the way already
+            // followed: nothing to check.
+            self.write(h, path, io::empty(), None)?;
         }
         Ok(())
     }

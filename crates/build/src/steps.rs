@@ -3,8 +3,9 @@
 //! build arguments it sees, and for COPY/ADD what is copied). RUN runs
 //! the command in a container of the build's isolation made from the
 //! state so far and keeps its filesystem changes as a layer; COPY and ADD
-//! write into a container's snapshot from the host side, never starting
-//! it; every other instruction changes only the config.
+//! write what they copy straight into a layer ([`crate::layer`]), reading
+//! the image through a container that is never started; every other
+//! instruction changes only the config.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -58,8 +59,13 @@ pub(crate) struct Builder<'a> {
     /// Whether the stage set CMD (ENTRYPOINT then keeps it).
     cmd_set: bool,
     used: ArgSet,
-    /// The digest of what the COPY step under way copies (its cache key's).
-    copied: Option<String>,
+}
+
+/// The context paths a COPY or ADD without `--from` copies, resolved once
+/// for its cache key and its work, and their digest.
+struct Copied {
+    paths: Vec<PathBuf>,
+    digest: String,
 }
 
 /// A container the build made, removed when dropped (a failed step
@@ -125,6 +131,14 @@ fn duration_ns(line: usize, flag: &str, v: &str) -> Result<u64, BuildError> {
         })
 }
 
+/// `path` (absolute, or relative to `state`'s WORKDIR) as a clean
+/// absolute path: WORKDIR's value and a COPY's destination.
+fn in_workdir(state: &State, path: &str) -> String {
+    let joined = Path::new(&state.workdir()).join(path);
+    let cleaned = crate::context::clean(&joined.to_string_lossy()).unwrap_or_default();
+    format!("/{}", cleaned.display())
+}
+
 fn owner_of(line: usize, spec: &str) -> BuildError {
     BuildError::Step {
         line,
@@ -155,7 +169,6 @@ impl<'a> Builder<'a> {
             args: Vars::new(),
             cmd_set: false,
             used: ArgSet::new(),
-            copied: None,
         })
     }
 
@@ -393,24 +406,30 @@ impl<'a> Builder<'a> {
     /// Runs one step: from the cache when its key is there, else for real.
     pub(crate) fn step(&mut self, step: &Step) -> Result<(), BuildError> {
         let line = step.line;
+        if matches!(step.inst, Inst::Arg(_)) {
+            // ARG changes what later steps see, not the image.
+            return self.arg(step);
+        }
+        let mut copied = None;
         // What else the key holds: the args a RUN sees, what COPY copies.
         let extra = match &step.inst {
             Inst::Run(_) => serde_json::to_string(&self.run_args()).expect("maps serialize"),
             Inst::Copy {
                 from: None, srcs, ..
             } => {
-                let mut all = Vec::new();
+                let mut paths = Vec::new();
                 for s in srcs {
                     let s = self.expand(line, s)?;
-                    all.extend(self.ctx.resolve(&s, line)?);
+                    paths.extend(self.ctx.resolve(&s, line)?);
                 }
-                let d = self.ctx.digest(&all).map_err(|source| BuildError::Io {
+                let digest = self.ctx.digest(&paths).map_err(|source| BuildError::Io {
                     line,
                     what: "reading the build context".into(),
                     source,
                 })?;
-                self.copied = Some(d.clone());
-                d
+                let extra = digest.clone();
+                copied = Some(Copied { paths, digest });
+                extra
             }
             Inst::Copy { from: Some(f), .. } => {
                 let f = self.expand(line, f)?;
@@ -423,10 +442,6 @@ impl<'a> Builder<'a> {
         };
         let vars = serde_json::to_string(&self.vars()).expect("maps serialize");
         let key = sha256(&[&self.cur.id(), &step.text, &vars, &extra]);
-        if matches!(step.inst, Inst::Arg(_)) {
-            // ARG changes what later steps see, not the image.
-            return self.arg(step);
-        }
         if !self.opts.no_cache {
             if let Some(hit) = self.store.cached_step(&key).map_err(BuildError::Image)? {
                 self.cur = State {
@@ -445,7 +460,7 @@ impl<'a> Builder<'a> {
                 return Ok(());
             }
         }
-        self.run_step(step)?;
+        self.run_step(step, copied)?;
         let entry = CachedStep {
             config: serde_json::to_string(&self.cur.config).expect("configs serialize"),
             layers: self.cur.layers.clone(),
@@ -493,7 +508,7 @@ impl<'a> Builder<'a> {
             .history(&created, &format!("/bin/sh -c #(nop)  {what}"), true);
     }
 
-    fn run_step(&mut self, step: &Step) -> Result<(), BuildError> {
+    fn run_step(&mut self, step: &Step, copied: Option<Copied>) -> Result<(), BuildError> {
         match &step.inst {
             Inst::Run(c) => self.run(step, c),
             Inst::Copy {
@@ -511,6 +526,7 @@ impl<'a> Builder<'a> {
                 chmod.as_deref(),
                 srcs,
                 dest,
+                copied,
             ),
             _ => {
                 let vars = self.vars();
@@ -519,10 +535,6 @@ impl<'a> Builder<'a> {
                 Ok(())
             }
         }
-    }
-
-    fn isolation(&self) -> Option<IsolationChoice> {
-        self.opts.isolation
     }
 
     /// A container of the state so far, not started.
@@ -596,10 +608,15 @@ impl<'a> Builder<'a> {
                 line,
                 message: format!("making the layer: {e}"),
             })?;
+        self.push_layer(layer, created_by);
+        Ok(())
+    }
+
+    /// A new layer on the state, with its history entry.
+    fn push_layer(&mut self, layer: image::store::NewLayer, created_by: &str) {
         self.cur.push_layer(layer.descriptor, &layer.diff_id);
         let created = self.created();
         self.cur.history(&created, created_by, false);
-        Ok(())
     }
 
     fn run(&mut self, step: &Step, c: &CommandForm) -> Result<(), BuildError> {
@@ -609,11 +626,11 @@ impl<'a> Builder<'a> {
         let env: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let c = self.container(
             line,
-            &self.cur.clone(),
+            &self.cur,
             cmd.clone(),
             env.clone(),
             self.opts.network.clone(),
-            self.isolation(),
+            self.opts.isolation,
         )?;
         let id = c.rec.config.id.clone();
         self.event(Event::Running { container: &id });
@@ -701,17 +718,14 @@ impl<'a> Builder<'a> {
         chmod: Option<&str>,
         srcs: &[String],
         dest: &str,
+        copied: Option<Copied>,
     ) -> Result<(), BuildError> {
         let line = step.line;
         let keyword = if add { "ADD" } else { "COPY" };
         let syntax = |message: String| BuildError::Step { line, message };
         let dest_word = self.expand(line, dest)?;
         let into_dir = dest_word.ends_with('/') || srcs.len() > 1;
-        let dest_abs = {
-            let joined = Path::new(&self.cur.workdir()).join(&dest_word);
-            let cleaned = crate::context::clean(&joined.to_string_lossy()).unwrap_or_default();
-            format!("/{}", cleaned.display())
-        };
+        let dest_abs = in_workdir(&self.cur, &dest_word);
         let mode = chmod
             .map(|m| {
                 u32::from_str_radix(m, 8)
@@ -724,7 +738,7 @@ impl<'a> Builder<'a> {
                 chmod.unwrap_or_default()
             )));
         }
-        let c = self.files_only(&self.cur.clone(), line)?;
+        let c = self.files_only(&self.cur, line)?;
         let owner = match chown {
             None => (0, 0),
             Some(spec) => {
@@ -754,11 +768,8 @@ impl<'a> Builder<'a> {
         let mut _source_container = None;
         match from {
             None => {
-                let mut all = Vec::new();
-                for s in srcs {
-                    let s = self.expand(line, s)?;
-                    all.extend(self.ctx.resolve(&s, line)?);
-                }
+                let Copied { paths: all, digest } =
+                    copied.expect("step() resolves a COPY's context sources");
                 if all.len() > 1 && !dest_is_dir {
                     return Err(syntax(format!("{keyword} with more than one source needs a directory as destination, ending with /")));
                 }
@@ -769,11 +780,7 @@ impl<'a> Builder<'a> {
                     } else {
                         "dir"
                     },
-                    self.copied
-                        .take()
-                        .unwrap_or_default()
-                        .get(..16)
-                        .unwrap_or_default()
+                    digest.get(..16).unwrap_or_default()
                 );
                 for rel in all {
                     let full = self.ctx.root().join(&rel);
@@ -801,9 +808,6 @@ impl<'a> Builder<'a> {
                 };
                 shown_src = format!("from {f}");
                 let sc = self.files_only(&source, line)?;
-                if srcs.len() > 1 && !dest_is_dir {
-                    return Err(syntax(format!("{keyword} with more than one source needs a directory as destination, ending with /")));
-                }
                 for s in srcs {
                     let s = self.expand(line, s)?;
                     if s.contains(['*', '?', '[']) {
@@ -871,22 +875,27 @@ impl<'a> Builder<'a> {
                     "{keyword}: archive entry {p:?} leaves its directory or is a whiteout name"
                 )),
             };
+            // Sources mostly share their target: its chain looked up once.
+            let mut chains: BTreeMap<&str, (PathBuf, Vec<crate::layer::Parent>)> = BTreeMap::new();
             for (target, source) in &parts {
-                let (target, chain) = self.target_chain(line, rec, target)?;
-                out.parents(&chain, now).map_err(written)?;
+                if !chains.contains_key(target.as_str()) {
+                    chains.insert(target, self.target_chain(line, rec, target)?);
+                }
+                let (target, chain) = &chains[target.as_str()];
+                out.parents(chain, now).map_err(written)?;
                 match source {
                     Source::Context { rel, is_dir, name } => {
                         let tree = self.ctx.tree(rel);
-                        out.context(self.ctx.root(), &tree, &target, (rel, *is_dir, name), &meta)
+                        out.context(self.ctx.root(), &tree, target, (rel, *is_dir, name), &meta)
                             .map_err(written)?
                     }
-                    Source::Archive(bytes) => out.archive(bytes, &target, None).map_err(written)?,
+                    Source::Archive(bytes) => out.archive(bytes, target, None).map_err(written)?,
                     Source::Stage {
                         archive,
                         is_dir,
                         name,
                     } => out
-                        .archive(archive, &target, Some((*is_dir, name, &meta)))
+                        .archive(archive, target, Some((*is_dir, name, &meta)))
                         .map_err(written)?,
                 }
             }
@@ -895,10 +904,10 @@ impl<'a> Builder<'a> {
             line,
             message: format!("making the layer: {e}"),
         })?;
-        self.cur.push_layer(layer.descriptor, &layer.diff_id);
-        let created = self.created();
-        let shown = format!("/bin/sh -c #(nop) {keyword} {shown_src} in {dest_word} ");
-        self.cur.history(&created, &shown, false);
+        self.push_layer(
+            layer,
+            &format!("/bin/sh -c #(nop) {keyword} {shown_src} in {dest_word} "),
+        );
         Ok(())
     }
 
@@ -1234,14 +1243,7 @@ fn apply_meta(
             format!("VOLUME {}", json!(shown))
         }
         Inst::Workdir(w) => {
-            let w = expand(w)?;
-            let dir = Path::new(&state.workdir()).join(&w);
-            let dir = format!(
-                "/{}",
-                crate::context::clean(&dir.to_string_lossy())
-                    .unwrap_or_default()
-                    .display()
-            );
+            let dir = in_workdir(state, &expand(w)?);
             state.cfg().insert("WorkingDir".into(), json!(dir));
             format!("WORKDIR {dir}")
         }

@@ -97,32 +97,17 @@ impl Healthcheck {
     /// durations where it sets them (docker's merge).
     pub fn merged(image: Option<Healthcheck>, over: Healthcheck) -> Healthcheck {
         let base = image.unwrap_or_default();
+        let or = |o: u64, b: u64| if o == 0 { b } else { o };
         Healthcheck {
             test: if over.test.is_empty() {
                 base.test
             } else {
                 over.test
             },
-            interval: if over.interval == 0 {
-                base.interval
-            } else {
-                over.interval
-            },
-            timeout: if over.timeout == 0 {
-                base.timeout
-            } else {
-                over.timeout
-            },
-            start_period: if over.start_period == 0 {
-                base.start_period
-            } else {
-                over.start_period
-            },
-            retries: if over.retries == 0 {
-                base.retries
-            } else {
-                over.retries
-            },
+            interval: or(over.interval, base.interval),
+            timeout: or(over.timeout, base.timeout),
+            start_period: or(over.start_period, base.start_period),
+            retries: or(over.retries.into(), base.retries.into()) as u32,
         }
     }
 }

@@ -136,7 +136,9 @@ impl BuildCommand {
     }
 }
 
-fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, Option<String>>> {
+/// `--build-arg K=V`, or `K` alone: its value then comes from the
+/// environment (None here), unlike a label's empty value.
+fn build_args(items: &[String]) -> anyhow::Result<BTreeMap<String, Option<String>>> {
     let mut out = BTreeMap::new();
     for i in items {
         let (k, v) = match i.split_once('=') {
@@ -144,7 +146,7 @@ fn key_values(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, O
             None => (i.as_str(), None),
         };
         if k.is_empty() {
-            bail!("invalid {flag} {i:?}: expected KEY=VALUE");
+            bail!("invalid --build-arg {i:?}: expected KEY=VALUE");
         }
         out.insert(k.to_string(), v);
     }
@@ -178,11 +180,8 @@ fn pull_policy(v: &str) -> anyhow::Result<engine::images::PullPolicy> {
 
 pub fn build(engine: &Engine, a: BuildArgs) -> anyhow::Result<u8> {
     let isolation: IsolationChoice = a.isolation.parse()?;
-    let build_args = key_values("--build-arg", &a.build_arg)?;
-    let mut labels = BTreeMap::new();
-    for (k, v) in key_values("--label", &a.label)? {
-        labels.insert(k, v.unwrap_or_default());
-    }
+    let build_args = build_args(&a.build_arg)?;
+    let labels = crate::networks::key_values("--label", &a.label)?;
     let network = match a.network.as_deref() {
         Some("") => bail!("invalid --network \"\": name a network, or none or host"),
         Some("default") | None => None,
