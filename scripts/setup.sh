@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(crun runc containerd skopeo umoci docker-registry busybox-static podman
           libseccomp-dev pkg-config hyperfine jq iproute2 procps util-linux
-          qemu-system-x86 cpio apache2-utils openssl tini
+          qemu-system-x86 cpio erofs-utils e2fsprogs apache2-utils openssl tini
           linux-source-6.1 build-essential bc flex bison libelf-dev libssl-dev xz-utils
           containernetworking-plugins iptables curl protobuf-compiler)
 

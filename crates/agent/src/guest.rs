@@ -1,10 +1,12 @@
 //! guest: prepares the utility VM as PID 1 must — the kernel filesystems,
 //! cgroups, loopback — and finds the virtio-serial port the host listens on;
 //! on the host's Init it makes the VM its own (entropy, clock) and mounts the
-//! container rootfs shared from the host over virtio-9p.
+//! container rootfs: shared from the host over virtio-9p, or the image and
+//! writable-layer disks overlaid here.
 //! It must not serve the protocol or start containers.
 
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -62,6 +64,18 @@ pub fn setup() -> Result<()> {
     // cgroup v2: one tree, every controller the guest kernel has; the runtime
     // enables them down to each container's group.
     mount_fs("cgroup2", "/sys/fs/cgroup", "cgroup2", nodev, None)?;
+    // The VM's memory is the container's: let its writes stay in the page
+    // cache (the writable disk's writeback under TCG costs more than the
+    // copy), flushed in the background past half of memory, at the
+    // latest after the kernel's 30 s expiry, and at power-off.
+    for (knob, value) in [
+        ("/proc/sys/vm/dirty_background_ratio", "50"),
+        ("/proc/sys/vm/dirty_ratio", "80"),
+    ] {
+        if let Err(e) = fs::write(knob, value) {
+            eprintln!("isola-agent: cannot set {knob}: {e}");
+        }
+    }
     if let Err(e) = sys::interface_up("lo") {
         eprintln!("isola-agent: cannot bring up lo: {e}");
     }
@@ -71,8 +85,8 @@ pub fn setup() -> Result<()> {
 /// The host's Init: what makes this VM its own, whether it booted or was
 /// restored from a template (a copy of another VM's memory) — fresh entropy
 /// mixed into the random pool and a reseed, the host's clock — and the
-/// container rootfs share, mounted only now so that a template never has it.
-pub fn init(entropy: &[u8], unix_time_ns: u64) -> Result<()> {
+/// container rootfs, mounted only now so that a template never has it.
+pub fn init(entropy: &[u8], unix_time_ns: u64, rootfs: proto::RootfsSource) -> Result<()> {
     sys::reseed_random(entropy).context("reseed the guest's random number generator")?;
     let now = nix::sys::time::TimeSpec::new(
         (unix_time_ns / 1_000_000_000) as i64,
@@ -81,9 +95,83 @@ pub fn init(entropy: &[u8], unix_time_ns: u64) -> Result<()> {
     nix::time::clock_settime(nix::time::ClockId::CLOCK_REALTIME, now)
         .context("set the guest's clock")?;
     if !is_mounted(proto::GUEST_ROOTFS) {
-        mount_9p(ROOTFS_TAG, proto::GUEST_ROOTFS, false)?;
+        match rootfs {
+            proto::RootfsSource::Share => mount_9p(ROOTFS_TAG, proto::GUEST_ROOTFS, false)?,
+            proto::RootfsSource::Disks => mount_disks()?,
+        }
     }
     Ok(())
+}
+
+/// Where the image disk and the writable-layer disk are mounted.
+const IMAGE_MOUNT: &str = "/run/isola/image";
+const WRITABLE_MOUNT: &str = "/run/isola/writable";
+
+/// Mounts the image disk (EROFS, read-only) and the writable-layer disk
+/// (ext4) and overlays them at [`proto::GUEST_ROOTFS`]: the image's files
+/// come from the guest's page cache once read, and writes stay in the guest
+/// until the disk is flushed, where 9p crosses to QEMU for each operation.
+fn mount_disks() -> Result<()> {
+    let image = disk_with_serial(proto::IMAGE_DISK_SERIAL)?;
+    let writable = disk_with_serial(proto::WRITABLE_DISK_SERIAL)?;
+    for dir in [IMAGE_MOUNT, WRITABLE_MOUNT, proto::GUEST_ROOTFS] {
+        fs::create_dir_all(dir).with_context(|| format!("create {dir}"))?;
+    }
+    mount_fs(&image, IMAGE_MOUNT, "erofs", MsFlags::MS_RDONLY, None)?;
+    // The disk's inode tables are sparse zeros on the host already: no
+    // background thread zeroing them again (a TCG guest's CPU). Only
+    // metadata is journaled (the disk is the container's alone: a block a
+    // crash leaves unwritten holds its own old data or zeros), and times
+    // are kept in memory between writes of their inode (lazytime).
+    mount_fs(
+        &writable,
+        WRITABLE_MOUNT,
+        "ext4",
+        MsFlags::MS_LAZYTIME,
+        Some("noinit_itable,data=writeback"),
+    )?;
+    let upper = format!("{WRITABLE_MOUNT}/upper");
+    let work = format!("{WRITABLE_MOUNT}/work");
+    for dir in [&upper, &work] {
+        if !Path::new(dir).is_dir() {
+            fs::DirBuilder::new()
+                .mode(0o755)
+                .create(dir)
+                .with_context(|| format!("create {dir}"))?;
+        }
+    }
+    let opts = format!("lowerdir={IMAGE_MOUNT},upperdir={upper},workdir={work}");
+    mount_fs(
+        "overlay",
+        proto::GUEST_ROOTFS,
+        "overlay",
+        MsFlags::empty(),
+        Some(&opts),
+    )
+}
+
+/// The /dev node of the virtio-blk disk whose serial is `serial`.
+fn disk_with_serial(serial: &str) -> Result<String> {
+    let entries = fs::read_dir("/sys/block").context("list /sys/block")?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let found = fs::read_to_string(entry.path().join("serial"))
+            .is_ok_and(|s| s.trim_end_matches(['\n', '\0']) == serial);
+        if found {
+            return Ok(format!("/dev/{name}"));
+        }
+    }
+    bail!("no disk with serial {serial}")
+}
+
+/// Unmounts the container rootfs and the disks under it, so the writable
+/// layer's disk is clean when the VM powers off; best effort.
+pub fn unmount_rootfs() {
+    for dir in [proto::GUEST_ROOTFS, WRITABLE_MOUNT, IMAGE_MOUNT] {
+        if is_mounted(dir) {
+            let _ = nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
 }
 
 /// Whether something is mounted on `path` (a second Init must not stack a mount).

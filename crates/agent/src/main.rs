@@ -25,6 +25,7 @@ fn main() {
     if let Err(e) = run() {
         eprintln!("isola-agent: fatal: {e:#}");
     }
+    guest::unmount_rootfs();
     let err = sys::power_off();
     eprintln!("isola-agent: power off failed: {err}");
     // Returning from PID 1 panics the kernel, which (panic=-1, reboot=t) ends QEMU too.

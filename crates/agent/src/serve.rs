@@ -274,7 +274,8 @@ impl Agent {
             Request::Init {
                 entropy,
                 unix_time_ns,
-            } => guest::init(&entropy, unix_time_ns).map(|()| Response::Ok),
+                rootfs,
+            } => guest::init(&entropy, unix_time_ns, rootfs).map(|()| Response::Ok),
             Request::Network {
                 mac,
                 address,

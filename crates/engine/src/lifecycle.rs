@@ -471,12 +471,17 @@ impl Engine {
                 privileged: req.privileged,
                 healthcheck: healthcheck.clone(),
             };
-            let snap = images
-                .create_snapshot(&img, &config.snapshot_key)
-                .map_err(|source| Error::Snapshot {
-                    id: id.into(),
-                    source,
-                })?;
+            // A VM container's files are disks its VM mounts (image/store/disks.rs).
+            let disks = config.isolation == isolation::Isolation::Vm
+                && crate::backend::vm::rootfs_on_disks()?;
+            let snap = match disks {
+                true => images.create_disk_snapshot(&img, &config.snapshot_key),
+                false => images.create_snapshot(&img, &config.snapshot_key),
+            }
+            .map_err(|source| Error::Snapshot {
+                id: id.into(),
+                source,
+            })?;
             config.rootfs = snap.rootfs;
             let finish = || -> Result<(), Error> {
                 claim.copy_up(&config.rootfs)?;
@@ -772,9 +777,17 @@ impl Engine {
         self.require_running(rec)?;
         let config = &rec.config;
         let user_spec = opts.user.clone().unwrap_or_else(|| config.user.clone());
-        let mut user = user::resolve(&config.rootfs, &user_spec)?;
+        // A VM that holds its disks leaves the host the image's files only.
+        let view = image::store::Store::open(&self.root)
+            .and_then(|s| s.held_image_view(&config.snapshot_key))
+            .map_err(|source| Error::Snapshot {
+                id: config.id.clone(),
+                source,
+            })?;
+        let files = view.as_ref().map_or(config.rootfs.as_path(), |v| v.path());
+        let mut user = user::resolve(files, &user_spec)?;
         user.additional_gids
-            .extend(user::group_ids(&config.rootfs, &config.group_add)?);
+            .extend(user::group_ids(files, &config.group_add)?);
         let (caps, security) = security::for_container(
             &config.cap_add,
             &config.cap_drop,

@@ -105,6 +105,22 @@ pub enum Error {
     #[error("snapshot \"{key}\": {count} layers are more than one overlay mount can stack")]
     TooManyLayers { key: String, count: usize },
 
+    #[error("{tool} making {path}: {message}")]
+    DiskTool {
+        tool: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+
+    #[error("snapshot \"{0}\" is on disks its VM holds: its files cannot be reached from the host while the VM runs")]
+    DiskInUse(String),
+
+    #[error("snapshot \"{key}\" is in use on the host ({target} is busy)")]
+    SnapshotBusy { key: String, target: PathBuf },
+
+    #[error("snapshot \"{0}\" is not on disks")]
+    NotADiskSnapshot(String),
+
     #[error("unmounting {target}")]
     Unmount {
         target: PathBuf,

@@ -473,3 +473,73 @@ fn prune_clears_crash_debris_but_not_work_in_progress() {
     t.store.prune(false).unwrap();
     assert_eq!(t.entries("tmp"), vec!["blob-writing".to_string()]);
 }
+
+#[test]
+fn a_disk_snapshot_keeps_its_writes_on_its_disk_and_leaves_nothing() {
+    let t = TestStore::new();
+    // Forty layers (more than one mount's options name by full path), the
+    // top one deleting a file of the first: the image disk has it applied.
+    let mut tars: Vec<Vec<u8>> = vec![LayerTar::new()
+        .file("gone", b"x")
+        .file("kept", b"1")
+        .finish()];
+    tars.extend((1..40).map(|i| LayerTar::new().file(&format!("f{i}"), b"x").finish()));
+    tars.push(LayerTar::new().file(".wh.gone", b"").finish());
+    let img = commit(&t.store, &tars, Compress::Gzip, "many:latest").unwrap();
+    let snap = t.store.create_disk_snapshot(&img, "vm").unwrap();
+    let guard = SnapshotGuard {
+        store: &t.store,
+        key: "vm".into(),
+    };
+    assert!(snap.rootfs.join("f39").exists() && !snap.rootfs.join("gone").exists());
+    fs::write(snap.rootfs.join("note"), b"on the disk").unwrap();
+    let changes: Vec<String> = t
+        .store
+        .changes("vm")
+        .unwrap()
+        .into_iter()
+        .map(|c| c.path)
+        .collect();
+    assert_eq!(changes, ["/note"]);
+
+    // Released for a VM: nothing of it mounted on the host any more, and
+    // the writable disk holds the note (an ext4 image with upper/, work/).
+    let disks = t.store.release_snapshot("vm").unwrap();
+    let dir = t.store.root().join("snapshots/vm");
+    assert!(!snap.rootfs.join("note").exists(), "rootfs still mounted");
+    assert!(
+        !dir.join("disk/upper").exists(),
+        "writable disk still mounted"
+    );
+    assert_eq!(disks.writable, dir.join("writable.disk"));
+    assert_eq!(
+        fs::metadata(&disks.writable).unwrap().len(),
+        image::store::WRITABLE_DISK_BYTES
+    );
+    let dump = Command::new("debugfs")
+        .args(["-R", "cat /upper/note"])
+        .arg(&disks.writable)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&dump.stdout), "on the disk");
+    // EROFS's superblock magic, at 1 KiB.
+    let mut head = [0u8; 1028];
+    std::io::Read::read_exact(&mut fs::File::open(&disks.image).unwrap(), &mut head).unwrap();
+    assert_eq!(head[1024..], 0xE0F5_E1E2u32.to_le_bytes());
+    assert_eq!(
+        fs::metadata(&disks.image).unwrap().len(),
+        image::store::IMAGE_DISK_BYTES
+    );
+
+    // The host reaches it again once it is back: the note is there.
+    let again = t.store.snapshot("vm").unwrap();
+    assert_eq!(fs::read(again.rootfs.join("note")).unwrap(), b"on the disk");
+    assert!(t.store.snapshot_upper_size("vm") >= 11);
+    drop(guard);
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(t.store.root().to_str().unwrap()),
+        "no mount left"
+    );
+    assert!(!dir.exists(), "the snapshot and its disk are gone");
+}

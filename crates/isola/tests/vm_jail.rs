@@ -76,7 +76,15 @@ fn assert_jailed(pid: i32) {
     // The jail, not the host's /: the guest's kernel is there, the host's
     // configuration, homes and state are not; its proc shows itself alone.
     let root = format!("/proc/{pid}/root");
-    for there in ["kernel", "initrd", "rootfs", "usr/bin", "dev/null"] {
+    // (An engine container's rootfs is its two disks.)
+    for there in [
+        "kernel",
+        "initrd",
+        "image.disk",
+        "writable.disk",
+        "usr/bin",
+        "dev/null",
+    ] {
         assert!(
             Path::new(&root).join(there).exists(),
             "{there} missing from the jail"
@@ -135,7 +143,8 @@ fn assert_only_its_own_fds(pid: i32) -> Vec<String> {
                 "pipe:",
                 "socket:",
                 "anon_inode:",
-                "/rootfs",
+                "/image.disk",
+                "/writable.disk",
                 "/share",
                 "/kernel",
                 "/initrd",

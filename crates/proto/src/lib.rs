@@ -24,6 +24,6 @@ pub use frame::{
     OUTPUT_WINDOW,
 };
 pub use message::{
-    share_path, CompiledSeccomp, ContainerStats, ProcessInfo, Request, Response, StdioFd,
-    WindowSize, GUEST_ROOTFS, PROTOCOL_VERSION,
+    share_path, CompiledSeccomp, ContainerStats, ProcessInfo, Request, Response, RootfsSource,
+    StdioFd, WindowSize, GUEST_ROOTFS, IMAGE_DISK_SERIAL, PROTOCOL_VERSION, WRITABLE_DISK_SERIAL,
 };

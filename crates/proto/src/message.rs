@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; the host refuses an agent that differs.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Where the agent mounts the host's rootfs share in the guest.
 pub const GUEST_ROOTFS: &str = "/run/isola/rootfs";
@@ -14,6 +14,26 @@ pub const GUEST_ROOTFS: &str = "/run/isola/rootfs";
 pub fn share_path(tag: &str) -> String {
     format!("/run/isola/shares/{tag}")
 }
+
+/// Where the guest finds the container's root filesystem, mounted at
+/// [`GUEST_ROOTFS`] by the Init call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootfsSource {
+    /// A host directory, over the 9p share tagged `rootfs`.
+    #[default]
+    Share,
+    /// Two virtio-blk disks: the image, read-only (EROFS, serial
+    /// [`IMAGE_DISK_SERIAL`]), and the container's writable layer (ext4,
+    /// serial [`WRITABLE_DISK_SERIAL`], holding `upper/` and `work/`),
+    /// overlaid in the guest.
+    Disks,
+}
+
+/// The virtio-blk serial of the image disk ([`RootfsSource::Disks`]).
+pub const IMAGE_DISK_SERIAL: &str = "isola-image";
+/// The virtio-blk serial of the writable-layer disk ([`RootfsSource::Disks`]).
+pub const WRITABLE_DISK_SERIAL: &str = "isola-writable";
 
 /// A seccomp BPF program: the kernel's `sock_filter` array in bytes (the
 /// guest's endianness) and the seccomp(2) flags.
@@ -48,7 +68,13 @@ pub enum Request {
     /// `unix_time_ns`, mount the rootfs share at [`GUEST_ROOTFS`]. A VM started
     /// from a template gets here with the template's random state and clock,
     /// so this is what makes each one its own. Answered by `Ok`.
-    Init { entropy: Vec<u8>, unix_time_ns: u64 },
+    Init {
+        entropy: Vec<u8>,
+        unix_time_ns: u64,
+        /// Where the container's root filesystem comes from.
+        #[serde(default)]
+        rootfs: RootfsSource,
+    },
     /// Release the created container's init.
     Start { container: String },
     /// Run another process in a running container; its stdio becomes `stream`.

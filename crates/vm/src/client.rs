@@ -364,8 +364,8 @@ impl AgentClient {
     }
 
     /// Makes the guest ready for containers (Request::Init): 64 bytes of the
-    /// host's entropy, the host's clock, the rootfs share mounted.
-    pub fn init(&self) -> Result<(), Error> {
+    /// host's entropy, the host's clock, the rootfs mounted from `rootfs`.
+    pub fn init(&self, rootfs: proto::RootfsSource) -> Result<(), Error> {
         let mut entropy = vec![0u8; 64];
         std::io::Read::read_exact(
             &mut std::fs::File::open("/dev/urandom").map_err(Error::io("open", "/dev/urandom"))?,
@@ -378,6 +378,7 @@ impl AgentClient {
         let req = Request::Init {
             entropy,
             unix_time_ns,
+            rootfs,
         };
         self.expect_ok("prepare the guest", &req).map(drop)
     }

@@ -83,6 +83,9 @@ pub struct QemuArgs<'a> {
     /// A listening unix socket for QMP (template VMs only).
     pub qmp_fd: Option<i32>,
     pub shares: &'a [Share],
+    /// The rootfs is two disks (image, writable layer) rather than the 9p
+    /// share of a directory.
+    pub disks: bool,
     /// A virtio-net device on an inherited tap descriptor, and its MAC.
     pub nic: Option<(i32, &'a str)>,
     /// How the machine starts: booted, booted to be saved as a template, or
@@ -233,18 +236,40 @@ impl QemuArgs<'_> {
             "-serial",
             "chardev:console",
         ]);
-        // The rootfs keeps the image's owners and modes (the same snapshot
-        // process mode uses); it is isola's own state, which host users
-        // cannot reach, and QEMU's bind of it is nosuid,nodev.
-        push(&[
-            "-fsdev",
-            &format!(
-                "local,id=fs0,path={},security_model=passthrough",
-                jail::ROOTFS
-            ),
-            "-device",
-            "virtio-9p-device,fsdev=fs0,mount_tag=rootfs",
-        ]);
+        if self.disks {
+            // Raw images through the host's page cache (shared by every VM
+            // of the image); the guest finds each by its serial.
+            for (id, path, serial, ro) in [
+                ("image", jail::IMAGE_DISK, proto::IMAGE_DISK_SERIAL, true),
+                (
+                    "writable",
+                    jail::WRITABLE_DISK,
+                    proto::WRITABLE_DISK_SERIAL,
+                    false,
+                ),
+            ] {
+                let ro = if ro { ",readonly=on" } else { "" };
+                push(&[
+                    "-drive",
+                    &format!("file={path},if=none,id={id},format=raw{ro}"),
+                    "-device",
+                    &format!("virtio-blk-device,drive={id},serial={serial}"),
+                ]);
+            }
+        } else {
+            // The rootfs keeps the image's owners and modes (the same
+            // snapshot process mode uses); it is isola's own state, which
+            // host users cannot reach, and QEMU's bind of it is nosuid,nodev.
+            push(&[
+                "-fsdev",
+                &format!(
+                    "local,id=fs0,path={},security_model=passthrough",
+                    jail::ROOTFS
+                ),
+                "-device",
+                "virtio-9p-device,fsdev=fs0,mount_tag=rootfs",
+            ]);
+        }
         push(&[
             "-device",
             "virtio-serial-device",
@@ -327,6 +352,7 @@ mod tests {
             console_fd: 5,
             agent_fd: 6,
             qmp_fd: None,
+            disks: false,
             nic: Some((9, "02:42:ac:11:00:02")),
             shares: &[],
             start: StartMode::Restore { fd: 7 },
@@ -345,6 +371,37 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_rootfs_is_two_drives_the_guest_finds_by_serial() {
+        let args = QemuArgs {
+            name: "web",
+            process_name: "isola-vm-3f9a2c",
+            accel: Accel::Tcg { tb_size_mib: 32 },
+            memory_mib: 128,
+            cpus: 1,
+            console_fd: 5,
+            agent_fd: 6,
+            qmp_fd: None,
+            disks: true,
+            nic: None,
+            shares: &[],
+            start: StartMode::Boot,
+        }
+        .to_args()
+        .join(" ");
+        assert!(!args.contains("mount_tag=rootfs"), "{args}");
+        assert!(
+            args.contains("file=/image.disk,if=none,id=image,format=raw,readonly=on")
+                && args.contains("drive=image,serial=isola-image"),
+            "{args}"
+        );
+        assert!(
+            args.contains("file=/writable.disk,if=none,id=writable,format=raw ")
+                && args.contains("drive=writable,serial=isola-writable"),
+            "{args}"
+        );
+    }
+
+    #[test]
     fn the_vm_process_is_named_after_the_container() {
         assert_eq!(process_name("3f9a2c1b7d"), "isola-vm-3f9a2c");
         assert!(process_name("3f9a2c1b7d").len() <= 15);
@@ -357,6 +414,7 @@ mod tests {
             console_fd: 5,
             agent_fd: 6,
             qmp_fd: None,
+            disks: false,
             nic: None,
             shares: &[Share {
                 tag: "vol0".into(),

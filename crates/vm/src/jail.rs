@@ -179,7 +179,7 @@ pub(crate) struct Jail {
 pub(crate) struct JailParts<'a> {
     pub kernel: &'a Path,
     pub initrd: &'a Path,
-    pub rootfs: &'a Path,
+    pub rootfs: &'a crate::Rootfs,
     /// (host directory, read-only, only these files of it, live): a share.
     pub shares: Vec<(&'a Path, bool, Option<&'a [String]>, bool)>,
     pub kvm: bool,
@@ -191,6 +191,9 @@ pub(crate) struct JailParts<'a> {
 pub(crate) const KERNEL: &str = "/kernel";
 pub(crate) const INITRD: &str = "/initrd";
 pub(crate) const ROOTFS: &str = "/rootfs";
+/// The image disk and the writable-layer disk ([`crate::Rootfs::Disks`]).
+pub(crate) const IMAGE_DISK: &str = "/image.disk";
+pub(crate) const WRITABLE_DISK: &str = "/writable.disk";
 
 /// A share's directory inside the jail.
 pub(crate) fn share_dir(i: usize) -> String {
@@ -263,7 +266,13 @@ impl Jail {
         }
         bind(parts.kernel, KERNEL, Access::ReadOnly)?;
         bind(parts.initrd, INITRD, Access::ReadOnly)?;
-        bind(parts.rootfs, ROOTFS, Access::ReadWrite)?;
+        match parts.rootfs {
+            crate::Rootfs::Share(dir) => bind(dir, ROOTFS, Access::ReadWrite)?,
+            crate::Rootfs::Disks { image, writable } => {
+                bind(image, IMAGE_DISK, Access::ReadOnly)?;
+                bind(writable, WRITABLE_DISK, Access::ReadWrite)?;
+            }
+        }
         for (i, (host, read_only, files, live)) in parts.shares.iter().enumerate() {
             let access = match (*read_only, *live) {
                 (true, _) => Access::ReadOnly,
@@ -359,7 +368,7 @@ pub fn policy(user: &str) -> JailPolicy {
             .iter()
             .map(|(_, name, _)| name.to_string())
             .collect(),
-        root: "a per-VM directory: kernel, initramfs, rootfs and shares (nosuid,nodev), /dev/null, /dev/urandom, /dev/kvm under KVM, /usr read-only".into(),
+        root: "a per-VM directory: kernel, initramfs, rootfs disks (the image's read-only) or directory, and shares (nosuid,nodev), /dev/null, /dev/urandom, /dev/kvm under KVM, /usr read-only".into(),
         seccomp: format!("QEMU -sandbox {}", crate::cmdline::SANDBOX),
         no_new_privs: true,
         nofile: NOFILE_LIMIT,
@@ -368,7 +377,7 @@ pub fn policy(user: &str) -> JailPolicy {
             "guest memory + TCG translation cache + {} MiB, QEMU and the monitor together",
             crate::cmdline::QEMU_HOST_OVERHEAD_MIB
         ),
-        shares: "rootfs: 9p passthrough (the image's owners and modes, as in process mode); volumes and bind mounts: 9p mapped-xattr (modes, owners, setuid bits and device nodes the guest makes stay in xattrs, never on the host), single files without their siblings, read-only ones read-only at the device".into(),
+        shares: "rootfs: the image's disk (EROFS, read-only) and the container's writable disk (ext4) on virtio-blk, or a directory over 9p passthrough under containerd (the image's owners and modes, as in process mode); volumes and bind mounts: 9p mapped-xattr (modes, owners, setuid bits and device nodes the guest makes stay in xattrs, never on the host), single files without their siblings, read-only ones read-only at the device".into(),
     }
 }
 
@@ -447,7 +456,7 @@ mod tests {
             &JailParts {
                 kernel: &kernel,
                 initrd: &kernel,
-                rootfs: host.path(),
+                rootfs: &crate::Rootfs::Share(host.path().into()),
                 shares: vec![(host.path(), true, Some(&files), false)],
                 kvm: false,
                 user: JailUser { uid: 1, gid: 1 },
@@ -474,7 +483,7 @@ mod tests {
             &JailParts {
                 kernel: &kernel,
                 initrd: &kernel,
-                rootfs: host.path(),
+                rootfs: &crate::Rootfs::Share(host.path().into()),
                 shares: vec![(host.path(), true, Some(&bad), false)],
                 kvm: false,
                 user: JailUser { uid: 1, gid: 1 },

@@ -46,7 +46,7 @@ pub use error::Error;
 pub use jail::JailUser;
 pub use kernel::{AgentBinary, GuestKernel};
 pub use proto::{share_path, ContainerStats, ProcessInfo, GUEST_ROOTFS};
-pub use vmm::{Nic, Vm, VmConfig};
+pub use vmm::{Nic, Rootfs, Vm, VmConfig};
 
 #[cfg(test)]
 mod tests {

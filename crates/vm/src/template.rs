@@ -96,6 +96,14 @@ fn key(launch: &Launch<'_>) -> Result<String, Error> {
         launch.accel,
         cmdline::KERNEL_CMDLINE
     ));
+    // Disks instead of the rootfs share: the guest probes them at boot and
+    // keeps their sizes (a restored VM's disks must have the same).
+    if let crate::Rootfs::Disks { image, writable } = &cfg.rootfs {
+        for disk in [image, writable] {
+            let len = fs::metadata(disk).map_err(Error::io("stat", disk))?.len();
+            h.update(format!("\0disk\0{len}"));
+        }
+    }
     // The guest learns each 9p device's tag when it probes it, at boot.
     for s in &cfg.shares {
         h.update(format!("\0{}\0{}", s.tag, s.read_only));
@@ -124,10 +132,30 @@ fn make(launch: &Launch<'_>, dir: &Path, key: &str, path: &Path) -> Result<(), E
     let saving = dir.join(format!(".{key}.vmstate.{}", std::process::id()));
     let made = (|| {
         let _ = fs::remove_dir_all(&work);
-        let rootfs = work.join("rootfs");
-        fs::create_dir_all(&rootfs).map_err(Error::io("create", &rootfs))?;
-        // Same devices as the VMs it stands for, over empty directories: the
-        // template never mounts them (the agent mounts the rootfs in Init).
+        // Same devices as the VMs it stands for, over empty directories and
+        // sparse files of the same sizes: the template never mounts them
+        // (the agent mounts the rootfs in Init).
+        let rootfs = match &launch.cfg.rootfs {
+            crate::Rootfs::Share(_) => {
+                let dir = work.join("rootfs");
+                fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+                crate::Rootfs::Share(dir)
+            }
+            crate::Rootfs::Disks { image, writable } => {
+                fs::create_dir_all(&work).map_err(Error::io("create", &work))?;
+                let blank = |real: &Path, name: &str| -> Result<PathBuf, Error> {
+                    let len = fs::metadata(real).map_err(Error::io("stat", real))?.len();
+                    let path = work.join(name);
+                    let f = fs::File::create(&path).map_err(Error::io("create", &path))?;
+                    f.set_len(len).map_err(Error::io("size", &path))?;
+                    Ok(path)
+                };
+                crate::Rootfs::Disks {
+                    image: blank(image, "image.disk")?,
+                    writable: blank(writable, "writable.disk")?,
+                }
+            }
+        };
         let mut shares = Vec::new();
         for (i, s) in launch.cfg.shares.iter().enumerate() {
             let host_path = work.join(format!("share{i}"));

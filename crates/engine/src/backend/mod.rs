@@ -39,6 +39,12 @@ pub enum BackendError {
         #[source]
         source: Box<::vm::Error>,
     },
+    #[error("handing the files of container {id} to its VM")]
+    VmRootfs {
+        id: String,
+        #[source]
+        source: Box<image::store::Error>,
+    },
     #[error("the guest agent of container {id} failed to {op}")]
     Agent {
         op: &'static str,

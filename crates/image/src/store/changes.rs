@@ -57,10 +57,18 @@ impl Store {
         let Ok(dir) = self.snapshot_dir(key) else {
             return 0;
         };
-        let overlay = self
-            .read_snapshot(key)
-            .is_ok_and(|r| r.driver == SnapshotDriver::Overlay);
-        let tree = if overlay {
+        let Ok(rec) = self.read_snapshot(key) else {
+            return 0;
+        };
+        if rec.disk {
+            // Not mounted (its VM holds it, say): the disk's bytes.
+            let disk = dir.join(super::disks::DISK_MOUNT);
+            return match super::snapshot::is_mountpoint(&disk, &dir) {
+                Ok(true) => tree_size(&disk.join("upper")),
+                _ => Self::writable_disk_bytes(&dir),
+            };
+        }
+        let tree = if rec.driver == SnapshotDriver::Overlay {
             dir.join("upper")
         } else {
             dir.join("rootfs")
@@ -76,7 +84,14 @@ impl Store {
         if rec.driver != SnapshotDriver::Overlay {
             return Err(Error::NoUpperDir(key.to_string()));
         }
-        let upper = self.snapshot_dir(key)?.join("upper");
+        let dir = self.snapshot_dir(key)?;
+        let upper = match rec.disk {
+            true => {
+                self.mount_writable_disk(key, &dir)?;
+                dir.join(super::disks::DISK_MOUNT).join("upper")
+            }
+            false => dir.join("upper"),
+        };
         let lowers = rec
             .layers
             .iter()

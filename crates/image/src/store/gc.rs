@@ -66,6 +66,8 @@ impl Store {
             None => (self.list_hex("blobs/sha256")?, self.list_hex("layers")?),
         };
 
+        self.prune_image_disks()?;
+
         let mut report = PruneReport::default();
         for d in blob_candidates {
             if blobs_in_use.contains(&d) {

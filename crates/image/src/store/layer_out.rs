@@ -199,6 +199,10 @@ impl<W: Write> Walker<'_, W> {
             } else if ft.is_symlink() {
                 let target = fs::read_link(&path)?;
                 let mut h = self.header(&meta, tar::EntryType::Symlink);
+                // A symlink's mode means nothing on Linux, and is not always
+                // 0777: overlayfs applies the umask to one it makes on an
+                // upper filesystem without POSIX ACLs (the VM guest's ext4).
+                h.set_mode(0o777);
                 self.tar.append_link(&mut h, &rel, target)?;
             } else if ft.is_file() {
                 let key = (meta.dev(), meta.ino());

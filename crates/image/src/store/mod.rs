@@ -20,6 +20,7 @@
 mod build_cache;
 mod changes;
 mod commit;
+mod disks;
 mod gc;
 mod layer_out;
 mod records;
@@ -34,6 +35,7 @@ use nix::fcntl::{Flock, FlockArg};
 pub use crate::error::Error;
 pub use build_cache::CachedStep;
 pub use changes::{tree_size, Change, ChangeKind};
+pub use disks::{ImageView, SnapshotDisks, IMAGE_DISK_BYTES, WRITABLE_DISK_BYTES};
 pub use gc::PruneReport;
 pub use layer_out::{DiffOptions, LayerSink, LayerWriter, NewLayer};
 pub use records::Image;

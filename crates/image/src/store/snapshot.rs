@@ -15,6 +15,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{mknod, Mode, SFlag};
 use serde::{Deserialize, Serialize};
 
+use super::disks::DISK_MOUNT;
 use super::records::Image;
 use super::{read_json, write_atomic, Error, Store};
 
@@ -47,6 +48,9 @@ pub(crate) struct SnapshotRecord {
     image_id: String,
     pub(crate) layers: Vec<String>,
     pub(crate) driver: SnapshotDriver,
+    /// The writable layer is a disk image ([`super::disks`]), for a VM.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) disk: bool,
 }
 
 impl Store {
@@ -72,7 +76,15 @@ impl Store {
             Ok("overlay") => Some(SnapshotDriver::Overlay),
             _ => None,
         };
-        self.create_snapshot_inner(image, key, forced)
+        self.create_snapshot_inner(image, key, forced, false)
+    }
+
+    /// Makes the root filesystem for a VM container `key` from `image`: its
+    /// writable layer is a disk image of its own and the image's files one
+    /// image shared by its snapshots ([`super::disks`]); the host sees them
+    /// as any overlay snapshot while no VM holds the disk.
+    pub fn create_disk_snapshot(&self, image: &Image, key: &str) -> Result<Snapshot, Error> {
+        self.create_snapshot_inner(image, key, Some(SnapshotDriver::Overlay), true)
     }
 
     /// [`Store::create_snapshot`] with the given driver, no fallback.
@@ -82,7 +94,7 @@ impl Store {
         key: &str,
         driver: SnapshotDriver,
     ) -> Result<Snapshot, Error> {
-        self.create_snapshot_inner(image, key, Some(driver))
+        self.create_snapshot_inner(image, key, Some(driver), false)
     }
 
     fn create_snapshot_inner(
@@ -90,6 +102,7 @@ impl Store {
         image: &Image,
         key: &str,
         forced: Option<SnapshotDriver>,
+        disk: bool,
     ) -> Result<Snapshot, Error> {
         let dir = self.snapshot_dir(key)?;
         let _lock = self.meta_lock()?;
@@ -110,9 +123,10 @@ impl Store {
             }
             Err(e) => return Err(Error::io("creating", &dir, e)),
         }
-        let result = self.build_snapshot(image, key, &dir, forced);
+        let result = self.build_snapshot(image, key, &dir, forced, disk);
         if result.is_err() {
             let _ = umount2(&dir.join("rootfs"), MntFlags::MNT_DETACH);
+            let _ = umount2(&dir.join(DISK_MOUNT), MntFlags::MNT_DETACH);
             let _ = fs::remove_dir_all(&dir);
         }
         result
@@ -124,19 +138,31 @@ impl Store {
         key: &str,
         dir: &Path,
         forced: Option<SnapshotDriver>,
+        disk: bool,
     ) -> Result<Snapshot, Error> {
         let rootfs = dir.join("rootfs");
-        for d in ["rootfs", "upper", "work"] {
+        let subdirs: &[&str] = match disk {
+            true => &["rootfs", DISK_MOUNT],
+            false => &["rootfs", "upper", "work"],
+        };
+        if disk {
+            // Made now, so that starting the container does not wait for it.
+            self.image_disk(key, &image.layers)?;
+        }
+        for d in subdirs {
             let p = dir.join(d);
             DirBuilder::new()
                 .mode(0o755)
                 .create(&p)
                 .map_err(|e| Error::io("creating", &p, e))?;
         }
+        if disk {
+            self.make_writable_disk(dir)?;
+        }
         let mut driver = SnapshotDriver::Overlay;
         if forced == Some(SnapshotDriver::Copy) {
             driver = SnapshotDriver::Copy;
-        } else if let Err(e) = self.mount_overlay(key, &image.layers, dir) {
+        } else if let Err(e) = self.mount_overlay(key, &image.layers, dir, disk) {
             let unavailable = matches!(
                 e,
                 Error::Mount {
@@ -165,6 +191,7 @@ impl Store {
             image_id: image.id.clone(),
             layers: image.layers.clone(),
             driver,
+            disk,
         };
         write_atomic(
             &dir.join("snapshot.json"),
@@ -178,13 +205,22 @@ impl Store {
         })
     }
 
-    fn mount_overlay(&self, key: &str, layers: &[String], dir: &Path) -> Result<(), Error> {
-        let target = dir.join("rootfs");
-        let upper_work = format!(
-            "upperdir={},workdir={}",
-            dir.join("upper").display(),
-            dir.join("work").display()
-        );
+    /// Mounts snapshot `key`'s overlay at its `rootfs/`: `layers` below,
+    /// its upper and work dirs (on its writable disk with `disk`) above.
+    fn mount_overlay(
+        &self,
+        key: &str,
+        layers: &[String],
+        dir: &Path,
+        disk: bool,
+    ) -> Result<(), Error> {
+        let rw = match disk {
+            true => {
+                self.mount_writable_disk(key, dir)?;
+                dir.join(DISK_MOUNT)
+            }
+            false => dir.to_path_buf(),
+        };
         let mut lowers = Vec::new();
         for diff_id in layers.iter().rev() {
             lowers.push(self.layer_diff_dir(diff_id)?.display().to_string());
@@ -195,7 +231,30 @@ impl Store {
             fs::create_dir_all(&empty).map_err(|e| Error::io("creating", &empty, e))?;
             lowers.push(empty.display().to_string());
         }
-        let opts = format!("lowerdir={},{upper_work}", lowers.join(":"));
+        let upper = (rw.join("upper"), rw.join("work"));
+        self.mount_overlay_of(key, layers, &lowers, Some(&upper), &dir.join("rootfs"))
+    }
+
+    /// Mounts an overlay of `lowers` (top first: the dirs of `layers`, and
+    /// at most one more dir) at `target`, with `upper` (its upper and work
+    /// dirs) or read-only. With many layers the lowers are named by short
+    /// links to `layers`' dirs.
+    pub(crate) fn mount_overlay_of(
+        &self,
+        key: &str,
+        layers: &[String],
+        lowers: &[String],
+        upper: Option<&(PathBuf, PathBuf)>,
+        target: &Path,
+    ) -> Result<(), Error> {
+        let target = target.to_path_buf();
+        let upper_work = match upper {
+            Some((upper, work)) => {
+                format!(",upperdir={},workdir={}", upper.display(), work.display())
+            }
+            None => String::new(),
+        };
+        let opts = format!("lowerdir={}{upper_work}", lowers.join(":"));
         if opts.len() <= MAX_MOUNT_DATA {
             return mount(
                 Some("overlay"),
@@ -218,11 +277,11 @@ impl Store {
         for diff_id in layers.iter().rev() {
             short.push(self.short_layer_link(diff_id)?);
         }
-        let opts = format!("lowerdir={},{upper_work}", short.join(":"));
+        let opts = format!("lowerdir={}{upper_work}", short.join(":"));
         if opts.len() > MAX_MOUNT_DATA {
             return Err(Error::TooManyLayers {
                 key: key.to_string(),
-                count: layers.len(),
+                count: lowers.len(),
             });
         }
         let out = std::process::Command::new("mount")
@@ -270,7 +329,7 @@ impl Store {
         let dir = self.snapshot_dir(key)?;
         let rootfs = dir.join("rootfs");
         if rec.driver == SnapshotDriver::Overlay && !is_mountpoint(&rootfs, &dir)? {
-            self.mount_overlay(key, &rec.layers, &dir)?;
+            self.mount_overlay(key, &rec.layers, &dir, rec.disk)?;
         }
         Ok(Snapshot {
             key: rec.key,
@@ -302,6 +361,7 @@ impl Store {
         if !dir.exists() {
             return Err(Error::SnapshotNotFound(key.to_string()));
         }
+        let rec_disk = self.read_snapshot(key).is_ok_and(|r| r.disk);
         let rootfs = dir.join("rootfs");
         if rootfs.exists() && is_mountpoint(&rootfs, &dir)? {
             match umount2(&rootfs, MntFlags::empty()) {
@@ -321,8 +381,19 @@ impl Store {
                 }
             }
         }
+        let disk = dir.join(DISK_MOUNT);
+        if disk.exists() && is_mountpoint(&disk, &dir)? {
+            umount2(&disk, MntFlags::MNT_DETACH).map_err(|source| Error::Unmount {
+                target: disk.clone(),
+                source,
+            })?;
+        }
         let _lock = self.meta_lock()?;
-        fs::remove_dir_all(&dir).map_err(|e| Error::io("removing", &dir, e))
+        fs::remove_dir_all(&dir).map_err(|e| Error::io("removing", &dir, e))?;
+        if rec_disk {
+            self.prune_image_disks()?;
+        }
+        Ok(())
     }
 
     /// Keys of the snapshots made from image `id`.
@@ -356,7 +427,7 @@ impl Store {
 }
 
 /// True when `path` is a mount point (its device differs from its parent's).
-fn is_mountpoint(path: &Path, parent: &Path) -> Result<bool, Error> {
+pub(crate) fn is_mountpoint(path: &Path, parent: &Path) -> Result<bool, Error> {
     let a = fs::symlink_metadata(path).map_err(|e| Error::io("checking", path, e))?;
     let b = fs::symlink_metadata(parent).map_err(|e| Error::io("checking", parent, e))?;
     Ok(a.dev() != b.dev())

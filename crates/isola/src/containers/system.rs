@@ -71,6 +71,7 @@ pub fn info(engine: &Engine, args: InfoArgs) -> anyhow::Result<u8> {
     println!("VM QEMU: {}", vm.qemu);
     println!("VM Agent: {}", vm.agent);
     println!("VM Template: {}", vm.template);
+    println!("VM Rootfs: {}", vm.rootfs);
     println!(
         "VM Defaults: {} MiB guest memory without --memory, else --memory + {} MiB overhead (--memory at least {} MiB); {} vCPU without --cpus; QEMU host overhead {} MiB",
         vm.default_memory_mib,

@@ -210,6 +210,25 @@ impl Root {
             })
             .collect();
         assert!(ours.is_empty(), "mounts left under the root: {ours:?}");
+        // A VM container's writable disk is loop-mounted while the host reads it.
+        let loops: Vec<String> = std::fs::read_dir("/sys/block")
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        std::fs::read_to_string(e.path().join("loop/backing_file")).ok()
+                    })
+                    .filter(|f| Path::new(f.trim()).starts_with(&root))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            loops.is_empty(),
+            "loop devices left on files under the root: {loops:?}"
+        );
+        let snapshots: Vec<_> = std::fs::read_dir(self.path().join("image/snapshots"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(snapshots.is_empty(), "snapshots left: {snapshots:?}");
     }
 }
 

@@ -113,6 +113,8 @@ pub struct VmDefaults {
     pub qemu_host_overhead_mib: u64,
     /// Whether VMs start from a saved template VM, and why.
     pub template: String,
+    /// How new VM containers' files reach their guests, and why.
+    pub rootfs: String,
     /// What every VM's QEMU runs under.
     pub jail: JailPolicy,
     /// The image architectures VM mode runs here: the host's, and those
@@ -153,9 +155,18 @@ pub fn defaults() -> VmDefaults {
         } else {
             "off: every VM boots its kernel (vm.template = false or ISOLA_VM_TEMPLATE=0)".into()
         },
+        rootfs: match settings.rootfs() {
+            settings::VmRootfs::Disks => "disks: the image read-only (EROFS) and a writable ext4 disk per container, overlaid in the guest (vm.rootfs = \"share\" or ISOLA_VM_ROOTFS=share shares the directory over 9p)".into(),
+            settings::VmRootfs::Share => "share: the container's directory over 9p, live on the host (vm.rootfs = \"share\" or ISOLA_VM_ROOTFS=share)".into(),
+        },
         jail: vm::jail::policy(vm::jail::USER),
         architectures: vm::emulator::runnable(&crate::isolation::host_platform().1),
     }
+}
+
+/// Whether new VM containers get disk snapshots (`[vm] rootfs`).
+pub(crate) fn rootfs_on_disks() -> Result<bool, BackendError> {
+    Ok(load_settings()?.rootfs() == settings::VmRootfs::Disks)
 }
 
 fn load_settings() -> Result<settings::VmSettings, BackendError> {
@@ -331,6 +342,14 @@ impl VmBackend {
     }
 }
 
+/// A snapshot error of container `id` as a backend error.
+fn snapshot_err(id: &str) -> impl Fn(image::store::Error) -> BackendError + '_ {
+    move |source| BackendError::VmRootfs {
+        id: id.into(),
+        source: Box::new(source),
+    }
+}
+
 /// The memory limit `resources` set, in bytes.
 fn memory_limit(resources: &oci_spec::runtime::LinuxResources) -> Option<u64> {
     resources
@@ -422,6 +441,18 @@ impl Backend for VmBackend {
                 tap_fd: std::os::fd::AsRawFd::as_raw_fd(fd),
                 mac: n.attachment.mac.clone(),
             });
+        }
+        // A disk snapshot's disks go to the VM, off the host's mounts.
+        let store = image::store::Store::open(&self.root).map_err(snapshot_err(id))?;
+        match store.release_snapshot(&config.snapshot_key) {
+            Ok(disks) => {
+                cfg.rootfs = vm::Rootfs::Disks {
+                    image: disks.image,
+                    writable: disks.writable,
+                }
+            }
+            Err(image::store::Error::NotADiskSnapshot(_)) => {}
+            Err(e) => return Err(snapshot_err(id)(e)),
         }
         let vm = vm::Vm::boot(&cfg).map_err(boot)?;
         // QEMU holds its own copy of the tap now.

@@ -2,7 +2,8 @@
 //! (/etc/isola/config.toml): `kernel` (a bzImage to boot instead of the
 //! cached build), `accel` (`auto`, `kvm` or `tcg`) and `template` (start VMs
 //! from a saved template VM, default true; `ISOLA_VM_TEMPLATE=0|1` overrides
-//! it) and `template_dir` (where templates are kept; `ISOLA_VM_TEMPLATE_DIR`). It reads; it checks nothing beyond the file's syntax.
+//! it), `template_dir` (where templates are kept; `ISOLA_VM_TEMPLATE_DIR`)
+//! and `rootfs` (`disks` or `share`; `ISOLA_VM_ROOTFS`). It reads; it checks nothing beyond the file's syntax.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,22 @@ pub struct VmSettings {
     /// Where VM templates are kept (default /var/cache/isola/templates);
     /// `ISOLA_VM_TEMPLATE_DIR` overrides it.
     pub template_dir: Option<PathBuf>,
+    /// How a VM container's files reach its guest (default `disks`);
+    /// `ISOLA_VM_ROOTFS` overrides it.
+    pub rootfs: Option<VmRootfs>,
+}
+
+/// How a VM container's root filesystem reaches its guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmRootfs {
+    /// The image as a read-only disk and a writable disk of its own
+    /// (image/store/disks.rs): the guest's own page cache, the host off
+    /// the files while the VM runs.
+    Disks,
+    /// The snapshot directory over 9p: every file operation a round trip
+    /// through QEMU, the host's view live.
+    Share,
 }
 
 impl VmSettings {
@@ -28,6 +45,16 @@ impl VmSettings {
             Ok("0") | Ok("false") => false,
             Ok("1") | Ok("true") => true,
             _ => self.template.unwrap_or(true),
+        }
+    }
+
+    /// How VM containers' files reach their guests: `ISOLA_VM_ROOTFS`
+    /// (`disks` or `share`), else `vm.rootfs`, else disks.
+    pub fn rootfs(&self) -> VmRootfs {
+        match std::env::var("ISOLA_VM_ROOTFS").as_deref() {
+            Ok("share") => VmRootfs::Share,
+            Ok("disks") => VmRootfs::Disks,
+            _ => self.rootfs.unwrap_or(VmRootfs::Disks),
         }
     }
 
