@@ -124,6 +124,7 @@ table() {
   echo "- versions: isola-runtime $(git -C "$repo" rev-parse --short HEAD) (release build), $(crun --version | head -n1), $(runc --version | head -n1)"
   echo "- command: \`N=$N bench/runtime.sh\` ($N cycles per runtime after $WARMUP warm-up cycles, round-robin)"
   echo "- cycle: \`<rt> --root <dir> run --bundle <busybox bundle> <id>\` (process \`true\`, config from \`runc spec\` with terminal off) then \`<rt> delete --force <id>\`"
+  echo "- note: on cgroup v1 a pid written to cgroup.procs waits for an RCU grace period (about 10 ms) unless another such write came within the last one; crun and runc pay it (and can share it when their cycles follow each other closely), isola-runtime's child moves itself (\"0\" to \`tasks\`) and never does"
   for place in "${places[@]}"; do
     echo
     case $place in

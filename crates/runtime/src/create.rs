@@ -259,6 +259,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     if let Some(r) = resources_with_devices(&spec) {
         cgroup.apply(&r).map_err(Error::cgroup(&opts.id))?;
     }
+    let join = cgroup.join_targets(&[]).map_err(Error::cgroup(&opts.id))?;
 
     let fifo_path = dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
@@ -284,6 +285,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
         seccomp: program.as_deref(),
         no_pivot,
         id: &opts.id,
+        cgroup: &join,
     };
     let stdio = opts.stdio.as_ref().map(Stdio3::raw_fds);
     let child = match sys::fork().map_err(Error::sys("fork"))? {
@@ -302,7 +304,7 @@ pub fn create(opts: CreateOptions, no_pivot: bool) -> Result<Created, Error> {
     drop(opts.stdio);
     undo.pids.push(child);
 
-    let r = drive_children(&parent_chan, child, &spec, &mut st, cgroup, &mut undo.pids);
+    let r = drive_children(&parent_chan, child, &spec, &mut st, &mut undo.pids);
     let console_master = r?;
     drop(fifo);
 
@@ -427,13 +429,8 @@ fn drive_children(
     intermediate: i32,
     spec: &Spec,
     st: &mut ContainerState,
-    cgroup: &Cgroup,
     pids: &mut Vec<i32>,
 ) -> Result<Option<OwnedFd>, Error> {
-    cgroup
-        .add_process(intermediate)
-        .map_err(Error::cgroup(&st.id))?;
-    chan.send(&Message::Continue)?;
     const WHO: &str = "the container's init";
     let linux = spec.linux().as_ref();
     let mut master = None;

@@ -78,7 +78,10 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
         .map_err(Error::sys(format!("open {path}")))?;
         ns_fds.push((t, path, fd));
     }
-    let cgroup = c.cgroup()?;
+    let join = c
+        .cgroup()?
+        .join_targets(&opts.sub_cgroups)
+        .map_err(Error::cgroup(&id))?;
     // A container without a mount namespace lives in ours, chrooted.
     let callers_root =
         (!crate::rootfs::own_mount_namespace(&cspec)).then(|| format!("/proc/{init_pid}/root"));
@@ -99,7 +102,9 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
                 if let Some(fds) = stdio {
                     init::install_stdio(fds)?;
                 }
-                init::wait_continue(&child_chan)?;
+                // Before joining the container's mount namespace: the
+                // paths are the host's.
+                join.join_self().map_err(SetupError::Cgroup)?;
                 for (t, path, fd) in &ns_fds {
                     setns(fd, CloneFlags::from_bits_retain(*t as i32))
                         .map_err(|e| SetupError::path("join namespace", path, e))?;
@@ -145,13 +150,6 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<Execu
     const WHO: &str = "the exec'd process";
     let mut exec_pid = None;
     let r = (|| -> Result<Option<OwnedFd>, Error> {
-        if opts.sub_cgroups.is_empty() {
-            cgroup.add_process(child)
-        } else {
-            cgroup.add_process_below(child, &opts.sub_cgroups)
-        }
-        .map_err(Error::cgroup(&id))?;
-        parent_chan.send(&Message::Continue)?;
         let mut master = None;
         loop {
             let (msg, mut fds) = create::recv_setup(&parent_chan, WHO)?;

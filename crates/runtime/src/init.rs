@@ -70,6 +70,8 @@ pub enum SetupError {
     Hook(#[from] hooks::Error),
     #[error("seccomp")]
     Seccomp(#[source] seccomp::Error),
+    #[error("join the container's cgroup")]
+    Cgroup(#[source] crate::cgroups::Error),
     #[error(transparent)]
     Sync(#[from] crate::sync::Error),
 }
@@ -129,6 +131,8 @@ pub struct InitArgs<'a> {
     pub seccomp: Option<&'a seccomp::Program>,
     pub no_pivot: bool,
     pub id: &'a str,
+    /// The container's cgroup, which the intermediate child moves itself into.
+    pub cgroup: &'a crate::cgroups::JoinTargets,
 }
 
 /// Reports `err` to the parent and exits.
@@ -261,7 +265,9 @@ pub fn install_stdio(fds: [RawFd; 3]) -> Result<(), SetupError> {
 /// The intermediate child of create. Never returns.
 pub fn intermediate(args: &InitArgs<'_>, chan: &Channel) -> ! {
     let r = (|| -> Result<i32, SetupError> {
-        wait_continue(chan)?; // the parent has put us into the cgroup
+        // Before any namespace exists, so that they are the cgroup's from
+        // the start (and a new cgroup namespace is rooted at it).
+        args.cgroup.join_self().map_err(SetupError::Cgroup)?;
         enter_namespaces(args.spec, chan)?;
         match sys::fork_with_flags(libc::CLONE_PARENT)
             .map_err(|e| SetupError::sys("clone the container init", e))?

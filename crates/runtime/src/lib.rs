@@ -23,8 +23,8 @@
 //!   host side: resolved inside the rootfs, a regular file only, with a size limit.
 //!
 //! How a container is made (create.rs drives it, init.rs runs in the children):
-//! the caller forks an intermediate child, puts it in the cgroup, and lets it join
-//! namespaces by path and unshare the new ones (user first; the caller writes its
+//! the caller forks an intermediate child, which moves itself into the cgroup, joins
+//! namespaces by path and unshares the new ones (user first; the caller writes its
 //! id maps). The intermediate clones the init with CLONE_PARENT, so the init is the
 //! caller's child, reports its pid and exits. The init sets up the rootfs
 //! (rootfs.rs, mounts.rs, cgroupfs.rs, devices.rs), has the caller run the

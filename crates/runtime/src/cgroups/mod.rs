@@ -106,6 +106,28 @@ pub struct SubCgroup {
     pub path: PathBuf,
 }
 
+/// The files a process writes "0" to, to move itself into a cgroup (see
+/// [`Cgroup::join_targets`]).
+#[derive(Debug, Clone)]
+pub struct JoinTargets {
+    files: Vec<PathBuf>,
+}
+
+impl JoinTargets {
+    /// Moves the calling thread into the cgroup: for a process just forked
+    /// (one thread) that is the whole process, and its children follow. On
+    /// v1 this is far cheaper than a pid written to cgroup.procs, which
+    /// takes the kernel's global threadgroup lock, whose write side waits
+    /// for an RCU grace period (about 10 ms, the largest part of starting a
+    /// container); a thread moving only itself skips that lock.
+    pub fn join_self(&self) -> Result<(), Error> {
+        for f in &self.files {
+            fs::write(f, "0")?;
+        }
+        Ok(())
+    }
+}
+
 /// Resource usage of a cgroup, as far as the host's controllers report it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -312,6 +334,49 @@ impl Cgroup {
     /// path below the container's cgroup; a hierarchy no sub names gets the
     /// cgroup itself. On v2 there is one tree: a controller is ignored.
     pub fn add_process_below(&self, pid: i32, subs: &[SubCgroup]) -> Result<(), Error> {
+        for dir in self.dirs_below(subs)? {
+            fs::write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Where the calling thread goes with [`Cgroup::join_self`]: this
+    /// cgroup, or with `subs` its existing sub-cgroups as
+    /// [`Cgroup::add_process_below`] places them, checked now (a missing
+    /// sub-cgroup is [`Error::NotFound`]). Worked out before a fork, so
+    /// that a bad path fails in the caller and the child only writes.
+    pub fn join_targets(&self, subs: &[SubCgroup]) -> Result<JoinTargets, Error> {
+        let mut files: Vec<PathBuf> = self
+            .dirs_below(subs)?
+            .into_iter()
+            .map(|d| d.join(self.join_file()))
+            .collect();
+        // A frozen (paused) cgroup freezes whoever joins it: its freezer
+        // last, so that the joiner is in every hierarchy by then.
+        if let Cgroup::V1(c) = self {
+            if let Some(freezer) = c.dirs().get("freezer") {
+                files.sort_by_key(|f| f.starts_with(freezer));
+            }
+        }
+        Ok(JoinTargets { files })
+    }
+
+    /// The file that takes "0" for the caller: v1's `tasks` (the calling
+    /// thread alone), v2's cgroup.procs (its process; v2 has no per-thread
+    /// placement outside threaded cgroups).
+    fn join_file(&self) -> &'static str {
+        match self {
+            Cgroup::V1(_) => "tasks",
+            Cgroup::V2(_) => "cgroup.procs",
+        }
+    }
+
+    /// This cgroup's directory in each hierarchy, or with `subs` the
+    /// sub-cgroups that [`Cgroup::add_process_below`] names.
+    fn dirs_below(&self, subs: &[SubCgroup]) -> Result<Vec<PathBuf>, Error> {
+        if subs.is_empty() {
+            return Ok(self.paths());
+        }
         for s in subs {
             let bad = |reason| Error::InvalidPath {
                 path: s.path.display().to_string(),
@@ -332,8 +397,8 @@ impl Cgroup {
                 .or_else(|| subs.iter().find(|s| s.controller.is_none()))
                 .map(|s| s.path.clone())
         };
-        match self {
-            Cgroup::V1(c) => c.add_process_below(pid, sub_for),
+        let targets = match self {
+            Cgroup::V1(c) => c.dirs_below(sub_for),
             Cgroup::V2(c) => {
                 let dir = c.paths().into_iter().next().ok_or(Error::NotFound {
                     path: PathBuf::from("/"),
@@ -343,12 +408,17 @@ impl Cgroup {
                     .map(|s| dir.join(&s.path))
                     .next_back()
                     .unwrap_or(dir);
-                if !target.is_dir() {
-                    return Err(Error::NotFound { path: target });
-                }
-                fs::write(&target.join("cgroup.procs"), &pid.to_string())
+                vec![target]
+            }
+        };
+        for target in &targets {
+            if !target.is_dir() {
+                return Err(Error::NotFound {
+                    path: target.clone(),
+                });
             }
         }
+        Ok(targets)
     }
 
     /// Freezes every task of the cgroup and waits until the kernel says FROZEN.

@@ -432,13 +432,9 @@ impl CgroupV1 {
         Ok(())
     }
 
-    /// Moves `pid` into sub-cgroups: in each hierarchy, to the sub-path
-    /// `sub` gives for one of its controllers, else to the cgroup itself.
-    pub fn add_process_below(
-        &self,
-        pid: i32,
-        sub: impl Fn(&str) -> Option<PathBuf>,
-    ) -> Result<(), Error> {
+    /// In each hierarchy, the sub-path `sub` gives for one of its
+    /// controllers below the cgroup, else the cgroup itself.
+    pub fn dirs_below(&self, sub: impl Fn(&str) -> Option<PathBuf>) -> Vec<PathBuf> {
         let mut targets: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
         for (controller, dir) in &self.dirs {
             let target = sub(controller).map_or_else(|| dir.clone(), |s| dir.join(s));
@@ -449,15 +445,7 @@ impl CgroupV1 {
                 *slot = target;
             }
         }
-        for target in targets.values() {
-            if !target.is_dir() {
-                return Err(Error::NotFound {
-                    path: target.clone(),
-                });
-            }
-            fs::write(&target.join("cgroup.procs"), &pid.to_string())?;
-        }
-        Ok(())
+        targets.into_values().collect()
     }
 
     fn freezer_state(&self) -> Result<PathBuf, Error> {
