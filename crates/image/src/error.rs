@@ -99,7 +99,7 @@ pub enum Error {
         source: nix::Error,
     },
 
-    #[error("mounting the overlay at {target}: mount(8) failed: {stderr}")]
+    #[error("mounting {target}: mount(8) failed: {stderr}")]
     MountCommand { target: PathBuf, stderr: String },
 
     #[error("snapshot \"{key}\": {count} layers are more than one overlay mount can stack")]

@@ -115,19 +115,13 @@ impl Store {
         if held_by_a_vm(&disk)? {
             return Err(Error::DiskInUse(key.to_string()));
         }
-        let opts = "loop,noinit_itable,nosuid,nodev";
-        let out = Command::new("mount")
-            .args(["-t", "ext4", "-o", opts])
-            .arg(&disk)
-            .arg(&target)
-            .output()
-            .map_err(|e| Error::io("running mount(8) for", &target, e))?;
-        if !out.status.success() {
-            return Err(Error::MountCommand {
-                target,
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
+        // mount(8) sets up the loop device (and frees it at unmount).
+        super::snapshot::run_mount(
+            Command::new("mount")
+                .args(["-t", "ext4", "-o", "loop,noinit_itable,nosuid,nodev"])
+                .arg(&disk),
+            &target,
+        )?;
         for d in ["upper", "work"] {
             let p = target.join(d);
             match fs::DirBuilder::new().create(&p) {

@@ -284,19 +284,12 @@ impl Store {
                 count: lowers.len(),
             });
         }
-        let out = std::process::Command::new("mount")
-            .current_dir(&layers_dir)
-            .args(["-t", "overlay", "overlay", "-o", &opts])
-            .arg(&target)
-            .output()
-            .map_err(|e| Error::io("running mount(8) for", &target, e))?;
-        if !out.status.success() {
-            return Err(Error::MountCommand {
-                target,
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(())
+        run_mount(
+            std::process::Command::new("mount")
+                .current_dir(&layers_dir)
+                .args(["-t", "overlay", "overlay", "-o", &opts]),
+            &target,
+        )
     }
 
     /// `l/<20 hex>`, a link to the layer's `diff` dir, relative to `layers/`.
@@ -427,6 +420,21 @@ impl Store {
 }
 
 /// True when `path` is a mount point (its device differs from its parent's).
+/// Runs mount(8) `cmd` with `target` last; its stderr becomes the error.
+pub(crate) fn run_mount(cmd: &mut std::process::Command, target: &Path) -> Result<(), Error> {
+    let out = cmd
+        .arg(target)
+        .output()
+        .map_err(|e| Error::io("running mount(8) for", target, e))?;
+    if !out.status.success() {
+        return Err(Error::MountCommand {
+            target: target.to_path_buf(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn is_mountpoint(path: &Path, parent: &Path) -> Result<bool, Error> {
     let a = fs::symlink_metadata(path).map_err(|e| Error::io("checking", path, e))?;
     let b = fs::symlink_metadata(parent).map_err(|e| Error::io("checking", parent, e))?;
