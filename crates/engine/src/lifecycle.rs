@@ -777,13 +777,17 @@ impl Engine {
         self.require_running(rec)?;
         let config = &rec.config;
         let user_spec = opts.user.clone().unwrap_or_else(|| config.user.clone());
-        // A VM that holds its disks leaves the host the image's files only.
-        let view = image::store::Store::open(&self.root)
-            .and_then(|s| s.held_image_view(&config.snapshot_key))
-            .map_err(|source| Error::Snapshot {
-                id: config.id.clone(),
-                source,
-            })?;
+        // A VM that holds its disks leaves the host the image's files only
+        // (process mode's exec reads no store record for this).
+        let view = match config.isolation {
+            isolation::Isolation::Vm => image::store::Store::open(&self.root)
+                .and_then(|s| s.held_image_view(&config.snapshot_key))
+                .map_err(|source| Error::Snapshot {
+                    id: config.id.clone(),
+                    source,
+                })?,
+            isolation::Isolation::Process => None,
+        };
         let files = view.as_ref().map_or(config.rootfs.as_path(), |v| v.path());
         let mut user = user::resolve(files, &user_spec)?;
         user.additional_gids

@@ -341,9 +341,9 @@ mod tests {
         assert_eq!(guest_cpus(Some(1.5)), 2);
     }
 
-    #[test]
-    fn a_restored_vm_with_a_nic_has_its_tap_and_does_not_announce() {
-        let args = QemuArgs {
+    /// A booting VM's arguments with no disks, NIC or shares.
+    fn plain_args() -> QemuArgs<'static> {
+        QemuArgs {
             name: "web",
             process_name: "isola-vm-3f9a2c",
             accel: Accel::Tcg { tb_size_mib: 32 },
@@ -353,9 +353,18 @@ mod tests {
             agent_fd: 6,
             qmp_fd: None,
             disks: false,
-            nic: Some((9, "02:42:ac:11:00:02")),
+            nic: None,
             shares: &[],
+            start: StartMode::Boot,
+        }
+    }
+
+    #[test]
+    fn a_restored_vm_with_a_nic_has_its_tap_and_does_not_announce() {
+        let args = QemuArgs {
+            nic: Some((9, "02:42:ac:11:00:02")),
             start: StartMode::Restore { fd: 7 },
+            ..plain_args()
         }
         .to_args()
         .join(" ");
@@ -373,18 +382,8 @@ mod tests {
     #[test]
     fn a_disk_rootfs_is_two_drives_the_guest_finds_by_serial() {
         let args = QemuArgs {
-            name: "web",
-            process_name: "isola-vm-3f9a2c",
-            accel: Accel::Tcg { tb_size_mib: 32 },
-            memory_mib: 128,
-            cpus: 1,
-            console_fd: 5,
-            agent_fd: 6,
-            qmp_fd: None,
             disks: true,
-            nic: None,
-            shares: &[],
-            start: StartMode::Boot,
+            ..plain_args()
         }
         .to_args()
         .join(" ");
@@ -407,15 +406,6 @@ mod tests {
         assert!(process_name("3f9a2c1b7d").len() <= 15);
         let args = QemuArgs {
             name: "web,1",
-            process_name: "isola-vm-3f9a2c",
-            accel: Accel::Tcg { tb_size_mib: 32 },
-            memory_mib: 128,
-            cpus: 1,
-            console_fd: 5,
-            agent_fd: 6,
-            qmp_fd: None,
-            disks: false,
-            nic: None,
             shares: &[Share {
                 tag: "vol0".into(),
                 host_path: "/srv/data".into(),
@@ -423,7 +413,7 @@ mod tests {
                 files: None,
                 live: false,
             }],
-            start: StartMode::Boot,
+            ..plain_args()
         }
         .to_args();
         let joined = args.join(" ");

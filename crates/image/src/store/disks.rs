@@ -22,6 +22,7 @@ use std::process::Command;
 use nix::mount::{umount2, MntFlags};
 use sha2::{Digest, Sha256};
 
+use super::records::ImageRecord;
 use super::{Error, Store};
 
 /// The image disk's size: EROFS uses what it needs, the rest is a hole.
@@ -124,11 +125,7 @@ impl Store {
         )?;
         for d in ["upper", "work"] {
             let p = target.join(d);
-            match fs::DirBuilder::new().create(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::io("creating", &p, e)),
-            }
+            fs::create_dir_all(&p).map_err(|e| Error::io("creating", &p, e))?;
         }
         Ok(())
     }
@@ -179,7 +176,7 @@ impl Store {
             .tempdir_in(self.tmp_dir())
             .map_err(|e| Error::io("creating a temp dir in", self.tmp_dir(), e))?;
         let merged = self.mount_image_files(key, &rec.layers, tmp.path())?;
-        Ok(Some(ImageView { tmp, merged }))
+        Ok(Some(ImageView { _tmp: tmp, merged }))
     }
 
     /// Mounts `layers` merged, read-only, at `dir/merged` (returned). A
@@ -218,20 +215,16 @@ impl Store {
         fs::metadata(dir.join(WRITABLE_DISK)).map_or(0, |m| m.blocks() * 512)
     }
 
-    /// Removes the EROFS images of layer chains that no image and no
-    /// snapshot has (an image's disk stays for its next VM container, a
-    /// build step's goes with its container). Call with the metadata lock
-    /// held.
-    pub(crate) fn prune_image_disks(&self) -> Result<(), Error> {
+    /// Removes the EROFS images of layer chains that none of the image
+    /// `records` (all of them) and no snapshot has (an image's disk stays
+    /// for its next VM container, a build step's goes with its container).
+    /// Call with the metadata lock held.
+    pub(crate) fn prune_image_disks(&self, records: &[ImageRecord]) -> Result<(), Error> {
         let dir = self.root.join("disks");
         let Ok(entries) = fs::read_dir(&dir) else {
             return Ok(());
         };
-        let mut keep: Vec<String> = self
-            .all_records()?
-            .iter()
-            .map(|r| image_disk_name(&r.layers))
-            .collect();
+        let mut keep: Vec<String> = records.iter().map(|r| image_disk_name(&r.layers)).collect();
         for key in self.snapshots()? {
             keep.extend(
                 self.read_snapshot(&key)
@@ -266,7 +259,8 @@ fn image_disk_name(layers: &[String]) -> String {
 
 /// A read-only mount of an image's files, unmounted when dropped.
 pub struct ImageView {
-    tmp: tempfile::TempDir,
+    /// Removed once the view is unmounted (fields drop after `drop`).
+    _tmp: tempfile::TempDir,
     merged: PathBuf,
 }
 
@@ -279,7 +273,6 @@ impl ImageView {
 impl Drop for ImageView {
     fn drop(&mut self) {
         let _ = umount2(&self.merged, MntFlags::MNT_DETACH);
-        let _ = &self.tmp;
     }
 }
 

@@ -66,7 +66,7 @@ impl Store {
             None => (self.list_hex("blobs/sha256")?, self.list_hex("layers")?),
         };
 
-        self.prune_image_disks()?;
+        self.prune_image_disks(&records)?;
 
         let mut report = PruneReport::default();
         for d in blob_candidates {

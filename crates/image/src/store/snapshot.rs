@@ -384,7 +384,7 @@ impl Store {
         let _lock = self.meta_lock()?;
         fs::remove_dir_all(&dir).map_err(|e| Error::io("removing", &dir, e))?;
         if rec_disk {
-            self.prune_image_disks()?;
+            self.prune_image_disks(&self.all_records()?)?;
         }
         Ok(())
     }
