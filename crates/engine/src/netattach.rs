@@ -162,11 +162,8 @@ pub fn attach(
     store: &ContainerStore,
     config: &ContainerConfig,
 ) -> Result<Option<NetworkState>, AttachError> {
-    // A dead run of this container may have left its attachment (a DEL of
-    // the whole chain costs as much as the ADD: only when there is any).
-    if holds_anything(root, store, config) {
-        release(root, store, config);
-    }
+    // A dead run of this container may have left its attachment.
+    release(root, store, config);
     let netns = netns_path(root, &config.id);
     match &config.network {
         NetworkMode::Host => return Ok(None),
@@ -235,7 +232,7 @@ pub fn attach(
         }
         // Its own file too: it is a member now.
         for net in &touched {
-            refresh_hosts(store, net)?;
+            refresh_hosts(store, net, &config.id)?;
         }
         Ok(state)
     })();
@@ -336,7 +333,7 @@ pub fn connect(
         None,
     )?;
     store.update_state(&config.id, move |s| s.extra_networks.push(held))?;
-    refresh_hosts(store, net)
+    refresh_hosts(store, net, &config.id)
 }
 
 /// `network disconnect`: leaves `net` (its interface goes, its name leaves
@@ -380,7 +377,7 @@ pub fn disconnect(
     store.update_state(&config.id, move |s| {
         s.extra_networks.retain(|n| n.network != name)
     })?;
-    refresh_hosts(store, net)
+    refresh_hosts(store, net, &config.id)
 }
 
 /// Releases what a container holds: its addresses, ports and host veth
@@ -388,6 +385,11 @@ pub fn disconnect(
 /// and best effort (each step runs whatever the others did), since it also
 /// cleans after a killed monitor or a reboot.
 pub fn release(root: &Path, store: &ContainerStore, config: &ContainerConfig) {
+    // A DEL of the whole chain costs as much as the ADD: only when there is
+    // anything (the monitor released it at the exit, `rm` finds nothing).
+    if !holds_anything(root, store, config) {
+        return;
+    }
     let netns = netns_path(root, &config.id);
     let state = store.read(&config.id).ok().flatten().map(|r| r.state);
     // What it holds by its state, else (a state lost or never written) by
@@ -415,7 +417,11 @@ pub fn release(root: &Path, store: &ContainerStore, config: &ContainerConfig) {
         .as_ref()
         .is_some_and(|s| s.attachments().next().is_some());
     let networks = Networks::open(root).ok().filter(|_| !held.is_empty());
-    let _lock = networks.as_ref().map(Networks::lock);
+    // The chains run outside this root's lock, side by side with other
+    // containers' ADDs and DELs, as kubelet runs its pods': the plugins take
+    // their own (host-local its lease directory, iptables the xtables lock),
+    // and a DEL releases the address last. The lock guards what isola keeps:
+    // the state and the hosts files.
     let mut touched = Vec::new();
     if let Some(networks) = &networks {
         let ns = Some(netns.as_path()).filter(|p| network::netns::is_mounted(p));
@@ -434,6 +440,7 @@ pub fn release(root: &Path, store: &ContainerStore, config: &ContainerConfig) {
             touched.push(net);
         }
     }
+    let lock = networks.as_ref().map(Networks::lock);
     // Out of its state before its peers' hosts files are rewritten.
     if holds_state {
         let _ = store.update_state(&config.id, |s| {
@@ -442,8 +449,9 @@ pub fn release(root: &Path, store: &ContainerStore, config: &ContainerConfig) {
         });
     }
     for net in &touched {
-        let _ = refresh_hosts(store, net);
+        let _ = refresh_hosts(store, net, &config.id);
     }
+    drop(lock);
     if let Err(e) = network::netns::remove(&netns) {
         tracing::warn!(id = %config.id, error = %e, "removing the network namespace");
     }
@@ -490,10 +498,13 @@ pub fn write_hosts_file(
     std::fs::write(&path, text).map_err(|source| AttachError::Hosts { path, source })
 }
 
-/// Rewrites the hosts file of every container attached to `net`, from who
-/// is attached now (called with the networks lock held, after a join or a
-/// leave).
-fn refresh_hosts(store: &ContainerStore, net: &NetworkRecord) -> Result<(), AttachError> {
+/// Rewrites the hosts files that `changed` joining or leaving `net` alters,
+/// from who is attached now (called with the networks lock held).
+fn refresh_hosts(
+    store: &ContainerStore,
+    net: &NetworkRecord,
+    changed: &str,
+) -> Result<(), AttachError> {
     let all = store.list()?;
     let on = |r: &crate::store::ContainerRecord, network: &str| {
         r.state
@@ -501,7 +512,16 @@ fn refresh_hosts(store: &ContainerStore, net: &NetworkRecord) -> Result<(), Atta
             .find(|n| n.network == network)
             .map(|n| n.attachment.ip)
     };
-    for me in all.iter().filter(|r| on(r, &net.name).is_some()) {
+    // On a network that resolves no names, the others' files do not name
+    // `changed`: only its own is rewritten (fifty containers leaving the
+    // default network would otherwise rewrite 50 × 49 files).
+    let affected = |r: &crate::store::ContainerRecord| {
+        crate::networks::resolves_names(&net.name) || r.config.id == changed
+    };
+    for me in all
+        .iter()
+        .filter(|r| on(r, &net.name).is_some() && affected(r))
+    {
         // Its peers on every user network it is on (the default network
         // resolves no names, as docker's).
         let mut peers: Vec<(Ipv4Addr, Vec<String>)> = Vec::new();
