@@ -484,10 +484,21 @@ impl Engine {
             })?;
             config.rootfs = snap.rootfs;
             let finish = || -> Result<(), Error> {
-                claim.copy_up(&config.rootfs)?;
-                let mut user = user::resolve(&config.rootfs, &config.user)?;
+                // A disk snapshot is not mounted on the host: its image's
+                // files are all it has yet.
+                let view = match disks {
+                    true => images.image_view(&config.snapshot_key),
+                    false => Ok(None),
+                }
+                .map_err(|source| Error::Snapshot {
+                    id: id.into(),
+                    source,
+                })?;
+                let files = view.as_ref().map_or(config.rootfs.as_path(), |v| v.path());
+                claim.copy_up(files)?;
+                let mut user = user::resolve(files, &config.user)?;
                 user.additional_gids
-                    .extend(user::group_ids(&config.rootfs, &config.group_add)?);
+                    .extend(user::group_ids(files, &config.group_add)?);
                 spec::write_bundle(&config, dir, &user, &caps, &security)?;
                 Ok(())
             };
@@ -781,7 +792,7 @@ impl Engine {
         // (process mode's exec reads no store record for this).
         let view = match config.isolation {
             isolation::Isolation::Vm => image::store::Store::open(&self.root)
-                .and_then(|s| s.held_image_view(&config.snapshot_key))
+                .and_then(|s| s.image_view(&config.snapshot_key))
                 .map_err(|source| Error::Snapshot {
                     id: config.id.clone(),
                     source,

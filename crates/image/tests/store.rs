@@ -486,11 +486,18 @@ fn a_disk_snapshot_keeps_its_writes_on_its_disk_and_leaves_nothing() {
     tars.extend((1..40).map(|i| LayerTar::new().file(&format!("f{i}"), b"x").finish()));
     tars.push(LayerTar::new().file(".wh.gone", b"").finish());
     let img = commit(&t.store, &tars, Compress::Gzip, "many:latest").unwrap();
-    let snap = t.store.create_disk_snapshot(&img, "vm").unwrap();
+    let made = t.store.create_disk_snapshot(&img, "vm").unwrap();
     let guard = SnapshotGuard {
         store: &t.store,
         key: "vm".into(),
     };
+    // Made unmounted (a VM takes it as it is); its files are its image's.
+    assert!(!made.rootfs.join("f39").exists(), "mounted at create");
+    let view = t.store.image_view("vm").unwrap().unwrap();
+    assert!(view.path().join("f39").exists() && !view.path().join("gone").exists());
+    drop(view);
+    // The host mounts it when it needs its files.
+    let snap = t.store.snapshot("vm").unwrap();
     assert!(snap.rootfs.join("f39").exists() && !snap.rootfs.join("gone").exists());
     fs::write(snap.rootfs.join("note"), b"on the disk").unwrap();
     let changes: Vec<String> = t

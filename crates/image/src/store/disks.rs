@@ -161,11 +161,13 @@ impl Store {
         })
     }
 
-    /// While a VM holds disk snapshot `key` (its rootfs is not mounted on
-    /// the host), a read-only view of its image's files, the layers merged
-    /// in a temporary mount: what the host can read of it then (the users
-    /// and groups an exec names). None for any other snapshot.
-    pub fn held_image_view(&self, key: &str) -> Result<Option<ImageView>, Error> {
+    /// While disk snapshot `key`'s rootfs is not mounted on the host (a VM
+    /// holds its disks, or it was just made), a read-only view of its
+    /// image's files, the layers merged in a temporary mount: what the host
+    /// can read of it without its writable disk (the users and groups an
+    /// exec names; all of a fresh snapshot's files). None for any other
+    /// snapshot.
+    pub fn image_view(&self, key: &str) -> Result<Option<ImageView>, Error> {
         let rec = self.read_snapshot(key)?;
         let dir = self.snapshot_dir(key)?;
         if !rec.disk || super::snapshot::is_mountpoint(&dir.join("rootfs"), &dir)? {
