@@ -1,6 +1,6 @@
 //! sys: the agent's few raw syscalls that nix does not wrap with the features
 //! the workspace enables (reboot, interface flags and addresses, poll over
-//! raw fds, the SIGCHLD self-pipe, terminal size). Every unsafe block of the
+//! raw fds, the SIGCHLD self-pipe, terminal size, FITRIM). Every unsafe block of the
 //! agent is here.
 
 use std::io;
@@ -34,6 +34,39 @@ pub fn power_off() -> io::Error {
         libc::reboot(libc::RB_POWER_OFF);
     }
     io::Error::last_os_error()
+}
+
+/// Flushes the filesystem mounted at `dir` to its disk (syncfs).
+pub fn sync_fs(dir: &str) -> io::Result<()> {
+    let f = std::fs::File::open(dir)?;
+    nix::unistd::syncfs(&f)?;
+    Ok(())
+}
+
+/// Has the filesystem mounted at `dir` discard every free block (FITRIM,
+/// what fstrim(8) does): the disk under it drops them.
+pub fn trim(dir: &str) -> io::Result<()> {
+    /// linux/fs.h `struct fstrim_range`.
+    #[repr(C)]
+    struct FstrimRange {
+        start: u64,
+        len: u64,
+        minlen: u64,
+    }
+    /// `_IOWR('X', 121, struct fstrim_range)` from <linux/fs.h>.
+    const FITRIM: libc::c_ulong = 0xC018_5879;
+    let f = std::fs::File::open(dir)?;
+    let mut range = FstrimRange {
+        start: 0,
+        len: u64::MAX,
+        minlen: 0,
+    };
+    // SAFETY: the fd is open for the call and `range` outlives it.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), FITRIM, &mut range as *mut FstrimRange) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Sets IFF_UP on the interface `name` (loopback here; there is no `ip` in the guest).

@@ -4,7 +4,8 @@
 //! user relies on: writes survive `stop` + `start`, two containers of one
 //! image never see each other's writes, a volume stays live both ways, the
 //! host reads a stopped container's files and refuses while its VM holds
-//! them, and `rm` leaves no disk, mount or loop device. Few VMs, many
+//! them, a deleted file's space goes back to the host, and `rm` leaves no
+//! disk, mount or loop device. Few VMs, many
 //! checks each (TCG boots are slow).
 
 mod common;
@@ -26,22 +27,39 @@ fn vm_disks_keep_writes_across_restarts_apart_per_container_and_leave_nothing() 
         args.extend(["busybox", "sh", "-c", cmd]);
         root.ok(&args).trim().to_string()
     };
-    // First start writes; a later start of the same container finds it.
+    // First start writes; a later start of the same container finds it,
+    // and deletes a big file: its space goes back to the host.
     let writer = create(
         "writer",
-        "if [ -e /data/note ]; then cat /data/note; echo again >> /data/note; \
-         else mkdir -p /data && echo first > /data/note && echo changed:x:7: >> /etc/group; fi; \
+        "if [ -e /data/note ]; then cat /data/note; echo again >> /data/note; rm -f /data/big; \
+         else mkdir -p /data && echo first > /data/note && echo changed:x:7: >> /etc/group; \
+         dd if=/dev/zero of=/data/big bs=1M count=32 2>/dev/null; fi; \
          mount | grep ' / '",
     );
+    let disk = |id: &str| {
+        let dir = root.path().join("image/snapshots").join(id);
+        dir.join("writable.disk")
+    };
+    let allocated = |id: &str| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(disk(id)).unwrap().blocks() * 512
+    };
     let first = root.ok(&["start", "-a", &writer]);
     assert!(
         first.contains("overlay on / type overlay") && first.contains("/run/isola/writable/upper"),
         "the guest's rootfs is the overlay of its disks: {first}"
     );
+    let full = allocated(&writer);
+    assert!(full >= 32 << 20, "32 MiB written, {full} bytes on the host");
     let again = root.ok(&["start", "-a", &writer]);
     assert!(
         again.starts_with("first\n"),
         "a file written before stop is there after start: {again}"
+    );
+    let freed = allocated(&writer);
+    assert!(
+        freed + (24 << 20) <= full,
+        "a deleted file's space stays on the host: {full} bytes, then {freed}"
     );
 
     // The host reads the stopped container's files: diff, cp.
@@ -114,10 +132,6 @@ fn vm_disks_keep_writes_across_restarts_apart_per_container_and_leave_nothing() 
         root.ok(&["exec", "-u", "nobody", &reader, "id", "-u"]),
         "65534\n"
     );
-    let disk = |id: &str| {
-        let dir = root.path().join("image/snapshots").join(id);
-        dir.join("writable.disk")
-    };
     assert!(disk(&reader).is_file());
     assert!(!mounted(&root.path().join("image/snapshots").join(&reader)));
 

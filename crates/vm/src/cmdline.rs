@@ -238,20 +238,27 @@ impl QemuArgs<'_> {
         ]);
         if self.disks {
             // Raw images through the host's page cache (shared by every VM
-            // of the image); the guest finds each by its serial.
-            for (id, path, serial, ro) in [
-                ("image", jail::IMAGE_DISK, proto::IMAGE_DISK_SERIAL, true),
+            // of the image); the guest finds each by its serial. What the
+            // guest frees on the writable disk, QEMU punches out of the
+            // host's file (discard=unmap): deleting files gives the space
+            // back, as on the host's own filesystem in process mode.
+            for (id, path, serial, opts) in [
+                (
+                    "image",
+                    jail::IMAGE_DISK,
+                    proto::IMAGE_DISK_SERIAL,
+                    ",readonly=on",
+                ),
                 (
                     "writable",
                     jail::WRITABLE_DISK,
                     proto::WRITABLE_DISK_SERIAL,
-                    false,
+                    ",discard=unmap",
                 ),
             ] {
-                let ro = if ro { ",readonly=on" } else { "" };
                 push(&[
                     "-drive",
-                    &format!("file={path},if=none,id={id},format=raw{ro}"),
+                    &format!("file={path},if=none,id={id},format=raw{opts}"),
                     "-device",
                     &format!("virtio-blk-device,drive={id},serial={serial}"),
                 ]);
@@ -394,7 +401,7 @@ mod tests {
             "{args}"
         );
         assert!(
-            args.contains("file=/writable.disk,if=none,id=writable,format=raw ")
+            args.contains("file=/writable.disk,if=none,id=writable,format=raw,discard=unmap ")
                 && args.contains("drive=writable,serial=isola-writable"),
             "{args}"
         );
