@@ -188,6 +188,7 @@ fn free_bytes(dir: &str) -> Result<u64> {
 /// group of the 64 GiB disk (about 0.3 s under TCG), which online discard
 /// would instead pay at each delete; a session that only added files skips it.
 fn trim_writable_if_freed() {
+    // Set once the disk is mounted (nothing else unmounts it).
     let Some((dev, free_at_mount)) = WRITABLE_AT_MOUNT.get() else {
         return;
     };
@@ -209,9 +210,7 @@ fn trim_writable_if_freed() {
 /// layer's disk is clean when the VM powers off (and trimmed, when the
 /// container freed space on it); best effort.
 pub fn unmount_rootfs() {
-    if is_mounted(WRITABLE_MOUNT) {
-        trim_writable_if_freed();
-    }
+    trim_writable_if_freed();
     for dir in [proto::GUEST_ROOTFS, WRITABLE_MOUNT, IMAGE_MOUNT] {
         if is_mounted(dir) {
             let _ = nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH);

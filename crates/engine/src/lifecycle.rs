@@ -496,9 +496,7 @@ impl Engine {
                 })?;
                 let files = view.as_ref().map_or(config.rootfs.as_path(), |v| v.path());
                 claim.copy_up(files)?;
-                let mut user = user::resolve(files, &config.user)?;
-                user.additional_gids
-                    .extend(user::group_ids(files, &config.group_add)?);
+                let user = user::resolve_with_groups(files, &config.user, &config.group_add)?;
                 spec::write_bundle(&config, dir, &user, &caps, &security)?;
                 Ok(())
             };
@@ -800,9 +798,7 @@ impl Engine {
             isolation::Isolation::Process => None,
         };
         let files = view.as_ref().map_or(config.rootfs.as_path(), |v| v.path());
-        let mut user = user::resolve(files, &user_spec)?;
-        user.additional_gids
-            .extend(user::group_ids(files, &config.group_add)?);
+        let user = user::resolve_with_groups(files, &user_spec, &config.group_add)?;
         let (caps, security) = security::for_container(
             &config.cap_add,
             &config.cap_drop,

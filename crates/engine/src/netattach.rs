@@ -245,19 +245,6 @@ pub fn attach(
     }
 }
 
-/// Whether the container holds anything of a network: attachments in its
-/// state, its namespace file, or CNI results an interrupted ADD left.
-fn holds_anything(root: &Path, store: &ContainerStore, config: &ContainerConfig) -> bool {
-    let recorded = store
-        .read(&config.id)
-        .ok()
-        .flatten()
-        .is_some_and(|r| r.state.attachments().next().is_some());
-    recorded
-        || netns_path(root, &config.id).exists()
-        || Networks::open(root).is_ok_and(|n| n.cni().holds_results(&config.id))
-}
-
 /// Runs `net`'s CNI chain for one interface of the container's namespace.
 #[allow(clippy::too_many_arguments)]
 fn attach_one(
@@ -385,13 +372,21 @@ pub fn disconnect(
 /// and best effort (each step runs whatever the others did), since it also
 /// cleans after a killed monitor or a reboot.
 pub fn release(root: &Path, store: &ContainerStore, config: &ContainerConfig) {
-    // A DEL of the whole chain costs as much as the ADD: only when there is
-    // anything (the monitor released it at the exit, `rm` finds nothing).
-    if !holds_anything(root, store, config) {
-        return;
-    }
     let netns = netns_path(root, &config.id);
     let state = store.read(&config.id).ok().flatten().map(|r| r.state);
+    let holds_state = state
+        .as_ref()
+        .is_some_and(|s| s.attachments().next().is_some());
+    // A DEL of the whole chain costs as much as the ADD: only when it holds
+    // anything, by its state, its namespace file or the CNI results an
+    // interrupted ADD left (the monitor released it at the exit: `rm`
+    // finds nothing).
+    let holds_anything = holds_state
+        || netns.exists()
+        || Networks::open(root).is_ok_and(|n| n.cni().holds_results(&config.id));
+    if !holds_anything {
+        return;
+    }
     // What it holds by its state, else (a state lost or never written) by
     // its configuration: the mode's network on eth0, the connected ones
     // on eth1, eth2, ...
@@ -413,9 +408,6 @@ pub fn release(root: &Path, store: &ContainerStore, config: &ContainerConfig) {
             held.push((n.network.clone(), n.attachment.ifname.clone()));
         }
     }
-    let holds_state = state
-        .as_ref()
-        .is_some_and(|s| s.attachments().next().is_some());
     let networks = Networks::open(root).ok().filter(|_| !held.is_empty());
     // The chains run outside this root's lock, side by side with other
     // containers' ADDs and DELs, as kubelet runs its pods': the plugins take

@@ -152,9 +152,21 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, UserError> {
     })
 }
 
+/// [`resolve`], with the gids of `group_add` ([`group_ids`]) among its
+/// additional groups: a container's process user.
+pub fn resolve_with_groups(
+    rootfs: &Path,
+    spec: &str,
+    group_add: &[String],
+) -> Result<ResolvedUser, UserError> {
+    let mut user = resolve(rootfs, spec)?;
+    user.additional_gids.extend(group_ids(rootfs, group_add)?);
+    Ok(user)
+}
+
 /// The gids of `--group-add` entries: numbers, or names in the
 /// container's /etc/group.
-pub fn group_ids(rootfs: &Path, names: &[String]) -> Result<Vec<u32>, UserError> {
+fn group_ids(rootfs: &Path, names: &[String]) -> Result<Vec<u32>, UserError> {
     if names.is_empty() {
         return Ok(Vec::new());
     }

@@ -199,15 +199,8 @@ impl Store {
         if layers.is_empty() {
             return Ok(empty);
         }
-        let mut lowers: Vec<String> = layers
-            .iter()
-            .rev()
-            .map(|l| Ok(self.layer_diff_dir(l)?.display().to_string()))
-            .collect::<Result<_, Error>>()?;
-        if layers.len() == 1 {
-            lowers.push(empty.display().to_string());
-        }
-        self.mount_overlay_of(key, layers, &lowers, None, &merged)?;
+        let below = (layers.len() == 1).then_some(empty.as_path());
+        self.mount_overlay_of(key, layers, below, None, &merged)?;
         Ok(merged)
     }
 

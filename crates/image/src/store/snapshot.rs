@@ -229,33 +229,38 @@ impl Store {
             }
             false => dir.to_path_buf(),
         };
-        let mut lowers = Vec::new();
-        for diff_id in layers.iter().rev() {
-            lowers.push(self.layer_diff_dir(diff_id)?.display().to_string());
-        }
-        if lowers.is_empty() {
-            // overlayfs needs a lowerdir; an image without layers gets an empty one.
-            let empty = dir.join("empty");
-            fs::create_dir_all(&empty).map_err(|e| Error::io("creating", &empty, e))?;
-            lowers.push(empty.display().to_string());
-        }
+        // overlayfs needs a lowerdir; an image without layers gets an empty one.
+        let empty = dir.join("empty");
+        let below = match layers.is_empty() {
+            true => {
+                fs::create_dir_all(&empty).map_err(|e| Error::io("creating", &empty, e))?;
+                Some(empty.as_path())
+            }
+            false => None,
+        };
         let upper = (rw.join("upper"), rw.join("work"));
-        self.mount_overlay_of(key, layers, &lowers, Some(&upper), &dir.join("rootfs"))
+        self.mount_overlay_of(key, layers, below, Some(&upper), &dir.join("rootfs"))
     }
 
-    /// Mounts an overlay of `lowers` (top first: the dirs of `layers`, and
-    /// at most one more dir) at `target`, with `upper` (its upper and work
-    /// dirs) or read-only. With many layers the lowers are named by short
-    /// links to `layers`' dirs.
+    /// Mounts an overlay of `layers`' dirs (and `below` them, one more dir)
+    /// at `target`, with `upper` (its upper and work dirs) or read-only.
+    /// With many layers the lowers are named by short links to `layers`'
+    /// dirs.
     pub(crate) fn mount_overlay_of(
         &self,
         key: &str,
         layers: &[String],
-        lowers: &[String],
+        below: Option<&Path>,
         upper: Option<&(PathBuf, PathBuf)>,
         target: &Path,
     ) -> Result<(), Error> {
         let target = target.to_path_buf();
+        let below = below.map(|p| p.display().to_string());
+        let mut lowers = Vec::new();
+        for diff_id in layers.iter().rev() {
+            lowers.push(self.layer_diff_dir(diff_id)?.display().to_string());
+        }
+        lowers.extend(below.clone());
         let upper_work = match upper {
             Some((upper, work)) => {
                 format!(",upperdir={},workdir={}", upper.display(), work.display())
@@ -285,6 +290,7 @@ impl Store {
         for diff_id in layers.iter().rev() {
             short.push(self.short_layer_link(diff_id)?);
         }
+        short.extend(below);
         let opts = format!("lowerdir={}{upper_work}", short.join(":"));
         if opts.len() > MAX_MOUNT_DATA {
             return Err(Error::TooManyLayers {
